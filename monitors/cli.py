@@ -1,0 +1,208 @@
+"""The command line: `python -m monitors --help`.
+
+Listing commands take `--json` and then print one JSON document on stdout and nothing else.
+Exit codes: 0 done, 2 usage error or unknown dataset, 3 batch quarantined.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from monitors.catalog import UnknownDataset, find_dataset, sync_datasets
+from monitors.config import ConfigError, load_config
+from monitors.demo import land_demo
+from monitors.freshness import list_late_partitions
+from monitors.ingest import create_dataset, ingest_file
+from monitors.readers import ContractViolation
+from monitors.settings import Settings, load_settings
+from store import queries
+from store.engine import open_store
+
+EXIT_USAGE = 2
+EXIT_QUARANTINED = 3
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m monitors",
+                                     description="Data-quality and model monitoring for daily ML pipelines.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="land the demo's datasets and incidents")
+    demo.add_argument("--days", type=int, default=120, help="days of history (default 120)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    demo.add_argument("--end", type=_date, help="last partition (default: yesterday, UTC)")
+
+    ingest = commands.add_parser("ingest", help="land one batch file")
+    ingest.add_argument("path", type=Path)
+    ingest.add_argument("--dataset", required=True)
+    ingest.add_argument("--partition", type=_date, help="default: the date in the file name")
+    ingest.add_argument("--create", action="store_true",
+                        help="make an unknown dataset, its contract inferred from this batch")
+    ingest.add_argument("--json", action="store_true")
+
+    datasets = commands.add_parser("datasets", help="the datasets")
+    datasets_cmd = datasets.add_subparsers(dest="action", required=True)
+    datasets_cmd.add_parser("list", help="list datasets").add_argument("--json", action="store_true")
+
+    batches = commands.add_parser("batches", help="the batches")
+    batches_cmd = batches.add_subparsers(dest="action", required=True)
+    batches_list = batches_cmd.add_parser("list", help="list batches")
+    batches_list.add_argument("--dataset")
+    batches_list.add_argument("--json", action="store_true")
+
+    metrics = commands.add_parser("metrics", help="a stored metric as a time series")
+    metrics.add_argument("--dataset", required=True)
+    metrics.add_argument("--column", help="omit for table-level metrics (row_count, ...)")
+    metrics.add_argument("--metric", required=True)
+    metrics.add_argument("--key", default="", help="the category, for freq")
+    metrics.add_argument("--json", action="store_true")
+
+    serve = commands.add_parser("serve", help="the dashboard (lands the demo first on an empty store)")
+    serve.add_argument("--port", type=int, default=8501)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = load_settings()
+    try:
+        _, sessions = open_store(settings.db_url)
+        handler = COMMANDS[(args.command, getattr(args, "action", None))]
+        return handler(args, settings, sessions)
+    except (UnknownDataset, ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _print(args: argparse.Namespace, document: Any, lines: list[str]) -> None:
+    if getattr(args, "json", False):
+        json.dump(document, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        print("\n".join(lines) if lines else "(none)")
+
+
+def _demo(args, settings: Settings, sessions) -> int:
+    started = time.perf_counter()
+
+    def progress(done: int, total: int, day: str) -> None:
+        if done == total or done % 10 == 0:
+            print(f"demo: {done}/{total} days landed (up to {day})", file=sys.stderr)
+
+    outcomes = land_demo(sessions, settings.home, settings.config_path, days=args.days,
+                         seed=args.seed, end=args.end, progress=progress)
+    quarantined = [o for o in outcomes if o.status == "quarantined"]
+    print(f"demo: {len(outcomes)} batches delivered, {len(quarantined)} quarantined, "
+          f"in {time.perf_counter() - started:.1f} s; ground truth in "
+          f"{settings.home / 'demo' / 'incidents.json'}", file=sys.stderr)
+    return 0
+
+
+def _ingest(args, settings: Settings, sessions) -> int:
+    if not args.path.is_file():
+        print(f"error: no such file: {args.path}", file=sys.stderr)
+        return EXIT_USAGE
+    with sessions.begin() as session:
+        sync_datasets(session, load_config(settings.config_path), settings.home)
+        try:
+            dataset = find_dataset(session, args.dataset)
+        except UnknownDataset:
+            if not args.create:
+                raise
+            try:
+                dataset = create_dataset(session, args.dataset, args.path)
+            except ContractViolation as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+        outcome = ingest_file(session, dataset, args.path, args.partition)
+    document = {"dataset": outcome.dataset, "partition": outcome.partition.isoformat(),
+                "status": outcome.status, "batch_id": outcome.batch_id, "rows": outcome.rows,
+                "reason": outcome.reason}
+    _print(args, document, [f"{outcome.dataset} {outcome.partition}: {outcome.status}"
+                            + (f" ({outcome.rows} rows)" if outcome.rows else "")])
+    if outcome.status == "quarantined":
+        print(f"quarantined: {outcome.reason}", file=sys.stderr)
+        return EXIT_QUARANTINED
+    return 0
+
+
+def _datasets_list(args, settings: Settings, sessions) -> int:
+    today = dt.datetime.now(dt.UTC).date()
+    with sessions() as session:
+        documents = []
+        for d in queries.list_datasets(session):
+            partitions = queries.list_partitions(session, d.id)
+            documents.append({
+                "name": d.name, "kind": d.kind, "format": d.format, "source": d.source,
+                "partition_key": d.partition_key, "schedule": d.schedule,
+                "deadline_hours": d.deadline_hours, "contract": d.contract,
+                "batches": len(partitions),
+                "first_partition": partitions[0].isoformat() if partitions else None,
+                "last_partition": partitions[-1].isoformat() if partitions else None,
+                "missing_partitions": [p.isoformat() for p in queries.list_missing_partitions(
+                    session, d.id, today - dt.timedelta(days=1))],
+                "late_partitions": [p.isoformat() for p in list_late_partitions(session, d)],
+            })
+    _print(args, documents, [f"{d['name']:<24} {d['kind']:<13} {d['format']:<8} {d['batches']:>5} batches "
+                             f"{d['first_partition']} .. {d['last_partition']}" for d in documents])
+    return 0
+
+
+def _batches_list(args, settings: Settings, sessions) -> int:
+    with sessions() as session:
+        dataset_id = find_dataset(session, args.dataset).id if args.dataset else None
+        documents = [queries.batch_summary(b, name) for b, name in queries.list_batches(session, dataset_id)]
+    _print(args, documents, [f"{d['dataset']:<24} {d['partition']} {d['status']:<12} {d['rows'] or '':>7} "
+                             f"{d['reason'] or ''}" for d in documents])
+    return 0
+
+
+def _metrics(args, settings: Settings, sessions) -> int:
+    with sessions() as session:
+        dataset = find_dataset(session, args.dataset)
+        series = queries.read_metric_series(session, dataset.id, args.metric, args.column, args.key)
+    if series.empty:
+        print(f"error: no values of metric {args.metric!r} for {args.dataset}"
+              + (f".{args.column}" if args.column else " (table level)"), file=sys.stderr)
+        return EXIT_USAGE
+    points = [{"partition": p.date().isoformat(), "value": v} for p, v in series.items()]
+    _print(args, {"dataset": args.dataset, "column": args.column, "metric": args.metric,
+                  "key": args.key, "points": points},
+           [f"{p['partition']} {p['value']:.6g}" for p in points])
+    return 0
+
+
+def _serve(args, settings: Settings, sessions) -> int:
+    with sessions() as session:
+        empty = not queries.list_datasets(session)
+    if empty:
+        print("the store is empty: landing the demo first", file=sys.stderr)
+        _demo(argparse.Namespace(days=120, seed=7, end=None), settings, sessions)
+    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+               f"--server.port={args.port}", "--browser.gatherUsageStats=false"]
+    os.execv(sys.executable, command)
+    return 0  # not reached
+
+
+COMMANDS = {
+    ("demo", None): _demo,
+    ("ingest", None): _ingest,
+    ("datasets", "list"): _datasets_list,
+    ("batches", "list"): _batches_list,
+    ("metrics", None): _metrics,
+    ("serve", None): _serve,
+}

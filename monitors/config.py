@@ -1,0 +1,120 @@
+"""Monitors as code: the YAML file that declares datasets (and, later, their monitors).
+
+Validation errors name the key and the line, so a typo is found in seconds.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from monitors.contract import Contract
+
+DATASET_NAME = r"^[A-Za-z0-9_.-]{1,200}$"
+
+
+class DatasetConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=DATASET_NAME)
+    kind: Literal["data", "model_output"] = "data"
+    format: Literal["csv", "parquet", "jsonl", "sql"]
+    # files: a folder (relative to MONITORS_HOME or absolute); sql: a SQLAlchemy URL
+    source: str
+    # sql: the table to read, one partition per value of partition_key
+    table: str | None = None
+    partition_key: str = "partition"
+    schedule: str = "0 6 * * *"
+    deadline_hours: float = Field(default=6.0, ge=0)
+    contract: Contract | None = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError("a cron expression has 5 fields: minute hour day month weekday")
+        return value
+
+
+class MonitorsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = 1
+    datasets: list[DatasetConfig] = []
+
+    @field_validator("datasets")
+    @classmethod
+    def _unique(cls, datasets: list[DatasetConfig]) -> list[DatasetConfig]:
+        seen: set[str] = set()
+        for d in datasets:
+            if d.name in seen:
+                raise ValueError(f"dataset {d.name!r} is declared twice")
+            seen.add(d.name)
+        return datasets
+
+    def dataset(self, name: str) -> DatasetConfig | None:
+        return next((d for d in self.datasets if d.name == name), None)
+
+    def version_hash(self) -> str:
+        """The config version: a hash of its normal form (key order and comments don't count)."""
+        normal = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(normal.encode()).hexdigest()[:16]
+
+
+class ConfigError(ValueError):
+    """A config file that can't be used; the message names the file, key and line."""
+
+
+def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
+    """The 1-based line of the deepest YAML node along a pydantic error location."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == part), None)
+            if match is None:
+                # an unknown key: point at the key itself
+                key = next((k for k, _ in node.value if k.value == part), None)
+                return key.start_mark.line + 1 if key is not None else line
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def parse_config(text: str, origin: str = "<config>") -> MonitorsConfig:
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: the top level must be a mapping with a 'datasets' key")
+    try:
+        return MonitorsConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            key = ".".join(str(p) for p in loc) or "(top level)"
+            problems.append(f"{origin}:{_line_of(node, loc)}: {key}: {err['msg']}")
+        raise ConfigError("\n".join(problems)) from None
+
+
+def load_config(path: Path) -> MonitorsConfig:
+    """The config at `path`; an absent file is an empty config (datasets may be made by CLI)."""
+    if not path.exists():
+        return MonitorsConfig()
+    return parse_config(path.read_text(encoding="utf-8"), str(path))
+
+
+def save_config(config: MonitorsConfig, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = config.model_dump(mode="json", exclude_defaults=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")

@@ -1,0 +1,257 @@
+"""The demo factory: a retail bank's daily customer snapshot and its propensity model's
+scores, delivered as files into a landing folder the way an upstream system would, with
+incidents injected on known dates and written down as ground truth.
+
+Deterministic under a seed and an end date: the same arguments write the same bytes.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitors.catalog import find_dataset, sync_datasets
+from monitors.config import DatasetConfig, MonitorsConfig, load_config, save_config
+from monitors.contract import ColumnSpec, Contract
+from monitors.ingest import IngestOutcome, ingest_file
+
+CUSTOMERS = "customer_snapshot"
+SCORES = "model_scores"
+POPULATION = 200_000
+BASE_ROWS = 2_000
+GROWTH_PER_DAY = 0.003
+# Monday..Sunday: branch-driven activity dips at the weekend
+WEEKLY = np.array([1.0, 1.03, 1.04, 1.02, 0.97, 0.74, 0.66])
+SEGMENTS = ["individual", "university", "vip"]
+CHANNELS = ["branch", "online", "mobile", "phone"]
+PROVINCES = ["Madrid", "Barcelona", "Valencia", "Sevilla", "Malaga", "Bilbao", "Zaragoza",
+             "Murcia", "Alicante", "Coruna"]
+USUAL_ARRIVAL_HOURS = 2.0     # after the partition's day ends
+DEADLINE_HOURS = 6.0
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    dataset: str
+    column: str | None
+    partition: str
+    kind: str
+    description: str
+
+
+def demo_config() -> MonitorsConfig:
+    """The demo's datasets with declared contracts, as a user would write them."""
+    customers = Contract(columns=[
+        ColumnSpec(name="customer_id", type="integer", nullable=False, sensitive=True),
+        ColumnSpec(name="snapshot_date", type="date", nullable=False),
+        ColumnSpec(name="age", type="integer"),
+        ColumnSpec(name="seniority_months", type="integer"),
+        ColumnSpec(name="income", type="float"),
+        ColumnSpec(name="segment", type="string"),
+        ColumnSpec(name="channel", type="string"),
+        ColumnSpec(name="province", type="string"),
+        ColumnSpec(name="active", type="boolean"),
+        ColumnSpec(name="products_held", type="integer"),
+    ])
+    scores = Contract(columns=[
+        ColumnSpec(name="customer_id", type="integer", nullable=False, sensitive=True),
+        ColumnSpec(name="score_date", type="date", nullable=False),
+        ColumnSpec(name="score", type="float", nullable=False),
+        ColumnSpec(name="predicted_class", type="string", nullable=False),
+    ])
+    return MonitorsConfig(datasets=[
+        DatasetConfig(name=CUSTOMERS, kind="data", format="csv", source=f"landing/{CUSTOMERS}",
+                      partition_key="snapshot_date", schedule="0 7 * * *",
+                      deadline_hours=DEADLINE_HOURS, contract=customers),
+        DatasetConfig(name=SCORES, kind="model_output", format="parquet",
+                      source=f"landing/{SCORES}", partition_key="score_date",
+                      schedule="0 8 * * *", deadline_hours=DEADLINE_HOURS, contract=scores),
+    ])
+
+
+def plan_incidents(start: dt.date, days: int) -> dict[str, tuple[int, Incident]]:
+    """Incidents at fixed fractions of the span, after enough history to learn from."""
+    def at(fraction: float) -> tuple[int, str]:
+        index = min(days - 1, max(14, int(fraction * days)))
+        return index, (start + dt.timedelta(days=index)).isoformat()
+
+    plan = {
+        "volume_drop": (CUSTOMERS, None, 0.55, "the snapshot holds 40% of its usual rows (an upstream filter bug)"),
+        "null_spike": (CUSTOMERS, "income", 0.62, "income is missing for 40% of customers (was 5%)"),
+        "schema_change": (CUSTOMERS, "province", 0.70, "province renamed to region by the upstream"),
+        "new_category": (CUSTOMERS, "channel", 0.76, "a new channel 'partner_app' appears and stays"),
+        "level_shift": (CUSTOMERS, "products_held", 0.82, "products held per customer jumps by one and stays (a bundling campaign)"),
+        "late_batch": (CUSTOMERS, None, 0.88, "the snapshot arrives 16 hours after its day ended (deadline 6 hours)"),
+        "missing_batch": (SCORES, None, 0.92, "the model's scores for this day never arrive"),
+        "score_drift": (SCORES, "score", 0.95, "the model's scores shift upwards and stay shifted"),
+    }
+    incidents = {}
+    for kind, (dataset, column, fraction, description) in plan.items():
+        index, partition = at(fraction)
+        incidents[kind] = (index, Incident(dataset, column, partition, kind, description))
+    return incidents
+
+
+class DemoFactory:
+    """Writes the demo's daily files. One instance per (seed, start, days)."""
+
+    def __init__(self, landing: Path, *, days: int, seed: int, end: dt.date):
+        if days < 1:
+            raise ValueError(f"days must be at least 1, got {days}")
+        self.landing = landing
+        self.days = days
+        self.start = end - dt.timedelta(days=days - 1)
+        self.rng = np.random.default_rng(seed)
+        self.incidents = plan_incidents(self.start, days)
+        # the bank's customers: attributes that don't change day to day
+        rng = self.rng
+        self.ages = np.clip(rng.normal(44, 14, POPULATION), 18, 95).astype(np.int64)
+        self.seniority = rng.integers(0, 300, POPULATION)
+        self.base_income = rng.lognormal(10.3, 0.5, POPULATION).round(2)
+        self.segments = rng.choice(SEGMENTS, POPULATION, p=[0.6, 0.32, 0.08])
+        self.provinces = rng.choice(PROVINCES, POPULATION,
+                                    p=[.25, .2, .1, .08, .07, .07, .06, .06, .06, .05])
+
+    def day(self, index: int) -> dt.date:
+        return self.start + dt.timedelta(days=index)
+
+    def _incident_on(self, kind: str, index: int, persistent: bool = False) -> bool:
+        first = self.incidents[kind][0]
+        return index >= first if persistent else index == first
+
+    def customers(self, index: int) -> pd.DataFrame:
+        rng, day = self.rng, self.day(index)
+        expected = BASE_ROWS * (1 + GROWTH_PER_DAY) ** index * WEEKLY[day.weekday()]
+        rows = int(expected * rng.normal(1, 0.02))
+        if self._incident_on("volume_drop", index):
+            rows = int(rows * 0.4)
+        ids = rng.choice(POPULATION, rows, replace=False)
+        income = self.base_income[ids] * rng.normal(1, 0.02, rows)
+        null_rate = 0.40 if self._incident_on("null_spike", index) else 0.05
+        income = np.where(rng.random(rows) < null_rate, np.nan, income.round(2))
+        channel_p = [0.38, 0.30, 0.24, 0.08]
+        channels = CHANNELS
+        if self._incident_on("new_category", index, persistent=True):
+            channels, channel_p = [*CHANNELS, "partner_app"], [0.34, 0.27, 0.22, 0.07, 0.10]
+        products = 1 + np.minimum(rng.poisson(1.2, rows), 7)
+        if self._incident_on("level_shift", index, persistent=True):
+            products = products + 1
+        frame = pd.DataFrame({
+            "customer_id": ids.astype(np.int64) + 100_000,
+            "snapshot_date": pd.Series([day] * rows, dtype="object"),
+            "age": self.ages[ids],
+            "seniority_months": self.seniority[ids] + index // 30,
+            "income": income,
+            "segment": self.segments[ids],
+            "channel": rng.choice(channels, rows, p=channel_p),
+            "province": self.provinces[ids],
+            "active": rng.random(rows) < 0.55,
+            "products_held": products,
+        })
+        if self._incident_on("schema_change", index):
+            frame = frame.rename(columns={"province": "region"})
+        return frame
+
+    def scores(self, index: int, customers: pd.DataFrame) -> pd.DataFrame:
+        rng = self.rng
+        income = customers["income"].fillna(customers["income"].median())
+        logit = (-1.2 + 0.35 * (customers["products_held"] - 2) + 0.4 * customers["active"]
+                 + 0.25 * np.log(income / 30_000) + rng.normal(0, 0.8, len(customers)))
+        if self._incident_on("score_drift", index, persistent=True):
+            logit = logit + 0.9
+        score = 1 / (1 + np.exp(-logit))
+        return pd.DataFrame({
+            "customer_id": customers["customer_id"].to_numpy(),
+            "score_date": pd.Series([self.day(index)] * len(customers), dtype="object"),
+            "score": score.round(6).to_numpy(),
+            "predicted_class": np.where(score >= 0.5, "buy", "no_buy"),
+        })
+
+    def arrival(self, index: int, late: bool) -> dt.datetime:
+        day_end = dt.datetime.combine(self.day(index) + dt.timedelta(days=1), dt.time(), dt.UTC)
+        hours = 16.0 if late else USUAL_ARRIVAL_HOURS + self.rng.uniform(-0.5, 0.5)
+        return day_end + dt.timedelta(hours=hours)
+
+    def deliver(self, index: int) -> list[tuple[str, Path]]:
+        """Write one day's files as the upstream does; return (dataset, path) delivered."""
+        day = self.day(index).isoformat()
+        customers = self.customers(index)
+        delivered = []
+        path = self.landing / CUSTOMERS / f"{CUSTOMERS}_{day}.csv"
+        _write(path, pa.Table.from_pandas(customers, preserve_index=False), "csv",
+               self.arrival(index, late=self._incident_on("late_batch", index)))
+        delivered.append((CUSTOMERS, path))
+        # the scores are computed on every day, delivered on all but the missing one
+        scores = self.scores(index, customers.rename(columns={"region": "province"}))
+        arrival = self.arrival(index, late=False) + dt.timedelta(hours=1)
+        if not self._incident_on("missing_batch", index):
+            path = self.landing / SCORES / f"{SCORES}_{day}.parquet"
+            _write(path, pa.Table.from_pandas(scores, preserve_index=False), "parquet", arrival)
+            delivered.append((SCORES, path))
+        return delivered
+
+    def ground_truth(self) -> list[dict]:
+        return [asdict(incident) for _, incident in self.incidents.values()]
+
+
+def _write(path: Path, table: pa.Table, fmt: str, arrived_at: dt.datetime) -> None:
+    """Write atomically (a reader never sees half a file), stamped with its arrival time."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    if fmt == "csv":
+        pacsv.write_csv(table, partial)
+    else:
+        pq.write_table(table, partial)
+    os.replace(partial, path)
+    stamp = arrived_at.timestamp()
+    os.utime(path, (stamp, stamp))
+
+
+def write_ground_truth(home: Path, incidents: list[dict]) -> Path:
+    path = home / "demo" / "incidents.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(incidents, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def default_end() -> dt.date:
+    """Yesterday (UTC): the demo's last partition is the one a real pipeline got today."""
+    return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+def land_demo(sessions: sessionmaker[Session], home: Path, config_path: Path, *, days: int = 120,
+              seed: int = 7, end: dt.date | None = None,
+              progress: ProgressFn | None = None) -> list[IngestOutcome]:
+    """Write the demo's datasets into the config, deliver every day's files into the
+    landing folder and ingest them as they arrive; write the ground truth."""
+    factory = DemoFactory(home / "landing", days=days, seed=seed, end=end or default_end())
+    config = load_config(config_path)
+    declared = demo_config()
+    merged = [d for d in config.datasets if d.name not in {x.name for x in declared.datasets}]
+    config = config.model_copy(update={"datasets": [*merged, *declared.datasets]})
+    save_config(config, config_path)
+    with sessions.begin() as session:
+        sync_datasets(session, config, home)
+    outcomes = []
+    for index in range(days):
+        with sessions.begin() as session:
+            for name, path in factory.deliver(index):
+                outcomes.append(ingest_file(session, find_dataset(session, name), path))
+        if progress:
+            progress(index + 1, days, factory.day(index).isoformat())
+    write_ground_truth(home, factory.ground_truth())
+    return outcomes

@@ -1,0 +1,153 @@
+"""Ingestion: a batch lands whole, profiled in the same pass, or is quarantined with a reason.
+
+Nothing of a batch reaches the store until the whole stream has been read and checked, so
+a quarantined batch leaves no metric rows behind. Re-delivering a partition supersedes the
+batch in force; delivering the same content again changes nothing.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+from sqlalchemy.orm import Session
+
+from monitors.freshness import arrival_delay_hours
+from monitors.contract import Contract, infer_contract, schema_fingerprint
+from monitors.profile import BatchProfiler
+from monitors.readers import (ContractViolation, detect_format, fingerprint_file, read_file,
+                              read_schema, read_sql)
+from store import queries
+from store.models import Batch, BatchStatus, Dataset, DatasetKind
+
+PARTITION_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
+MAX_REASON = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    dataset: str
+    partition: dt.date
+    status: str            # ingested | quarantined | unchanged
+    batch_id: int | None
+    rows: int | None
+    reason: str | None = None
+
+
+def partition_from_name(path: Path) -> dt.date | None:
+    match = PARTITION_IN_NAME.search(path.name)
+    if not match:
+        return None
+    try:
+        return dt.date.fromisoformat(match.group(1))
+    except ValueError:
+        return None
+
+
+def arrival_time(path: Path) -> dt.datetime:
+    """When the upstream delivered the file: its modification time."""
+    return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+
+
+def create_dataset(session: Session, name: str, path: Path, *, kind: str = DatasetKind.data,
+                   partition_key: str = "partition") -> Dataset:
+    """A new dataset whose contract is inferred from this first batch, then frozen."""
+    fmt = detect_format(path)
+    if fmt is None:
+        raise ValueError(f"{path.name}: unknown file format (csv, csv.gz, parquet, jsonl)")
+    contract = infer_contract(read_schema(path, fmt))
+    dataset = Dataset(name=name, kind=kind, source=str(path.parent), format=fmt,
+                      partition_key=partition_key, contract=contract.to_json())
+    session.add(dataset)
+    session.flush()
+    return dataset
+
+
+def ingest_file(session: Session, dataset: Dataset, path: Path, partition: dt.date | None = None,
+                arrived_at: dt.datetime | None = None) -> IngestOutcome:
+    """Land one file as the batch of `partition` (default: the date in the file's name)."""
+    partition = partition or partition_from_name(path)
+    if partition is None:
+        raise ValueError(f"{path.name}: no partition given and no YYYY-MM-DD in the file name")
+    fmt = detect_format(path) or dataset.format
+    contract = Contract.model_validate(dataset.contract)
+    return _land(session, dataset, partition, fingerprint_file(path), str(path),
+                 arrived_at or arrival_time(path), lambda: read_file(path, fmt, contract), contract)
+
+
+def ingest_sql(session: Session, dataset: Dataset, partition: dt.date,
+               arrived_at: dt.datetime | None = None) -> IngestOutcome:
+    """Land one partition of a SQL table (rows where partition_key = partition). The rows
+    are read once; their fingerprint is a hash of their Arrow serialisation."""
+    contract = Contract.model_validate(dataset.contract)
+    table = dataset.table_name or dataset.name
+    chunks: list[pa.Table] = []
+    violation: ContractViolation | None = None
+    try:
+        chunks = list(read_sql(dataset.source, table, dataset.partition_key, partition, contract))
+    except ContractViolation as exc:
+        violation = exc
+    digest = hashlib.sha256(str(violation or "").encode())
+    for chunk in chunks:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, chunk.schema) as writer:
+            writer.write_table(chunk)
+        digest.update(sink.getvalue())
+
+    def replay() -> Iterator[pa.Table]:
+        yield from chunks
+        if violation is not None:
+            raise violation
+
+    return _land(session, dataset, partition, digest.hexdigest(), f"{table}@{partition}",
+                 arrived_at or dt.datetime.now(dt.UTC), replay, contract)
+
+
+def _land(session: Session, dataset: Dataset, partition: dt.date, fingerprint: str, source: str,
+          arrived_at: dt.datetime, chunks: Callable[[], Iterable[pa.RecordBatch | pa.Table]],
+          contract: Contract) -> IngestOutcome:
+    current = queries.get_current_batch(session, dataset.id, partition)
+    latest = queries.get_latest_batch(session, dataset.id, partition)
+    for known in (current, latest):
+        if known is not None and known.fingerprint == fingerprint and known.status != BatchStatus.superseded:
+            return IngestOutcome(dataset.name, partition, "unchanged", known.id, known.rows, known.reason)
+
+    profiler = BatchProfiler(contract.arrow_schema(), categorical=contract.categorical())
+    reason = None
+    try:
+        for chunk in chunks():
+            profiler.update(chunk)
+    except ContractViolation as exc:
+        reason = str(exc)
+    metrics = profiler.metrics() if reason is None else []
+    rows = next((int(m.value) for m in metrics if m.column is None and m.metric == "row_count"), 0)
+    if reason is None and rows == 0:
+        reason = f"{Path(source).name}: no rows (a header alone is not a batch)"
+
+    batch = Batch(dataset_id=dataset.id, partition=partition, source=source,
+                  fingerprint=fingerprint, arrived_at=arrived_at)
+    if reason is not None:
+        batch.status, batch.reason = BatchStatus.quarantined, reason[:MAX_REASON]
+        session.add(batch)
+        session.flush()
+        return IngestOutcome(dataset.name, partition, "quarantined", batch.id, None, batch.reason)
+
+    if current is not None:
+        queries.supersede_batch(session, current)
+    batch.status, batch.rows = BatchStatus.ingested, rows
+    batch.columns = len(contract.columns)
+    batch.schema_fingerprint = schema_fingerprint(contract.arrow_schema())
+    session.add(batch)
+    session.flush()
+    queries.add_metrics(session, batch, _metric_rows(metrics, partition, arrived_at))
+    return IngestOutcome(dataset.name, partition, "ingested", batch.id, rows)
+
+
+def _metric_rows(metrics: Iterable, partition: dt.date, arrived_at: dt.datetime):
+    for m in metrics:
+        yield m.column, m.metric, m.key, m.value
+    yield None, "arrival_delay_hours", "", arrival_delay_hours(partition, arrived_at)

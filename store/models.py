@@ -1,0 +1,244 @@
+"""The store's tables as typed SQLAlchemy 2 models.
+
+Portable types only (no SQLite-only features): the same models run on PostgreSQL.
+Times are timezone-aware UTC and end in `_at`; partitions are dates.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in and out, on every dialect (SQLite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store keeps UTC times only")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {
+        dt.datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class DatasetKind(StrEnum):
+    data = "data"
+    model_output = "model_output"
+
+
+class BatchStatus(StrEnum):
+    ingested = "ingested"
+    quarantined = "quarantined"
+    superseded = "superseded"
+
+
+class RunStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class AlertStatus(StrEnum):
+    open = "open"
+    acknowledged = "acknowledged"
+    resolved = "resolved"
+
+
+class Severity(StrEnum):
+    critical = "critical"
+    warning = "warning"
+    info = "info"
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20), default=DatasetKind.data)
+    # a folder of landing files, or a SQLAlchemy URL for SQL sources
+    source: Mapped[str] = mapped_column(Text, default="")
+    format: Mapped[str] = mapped_column(String(20))  # csv | parquet | jsonl | sql
+    table_name: Mapped[str | None] = mapped_column(String(300))  # sql sources
+    partition_key: Mapped[str] = mapped_column(String(200), default="partition")
+    # {"columns": [{"name", "type", "nullable"}], "frozen": bool, "inferred": bool}
+    contract: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    schedule: Mapped[str] = mapped_column(String(100), default="0 6 * * *")
+    # how long after the partition's day ends a batch is expected, in hours
+    deadline_hours: Mapped[float] = mapped_column(Float, default=6.0)
+    paused: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Batch(Base):
+    __tablename__ = "batches"
+    __table_args__ = (Index("ix_batches_dataset_partition", "dataset_id", "partition"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    partition: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20))
+    rows: Mapped[int | None] = mapped_column(Integer)
+    columns: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text, default="")  # file path or table/query
+    fingerprint: Mapped[str] = mapped_column(String(64))  # sha256 of the content
+    schema_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    arrived_at: Mapped[dt.datetime]
+    ingested_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Metric(Base):
+    """One profile value of one batch: long format, so any metric is a time series."""
+
+    __tablename__ = "metrics"
+    __table_args__ = (
+        Index("ix_metrics_series", "dataset_id", "column", "metric", "partition"),
+        Index("ix_metrics_batch", "batch_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    partition: Mapped[dt.date] = mapped_column(Date)
+    column: Mapped[str | None] = mapped_column(String(300))
+    metric: Mapped[str] = mapped_column(String(50))
+    key: Mapped[str] = mapped_column(Text, default="")
+    value: Mapped[float | None] = mapped_column(Float)
+
+
+class Monitor(Base):
+    __tablename__ = "monitors"
+    __table_args__ = (UniqueConstraint("dataset_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    column: Mapped[str | None] = mapped_column(String(300))
+    metric: Mapped[str | None] = mapped_column(String(50))
+    detector: Mapped[str] = mapped_column(String(50))
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    severity: Mapped[str] = mapped_column(String(20), default=Severity.warning)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    automatic: Mapped[bool] = mapped_column(default=False)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(20), default=RunStatus.queued)
+    trigger: Mapped[str] = mapped_column(String(20))  # schedule | manual | backfill | demo
+    partition_from: Mapped[dt.date] = mapped_column(Date)
+    partition_to: Mapped[dt.date] = mapped_column(Date)
+    progress_done: Mapped[int] = mapped_column(default=0)
+    progress_total: Mapped[int] = mapped_column(default=0)
+    requested_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[dt.datetime | None]
+    requested_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    config_version: Mapped[str | None] = mapped_column(String(64))
+    code_version: Mapped[str | None] = mapped_column(String(64))
+    inputs: Mapped[dict[str, Any]] = mapped_column(default=dict)  # partition -> fingerprint
+    stages: Mapped[dict[str, Any]] = mapped_column(default=dict)  # stage -> seconds
+    log: Mapped[str] = mapped_column(Text, default="")
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_fingerprint", "fingerprint"),
+        Index("ix_alerts_status_seen", "status", "last_seen_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    column: Mapped[str | None] = mapped_column(String(300))
+    monitor: Mapped[str] = mapped_column(String(200))
+    detector: Mapped[str] = mapped_column(String(50))
+    severity: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default=AlertStatus.open)
+    resolution: Mapped[str | None] = mapped_column(String(30))
+    partition: Mapped[dt.date | None] = mapped_column(Date)
+    value: Mapped[float | None] = mapped_column(Float)
+    expected: Mapped[float | None] = mapped_column(Float)
+    lower: Mapped[float | None] = mapped_column(Float)
+    upper: Mapped[float | None] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    occurrences: Mapped[int] = mapped_column(default=1)
+    config_version: Mapped[str | None] = mapped_column(String(64))
+    first_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[dt.datetime | None]
+
+
+class MuteRule(Base):
+    """A silence. Its state (pending, active, expired) is derived from the times."""
+
+    __tablename__ = "mute_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    matchers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    starts_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    ends_at: Mapped[dt.datetime]
+
+
+class AlertEvent(Base):
+    """The audit trail: every change to an alert, with who, when and a note."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (Index("ix_alert_events_alert", "alert_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(30))
+    by: Mapped[str] = mapped_column(String(200))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,108 @@
+"""Query functions: verb first, session first. The caller owns the transaction."""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from store.models import Batch, BatchStatus, Dataset, Metric
+
+
+def get_dataset(session: Session, name: str) -> Dataset | None:
+    return session.scalar(select(Dataset).where(Dataset.name == name))
+
+
+def list_datasets(session: Session) -> Sequence[Dataset]:
+    return session.scalars(select(Dataset).order_by(Dataset.name)).all()
+
+
+def list_batches(session: Session, dataset_id: int | None = None) -> Sequence[tuple[Batch, str]]:
+    """Every batch with its dataset's name, oldest partition first."""
+    query = select(Batch, Dataset.name).join(Dataset, Dataset.id == Batch.dataset_id)
+    if dataset_id is not None:
+        query = query.where(Batch.dataset_id == dataset_id)
+    return session.execute(query.order_by(Dataset.name, Batch.partition, Batch.id)).tuples().all()
+
+
+def get_current_batch(session: Session, dataset_id: int, partition: dt.date) -> Batch | None:
+    """The batch in force for a partition (status ingested), if any."""
+    return session.scalar(select(Batch).where(
+        Batch.dataset_id == dataset_id, Batch.partition == partition,
+        Batch.status == BatchStatus.ingested))
+
+
+def get_latest_batch(session: Session, dataset_id: int, partition: dt.date) -> Batch | None:
+    """The last batch delivered for a partition, whatever its status."""
+    return session.scalar(select(Batch).where(
+        Batch.dataset_id == dataset_id, Batch.partition == partition,
+    ).order_by(Batch.id.desc()).limit(1))
+
+
+def supersede_batch(session: Session, batch: Batch) -> None:
+    """A newer good batch replaces `batch`; its metrics go, since history is kept per batch
+    in force and a superseded batch's profile must never feed a monitor again."""
+    batch.status = BatchStatus.superseded
+    session.execute(delete(Metric).where(Metric.batch_id == batch.id))
+
+
+def add_metrics(session: Session, batch: Batch, rows: Iterable[tuple[str | None, str, str, float | None]]) -> int:
+    """Insert a batch's profile, one row per (column, metric, key, value), in bulk."""
+    values = [{"dataset_id": batch.dataset_id, "batch_id": batch.id, "partition": batch.partition,
+               "column": column, "metric": metric, "key": key, "value": value}
+              for column, metric, key, value in rows]
+    if values:
+        session.execute(insert(Metric), values)
+    return len(values)
+
+
+def count_metrics(session: Session, batch_id: int | None = None) -> int:
+    query = select(func.count(Metric.id))
+    if batch_id is not None:
+        query = query.where(Metric.batch_id == batch_id)
+    return session.scalar(query) or 0
+
+
+def read_metric_series(session: Session, dataset_id: int, metric: str, column: str | None = None,
+                       key: str = "", until: dt.date | None = None) -> pd.Series:
+    """A stored metric as a time series indexed by partition (a DatetimeIndex)."""
+    column_match = Metric.column.is_(None) if column is None else Metric.column == column
+    query = select(Metric.partition, Metric.value).where(
+        Metric.dataset_id == dataset_id, Metric.metric == metric, Metric.key == key, column_match)
+    if until is not None:
+        query = query.where(Metric.partition <= until)
+    rows = session.execute(query.order_by(Metric.partition)).all()
+    index = pd.DatetimeIndex([pd.Timestamp(p) for p, _ in rows], name="partition")
+    return pd.Series([v for _, v in rows], index=index, name=metric, dtype="float64")
+
+
+def list_partitions(session: Session, dataset_id: int) -> list[dt.date]:
+    """Partitions with a batch in force, in order."""
+    return list(session.scalars(select(Batch.partition).where(
+        Batch.dataset_id == dataset_id, Batch.status == BatchStatus.ingested,
+    ).order_by(Batch.partition)).all())
+
+
+def list_missing_partitions(session: Session, dataset_id: int, until: dt.date) -> list[dt.date]:
+    """Days since the first delivery up to `until` with no batch in force: missing, or only
+    quarantined deliveries. Derived, never stored, so a late arrival heals it."""
+    have = set(list_partitions(session, dataset_id))
+    if not have:
+        return []
+    day, missing = min(have), []
+    while day <= until:
+        if day not in have:
+            missing.append(day)
+        day += dt.timedelta(days=1)
+    return missing
+
+
+def batch_summary(batch: Batch, dataset_name: str) -> dict[str, Any]:
+    """The CLI's and dashboard's view of a batch (DESIGN.md's `batches list` fields)."""
+    return {"dataset": dataset_name, "partition": batch.partition.isoformat(),
+            "status": batch.status, "rows": batch.rows, "reason": batch.reason,
+            "id": batch.id, "source": batch.source, "fingerprint": batch.fingerprint,
+            "arrived_at": batch.arrived_at.isoformat(), "ingested_at": batch.ingested_at.isoformat()}
