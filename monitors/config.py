@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -15,6 +15,58 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from monitors.contract import Contract
 
 DATASET_NAME = r"^[A-Za-z0-9_.-]{1,200}$"
+
+
+Severity = Literal["critical", "warning", "info"]
+CHECKS = ("not_null", "in_range", "allowed_values", "unique", "matches_pattern", "expression")
+DETECTORS = ("absolute", "proportional", "anomalies", "breakouts", "drift", "new_category")
+
+
+class CheckConfig(BaseModel):
+    """A static check run on every batch's rows (detectors.checks)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None          # default: "<check>:<column(s)>"
+    check: Literal[CHECKS]
+    column: str | None = None
+    columns: list[str] | None = None  # unique over a compound key
+    options: dict[str, Any] = {}     # min/max, values, pattern, expr, max_fraction
+    severity: Severity = "critical"
+    enabled: bool = True
+
+    def label(self) -> str:
+        subject = ",".join(self.columns or [self.column or "rows"])
+        return self.name or f"{self.check}:{subject}"
+
+
+class MonitorConfig(BaseModel):
+    """A detector over a stored metric's history (detectors.*)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    metric: str                      # row_count, null_fraction, mean, p50, freq, arrival_delay_hours, ...
+    column: str | None = None        # None for table-level metrics
+    detector: Literal[DETECTORS]
+    options: dict[str, Any] = {}
+    severity: Severity = "warning"
+    enabled: bool = True
+
+
+class AutomaticMonitors(BaseModel):
+    """The monitors every dataset gets without a line of config; each family can be
+    switched off."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    volume: bool = True        # row count: seasonal anomalies and breakouts
+    freshness: bool = True     # late and missing batches
+    contract: bool = True      # quarantined batches (schema or content breaks the contract)
+    nulls: bool = True         # null fraction per column, proportional
+    levels: bool = True        # breakouts in numeric columns' means
+    categories: bool = True    # new categories in string columns
+    drift: bool = True         # distribution drift of model scores and classes
 
 
 class DatasetConfig(BaseModel):
@@ -31,6 +83,10 @@ class DatasetConfig(BaseModel):
     schedule: str = "0 6 * * *"
     deadline_hours: float = Field(default=6.0, ge=0)
     contract: Contract | None = None
+    owner: str | None = None
+    automatic: AutomaticMonitors = AutomaticMonitors()
+    checks: list[CheckConfig] = []
+    monitors: list[MonitorConfig] = []
 
     @field_validator("schedule")
     @classmethod

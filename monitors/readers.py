@@ -70,7 +70,7 @@ def conform(table: pa.Table | pa.RecordBatch, contract: Contract, where: str,
         column = table.column(spec.name)
         found = logical_type(column.type)
         if column.type != target.type:
-            if found is None or (found != spec.type and not _widening(found, spec.type)):
+            if found is None or (found != spec.type and not _widening(found, spec.type, column)):
                 raise ContractViolation(f"{where}: column {spec.name!r}: expected {spec.type}, "
                                         f"found {found or column.type}")
             try:
@@ -88,9 +88,14 @@ def conform(table: pa.Table | pa.RecordBatch, contract: Contract, where: str,
     return cls.from_arrays(columns, schema=contract.arrow_schema())
 
 
-def _widening(found, expected) -> bool:
-    # an integer column may land in a float contract; a date in a timestamp one
-    return (str(found), str(expected)) in {("integer", "float"), ("date", "timestamp")}
+def _widening(found, expected, column) -> bool:
+    # an integer column may land in a float contract, a date in a timestamp one, and 0/1
+    # integers in a boolean one (SQLite and many exports store booleans so)
+    pair = (str(found), str(expected))
+    if pair == ("integer", "boolean"):
+        bounds = pc.min_max(column).as_py()
+        return bounds["min"] is None or (bounds["min"] >= 0 and bounds["max"] <= 1)
+    return pair in {("integer", "float"), ("date", "timestamp")}
 
 
 def _csv_reason(exc: Exception, names: list[str], where: str) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from store.models import Batch, BatchStatus, Dataset, Metric
@@ -25,7 +25,7 @@ def list_batches(session: Session, dataset_id: int | None = None) -> Sequence[tu
     query = select(Batch, Dataset.name).join(Dataset, Dataset.id == Batch.dataset_id)
     if dataset_id is not None:
         query = query.where(Batch.dataset_id == dataset_id)
-    return session.execute(query.order_by(Dataset.name, Batch.partition, Batch.id)).tuples().all()
+    return session.execute(query.order_by(Dataset.name, Batch.partition, Batch.id)).all()
 
 
 def get_current_batch(session: Session, dataset_id: int, partition: dt.date) -> Batch | None:
@@ -106,3 +106,19 @@ def batch_summary(batch: Batch, dataset_name: str) -> dict[str, Any]:
             "status": batch.status, "rows": batch.rows, "reason": batch.reason,
             "id": batch.id, "source": batch.source, "fingerprint": batch.fingerprint,
             "arrived_at": batch.arrived_at.isoformat(), "ingested_at": batch.ingested_at.isoformat()}
+
+
+def read_metrics(session: Session, dataset_id: int, until: dt.date | None = None,
+                 metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """A dataset's stored metrics in long format (partition, column, metric, key, value),
+    the history monitors evaluate; one query, however many monitors read it."""
+    query = select(Metric.partition, Metric.column, Metric.metric, Metric.key, Metric.value).where(
+        Metric.dataset_id == dataset_id)
+    if until is not None:
+        query = query.where(Metric.partition <= until)
+    if metrics is not None:
+        query = query.where(Metric.metric.in_(list(metrics)))
+    frame = pd.DataFrame(session.execute(query).all(),
+                         columns=["partition", "column", "metric", "key", "value"])
+    frame["partition"] = pd.to_datetime(frame["partition"])
+    return frame

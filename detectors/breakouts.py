@@ -1,0 +1,263 @@
+"""Breakouts: points where a series settles into a new regime (a level shift or a change of
+trend) that persists, found on the series with its season removed.
+
+The model of a regime is a straight line, so steady growth inside a regime is not a
+change. The search is ruptures' binary segmentation over a piecewise-linear cost; every
+candidate it proposes must then pass two tests against its neighbours, refitted whenever
+one of them is dropped:
+
+- statistical: splitting the two neighbouring regimes at the point must save more than a
+  BIC penalty measured against their own residual noise (so a curved but smooth series
+  does not split everywhere just because its point-to-point noise is tiny);
+- practical: over the first `min_size` points of the new regime, its level must differ from
+  what the old regime's line predicts by at least `min_change` (a fraction of that level).
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from numbers import Real
+
+import numpy as np
+import pandas as pd
+import ruptures as rpt
+from ruptures.base import BaseCost
+
+from detectors.result import Detection, Finding
+from detectors.seasonal import find_period, seasonal_adjust
+
+DETECTOR = "breakout"
+
+# min_size when not given: a tenth of the history, between these bounds. 24 is what
+# Twitter's BreakoutDetection example uses; below 5 points a line through a regime is noise.
+DEFAULT_MAX_MIN_SIZE = 24
+SMALLEST_MIN_SIZE = 5
+# fewer valid points than this and no regime can be told from noise
+MIN_POINTS = 2 * SMALLEST_MIN_SIZE
+# points further than this many noise sds from a short running median are clipped before
+# the search: one wild batch must not be read as a regime of its own
+CLIP_SIGMAS = 4.0
+CLIP_WINDOW = 7
+# a change adds a location, a level and a slope
+PARAMETERS_PER_CHANGE = 3
+
+
+class PiecewiseLinearCost(BaseCost):
+    """Residual sum of squares of a least-squares line through the segment.
+
+    Running sums make every segment O(1); `errors` scores many splits in one numpy pass.
+    Time is scaled to [0, 1] to keep the sums well conditioned on long series.
+    """
+
+    model = "piecewise_linear"
+    min_size = 3
+
+    def fit(self, signal) -> "PiecewiseLinearCost":
+        y = np.asarray(signal, dtype=float).ravel()
+        n = len(y)
+        t = np.arange(n) / max(n, 1)
+        self.signal = y.reshape(-1, 1)
+        self._sums = np.zeros((6, n + 1))
+        np.cumsum(np.vstack([np.ones(n), t, t * t, y, t * y, y * y]), axis=1,
+                  out=self._sums[:, 1:])
+        self._n = n
+        return self
+
+    def errors(self, starts, ends) -> np.ndarray:
+        count, st, stt, sy, sty, syy = self._sums[:, ends] - self._sums[:, starts]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            var_y = syy - sy * sy / count
+            var_t = stt - st * st / count
+            cov = sty - st * sy / count
+            explained = np.where(var_t > 0, cov * cov / var_t, 0.0)
+        return np.maximum(var_y - explained, 0.0)
+
+    def error(self, start, end) -> float:
+        return float(self.errors(np.array([start]), np.array([end]))[0])
+
+    def line(self, start: int, end: int) -> tuple[float, float]:
+        """(intercept at position 0, slope per position) of the segment's line."""
+        count, st, stt, sy, sty, _ = self._sums[:, end] - self._sums[:, start]
+        var_t = stt - st * st / count
+        slope = (sty - st * sy / count) / var_t if var_t > 0 else 0.0
+        intercept = (sy - slope * st) / count
+        return float(intercept), float(slope / self._n)
+
+
+class _Binseg(rpt.Binseg):
+    """ruptures' binary segmentation, each segment's candidate splits scored at once."""
+
+    @lru_cache(maxsize=None)
+    def single_bkp(self, start, end):
+        candidates = np.arange(start + self.min_size, end - self.min_size + 1, self.jump)
+        if not len(candidates):
+            return None, 0
+        whole = self.cost.error(start, end)
+        gains = (whole - self.cost.errors(np.full_like(candidates, start), candidates)
+                 - self.cost.errors(candidates, np.full_like(candidates, end)))
+        best = int(np.argmax(gains))
+        return int(candidates[best]), float(gains[best])
+
+
+def detect_breakouts(series: pd.Series, *, period: int | None = None,
+                     min_size: int | None = None, penalty: float = 2.0,
+                     min_change: float = 0.1, since=None) -> Detection:
+    """Find the points where `series` enters a new, lasting regime.
+
+    period: the seasonal period in points; found from the series when None.
+    min_size: the fewest points a regime may have; None: a tenth of the history, 5 to 24.
+    penalty: a multiplier on the BIC penalty a change must beat (higher: fewer breakouts).
+    min_change: the smallest relative change of level reported (0.1: 10%); 0 turns the
+        practical floor off and leaves only the statistical test.
+    since: only breakouts whose new regime starts at or after this label are reported;
+        earlier points are context.
+
+    A finding's `at` is the first point of the new regime; `before` is the old regime's
+    level projected over the new regime's first `min_size` points, `after` the new regime's
+    level there (`expected` and `value` carry the same), `lower`/`upper` the band a new
+    level had to leave, and `score` the change in robust noise standard deviations.
+    """
+    _check_options(series, period, min_size, penalty, min_change)
+    values = pd.to_numeric(series, errors="coerce").astype(float)
+    valid = np.isfinite(values.to_numpy())
+    n = int(valid.sum())
+    if n == 0:
+        return Detection(DETECTOR, skipped="no data: the series is empty or all missing")
+    if n < MIN_POINTS:
+        return Detection(DETECTOR, skipped=f"history {n} < {MIN_POINTS} points")
+    size = _min_size(n) if min_size is None else min_size
+    if n < 2 * size:
+        return Detection(DETECTOR, skipped=f"history {n} < 2 x min_size {size} points")
+    if np.ptp(values.to_numpy()[valid]) == 0:
+        return Detection(DETECTOR, skipped="constant series: nothing can shift")
+
+    if period is None:
+        period = find_period(values)
+    if period:
+        adjusted = seasonal_adjust(values, period)["adjusted"].to_numpy()[valid]
+    else:
+        adjusted = values.to_numpy()[valid]
+    labels = series.index[valid]
+
+    sigma = _noise(adjusted)
+    if sigma == 0:
+        return Detection(DETECTOR, skipped="no noise to measure a change against")
+    running = pd.Series(adjusted).rolling(CLIP_WINDOW, center=True, min_periods=1).median()
+    running = running.to_numpy()
+    clipped = np.clip(adjusted, running - CLIP_SIGMAS * sigma, running + CLIP_SIGMAS * sigma)
+
+    cost = PiecewiseLinearCost().fit(clipped)
+    candidates = _Binseg(custom_cost=cost, min_size=size, jump=1).fit(clipped).predict(
+        pen=penalty * PARAMETERS_PER_CHANGE * sigma ** 2 * math.log(n))[:-1]
+    changes = _prune(cost, list(candidates), n, size, penalty, min_change)
+
+    first = _first_tested(labels, since)
+    findings = tuple(
+        _finding(cost, changes, i, labels, size, sigma, min_change)
+        for i, at in enumerate(changes) if at >= first)
+    return Detection(DETECTOR, findings=findings)
+
+
+# --- internals --------------------------------------------------------------------------
+
+
+def _check_options(series, period, min_size, penalty, min_change) -> None:
+    if not isinstance(series, pd.Series):
+        raise ValueError(f"series: expected a pandas Series, got {type(series).__name__}")
+    if period is not None and (not _is_int(period) or period < 2):
+        raise ValueError(f"period: expected None or an integer >= 2, got {period!r}")
+    if min_size is not None and (not _is_int(min_size) or min_size < 2):
+        raise ValueError(f"min_size: expected None or an integer >= 2, got {min_size!r}")
+    if not _is_number(penalty) or not penalty > 0:
+        raise ValueError(f"penalty: expected a number > 0, got {penalty!r}")
+    if not _is_number(min_change) or not 0 <= min_change < math.inf:
+        raise ValueError(f"min_change: expected a number >= 0, got {min_change!r}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and not math.isnan(value)
+
+
+def _min_size(n: int) -> int:
+    return int(min(DEFAULT_MAX_MIN_SIZE, max(SMALLEST_MIN_SIZE, n // 8)))
+
+
+def _noise(values: np.ndarray) -> float:
+    """Robust sd of the noise: the MAD of first differences, which a level shift or a
+    trend barely moves (a shift makes one large difference, a trend moves the median)."""
+    steps = np.diff(values)
+    mad = float(np.median(np.abs(steps - np.median(steps))))
+    if mad > 0:
+        return 1.4826 * mad / math.sqrt(2)
+    # more than half the steps equal (a step function): fall back on their spread
+    return float(np.std(steps)) / math.sqrt(2)
+
+
+def _split_strength(cost, start, at, end, size, penalty, min_change) -> float:
+    """How far a change at `at` clears the weaker of its two tests (>= 1: it passes)."""
+    whole = cost.error(start, end)
+    split = cost.error(start, at) + cost.error(at, end)
+    points = end - start
+    residual = split / max(points - 2 * 2, 1)
+    saved = (whole - split) / residual if residual > 0 else math.inf
+    statistical = saved / (penalty * PARAMETERS_PER_CHANGE * math.log(points))
+    if min_change == 0:
+        return statistical
+    before, after = _levels(cost, start, at, end, size)
+    change = abs(after - before) / abs(before) if before != 0 else math.inf
+    return min(statistical, change / min_change)
+
+
+def _prune(cost, changes, n, size, penalty, min_change) -> list[int]:
+    """Drop the weakest failing change, refit its neighbours, until all pass."""
+    while changes:
+        bounds = [0, *changes, n]
+        strengths = [_split_strength(cost, bounds[i], at, bounds[i + 2], size, penalty,
+                                     min_change) for i, at in enumerate(changes)]
+        weakest = int(np.argmin(strengths))
+        if strengths[weakest] >= 1:
+            break
+        del changes[weakest]
+    return changes
+
+
+def _levels(cost, start, at, end, size) -> tuple[float, float]:
+    """The old regime's line and the new regime's line, averaged over the new regime's
+    first points: what was expected there, and what came."""
+    window = np.arange(at, min(at + size, end), dtype=float)
+    old_intercept, old_slope = cost.line(start, at)
+    new_intercept, new_slope = cost.line(at, end)
+    before = old_intercept + old_slope * window.mean()
+    after = new_intercept + new_slope * window.mean()
+    return float(before), float(after)
+
+
+def _first_tested(labels: pd.Index, since) -> int:
+    if since is None:
+        return 0
+    try:
+        return int(labels.searchsorted(since, side="left"))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"since: {since!r} cannot be compared with the index ({error})")
+
+
+def _finding(cost, changes, i, labels, size, sigma, min_change) -> Finding:
+    at = changes[i]
+    start = changes[i - 1] if i > 0 else 0
+    end = changes[i + 1] if i + 1 < len(changes) else len(labels)
+    before, after = _levels(cost, start, at, end, size)
+    half_width = max(min_change * abs(before), CLIP_SIGMAS * sigma / math.sqrt(size))
+    relative = f" ({(after - before) / abs(before):+.0%})" if before != 0 else ""
+    label = labels[at]
+    when = label.strftime("%Y-%m-%d %H:%M").removesuffix(" 00:00") \
+        if isinstance(label, pd.Timestamp) else f"point {label}"
+    return Finding(
+        at=label, value=after, expected=before,
+        lower=before - half_width, upper=before + half_width,
+        score=abs(after - before) / sigma,
+        detail=f"[{DETECTOR}] level {before:.4g} -> {after:.4g}{relative} from {when}",
+        before=before, after=after)

@@ -1,0 +1,628 @@
+"""Distribution drift computed from stored profiles, never from raw history.
+
+A batch's profile is all that is kept of it (DESIGN.md: history is kept as metrics), so
+drift is measured between sketches:
+
+- a numeric column's profile is its quantiles p01, p05, p25, p50, p75, p95, p99, its min
+  and max, and its count (`numeric_profile` builds one);
+- a categorical column's profile is the counts of its top-k categories plus an "other"
+  count for the rest (`categorical_profile`).
+
+Numbers: each sketch stands for a distribution whose quantile function passes through the
+knots. Between knots it is interpolated monotonically, by a shape-preserving cubic (PCHIP)
+by default or piecewise-linearly (`interpolation="linear"`, the plain piecewise-linear CDF).
+On normal, log-normal, exponential, beta and mixture samples, PSI from PCHIP sketches came
+within 7% of PSI from the raw data with the same decile bins; the linear CDF was off by up
+to 80% on skewed data (linear interpolation between p50, p75 and p95 puts too much mass in
+the tail). PSI uses ten bins of equal reference mass (the reference's deciles) because that
+is the binning the usual PSI rules of thumb were calibrated on; the KS-style distance is
+the largest gap between the two CDFs.
+
+Categories: chi-square on the 2 x k table of counts, and the Jensen-Shannon distance
+(base 2, so in [0, 1]). A category listed on one side but hidden in the other side's
+"other" bucket can't be compared, so it is moved into "other" on both sides.
+
+Why the limits are effect sizes. With a million rows per batch any difference is
+"significant": a 0.01-standard-deviation shift has a KS p-value near 1e-10 and means
+nothing to a model. So a drift fires when the effect is large enough to matter AND the
+difference is unlikely to be sampling noise (p < alpha), never on the p-value alone:
+- PSI >= 0.2: the credit-scoring rule of thumb (under 0.1 stable, 0.1-0.25 a shift worth
+  a look, above 0.25 a major shift); 0.2 is about a half-standard-deviation shift of the
+  mean of a normal (PSI 0.24; 0.2 sd gives 0.04) or its spread growing 1.5x (PSI 0.19).
+- JS >= 0.1: a 50/50 split becoming about 62/38, one of ten equal categories doubling its
+  share, or 2% of rows landing in a category never seen before.
+The significance gate matters for small batches, where a sketch of 50 rows moves a lot by
+chance: PSI's sampling distribution is PSI / (1/n + 1/m) ~ chi-square(bins - 1).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.interpolate import PchipInterpolator
+from scipy.spatial.distance import jensenshannon
+
+from detectors.result import Detection, Finding
+
+QUANTILES: dict[str, float] = {"p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.50,
+                               "p75": 0.75, "p95": 0.95, "p99": 0.99}
+NUMERIC_KEYS = ("min", *QUANTILES, "max", "count")
+INTERPOLATIONS = ("pchip", "linear")
+REFERENCES = ("previous", "trailing")
+KINDS = ("auto", "numeric", "categorical")
+
+MAX_PSI = 0.2
+MAX_JS = 0.1
+ALPHA = 0.01
+MIN_COUNT = 30
+# PSI's usual floor for an empty bin: without one a single empty bin makes PSI infinite
+_EMPTY_BIN = 1e-4
+# points of the dense quantile function a PCHIP sketch is sampled at
+_DENSE = np.linspace(0.0, 1.0, 801)
+
+
+# --- profiles ------------------------------------------------------------------------------
+
+
+def numeric_profile(values: Iterable[float] | pd.Series) -> dict[str, float]:
+    """The profile this module reads, from raw values (nulls and infinities left out)."""
+    arr = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype="float64")
+    arr = arr[np.isfinite(arr)]
+    if arr.size == 0:
+        return {"count": 0.0}
+    qs = np.quantile(arr, list(QUANTILES.values()))
+    out = {"min": float(arr.min()), **{k: float(q) for k, q in zip(QUANTILES, qs)},
+           "max": float(arr.max()), "count": float(arr.size)}
+    return out
+
+
+def categorical_profile(values: Iterable[Any] | pd.Series, *, top_k: int = 20,
+                        other: str = "other") -> dict[str, float]:
+    """Counts of the `top_k` most frequent categories plus `other` for the rest (nulls are
+    not a category here: the null fraction is watched as its own metric)."""
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"categorical_profile: top_k must be a positive integer, got {top_k!r}")
+    counts = pd.Series(values).dropna().astype(str).value_counts()
+    if other in counts.index:
+        raise ValueError(f"categorical_profile: a category is literally named {other!r}; "
+                         f"pass another name as other=")
+    top = counts.iloc[:top_k]
+    out = {str(k): float(v) for k, v in top.items()}
+    out[other] = float(counts.iloc[top_k:].sum())
+    return out
+
+
+# --- comparing two profiles -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NumericDrift:
+    """PSI and KS-style distance between two numeric sketches, and the verdict."""
+
+    psi: float
+    ks: float
+    psi_pvalue: float | None      # None when a profile has no count
+    ks_pvalue: float | None
+    n_reference: float | None
+    n_current: float | None
+    median_reference: float
+    median_current: float
+    drifted: bool
+    detail: str                   # "PSI 0.31 (limit 0.20), KS 0.21; median 0.41 -> 0.58"
+    skipped: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CategoricalDrift:
+    """Jensen-Shannon distance and chi-square between two category-count profiles."""
+
+    js: float
+    chi2: float
+    chi2_pvalue: float
+    dof: int
+    n_reference: float
+    n_current: float
+    drifted: bool
+    detail: str                   # "JS 0.14 (limit 0.10), chi2 812 (p < 1e-16); 'FR' 31% -> 12%"
+    skipped: str | None = None
+
+
+def numeric_drift(reference: Mapping[str, float], current: Mapping[str, float], *,
+                  max_psi: float = MAX_PSI, max_ks: float | None = None, alpha: float = ALPHA,
+                  bins: int = 10, interpolation: str = "pchip",
+                  min_count: int = MIN_COUNT) -> NumericDrift:
+    """Drift between two numeric profiles (keys min, p01..p99, max and, optionally, count).
+
+    Drifted when PSI >= max_psi (or KS >= max_ks, if given) and, when both counts are
+    known, the difference is significant at `alpha`. Profiles with fewer than `min_count`
+    values are not judged (`skipped`).
+    """
+    _numeric_options(max_psi, max_ks, alpha, bins, interpolation, min_count, "numeric_drift")
+    ref = _sketch(reference, "reference", interpolation)
+    cur = _sketch(current, "current", interpolation)
+    return _compare_numeric(ref, cur, max_psi=max_psi, max_ks=max_ks, alpha=alpha, bins=bins,
+                            min_count=min_count)
+
+
+def categorical_drift(reference: Mapping[str, float], current: Mapping[str, float], *,
+                      other: str = "other", max_js: float = MAX_JS, alpha: float = ALPHA,
+                      min_count: int = MIN_COUNT) -> CategoricalDrift:
+    """Drift between two category-count profiles ({category: count, ..., other: count}).
+
+    Drifted when the Jensen-Shannon distance >= max_js and the chi-square test rejects
+    "same distribution" at `alpha`.
+    """
+    _categorical_options(max_js, alpha, min_count, "categorical_drift")
+    ref = _counts(reference, "reference", other)
+    cur = _counts(current, "current", other)
+    return _compare_categorical(ref, cur, max_js=max_js, alpha=alpha, min_count=min_count)
+
+
+# --- over a series of profiles -----------------------------------------------------------------
+
+
+def detect_drift(profiles: pd.DataFrame | Mapping[Any, Mapping[str, float]], *,
+                 reference: str = "trailing", window: int | None = None, min_periods: int = 1,
+                 since: Any = None, kind: str = "auto", name: str | None = None,
+                 other: str = "other", max_psi: float = MAX_PSI, max_ks: float | None = None,
+                 max_js: float = MAX_JS, alpha: float = ALPHA, bins: int = 10,
+                 interpolation: str = "pchip", min_count: int = MIN_COUNT) -> Detection:
+    """Each partition's profile compared with a reference made of earlier profiles.
+
+    `profiles`: a DataFrame with one row per partition (index) and one column per profile
+    key (min, p01, ..., count; or one column per category plus `other`, NaN where a
+    category was not in that batch's top-k), or a mapping partition -> profile.
+    `reference`: "previous" (the partition before) or "trailing" (the `window` partitions
+    before, default 7, merged into one distribution weighted by their counts).
+    A partition is tested when at least `min_periods` of its reference partitions hold a
+    usable profile; `since` limits the partitions under test (earlier ones are context).
+    `kind` is found from the keys when "auto"; `name` (the column) goes into the details.
+    """
+    det = "drift"
+    if reference not in REFERENCES:
+        raise ValueError(f"detect_drift: reference must be one of {', '.join(REFERENCES)}, "
+                         f"got {reference!r}")
+    if window is None:
+        window = 1 if reference == "previous" else 7
+    _positive_int(window, "window", "detect_drift")
+    if reference == "previous" and window != 1:
+        raise ValueError(f"detect_drift: window={window} contradicts reference='previous' "
+                         f"(use reference='trailing')")
+    _positive_int(min_periods, "min_periods", "detect_drift")
+    if min_periods > window:
+        raise ValueError(f"detect_drift: min_periods ({min_periods}) exceeds window ({window})")
+    if kind not in KINDS:
+        raise ValueError(f"detect_drift: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    _numeric_options(max_psi, max_ks, alpha, bins, interpolation, min_count, "detect_drift")
+    _categorical_options(max_js, alpha, min_count, "detect_drift")
+
+    labels, rows = _rows(profiles)
+    if not rows:
+        return Detection(det, skipped="no profiles")
+    if kind == "auto":
+        keys = set().union(*rows)
+        kind = "numeric" if all(k in keys for k in QUANTILES) else "categorical"
+    subject = name or "value"
+
+    parsed: list[Any] = []
+    for row in rows:
+        try:
+            parsed.append(_sketch(row, "profile", interpolation) if kind == "numeric"
+                          else _counts(row, "profile", other))
+        except ValueError:
+            # an unusable stored profile (an all-null batch, a failed run) is a gap, not a crash
+            parsed.append(None)
+        else:
+            if _size(parsed[-1]) == 0:
+                parsed[-1] = None
+
+    tested = _tested_positions(labels, since)
+    limit = max_psi if kind == "numeric" else max_js
+    band_rows: dict[Any, dict[str, float]] = {}
+    findings: list[Finding] = []
+    for i in tested:
+        if parsed[i] is None:
+            continue
+        refs = [p for p in parsed[max(0, i - window):i] if p is not None]
+        if len(refs) < min_periods:
+            continue
+        if reference == "previous":
+            against = "the previous batch"
+        else:
+            against = f"trailing {len(refs)} batch{'es' if len(refs) != 1 else ''}"
+        if kind == "numeric":
+            res = _compare_numeric(_mix(refs), parsed[i], max_psi=max_psi, max_ks=max_ks,
+                                   alpha=alpha, bins=bins, min_count=min_count)
+            if res.skipped:
+                continue
+            value, pvalue = res.psi, res.psi_pvalue
+            band_rows[labels[i]] = {"value": value, "ks": res.ks, "pvalue": _nan(pvalue),
+                                    "expected": np.nan, "lower": 0.0, "upper": limit}
+            if res.drifted:
+                by_ks = max_ks is not None and res.ks >= max_ks and res.psi < max_psi
+                dist, lim = (res.ks, max_ks) if by_ks else (res.psi, max_psi)
+                measure = "KS" if by_ks else "PSI"
+                findings.append(Finding(
+                    at=labels[i], value=dist, expected=None, lower=None, upper=lim,
+                    score=dist / lim, before=res.median_reference, after=res.median_current,
+                    detail=f"[drift] {subject}: {measure} {dist:.2f} vs {against} "
+                           f"(limit {lim:.2f}); median {_num(res.median_reference)} -> "
+                           f"{_num(res.median_current)}"))
+        else:
+            res = _compare_categorical(_merge_counts(refs), parsed[i], max_js=max_js,
+                                       alpha=alpha, min_count=min_count)
+            if res.skipped:
+                continue
+            band_rows[labels[i]] = {"value": res.js, "chi2": res.chi2,
+                                    "pvalue": res.chi2_pvalue, "expected": np.nan,
+                                    "lower": 0.0, "upper": limit}
+            if res.drifted:
+                findings.append(Finding(
+                    at=labels[i], value=res.js, expected=None, lower=None, upper=max_js,
+                    score=res.js / max_js,
+                    detail=f"[drift] {subject}: JS {res.js:.2f} vs {against} "
+                           f"(limit {max_js:.2f}); {res.detail.split('; ', 1)[-1]}"))
+    if not band_rows:
+        return Detection(det, skipped=_why_untested(labels, parsed, tested, window,
+                                                    min_periods, min_count))
+    band = pd.DataFrame.from_dict(band_rows, orient="index")
+    return Detection(det, tuple(findings), band=band)
+
+
+# --- numeric sketches ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Sketch:
+    """A distribution as a piecewise-linear CDF through (xs, ps): both non-decreasing,
+    ps from 0 to 1; a repeated x is a jump (a point mass, such as a column of zeros)."""
+
+    xs: np.ndarray
+    ps: np.ndarray
+    count: float | None
+    # values at which two knots coincide: a point mass (zeros in an amount column)
+    atoms: np.ndarray
+
+
+def _sketch(profile: Mapping[str, float], which: str, interpolation: str) -> _Sketch:
+    if not isinstance(profile, Mapping):
+        raise ValueError(f"{which} must be a mapping of profile keys, not {type(profile).__name__}")
+    missing = [k for k in ("min", *QUANTILES, "max") if k not in profile]
+    if missing:
+        raise ValueError(f"{which} profile lacks {', '.join(missing)} "
+                         f"(a numeric profile has min, p01..p99, max and count)")
+    knots = np.array([_float(profile[k], f"{which}[{k!r}]") for k in ("min", *QUANTILES, "max")])
+    if not np.all(np.isfinite(knots)):
+        raise ValueError(f"{which} profile has missing or infinite quantiles")
+    if np.any(np.diff(knots) < 0):
+        raise ValueError(f"{which} profile's quantiles decrease: {knots.tolist()}")
+    count = profile.get("count")
+    if count is not None:
+        count = _float(count, f"{which}['count']")
+        if not math.isfinite(count) or count < 0:
+            raise ValueError(f"{which}['count'] must be a count >= 0, got {count!r}")
+    probs = np.array([0.0, *QUANTILES.values(), 1.0])
+    atoms = np.unique(knots[1:][np.diff(knots) == 0])
+    if interpolation == "linear" or knots[0] == knots[-1]:
+        return _Sketch(knots, probs, count, atoms)
+    dense = PchipInterpolator(probs, knots)(_DENSE)
+    # PCHIP preserves monotonicity up to rounding; make it exact for searchsorted
+    dense = np.maximum.accumulate(np.clip(dense, knots[0], knots[-1]))
+    return _Sketch(dense, _DENSE.copy(), count, atoms)
+
+
+def _cdf(s: _Sketch, x: np.ndarray, *, left: bool = False) -> np.ndarray:
+    """F(x) (right-continuous), or the left limit F(x-) when `left`."""
+    xs, ps = s.xs, s.ps
+    x = np.asarray(x, dtype="float64")
+    j = np.searchsorted(xs, x, side="left" if left else "right") - 1
+    out = np.empty_like(x)
+    below = j < 0
+    above = j >= len(xs) - 1
+    mid = ~(below | above)
+    out[below] = 0.0
+    out[above] = 1.0
+    jm = j[mid]
+    x0, x1 = xs[jm], xs[jm + 1]
+    p0, p1 = ps[jm], ps[jm + 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.where(x1 > x0, (x[mid] - x0) / (x1 - x0), 1.0)
+    out[mid] = p0 + np.clip(t, 0.0, 1.0) * (p1 - p0)
+    return out
+
+
+def _quantile(s: _Sketch, p: np.ndarray) -> np.ndarray:
+    """The smallest x with F(x) >= p, interpolated inside a CDF segment."""
+    xs, ps = s.xs, s.ps
+    p = np.asarray(p, dtype="float64")
+    i = np.clip(np.searchsorted(ps, p, side="left"), 1, len(ps) - 1)
+    p0, p1 = ps[i - 1], ps[i]
+    x0, x1 = xs[i - 1], xs[i]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.where(p1 > p0, (p - p0) / (p1 - p0), 1.0)
+    return x0 + np.clip(t, 0.0, 1.0) * (x1 - x0)
+
+
+def _mix(sketches: list[_Sketch]) -> _Sketch:
+    """One distribution from several batches, each weighted by its row count (equally when
+    a count is unknown): the CDF of the union of their rows, up to the sketches' accuracy."""
+    if len(sketches) == 1:
+        return sketches[0]
+    counts = [s.count for s in sketches]
+    known = all(c is not None for c in counts)
+    weights = np.array(counts if known else [1.0] * len(sketches), dtype="float64")
+    weights = weights / weights.sum()
+    grid = np.unique(np.concatenate([s.xs for s in sketches]))
+    f_left = sum(w * _cdf(s, grid, left=True) for w, s in zip(weights, sketches))
+    f_right = sum(w * _cdf(s, grid) for w, s in zip(weights, sketches))
+    xs = np.repeat(grid, 2)
+    ps = np.empty_like(xs)
+    ps[0::2], ps[1::2] = f_left, f_right
+    ps = np.maximum.accumulate(np.clip(ps, 0.0, 1.0))
+    ps[0], ps[-1] = 0.0, 1.0
+    return _Sketch(xs, ps, float(sum(counts)) if known else None,
+                   np.unique(np.concatenate([s.atoms for s in sketches])))
+
+
+def _compare_numeric(ref: _Sketch, cur: _Sketch, *, max_psi: float, max_ks: float | None,
+                     alpha: float, bins: int, min_count: int) -> NumericDrift:
+    med_ref = float(_quantile(ref, np.array([0.5]))[0])
+    med_cur = float(_quantile(cur, np.array([0.5]))[0])
+    n, m = ref.count, cur.count
+    small = [w for w, c in (("reference", n), ("current", m)) if c is not None and c < min_count]
+    if small:
+        sizes = ", ".join(f"{w} {int(c)}" for w, c in (("reference", n), ("current", m))
+                          if c is not None)
+        return NumericDrift(math.nan, math.nan, None, None, n, m, med_ref, med_cur, False,
+                            f"too few values to judge ({sizes} < {min_count})",
+                            skipped=f"fewer than {min_count} values")
+
+    edges = np.unique(_quantile(ref, np.arange(1, bins) / bins))
+    # A sketch knows a point mass is at v but not how big it is (only that it spans some
+    # knots); an edge at v would split the mass from the values just above it, which the
+    # sketches place differently. Merging those two bins keeps the comparison fair: on a
+    # 30%-vs-50%-zeros column PSI went from 0.51 to about the raw-data figure.
+    edges = edges[~np.isin(edges, np.concatenate([ref.atoms, cur.atoms]))]
+    mass_ref = np.diff(np.concatenate([[0.0], _cdf(ref, edges), [1.0]]))
+    mass_cur = np.diff(np.concatenate([[0.0], _cdf(cur, edges), [1.0]]))
+    used = (mass_ref > 1e-12) | (mass_cur > 1e-12)
+    a = np.maximum(mass_cur[used], _EMPTY_BIN)
+    e = np.maximum(mass_ref[used], _EMPTY_BIN)
+    psi = float(np.sum((a - e) * np.log(a / e)))
+
+    grid = np.unique(np.concatenate([ref.xs, cur.xs]))
+    gap = np.concatenate([np.abs(_cdf(ref, grid) - _cdf(cur, grid)),
+                          np.abs(_cdf(ref, grid, left=True) - _cdf(cur, grid, left=True))])
+    ks = float(gap.max()) if gap.size else 0.0
+
+    psi_p = ks_p = None
+    if n is not None and m is not None and n > 0 and m > 0:
+        scale = 1.0 / n + 1.0 / m
+        dof = max(int(used.sum()) - 1, 1)
+        psi_p = float(stats.chi2.sf(psi / scale, dof))
+        ks_p = float(stats.kstwobign.sf(ks * math.sqrt(n * m / (n + m))))
+    big = psi >= max_psi or (max_ks is not None and ks >= max_ks)
+    # significance is a gate, not the trigger: a trivial shift is significant at 1M rows
+    significant = True if psi_p is None else min(psi_p, ks_p) < alpha
+    parts = [f"PSI {psi:.2f} (limit {max_psi:.2f})",
+             f"KS {ks:.2f}" + (f" (limit {max_ks:.2f})" if max_ks is not None else "")]
+    if psi_p is not None:
+        parts[-1] += f", p {_p(min(psi_p, ks_p))}"
+    detail = ", ".join(parts) + f"; median {_num(med_ref)} -> {_num(med_cur)}"
+    return NumericDrift(psi, ks, psi_p, ks_p, n, m, med_ref, med_cur, bool(big and significant), detail)
+
+
+# --- category counts ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Counts:
+    listed: dict[str, float]
+    other: float
+
+    @property
+    def total(self) -> float:
+        return sum(self.listed.values()) + self.other
+
+
+def _counts(profile: Mapping[str, float], which: str, other: str) -> _Counts:
+    if not isinstance(profile, Mapping):
+        raise ValueError(f"{which} must be a mapping category -> count, not {type(profile).__name__}")
+    listed: dict[str, float] = {}
+    rest = 0.0
+    for key, raw in profile.items():
+        value = _float(raw, f"{which}[{key!r}]")
+        if math.isnan(value):
+            continue  # not in this batch's top-k
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{which}[{key!r}] must be a count >= 0, got {raw!r}")
+        if str(key) == other:
+            rest += value
+        else:
+            listed[str(key)] = listed.get(str(key), 0.0) + value
+    return _Counts(listed, rest)
+
+
+def _comparable(profiles: list[_Counts]) -> list[_Counts]:
+    """The profiles restricted to categories whose count is known in every one of them: a
+    category absent from a top-k list is known to be 0 only when that list's "other" is 0."""
+    names = set().union(*(p.listed for p in profiles))
+    keep = {c for c in names if all(c in p.listed or p.other == 0 for p in profiles)}
+    out = []
+    for p in profiles:
+        moved = sum(v for c, v in p.listed.items() if c not in keep)
+        out.append(_Counts({c: p.listed.get(c, 0.0) for c in sorted(keep)}, p.other + moved))
+    return out
+
+
+def _merge_counts(profiles: list[_Counts]) -> _Counts:
+    aligned = _comparable(profiles)
+    listed = {c: sum(p.listed[c] for p in aligned) for c in aligned[0].listed}
+    return _Counts(listed, sum(p.other for p in aligned))
+
+
+def _compare_categorical(ref: _Counts, cur: _Counts, *, max_js: float, alpha: float,
+                         min_count: int) -> CategoricalDrift:
+    n, m = ref.total, cur.total
+    if n < min_count or m < min_count:
+        return CategoricalDrift(math.nan, math.nan, math.nan, 0, n, m, False,
+                                f"too few values to judge (reference {n:g}, current {m:g} "
+                                f"< {min_count})", skipped=f"fewer than {min_count} values")
+    a, b = _comparable([ref, cur])
+    names = list(a.listed) + ["(other)"]
+    table = np.array([[*a.listed.values(), a.other], [*b.listed.values(), b.other]])
+    table = table[:, table.sum(axis=0) > 0]
+    names = [nm for nm, keep in zip(names, np.array([*a.listed.values(), a.other])
+                                    + np.array([*b.listed.values(), b.other]) > 0) if keep]
+    p_ref, p_cur = table[0] / n, table[1] / m
+    js = float(jensenshannon(p_ref, p_cur, base=2)) if table.shape[1] > 1 else 0.0
+    if not math.isfinite(js):
+        js = 0.0
+    if table.shape[1] > 1:
+        chi2, pvalue, dof, _ = stats.chi2_contingency(table, correction=False)
+    else:
+        chi2, pvalue, dof = 0.0, 1.0, 0
+    mover = int(np.argmax(np.abs(p_cur - p_ref))) if table.shape[1] else 0
+    moved = (f"{names[mover]!r} {p_ref[mover]:.1%} -> {p_cur[mover]:.1%}"
+             if table.shape[1] else "no categories")
+    drifted = bool(js >= max_js and pvalue < alpha)
+    detail = (f"JS {js:.2f} (limit {max_js:.2f}), chi2 {chi2:,.1f} (p {_p(pvalue)}); "
+              f"most moved: {moved}")
+    return CategoricalDrift(js, float(chi2), float(pvalue), int(dof), n, m, drifted, detail)
+
+
+# --- plumbing -----------------------------------------------------------------------------
+
+
+def _rows(profiles: Any) -> tuple[list[Any], list[dict[str, Any]]]:
+    if isinstance(profiles, pd.DataFrame):
+        frame = profiles.sort_index()
+        if frame.index.has_duplicates:
+            raise ValueError("detect_drift: profiles has duplicated partitions")
+        rows = [{str(k): v for k, v in rec.items() if not _missing(v)}
+                for rec in frame.to_dict(orient="records")]
+        return list(frame.index), rows
+    if isinstance(profiles, Mapping):
+        try:
+            labels = sorted(profiles)
+        except TypeError as exc:
+            raise ValueError(f"detect_drift: partitions must be sortable: {exc}") from None
+        rows = []
+        for label in labels:
+            prof = profiles[label]
+            if not isinstance(prof, Mapping):
+                raise ValueError(f"detect_drift: profile of {label!r} is not a mapping")
+            rows.append({str(k): v for k, v in prof.items() if not _missing(v)})
+        return labels, rows
+    raise ValueError("detect_drift: profiles must be a DataFrame (one row per partition) or a "
+                     f"mapping partition -> profile, not {type(profiles).__name__}")
+
+
+def _tested_positions(labels: list[Any], since: Any) -> list[int]:
+    if since is None:
+        return list(range(len(labels)))
+    if labels and isinstance(labels[0], pd.Timestamp):
+        since = pd.Timestamp(since)
+        tz = labels[0].tzinfo
+        if tz is not None and since.tzinfo is None:
+            since = since.tz_localize(tz)
+    try:
+        return [i for i, lab in enumerate(labels) if lab >= since]
+    except TypeError as exc:
+        raise ValueError(f"detect_drift: since {since!r} can't be compared with the "
+                         f"partitions: {exc}") from None
+
+
+def _why_untested(labels, parsed, tested, window, min_periods, min_count) -> str:
+    if not tested:
+        return "no partitions under test"
+    if all(parsed[i] is None for i in tested):
+        return "no usable profile among the partitions under test"
+    usable = sum(p is not None for p in parsed)
+    if usable <= min_periods:
+        return f"history too short: {usable} usable profile{'s' if usable != 1 else ''}, and a " \
+               f"partition needs {min_periods} earlier one{'s' if min_periods != 1 else ''} " \
+               f"to compare with"
+    return f"no partition under test has {min_periods} usable reference profile(s) within " \
+           f"the {window} before it and {min_count} values"
+
+
+def _size(parsed: Any) -> float:
+    if isinstance(parsed, _Sketch):
+        return 1.0 if parsed.count is None else parsed.count
+    return parsed.total
+
+
+def _missing(v: Any) -> bool:
+    try:
+        return v is None or bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _float(v: Any, where: str) -> float:
+    if isinstance(v, bool):
+        raise ValueError(f"{where} must be a number, got {v!r}")
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} must be a number, got {v!r}") from None
+
+
+def _nan(v: float | None) -> float:
+    return math.nan if v is None else v
+
+
+def _numeric_options(max_psi, max_ks, alpha, bins, interpolation, min_count, fn) -> None:
+    _positive_number(max_psi, "max_psi", fn)
+    if max_ks is not None:
+        _positive_number(max_ks, "max_ks", fn)
+        if max_ks > 1:
+            raise ValueError(f"{fn}: max_ks is a distance between CDFs, at most 1; got {max_ks}")
+    _alpha(alpha, fn)
+    _positive_int(bins, "bins", fn)
+    if bins < 2:
+        raise ValueError(f"{fn}: bins must be at least 2, got {bins}")
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"{fn}: interpolation must be one of {', '.join(INTERPOLATIONS)}, "
+                         f"got {interpolation!r}")
+    _positive_int(min_count, "min_count", fn)
+
+
+def _categorical_options(max_js, alpha, min_count, fn) -> None:
+    _positive_number(max_js, "max_js", fn)
+    if max_js > 1:
+        raise ValueError(f"{fn}: max_js is a base-2 Jensen-Shannon distance, at most 1; got {max_js}")
+    _alpha(alpha, fn)
+    _positive_int(min_count, "min_count", fn)
+
+
+def _positive_number(v: Any, option: str, fn: str) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) \
+            or not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{fn}: {option} must be a positive number, got {v!r}")
+
+
+def _positive_int(v: Any, option: str, fn: str) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"{fn}: {option} must be a positive integer, got {v!r}")
+
+
+def _alpha(v: Any, fn: str) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+        raise ValueError(f"{fn}: alpha must be in (0, 1], got {v!r}")
+
+
+def _p(p: float) -> str:
+    return "< 1e-16" if p < 1e-16 else (f"{p:.2g}" if p < 0.01 else f"{p:.2f}")
+
+
+def _num(x: float) -> str:
+    if x == 0 or 1e-3 <= abs(x) < 1e5:
+        return f"{x:.4g}" if abs(x) < 1e4 else f"{x:,.0f}"
+    return f"{x:.3g}"

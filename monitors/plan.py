@@ -1,0 +1,87 @@
+"""What watches a dataset: its configured checks and monitors plus the automatic ones, as
+one list of specs. A new dataset is watched without a line of config."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitors.config import AutomaticMonitors, CheckConfig, DatasetConfig, MonitorConfig
+from monitors.contract import Contract, LogicalType
+
+NUMERIC = {LogicalType.integer, LogicalType.float}
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorSpec:
+    name: str              # unique within the dataset: the alert's `monitor`
+    kind: str              # metric | check | freshness | missing | contract
+    detector: str
+    severity: str
+    column: str | None = None
+    metric: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    # point: one alert per partition; otherwise one per (dataset, column, monitor) that stays
+    # open while the condition lasts (drift)
+    point: bool = True
+    automatic: bool = False
+    check: CheckConfig | None = None
+
+
+def plan_monitors(dataset_name: str, kind: str, contract: Contract,
+                  declared: DatasetConfig | None) -> list[MonitorSpec]:
+    """Every spec for a dataset, automatic first; a configured monitor with the same name
+    replaces the automatic one (that is how an automatic monitor is tuned or disabled)."""
+    auto = declared.automatic if declared else AutomaticMonitors()
+    specs = {s.name: s for s in _automatic(kind, contract, auto)}
+    if declared:
+        for check in declared.checks:
+            specs[check.label()] = MonitorSpec(
+                name=check.label(), kind="check", detector=check.check, severity=check.severity,
+                column=check.column, options=dict(check.options), check=check)
+        for monitor in declared.monitors:
+            specs[monitor.name] = _from_config(monitor)
+    disabled = {c.label() for c in declared.checks if not c.enabled} if declared else set()
+    disabled |= {m.name for m in declared.monitors if not m.enabled} if declared else set()
+    return [s for name, s in specs.items() if name not in disabled]
+
+
+def _from_config(monitor: MonitorConfig) -> MonitorSpec:
+    return MonitorSpec(name=monitor.name, kind="metric", detector=monitor.detector,
+                       severity=monitor.severity, column=monitor.column, metric=monitor.metric,
+                       options=dict(monitor.options), point=monitor.detector != "drift")
+
+
+def _automatic(kind: str, contract: Contract, auto: AutomaticMonitors) -> list[MonitorSpec]:
+    specs: list[MonitorSpec] = []
+    add = specs.append
+    if auto.contract:
+        add(MonitorSpec("contract", "contract", "contract", "critical", automatic=True))
+    if auto.freshness:
+        add(MonitorSpec("freshness:late", "freshness", "freshness", "warning", automatic=True))
+        add(MonitorSpec("freshness:missing", "missing", "missing", "critical", automatic=True))
+    if auto.volume:
+        add(MonitorSpec("volume:anomalies", "metric", "anomalies", "critical", metric="row_count",
+                        automatic=True))
+        add(MonitorSpec("volume:breakouts", "metric", "breakouts", "warning", metric="row_count",
+                        automatic=True))
+    for column in contract.columns:
+        if auto.nulls and column.nullable:
+            add(MonitorSpec(f"nulls:{column.name}", "metric", "proportional", "warning",
+                            column=column.name, metric="null_fraction", automatic=True,
+                            options={"baseline": "median", "window": 7, "max_increase": 1.0,
+                                     "min_abs_change": 0.05, "direction": "up"}))
+        if column.sensitive:
+            continue  # identifiers: their level means nothing
+        if auto.levels and column.type in NUMERIC and not column.categorical:
+            add(MonitorSpec(f"level:{column.name}", "metric", "breakouts", "warning",
+                            column=column.name, metric="mean", automatic=True))
+        if auto.categories and (column.type == LogicalType.string or column.categorical):
+            add(MonitorSpec(f"categories:{column.name}", "metric", "new_category", "warning",
+                            column=column.name, metric="freq", automatic=True))
+        if auto.drift and kind == "model_output":
+            metric = "freq" if (column.type in (LogicalType.string, LogicalType.boolean)
+                                or column.categorical) else "quantiles"
+            if column.type in NUMERIC or metric == "freq":
+                add(MonitorSpec(f"drift:{column.name}", "metric", "drift", "warning",
+                                column=column.name, metric=metric, point=False, automatic=True))
+    return specs

@@ -1,0 +1,485 @@
+"""One-pass batch profiles: every metric of a batch from a single stream of Arrow chunks.
+
+A batch arrives as a sequence of record batches (a Parquet file's row groups, a CSV read in
+blocks); each chunk is reduced to small partial results which merge exactly where the
+mathematics allows (counts, sums, extremes, moments through Chan's parallel update) and
+through Apache DataSketches where it does not (distinct counts past a bound, quantiles past a
+bound, frequent items past a bound). Memory is therefore bounded by the bounds, not by the
+batch, and the cost is a handful of vectorised passes over each chunk.
+
+Conventions a reader of the stored series should know:
+
+- NaN in a float column is a missing value: it counts in ``nulls``, never in ``count``.
+- ±inf is a present value: it counts in ``count``, in ``distinct``, in ``negatives`` (-inf)
+  and in its own ``infinite`` metric, but ``min``, ``max``, ``mean``, ``std`` and the
+  quantiles describe the finite values only. One stray infinity would otherwise turn a
+  column's mean into inf (and its std into NaN) for good, making the series useless to the
+  detectors; as a count of its own it is an alert like any other.
+- A metric that is undefined for the batch (the mean of an all-null column, the std of one
+  value, the null fraction of an empty batch) is left out rather than stored as NaN.
+- Quantiles use linear interpolation between order statistics, as pandas does by default,
+  while the column's finite values number at most ``exact_quantile_limit``; past that they
+  come from a KLL sketch (normalised rank error about 0.3%).
+- ``distinct`` is exact while a column has at most ``exact_distinct_limit`` distinct values,
+  then an HLL estimate (relative standard error about 0.4%). Category frequencies switch at
+  the same bound from exact counts to a frequent-items sketch, which reports only the items
+  it can prove frequent; everything else lands in ``freq_other``.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+import datasketches as ds
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+QUANTILES: dict[str, float] = {
+    "p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.50, "p75": 0.75, "p95": 0.95, "p99": 0.99,
+}
+
+# 2^16 HLL_8 registers: 64 KiB per column, relative standard error 1.04 / 256 ~ 0.4%.
+HLL_LG_K = 16
+# normalised rank error ~0.28%, a few tens of KiB per column; bulk updates cost the same as k=200
+KLL_K = 1000
+# 2^12 counters: an item is reported only when its count is provably above ~0.1% of the rows
+FREQUENT_LG_MAX_MAP = 12
+# merging pending uniques into the exact set costs the size of both, so merge only once the
+# pending part is as large as the set: the total merge work stays linear in the rows
+MIN_MERGE = 1 << 16
+
+_SECONDS_PER_UNIT = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+@dataclass(frozen=True, slots=True)
+class MetricValue:
+    column: str | None   # None for table-level metrics
+    metric: str
+    value: float
+    key: str = ""        # category value for "freq"
+
+
+def _consume(function: Any, *iterables: Any) -> None:
+    """Feed a sketch without a Python-level loop: DataSketches' HLL and frequent-items
+    sketches have no bulk update in Python (only the quantile sketches take numpy arrays),
+    and ``map`` drained by a zero-length deque is the cheapest way to call them per item."""
+    deque(map(function, *iterables), maxlen=0)
+
+
+def _python_items(values: pa.Array) -> Any:
+    """Values in the form the sketches hash: str objects, Python ints or floats."""
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        return values.to_numpy(zero_copy_only=False)
+    return values.to_numpy(zero_copy_only=False).tolist()
+
+
+class _Values:
+    """Distinct values of one column, and optionally how often each occurs.
+
+    Exact while the column has at most ``limit`` distinct values; then an HLL sketch for the
+    distinct count and a frequent-items sketch for the counts."""
+
+    def __init__(self, limit: int, counts: bool) -> None:
+        self.limit = limit
+        self.counts = counts
+        self._pending: list[tuple[pa.Array, pa.Array | None]] = []
+        self._pending_len = 0
+        self._keys: pa.Array | None = None
+        self._key_counts: pa.Array | None = None
+        self._hll: ds.hll_sketch | None = None
+        self._frequent: ds.frequent_strings_sketch | None = None
+
+    @property
+    def exact(self) -> bool:
+        return self._hll is None
+
+    def add(self, values: pa.Array) -> None:
+        """``values`` holds no nulls."""
+        if len(values) == 0:
+            return
+        if self.counts:
+            counted = pc.value_counts(values)
+            keys, counts = counted.field(0), counted.field(1)
+        else:
+            keys, counts = pc.unique(values), None
+        if not self.exact:
+            self._sketch(keys, counts)
+            return
+        self._pending.append((keys, counts))
+        self._pending_len += len(keys)
+        held = len(self._keys) if self._keys is not None else 0
+        if self._pending_len >= max(held, MIN_MERGE) or self._pending_len > self.limit:
+            self._merge()
+
+    def _merge(self) -> None:
+        if not self._pending:
+            return
+        parts = self._pending
+        if self._keys is not None:
+            parts = [(self._keys, self._key_counts), *parts]
+        keys = pa.concat_arrays([k for k, _ in parts])
+        if self.counts:
+            counts = pa.concat_arrays([c for _, c in parts])
+            merged = pa.table({"k": keys, "c": counts}).group_by("k").aggregate([("c", "sum")])
+            self._keys = merged.column("k").combine_chunks()
+            self._key_counts = merged.column("c_sum").combine_chunks()
+        else:
+            self._keys = pc.unique(keys)
+        self._pending, self._pending_len = [], 0
+        if len(self._keys) > self.limit:
+            self._hll = ds.hll_sketch(HLL_LG_K, ds.tgt_hll_type.HLL_8)
+            if self.counts:
+                self._frequent = ds.frequent_strings_sketch(FREQUENT_LG_MAX_MAP)
+            keys, counts = self._keys, self._key_counts
+            self._keys = self._key_counts = None
+            self._sketch(keys, counts)
+
+    def _sketch(self, keys: pa.Array, counts: pa.Array | None) -> None:
+        assert self._hll is not None
+        _consume(self._hll.update, _python_items(keys))
+        if self._frequent is not None and counts is not None:
+            labels = pc.cast(keys, pa.string()).to_numpy(zero_copy_only=False)
+            _consume(self._frequent.update, labels, counts.to_numpy().tolist())
+
+    def distinct(self) -> int:
+        if self.exact:
+            self._merge()
+            return 0 if self._keys is None else len(self._keys)
+        assert self._hll is not None
+        return round(self._hll.get_estimate())
+
+    def top(self, k: int) -> list[tuple[str, int]]:
+        """The k most frequent values, most frequent first; ties by value, so that the
+        result does not depend on how the batch was chunked."""
+        if self.exact:
+            self._merge()
+            if self._keys is None:
+                return []
+            table = pa.table({"k": pc.cast(self._keys, pa.string()), "c": self._key_counts})
+            table = table.sort_by([("c", "descending"), ("k", "ascending")]).slice(0, k)
+            return list(zip(table.column("k").to_pylist(), table.column("c").to_pylist()))
+        assert self._frequent is not None
+        items = self._frequent.get_frequent_items(ds.frequent_items_error_type.NO_FALSE_POSITIVES)
+        items = sorted(((item, int(estimate)) for item, estimate, _, _ in items),
+                       key=lambda pair: (-pair[1], pair[0]))
+        return items[:k]
+
+
+class _Quantiles:
+    """Exact (pandas' linear interpolation) up to ``limit`` values, then a KLL sketch."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._held: list[np.ndarray] = []
+        self._held_len = 0
+        self._kll: ds.kll_doubles_sketch | None = None
+
+    def add(self, values: np.ndarray) -> None:
+        """``values``: finite float64."""
+        if len(values) == 0:
+            return
+        if self._kll is not None:
+            self._kll.update(np.ascontiguousarray(values))
+            return
+        # a copy: a view would pin the whole Arrow chunk it came from
+        self._held.append(np.array(values, dtype=np.float64, copy=True))
+        self._held_len += len(values)
+        if self._held_len > self.limit:
+            self._kll = ds.kll_doubles_sketch(KLL_K)
+            for held in self._held:
+                self._kll.update(held)
+            self._held, self._held_len = [], 0
+
+    def values(self) -> dict[str, float]:
+        ranks = list(QUANTILES.values())
+        if self._kll is not None:
+            found = self._kll.get_quantiles(ranks, inclusive=True)
+        elif self._held_len:
+            found = np.quantile(np.concatenate(self._held), ranks)
+        else:
+            return {}
+        return dict(zip(QUANTILES, (float(v) for v in found)))
+
+
+class _Column:
+    """Counts every column has; subclasses add what their type allows."""
+
+    def __init__(self, name: str, arrow_type: pa.DataType) -> None:
+        self.name = name
+        self.arrow_type = arrow_type
+        self.count = 0
+        self.nulls = 0
+
+    def update(self, array: pa.Array) -> None:
+        self.nulls += array.null_count
+        self.count += len(array) - array.null_count
+
+    def metrics(self, rows: int) -> list[MetricValue]:
+        found = [("count", self.count), ("nulls", self.nulls)]
+        if rows:
+            found.append(("null_fraction", self.nulls / rows))
+        found += self._typed()
+        return [MetricValue(self.name, metric, float(value)) for metric, value in found]
+
+    def _typed(self) -> list[tuple[str, float]]:
+        return []
+
+
+class _Moments:
+    """Count, mean and sum of squared deviations; partial results merge by Chan et al.'s
+    parallel update, which stays accurate where a running sum of squares would cancel."""
+
+    __slots__ = ("n", "mean", "m2")
+
+    def __init__(self) -> None:
+        self.n, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def add(self, values: np.ndarray) -> None:
+        n = len(values)
+        if n == 0:
+            return
+        mean = float(values.mean(dtype=np.float64))
+        deviations = values.astype(np.float64, copy=False) - mean
+        m2 = float(np.dot(deviations, deviations))
+        total = self.n + n
+        delta = mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += m2 + delta * delta * self.n * n / total
+        self.n = total
+
+    def values(self) -> list[tuple[str, float]]:
+        found = []
+        if self.n:
+            found.append(("mean", self.mean))
+        if self.n > 1:
+            found.append(("std", math.sqrt(self.m2 / (self.n - 1))))
+        return found
+
+
+class _Numeric(_Column):
+    def __init__(self, name: str, arrow_type: pa.DataType, *, distinct_limit: int,
+                 quantile_limit: int, categorical: bool, top_k: int) -> None:
+        super().__init__(name, arrow_type)
+        self.is_float = pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type)
+        self.top_k = top_k
+        self.categorical = categorical
+        self.values = _Values(distinct_limit, counts=categorical)
+        self.quantiles = _Quantiles(quantile_limit)
+        self.moments = _Moments()
+        self.low = math.inf
+        self.high = -math.inf
+        self.zeros = self.negatives = self.infinite = 0
+
+    def update(self, array: pa.Array) -> None:
+        present = pc.drop_null(array)
+        if pa.types.is_decimal(present.type):
+            present = pc.cast(present, pa.float64())
+        self.nulls += array.null_count
+        x = present.to_numpy(zero_copy_only=False)
+        finite = x
+        if self.is_float:
+            nan = np.isnan(x)
+            missing = int(np.count_nonzero(nan))
+            if missing:
+                x = x[~nan]
+                self.nulls += missing
+            # -0.0 and 0.0 are one value to a person (and to pandas' nunique)
+            x = x + 0.0
+            infinite = np.isinf(x)
+            infinities = int(np.count_nonzero(infinite))
+            self.infinite += infinities
+            finite = x[~infinite] if infinities else x
+        self.count += len(x)
+        if len(x) == 0:
+            return
+        self.zeros += int(np.count_nonzero(x == 0))
+        self.negatives += int(np.count_nonzero(x < 0))
+        if len(finite):
+            self.low = min(self.low, float(finite.min()))
+            self.high = max(self.high, float(finite.max()))
+        self.moments.add(finite)
+        self.quantiles.add(finite.astype(np.float64, copy=False))
+        self.values.add(pa.array(x) if self.is_float else present)
+
+    def _typed(self) -> list[tuple[str, float]]:
+        found: list[tuple[str, float]] = [("distinct", self.values.distinct())]
+        if self.moments.n:
+            found += [("min", self.low), ("max", self.high)]
+        found += self.moments.values()
+        found += list(self.quantiles.values().items())
+        found += [("zeros", self.zeros), ("negatives", self.negatives)]
+        if self.is_float:
+            found.append(("infinite", self.infinite))
+        return found
+
+    def metrics(self, rows: int) -> list[MetricValue]:
+        found = super().metrics(rows)
+        if self.categorical:
+            found += _frequencies(self.name, self.values, self.count, self.top_k)
+        return found
+
+
+class _Strings(_Column):
+    def __init__(self, name: str, arrow_type: pa.DataType, *, distinct_limit: int, top_k: int) -> None:
+        super().__init__(name, arrow_type)
+        self.top_k = top_k
+        self.values = _Values(distinct_limit, counts=True)
+        self.length_low = math.inf
+        self.length_high = -math.inf
+        self.length_sum = 0
+
+    def update(self, array: pa.Array) -> None:
+        super().update(array)
+        present = pc.drop_null(array)
+        if len(present) == 0:
+            return
+        lengths = pc.utf8_length(present)
+        extremes = pc.min_max(lengths)
+        self.length_low = min(self.length_low, extremes["min"].as_py())
+        self.length_high = max(self.length_high, extremes["max"].as_py())
+        self.length_sum += pc.sum(lengths).as_py()
+        self.values.add(present)
+
+    def _typed(self) -> list[tuple[str, float]]:
+        found: list[tuple[str, float]] = [("distinct", self.values.distinct())]
+        if self.count:
+            found += [("length_min", self.length_low), ("length_mean", self.length_sum / self.count),
+                      ("length_max", self.length_high)]
+        return found
+
+    def metrics(self, rows: int) -> list[MetricValue]:
+        return super().metrics(rows) + _frequencies(self.name, self.values, self.count, self.top_k)
+
+
+class _Booleans(_Column):
+    def __init__(self, name: str, arrow_type: pa.DataType, *, top_k: int) -> None:
+        super().__init__(name, arrow_type)
+        self.top_k = top_k
+        self.values = _Values(limit=2, counts=True)
+
+    def update(self, array: pa.Array) -> None:
+        super().update(array)
+        self.values.add(pc.drop_null(array))
+
+    def _typed(self) -> list[tuple[str, float]]:
+        return [("distinct", self.values.distinct())]
+
+    def metrics(self, rows: int) -> list[MetricValue]:
+        return super().metrics(rows) + _frequencies(self.name, self.values, self.count, self.top_k)
+
+
+class _Temporal(_Column):
+    """Dates and timestamps: extremes as epoch seconds (UTC), and the distinct count."""
+
+    def __init__(self, name: str, arrow_type: pa.DataType, *, distinct_limit: int) -> None:
+        super().__init__(name, arrow_type)
+        if pa.types.is_date32(arrow_type):
+            self.storage, self.seconds = pa.int32(), 86_400
+        elif pa.types.is_date64(arrow_type):
+            self.storage, self.seconds = pa.int64(), 1 / 1_000
+        else:
+            self.storage, self.seconds = pa.int64(), 1 / _SECONDS_PER_UNIT[arrow_type.unit]
+        self.values = _Values(distinct_limit, counts=False)
+        self.low: int | None = None
+        self.high: int | None = None
+
+    def update(self, array: pa.Array) -> None:
+        super().update(array)
+        present = pc.drop_null(array).view(self.storage)
+        if len(present) == 0:
+            return
+        extremes = pc.min_max(present)
+        low, high = extremes["min"].as_py(), extremes["max"].as_py()
+        self.low = low if self.low is None else min(self.low, low)
+        self.high = high if self.high is None else max(self.high, high)
+        self.values.add(present)
+
+    def _typed(self) -> list[tuple[str, float]]:
+        found: list[tuple[str, float]] = [("distinct", self.values.distinct())]
+        if self.low is not None and self.high is not None:
+            found += [("min", self.low * self.seconds), ("max", self.high * self.seconds)]
+        return found
+
+
+def _frequencies(column: str, values: _Values, count: int, top_k: int) -> list[MetricValue]:
+    top = values.top(top_k)
+    listed = sum(c for _, c in top)
+    rows = [MetricValue(column, "freq", float(c), key) for key, c in top]
+    rows.append(MetricValue(column, "freq_other", float(max(count - listed, 0))))
+    return rows
+
+
+def _logical(arrow_type: pa.DataType) -> pa.DataType:
+    return arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+
+
+class BatchProfiler:
+    """Profiles one batch fed as a stream of chunks; ``metrics()`` may be called at any time.
+
+    ``schema`` fixes the columns and how each is profiled; a chunk whose column arrives with
+    another Arrow type (a dictionary-encoded string, int32 for int64) is cast to it."""
+
+    def __init__(self, schema: pa.Schema, *, top_k: int = 20, exact_distinct_limit: int = 100_000,
+                 categorical: Collection[str] = (), exact_quantile_limit: int = 1_000_000) -> None:
+        if top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {top_k}")
+        if exact_distinct_limit < 0 or exact_quantile_limit < 0:
+            raise ValueError("exact_distinct_limit and exact_quantile_limit must be >= 0")
+        unknown = set(categorical) - set(schema.names)
+        if unknown:
+            raise ValueError(f"categorical columns not in the schema: {sorted(unknown)}")
+        self.schema = schema
+        self.rows = 0
+        self._columns = [
+            self._column(field.name, _logical(field.type), top_k=top_k, distinct_limit=exact_distinct_limit,
+                         quantile_limit=exact_quantile_limit, categorical=field.name in categorical)
+            for field in schema
+        ]
+
+    @staticmethod
+    def _column(name: str, arrow_type: pa.DataType, *, top_k: int, distinct_limit: int,
+                quantile_limit: int, categorical: bool) -> _Column:
+        if pa.types.is_boolean(arrow_type):
+            return _Booleans(name, arrow_type, top_k=top_k)
+        if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
+            return _Numeric(name, arrow_type, distinct_limit=distinct_limit, quantile_limit=quantile_limit,
+                            categorical=categorical, top_k=top_k)
+        if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+            return _Strings(name, arrow_type, distinct_limit=distinct_limit, top_k=top_k)
+        if pa.types.is_date(arrow_type) or pa.types.is_timestamp(arrow_type):
+            return _Temporal(name, arrow_type, distinct_limit=distinct_limit)
+        return _Column(name, arrow_type)
+
+    def update(self, chunk: pa.RecordBatch | pa.Table) -> None:
+        missing = [name for name in self.schema.names if name not in chunk.schema.names]
+        if missing:
+            raise ValueError(f"chunk lacks columns {missing}")
+        for column in self._columns:
+            data = chunk.column(column.name)
+            parts = data.chunks if isinstance(data, pa.ChunkedArray) else [data]
+            for part in parts:
+                if part.type != column.arrow_type:
+                    part = pc.cast(part, column.arrow_type)
+                column.update(part)
+        self.rows += chunk.num_rows
+
+    def metrics(self) -> list[MetricValue]:
+        found = [MetricValue(None, "row_count", float(self.rows)),
+                 MetricValue(None, "column_count", float(len(self._columns)))]
+        for column in self._columns:
+            found += column.metrics(self.rows)
+        return found
+
+
+def profile_table(table: pa.Table | pd.DataFrame, **options: Any) -> list[MetricValue]:
+    """Profiles a whole table as a single chunk; ``options`` are BatchProfiler's."""
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    profiler = BatchProfiler(table.schema, **options)
+    profiler.update(table)
+    return profiler.metrics()

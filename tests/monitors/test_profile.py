@@ -1,0 +1,259 @@
+"""The batch profiler agrees with pandas, whatever the chunking, and stays bounded."""
+from __future__ import annotations
+
+import decimal
+import math
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from monitors.profile import QUANTILES, BatchProfiler, MetricValue, profile_table
+
+ROWS = 5_000
+CATEGORIES = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
+
+
+def _known_frame(seed: int = 7) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    income = rng.lognormal(10, 1, ROWS)
+    income[rng.random(ROWS) < 0.1] = np.nan
+    age = pd.array(rng.integers(18, 90, ROWS), dtype="Int64")
+    age[rng.random(ROWS) < 0.05] = pd.NA
+    # weights that give every category a different count, so the top-k order is unambiguous
+    weights = np.arange(len(CATEGORIES), 0, -1) / sum(range(1, len(CATEGORIES) + 1))
+    segment = pd.Series(rng.choice(CATEGORIES, ROWS, p=weights), dtype="str")
+    segment[rng.random(ROWS) < 0.02] = None
+    return pd.DataFrame({
+        "income": income,
+        "age": age,
+        "balance": rng.normal(0, 500, ROWS).round(0),
+        "segment": segment,
+        "customer": pd.Series([f"c{n:07d}" for n in rng.permutation(ROWS * 3)[:ROWS]], dtype="str"),
+        "active": pd.array(rng.random(ROWS) < 0.3, dtype="boolean"),
+        "seen_at": pd.to_datetime(1_700_000_000 + rng.integers(0, 86_400 * 30, ROWS), unit="s", utc=True),
+    })
+
+
+def _index(metrics: list[MetricValue]) -> dict[tuple[str | None, str, str], float]:
+    found: dict[tuple[str | None, str, str], float] = {}
+    for m in metrics:
+        key = (m.column, m.metric, m.key)
+        assert key not in found, f"metric emitted twice: {key}"
+        found[key] = m.value
+    return found
+
+
+def _chunks(table: pa.Table, n: int) -> list[pa.RecordBatch]:
+    size = math.ceil(table.num_rows / n)
+    return table.combine_chunks().to_batches(max_chunksize=size)
+
+
+def _profile(table: pa.Table, chunks: int, **options) -> dict:
+    profiler = BatchProfiler(table.schema, **options)
+    parts = _chunks(table, chunks)
+    assert len(parts) == chunks
+    for part in parts:
+        profiler.update(part)
+    return _index(profiler.metrics())
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return _known_frame()
+
+
+@pytest.fixture(scope="module")
+def profile(frame) -> dict:
+    return _index(profile_table(frame, top_k=3))
+
+
+def test_table_level_counts(profile, frame):
+    assert profile[(None, "row_count", "")] == ROWS
+    assert profile[(None, "column_count", "")] == frame.shape[1]
+
+
+@pytest.mark.parametrize("column", ["income", "age", "balance", "segment", "customer", "active", "seen_at"])
+def test_counts_nulls_and_distinct_equal_pandas(profile, frame, column):
+    series = frame[column]
+    assert profile[(column, "count", "")] == series.count()
+    assert profile[(column, "nulls", "")] == series.isna().sum()
+    assert profile[(column, "null_fraction", "")] == pytest.approx(series.isna().mean())
+    assert profile[(column, "distinct", "")] == series.nunique()
+
+
+@pytest.mark.parametrize("column", ["income", "age", "balance"])
+def test_numeric_summary_equals_pandas(profile, frame, column):
+    series = frame[column].astype("float64")
+    assert profile[(column, "min", "")] == series.min()
+    assert profile[(column, "max", "")] == series.max()
+    assert profile[(column, "mean", "")] == pytest.approx(series.mean(), rel=1e-12)
+    assert profile[(column, "std", "")] == pytest.approx(series.std(), rel=1e-12)
+    for name, q in QUANTILES.items():
+        assert profile[(column, name, "")] == pytest.approx(series.quantile(q), rel=1e-12), name
+    assert profile[(column, "zeros", "")] == (series == 0).sum()
+    assert profile[(column, "negatives", "")] == (series < 0).sum()
+
+
+def test_string_lengths_and_top_k_equal_pandas(profile, frame):
+    lengths = frame["segment"].str.len()
+    assert profile[("segment", "length_min", "")] == lengths.min()
+    assert profile[("segment", "length_max", "")] == lengths.max()
+    assert profile[("segment", "length_mean", "")] == pytest.approx(lengths.mean())
+    counts = frame["segment"].value_counts()
+    top = {k: v for (c, m, k), v in profile.items() if c == "segment" and m == "freq"}
+    assert top == {key: float(n) for key, n in counts.head(3).items()}
+    assert profile[("segment", "freq_other", "")] == counts.iloc[3:].sum()
+
+
+def test_booleans_get_true_false_frequencies(profile, frame):
+    counts = frame["active"].value_counts()
+    assert profile[("active", "freq", "true")] == counts[True]
+    assert profile[("active", "freq", "false")] == counts[False]
+    assert profile[("active", "freq_other", "")] == 0
+
+
+def test_timestamps_give_epoch_seconds(profile, frame):
+    assert profile[("seen_at", "min", "")] == frame["seen_at"].min().timestamp()
+    assert profile[("seen_at", "max", "")] == frame["seen_at"].max().timestamp()
+
+
+def test_dates_give_epoch_seconds():
+    table = pa.table({"day": pa.array([0, 19_000, None, 19_700], pa.date32())})
+    found = _index(profile_table(table))
+    assert found[("day", "min", "")] == 0
+    assert found[("day", "max", "")] == 19_700 * 86_400
+    assert found[("day", "distinct", "")] == 3
+
+
+def test_integer_codes_named_categorical_get_frequencies():
+    table = pa.table({"code": pa.array([3, 3, 3, 7, 7, 1, None], pa.int64())})
+    found = _index(profile_table(table, categorical=["code"], top_k=2))
+    assert found[("code", "freq", "3")] == 3
+    assert found[("code", "freq", "7")] == 2
+    assert found[("code", "freq_other", "")] == 1
+    assert found[("code", "mean", "")] == pytest.approx(np.mean([3, 3, 3, 7, 7, 1]))
+    assert ("code", "freq", "3") not in _index(profile_table(table))
+
+
+def test_seven_chunks_give_the_one_chunk_result(frame):
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    whole = _profile(table, 1, top_k=3)
+    parts = _profile(table, 7, top_k=3)
+    assert whole.keys() == parts.keys()
+    for key, value in whole.items():
+        assert parts[key] == pytest.approx(value, rel=1e-12, abs=1e-9), key
+
+
+def test_distinct_past_the_exact_limit_is_a_sketch_within_two_percent():
+    rng = np.random.default_rng(3)
+    values = rng.permutation(np.arange(300_000, dtype=np.int64) * 7919)
+    values = np.concatenate([values, values[:100_000]])  # repeats must not count twice
+    table = pa.table({"n": values, "s": pa.array([f"k{v}" for v in values])})
+    found = _profile(table, 7, exact_distinct_limit=10_000)
+    for column in ("n", "s"):
+        assert found[(column, "distinct", "")] == pytest.approx(300_000, rel=0.02), column
+
+
+def test_frequent_categories_survive_past_the_exact_limit():
+    rng = np.random.default_rng(5)
+    noise = [f"rare{n}" for n in range(50_000)]
+    heavy = ["A"] * 30_000 + ["B"] * 20_000 + ["C"] * 10_000
+    values = np.array(noise + heavy, dtype=object)[rng.permutation(len(noise) + len(heavy))]
+    table = pa.table({"s": pa.array(values, pa.string())})
+    found = _profile(table, 7, exact_distinct_limit=1_000, top_k=3)
+    top = {k: v for (c, m, k), v in found.items() if m == "freq"}
+    assert list(top) == ["A", "B", "C"]
+    for key, expected in (("A", 30_000), ("B", 20_000), ("C", 10_000)):
+        assert top[key] == pytest.approx(expected, rel=0.02)
+    assert found[("s", "freq_other", "")] == pytest.approx(50_000, rel=0.05)
+
+
+def test_quantiles_past_the_exact_limit_come_from_a_sketch():
+    rng = np.random.default_rng(11)
+    values = rng.normal(100, 15, 200_000)
+    table = pa.table({"x": values})
+    found = _profile(table, 7, exact_quantile_limit=10_000)
+    ordered = np.sort(values)
+    for name, q in QUANTILES.items():
+        rank = np.searchsorted(ordered, found[("x", name, "")]) / len(values)
+        assert rank == pytest.approx(q, abs=0.01), name
+    # moments stay exact whatever happens to the quantiles
+    assert found[("x", "mean", "")] == pytest.approx(values.mean(), rel=1e-12)
+    assert found[("x", "std", "")] == pytest.approx(values.std(ddof=1), rel=1e-12)
+
+
+def test_nan_is_a_null_and_infinity_is_counted_apart():
+    table = pa.table({"x": pa.array([1.0, np.nan, None, 3.0, np.inf, -np.inf, 0.0, -0.0])})
+    found = _index(profile_table(table))
+    assert found[("x", "nulls", "")] == 2
+    assert found[("x", "count", "")] == 6
+    assert found[("x", "infinite", "")] == 2
+    # moments and extremes describe the finite values
+    finite = [1.0, 3.0, 0.0, 0.0]
+    assert found[("x", "mean", "")] == pytest.approx(np.mean(finite))
+    assert found[("x", "std", "")] == pytest.approx(np.std(finite, ddof=1))
+    assert (found[("x", "min", "")], found[("x", "max", "")]) == (0.0, 3.0)
+    assert found[("x", "zeros", "")] == 2
+    assert found[("x", "negatives", "")] == 1
+    # 0.0 and -0.0 are one value, as in pandas
+    assert found[("x", "distinct", "")] == pd.Series([1.0, 3.0, np.inf, -np.inf, 0.0, -0.0]).nunique()
+
+
+def test_an_empty_batch_profiles_to_zero_rows(frame):
+    table = pa.Table.from_pandas(frame, preserve_index=False).slice(0, 0)
+    found = _index(profile_table(table))
+    assert found[(None, "row_count", "")] == 0
+    assert found[("income", "count", "")] == 0
+    assert found[("segment", "distinct", "")] == 0
+    assert ("income", "mean", "") not in found
+    assert all(math.isfinite(v) for v in found.values())
+
+
+def test_a_profiler_fed_nothing_reports_zero_rows():
+    profiler = BatchProfiler(pa.schema([("x", pa.float64()), ("s", pa.string())]))
+    found = _index(profiler.metrics())
+    assert found[(None, "row_count", "")] == 0
+    assert found[(None, "column_count", "")] == 2
+
+
+def test_an_all_null_column_has_counts_and_no_undefined_values():
+    table = pa.table({"x": pa.nulls(10, pa.float64()), "s": pa.nulls(10, pa.string()),
+                      "t": pa.nulls(10, pa.timestamp("us", tz="UTC"))})
+    found = _index(profile_table(table))
+    for column in ("x", "s", "t"):
+        assert found[(column, "count", "")] == 0
+        assert found[(column, "nulls", "")] == 10
+        assert found[(column, "null_fraction", "")] == 1
+        assert found[(column, "distinct", "")] == 0
+        assert (column, "min", "") not in found
+    assert found[("s", "freq_other", "")] == 0
+    assert all(math.isfinite(v) for v in found.values())
+
+
+def test_decimals_and_dictionary_strings_are_profiled_by_their_values():
+    table = pa.table({
+        "amount": pa.array([decimal.Decimal("1.25"), decimal.Decimal("-2.50"), None], pa.decimal128(10, 2)),
+        "tag": pa.array(["a", "b", "a"]).dictionary_encode(),
+    })
+    found = _index(profile_table(table))
+    assert found[("amount", "mean", "")] == pytest.approx(-0.625)
+    assert found[("amount", "negatives", "")] == 1
+    assert found[("tag", "freq", "a")] == 2
+
+
+def test_chunks_cast_to_the_declared_schema():
+    profiler = BatchProfiler(pa.schema([("x", pa.float64())]))
+    profiler.update(pa.record_batch({"x": pa.array([1, 2], pa.int32())}))
+    assert _index(profiler.metrics())[("x", "mean", "")] == 1.5
+
+
+def test_impossible_settings_are_refused():
+    schema = pa.schema([("x", pa.int64())])
+    with pytest.raises(ValueError, match="categorical"):
+        BatchProfiler(schema, categorical=["nope"])
+    with pytest.raises(ValueError, match="top_k"):
+        BatchProfiler(schema, top_k=-1)
+    with pytest.raises(ValueError, match="lacks"):
+        BatchProfiler(schema).update(pa.record_batch({"y": [1]}))
