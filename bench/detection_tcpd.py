@@ -107,6 +107,41 @@ def positions(series: pd.Series, labels) -> list[int]:
     return sorted({int(series.index.get_loc(label)) for label in labels})
 
 
+# --- speed against the yardstick ------------------------------------------------------------
+
+
+def _best_of(repeats: int, call) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def speed(n: int = 10_000, repeats: int = 3) -> dict:
+    """detect_breakouts (period found, season removed, search) on an n-point hourly series
+    against one robust statsmodels STL fit of the same series, timed in the same run."""
+    from statsmodels.tsa.seasonal import STL
+
+    rng = np.random.default_rng(0)
+    t = np.arange(n)
+    values = 500 + 0.02 * t + 60 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 10, n)
+    values[int(0.4 * n):] += 120
+    values[int(0.7 * n):] -= 200
+    series = pd.Series(values, index=pd.date_range("2025-01-01", periods=n, freq="h"))
+    walk = pd.Series(1000 + np.cumsum(rng.normal(0, 1, n)))  # many candidates to prune
+
+    stl = _best_of(repeats, lambda: STL(values, period=24, robust=True).fit())
+    seasonal = _best_of(repeats, lambda: detect_breakouts(series))
+    wandering = _best_of(repeats, lambda: detect_breakouts(walk))
+    return {"n": n, "stl_robust_seconds": stl,
+            "breakouts_seconds": seasonal, "ratio": seasonal / stl,
+            "random_walk_seconds": wandering, "random_walk_ratio": wandering / stl,
+            "found": positions(series, [f.at for f in detect_breakouts(series).findings]),
+            "planted": [int(0.4 * n), int(0.7 * n)]}
+
+
 # --- the run ------------------------------------------------------------------------------
 
 
@@ -151,7 +186,7 @@ def run() -> dict:
                                   "cover": published_mean("default_cover", m)}
                               for m in methods},
     }
-    return {"rows": rows, "summary": summary}
+    return {"rows": rows, "summary": summary, "speed": speed()}
 
 
 def _print(result: dict) -> None:
@@ -169,6 +204,11 @@ def _print(result: dict) -> None:
     for method, f1, cover in table:
         print(f"{method:24} {f1:6.3f} {cover:6.3f}")
     print(f"seconds per series: {summary['seconds_per_series']:.4f}")
+    sp = result["speed"]
+    print(f"speed, {sp['n']} points: one robust STL fit {sp['stl_robust_seconds']:.3f} s; "
+          f"detect_breakouts {sp['breakouts_seconds']:.3f} s ({sp['ratio']:.2f}x, found "
+          f"{sp['found']}, planted {sp['planted']}); on a random walk "
+          f"{sp['random_walk_seconds']:.3f} s ({sp['random_walk_ratio']:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 The package root is the public surface; modules behind it are implementation.
 """
+from detectors.anomalies import detect_anomalies
 from detectors.breakouts import detect_breakouts
 from detectors.checks import (allowed_values, conforms_to_types, expression, freshness,
                               in_range, matches_pattern, not_null, unique)
@@ -10,7 +11,7 @@ from detectors.drift import (CategoricalDrift, NumericDrift, categorical_drift,
 from detectors.result import Detection, Finding
 from detectors.thresholds import absolute_threshold, proportional_threshold
 
-__all__ = ["Detection", "Finding", "detect_breakouts",
+__all__ = ["Detection", "Finding", "detect_anomalies", "detect_breakouts",
            # static checks
            "not_null", "in_range", "allowed_values", "unique", "matches_pattern",
            "conforms_to_types", "freshness", "expression",

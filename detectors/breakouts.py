@@ -28,7 +28,7 @@ from detectors.seasonal import find_period, seasonal_adjust
 
 DETECTOR = "breakout"
 
-# min_size when not given: a tenth of the history, between these bounds. 24 is what
+# min_size when not given: an eighth of the history, between these bounds. 24 is what
 # Twitter's BreakoutDetection example uses; below 5 points a line through a regime is noise.
 DEFAULT_MAX_MIN_SIZE = 24
 SMALLEST_MIN_SIZE = 5
@@ -75,13 +75,13 @@ class PiecewiseLinearCost(BaseCost):
     def error(self, start, end) -> float:
         return float(self.errors(np.array([start]), np.array([end]))[0])
 
-    def line(self, start: int, end: int) -> tuple[float, float]:
-        """(intercept at position 0, slope per position) of the segment's line."""
-        count, st, stt, sy, sty, _ = self._sums[:, end] - self._sums[:, start]
+    def lines(self, starts, ends) -> tuple[np.ndarray, np.ndarray]:
+        """Each segment's line: intercept at position 0 and slope per position."""
+        count, st, stt, sy, sty, _ = self._sums[:, ends] - self._sums[:, starts]
         var_t = stt - st * st / count
-        slope = (sty - st * sy / count) / var_t if var_t > 0 else 0.0
-        intercept = (sy - slope * st) / count
-        return float(intercept), float(slope / self._n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = np.where(var_t > 0, (sty - st * sy / count) / var_t, 0.0)
+        return (sy - slope * st) / count, slope / self._n
 
 
 class _Binseg(rpt.Binseg):
@@ -104,13 +104,19 @@ def detect_breakouts(series: pd.Series, *, period: int | None = None,
                      min_change: float = 0.1, since=None) -> Detection:
     """Find the points where `series` enters a new, lasting regime.
 
-    period: the seasonal period in points; found from the series when None.
-    min_size: the fewest points a regime may have; None: a tenth of the history, 5 to 24.
+    period: the seasonal period in points; found from the series when None; 0 or 1 when
+        the series has no season.
+    min_size: the fewest points a regime may have; None: an eighth of the history, 5 to 24.
     penalty: a multiplier on the BIC penalty a change must beat (higher: fewer breakouts).
     min_change: the smallest relative change of level reported (0.1: 10%); 0 turns the
         practical floor off and leaves only the statistical test.
     since: only breakouts whose new regime starts at or after this label are reported;
-        earlier points are context.
+        earlier points are context. A new regime is told apart only once it has lasted
+        about `min_size` points, so a run that judges its newest batches should pass a
+        `since` that many points back and let alert deduplication merge the repeats.
+
+    The defaults (penalty 2, min_change 0.1, min_size as above) were chosen on the TCPD
+    development set for all series at once (bench/detection_tcpd.py), never per file.
 
     A finding's `at` is the first point of the new regime; `before` is the old regime's
     level projected over the new regime's first `min_size` points, `after` the new regime's
@@ -118,6 +124,7 @@ def detect_breakouts(series: pd.Series, *, period: int | None = None,
     level had to leave, and `score` the change in robust noise standard deviations.
     """
     _check_options(series, period, min_size, penalty, min_change)
+    _first_tested(series.index, since)
     values = pd.to_numeric(series, errors="coerce").astype(float)
     valid = np.isfinite(values.to_numpy())
     n = int(valid.sum())
@@ -131,17 +138,22 @@ def detect_breakouts(series: pd.Series, *, period: int | None = None,
     if np.ptp(values.to_numpy()[valid]) == 0:
         return Detection(DETECTOR, skipped="constant series: nothing can shift")
 
+    # the season only needs the spacing of the index, which a time zone does not change
+    naive = values
+    if isinstance(values.index, pd.DatetimeIndex) and values.index.tz is not None:
+        naive = values.set_axis(values.index.tz_localize(None))
     if period is None:
-        period = find_period(values)
-    if period:
-        adjusted = seasonal_adjust(values, period)["adjusted"].to_numpy()[valid]
+        period = find_period(naive)
+    if period and period >= 2:
+        adjusted = seasonal_adjust(naive, period)["adjusted"].to_numpy()[valid]
     else:
         adjusted = values.to_numpy()[valid]
     labels = series.index[valid]
 
     sigma = _noise(adjusted)
     if sigma == 0:
-        return Detection(DETECTOR, skipped="no noise to measure a change against")
+        # every step the same: a straight line, which has no breakout
+        return Detection(DETECTOR)
     running = pd.Series(adjusted).rolling(CLIP_WINDOW, center=True, min_periods=1).median()
     running = running.to_numpy()
     clipped = np.clip(adjusted, running - CLIP_SIGMAS * sigma, running + CLIP_SIGMAS * sigma)
@@ -164,8 +176,8 @@ def detect_breakouts(series: pd.Series, *, period: int | None = None,
 def _check_options(series, period, min_size, penalty, min_change) -> None:
     if not isinstance(series, pd.Series):
         raise ValueError(f"series: expected a pandas Series, got {type(series).__name__}")
-    if period is not None and (not _is_int(period) or period < 2):
-        raise ValueError(f"period: expected None or an integer >= 2, got {period!r}")
+    if period is not None and (not _is_int(period) or period < 0):
+        raise ValueError(f"period: expected None or an integer >= 0, got {period!r}")
     if min_size is not None and (not _is_int(min_size) or min_size < 2):
         raise ValueError(f"min_size: expected None or an integer >= 2, got {min_size!r}")
     if not _is_number(penalty) or not penalty > 0:
@@ -197,27 +209,33 @@ def _noise(values: np.ndarray) -> float:
     return float(np.std(steps)) / math.sqrt(2)
 
 
-def _split_strength(cost, start, at, end, size, penalty, min_change) -> float:
-    """How far a change at `at` clears the weaker of its two tests (>= 1: it passes)."""
-    whole = cost.error(start, end)
-    split = cost.error(start, at) + cost.error(at, end)
-    points = end - start
-    residual = split / max(points - 2 * 2, 1)
-    saved = (whole - split) / residual if residual > 0 else math.inf
-    statistical = saved / (penalty * PARAMETERS_PER_CHANGE * math.log(points))
-    if min_change == 0:
-        return statistical
-    before, after = _levels(cost, start, at, end, size)
-    change = abs(after - before) / abs(before) if before != 0 else math.inf
-    return min(statistical, change / min_change)
+def _strengths(cost, changes, n, size, penalty, min_change) -> np.ndarray:
+    """How far each change clears the weaker of its two tests against its neighbours
+    (>= 1: it passes)."""
+    ats = np.asarray(changes)
+    starts = np.r_[0, ats[:-1]]
+    ends = np.r_[ats[1:], n]
+    whole = cost.errors(starts, ends)
+    split = cost.errors(starts, ats) + cost.errors(ats, ends)
+    points = ends - starts
+    # the residual noise of the two regimes themselves, not of the whole series: a smooth
+    # curve has tiny point-to-point noise, yet is no sequence of breakouts
+    residual = split / np.maximum(points - 4, 1)  # two lines: four fitted parameters
+    with np.errstate(divide="ignore", invalid="ignore"):
+        saved = np.where(residual > 0, (whole - split) / residual, np.inf)
+    strength = saved / (penalty * PARAMETERS_PER_CHANGE * np.log(points))
+    if min_change > 0:
+        before, after = _levels(cost, starts, ats, ends, size)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            change = np.where(before != 0, np.abs(after - before) / np.abs(before), np.inf)
+        strength = np.minimum(strength, change / min_change)
+    return strength
 
 
 def _prune(cost, changes, n, size, penalty, min_change) -> list[int]:
     """Drop the weakest failing change, refit its neighbours, until all pass."""
     while changes:
-        bounds = [0, *changes, n]
-        strengths = [_split_strength(cost, bounds[i], at, bounds[i + 2], size, penalty,
-                                     min_change) for i, at in enumerate(changes)]
+        strengths = _strengths(cost, changes, n, size, penalty, min_change)
         weakest = int(np.argmin(strengths))
         if strengths[weakest] >= 1:
             break
@@ -225,36 +243,58 @@ def _prune(cost, changes, n, size, penalty, min_change) -> list[int]:
     return changes
 
 
-def _levels(cost, start, at, end, size) -> tuple[float, float]:
+def _levels(cost, starts, ats, ends, size) -> tuple[np.ndarray, np.ndarray]:
     """The old regime's line and the new regime's line, averaged over the new regime's
     first points: what was expected there, and what came."""
-    window = np.arange(at, min(at + size, end), dtype=float)
-    old_intercept, old_slope = cost.line(start, at)
-    new_intercept, new_slope = cost.line(at, end)
-    before = old_intercept + old_slope * window.mean()
-    after = new_intercept + new_slope * window.mean()
-    return float(before), float(after)
+    middle = (ats + np.minimum(ats + size, ends) - 1) / 2
+    old_intercept, old_slope = cost.lines(starts, ats)
+    new_intercept, new_slope = cost.lines(ats, ends)
+    return old_intercept + old_slope * middle, new_intercept + new_slope * middle
 
 
 def _first_tested(labels: pd.Index, since) -> int:
+    """Position of the first label at or after `since` (len(labels) when none is)."""
     if since is None:
         return 0
+    if isinstance(labels, pd.DatetimeIndex):
+        if _is_number(since):
+            raise ValueError(f"since: {since!r} is a number and the index holds times")
+        try:
+            since = pd.Timestamp(since)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"since: {since!r} is not a time ({error})") from None
+        if since.tz is None and labels.tz is not None:
+            since = since.tz_localize(labels.tz)
+        elif since.tz is not None and labels.tz is None:
+            raise ValueError(f"since: {since!r} has a time zone and the index has none")
+    elif pd.api.types.is_numeric_dtype(labels.dtype) and not _is_number(since):
+        raise ValueError(f"since: {since!r} cannot be compared with a numeric index")
     try:
         return int(labels.searchsorted(since, side="left"))
     except (TypeError, ValueError) as error:
-        raise ValueError(f"since: {since!r} cannot be compared with the index ({error})")
+        raise ValueError(f"since: {since!r} cannot be compared with the index ({error})") \
+            from None
 
 
 def _finding(cost, changes, i, labels, size, sigma, min_change) -> Finding:
     at = changes[i]
     start = changes[i - 1] if i > 0 else 0
     end = changes[i + 1] if i + 1 < len(changes) else len(labels)
-    before, after = _levels(cost, start, at, end, size)
+    before, after = (float(level[0]) for level in
+                     _levels(cost, np.array([start]), np.array([at]), np.array([end]), size))
+    # the band a new level had to leave: the practical floor, or the wobble of a
+    # min_size-point average, whichever is wider
     half_width = max(min_change * abs(before), CLIP_SIGMAS * sigma / math.sqrt(size))
     relative = f" ({(after - before) / abs(before):+.0%})" if before != 0 else ""
     label = labels[at]
-    when = label.strftime("%Y-%m-%d %H:%M").removesuffix(" 00:00") \
-        if isinstance(label, pd.Timestamp) else f"point {label}"
+    if isinstance(label, np.generic):
+        label = label.item()
+    if isinstance(label, pd.Timestamp):
+        when = label.strftime("%Y-%m-%d %H:%M").removesuffix(" 00:00")
+    elif _is_int(label):
+        when = f"point {label}"
+    else:
+        when = str(label)
     return Finding(
         at=label, value=after, expected=before,
         lower=before - half_width, upper=before + half_width,

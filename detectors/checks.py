@@ -153,7 +153,8 @@ def conforms_to_types(df: pd.DataFrame, contract: Mapping[str, str], *,
     needed = list(contract) if required is None else list(required)
     unknown = [c for c in needed if c not in contract]
     if unknown:
-        raise ValueError(f"conforms_to_types: required names columns not in the contract: {unknown}")
+        raise ValueError(f"conforms_to_types: required names columns not in the contract: "
+                         f"{unknown}")
     _check_common("conforms_to_types", df, [], max_fraction, examples)
 
     # schema problems fail the batch outright; value problems are tolerated up to max_fraction
@@ -306,7 +307,8 @@ def _verdict(detector: str, df: pd.DataFrame, failing: pd.Series, max_fraction: 
         examples=_examples(df, failing, n_examples, mask)),))
 
 
-def _examples(df: pd.DataFrame, failing: pd.Series, n: int, mask: Iterable[str]) -> tuple[dict, ...]:
+def _examples(df: pd.DataFrame, failing: pd.Series, n: int,
+              mask: Iterable[str]) -> tuple[dict, ...]:
     hidden = set(mask)
     rows = df[failing.to_numpy()].head(n)
     out = []

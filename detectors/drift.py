@@ -18,13 +18,19 @@ the tail). PSI uses ten bins of equal reference mass (the reference's deciles) b
 is the binning the usual PSI rules of thumb were calibrated on; the KS-style distance is
 the largest gap between the two CDFs.
 
+Limits of a sketch: it knows that a value repeats (p01 = p05 = p25 = 0) but not how
+often beyond the knots, and nothing about the gaps between integers. Zero-inflated and
+small-integer columns therefore get a coarser PSI (measured 0.24 against 0.12 on raw data
+for zeros going from 30% to 50%; 0.18 against 0.10 for Poisson(3) -> Poisson(3.6)); a
+column with a handful of distinct values is better profiled as categories.
+
 Categories: chi-square on the 2 x k table of counts, and the Jensen-Shannon distance
 (base 2, so in [0, 1]). A category listed on one side but hidden in the other side's
 "other" bucket can't be compared, so it is moved into "other" on both sides.
 
 Why the limits are effect sizes. With a million rows per batch any difference is
-"significant": a 0.01-standard-deviation shift has a KS p-value near 1e-10 and means
-nothing to a model. So a drift fires when the effect is large enough to matter AND the
+"significant": a 0.01-standard-deviation shift between two samples of a million has a KS
+p-value near 1e-15 and means nothing to a model. So a drift fires when the effect is large enough to matter AND the
 difference is unlikely to be sampling noise (p < alpha), never on the p-value alone:
 - PSI >= 0.2: the credit-scoring rule of thumb (under 0.1 stable, 0.1-0.25 a shift worth
   a look, above 0.25 a major shift); 0.2 is about a half-standard-deviation shift of the
@@ -209,26 +215,18 @@ def detect_drift(profiles: pd.DataFrame | Mapping[Any, Mapping[str, float]], *,
         kind = "numeric" if all(k in keys for k in QUANTILES) else "categorical"
     subject = name or "value"
 
-    parsed: list[Any] = []
-    for row in rows:
-        try:
-            parsed.append(_sketch(row, "profile", interpolation) if kind == "numeric"
-                          else _counts(row, "profile", other))
-        except ValueError:
-            # an unusable stored profile (an all-null batch, a failed run) is a gap, not a crash
-            parsed.append(None)
-        else:
-            if _size(parsed[-1]) == 0:
-                parsed[-1] = None
-
     tested = _tested_positions(labels, since)
+    # only the partitions under test and their references are read: a daily run over years
+    # of stored profiles parses eight of them, not every one
+    needed = sorted({j for i in tested for j in range(max(0, i - window), i + 1)})
+    parsed: dict[int, Any] = {j: _parse(rows[j], kind, interpolation, other) for j in needed}
     limit = max_psi if kind == "numeric" else max_js
     band_rows: dict[Any, dict[str, float]] = {}
     findings: list[Finding] = []
     for i in tested:
         if parsed[i] is None:
             continue
-        refs = [p for p in parsed[max(0, i - window):i] if p is not None]
+        refs = [parsed[j] for j in range(max(0, i - window), i) if parsed[j] is not None]
         if len(refs) < min_periods:
             continue
         if reference == "previous":
@@ -385,9 +383,12 @@ def _compare_numeric(ref: _Sketch, cur: _Sketch, *, max_psi: float, max_ks: floa
     edges = np.unique(_quantile(ref, np.arange(1, bins) / bins))
     # A sketch knows a point mass is at v but not how big it is (only that it spans some
     # knots); an edge at v would split the mass from the values just above it, which the
-    # sketches place differently. Merging those two bins keeps the comparison fair: on a
-    # 30%-vs-50%-zeros column PSI went from 0.51 to about the raw-data figure.
-    edges = edges[~np.isin(edges, np.concatenate([ref.atoms, cur.atoms]))]
+    # sketches place differently. Merging those two bins: on a column with 30% then 50%
+    # zeros, PSI 0.51 became 0.24 (the raw data, same bins: 0.16).
+    smooth = edges[~np.isin(edges, np.concatenate([ref.atoms, cur.atoms]))]
+    # ...unless nothing is left: a constant column that turns into another constant must
+    # still be seen, so its one atom then stays an edge
+    edges = smooth if smooth.size else edges
     mass_ref = np.diff(np.concatenate([[0.0], _cdf(ref, edges), [1.0]]))
     mass_cur = np.diff(np.concatenate([[0.0], _cdf(cur, edges), [1.0]]))
     used = (mass_ref > 1e-12) | (mass_cur > 1e-12)
@@ -414,7 +415,8 @@ def _compare_numeric(ref: _Sketch, cur: _Sketch, *, max_psi: float, max_ks: floa
     if psi_p is not None:
         parts[-1] += f", p {_p(min(psi_p, ks_p))}"
     detail = ", ".join(parts) + f"; median {_num(med_ref)} -> {_num(med_cur)}"
-    return NumericDrift(psi, ks, psi_p, ks_p, n, m, med_ref, med_cur, bool(big and significant), detail)
+    return NumericDrift(psi, ks, psi_p, ks_p, n, m, med_ref, med_cur,
+                        bool(big and significant), detail)
 
 
 # --- category counts ---------------------------------------------------------------------------
@@ -432,7 +434,8 @@ class _Counts:
 
 def _counts(profile: Mapping[str, float], which: str, other: str) -> _Counts:
     if not isinstance(profile, Mapping):
-        raise ValueError(f"{which} must be a mapping category -> count, not {type(profile).__name__}")
+        raise ValueError(f"{which} must be a mapping category -> count, "
+                         f"not {type(profile).__name__}")
     listed: dict[str, float] = {}
     rest = 0.0
     for key, raw in profile.items():
@@ -543,13 +546,23 @@ def _why_untested(labels, parsed, tested, window, min_periods, min_count) -> str
         return "no partitions under test"
     if all(parsed[i] is None for i in tested):
         return "no usable profile among the partitions under test"
-    usable = sum(p is not None for p in parsed)
+    usable = sum(p is not None for p in parsed.values())
     if usable <= min_periods:
         return f"history too short: {usable} usable profile{'s' if usable != 1 else ''}, and a " \
                f"partition needs {min_periods} earlier one{'s' if min_periods != 1 else ''} " \
                f"to compare with"
     return f"no partition under test has {min_periods} usable reference profile(s) within " \
            f"the {window} before it and {min_count} values"
+
+
+def _parse(row: dict[str, Any], kind: str, interpolation: str, other: str) -> Any:
+    try:
+        parsed = (_sketch(row, "profile", interpolation) if kind == "numeric"
+                  else _counts(row, "profile", other))
+    except ValueError:
+        # an unusable stored profile (an all-null batch, a failed run) is a gap, not a crash
+        return None
+    return parsed if _size(parsed) > 0 else None
 
 
 def _size(parsed: Any) -> float:
@@ -597,7 +610,8 @@ def _numeric_options(max_psi, max_ks, alpha, bins, interpolation, min_count, fn)
 def _categorical_options(max_js, alpha, min_count, fn) -> None:
     _positive_number(max_js, "max_js", fn)
     if max_js > 1:
-        raise ValueError(f"{fn}: max_js is a base-2 Jensen-Shannon distance, at most 1; got {max_js}")
+        raise ValueError(f"{fn}: max_js is a base-2 Jensen-Shannon distance, at most 1; "
+                         f"got {max_js}")
     _alpha(alpha, fn)
     _positive_int(min_count, "min_count", fn)
 

@@ -67,13 +67,17 @@ def absolute_threshold(series: pd.Series, *, lower: float | None = None,
 
 
 def proportional_threshold(series: pd.Series, *, baseline: str = "previous", period: int = 7,
-                           window: int = 7, max_increase: float | None = None,
+                           seasons: int = 1, window: int = 7, max_increase: float | None = None,
                            max_decrease: float | None = None, direction: str = "both",
                            min_abs_change: float = 0.0, since: Any = None) -> Detection:
     """Points whose relative change against a baseline exceeds a limit.
 
     baseline: "previous" (the point before), "season" (the point `period` steps back: the
-    same weekday for daily data), "median" (the median of the `window` points before).
+    same weekday for daily data; with `seasons` > 1, the median of that point over the
+    last `seasons` seasons), "median" (the median of the `window` points before).
+    With one season, the week after an incident is judged against the incident, so the
+    recovery fires too; `seasons=3` ignores one bad week, at the price of adopting a real
+    level change only after two weeks.
     max_increase / max_decrease are relative (0.5 = 50%); when neither is given both are
     0.5. `direction` limits the test to rises ("up") or falls ("down"). A change smaller
     than `min_abs_change` in absolute terms never fires, so a count moving from 2 to 5 is
@@ -86,11 +90,14 @@ def proportional_threshold(series: pd.Series, *, baseline: str = "previous", per
     name = "proportional_threshold"
     values = _as_series(series, name)
     if baseline not in BASELINES:
-        raise ValueError(f"{name}: baseline must be one of {', '.join(BASELINES)}, got {baseline!r}")
+        raise ValueError(f"{name}: baseline must be one of {', '.join(BASELINES)}, "
+                         f"got {baseline!r}")
     if direction not in DIRECTIONS:
-        raise ValueError(f"{name}: direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+        raise ValueError(f"{name}: direction must be one of {', '.join(DIRECTIONS)}, "
+                         f"got {direction!r}")
     _positive_int(period, "period", name)
     _positive_int(window, "window", name)
+    _positive_int(seasons, "seasons", name)
     up = _limit(max_increase, "max_increase", name)
     down = _limit(max_decrease, "max_decrease", name)
     if up is None and down is None:
@@ -112,11 +119,13 @@ def proportional_threshold(series: pd.Series, *, baseline: str = "previous", per
     tested_index = _under_test(values, since, name).index
     if values.dropna().empty:
         return Detection(name, skipped="series is empty or all missing")
-    needed = {"previous": 1, "season": period, "median": window}[baseline]
+    # a season baseline needs a majority of its seasons
+    needed = {"previous": 1, "season": period * (seasons // 2 + 1),
+              "median": window}[baseline]
     if values.notna().sum() <= needed:
         return Detection(name, skipped=f"history {int(values.notna().sum())} points <= "
                                        f"{needed} needed for a {baseline} baseline")
-    base, what = _baseline(values, baseline, period, window)
+    base, what = _baseline(values, baseline, period, window, seasons)
     base = base.reindex(tested_index)
     current = values.reindex(tested_index)
     usable = base.notna() & current.notna()
@@ -160,7 +169,8 @@ def proportional_threshold(series: pd.Series, *, baseline: str = "previous", per
     return Detection(name, tuple(findings), band=band)
 
 
-def _baseline(values: pd.Series, baseline: str, period: int, window: int) -> tuple[pd.Series, str]:
+def _baseline(values: pd.Series, baseline: str, period: int, window: int,
+              seasons: int) -> tuple[pd.Series, str]:
     if baseline == "previous":
         # the previous batch that has a value: one missing day should not blind the check
         return values.dropna().shift(1).reindex(values.index), "the previous point"
@@ -168,22 +178,47 @@ def _baseline(values: pd.Series, baseline: str, period: int, window: int) -> tup
         prior = values.shift(1)
         med = prior.rolling(window, min_periods=window // 2 + 1).median()
         return med, f"the median of the previous {window} points"
+    back = [_season_back(values, period * k) for k in range(1, seasons + 1)]
+    if seasons == 1:
+        base = back[0]
+    else:
+        # a majority of the seasons must be there, or one odd week would be the baseline
+        stacked = pd.concat(back, axis=1)
+        base = stacked.median(axis=1).where(stacked.notna().sum(axis=1) > seasons // 2)
+    return base, _season_text(values.index, period, seasons)
+
+
+def _season_back(values: pd.Series, steps: int) -> pd.Series:
+    """Each point's value `steps` points back, by the calendar when the index is one."""
     if isinstance(values.index, pd.DatetimeIndex):
         step = _calendar_step(values.index)
         if step is None:
-            shifted = values.shift(period)
-        else:
-            shifted = values.reindex(values.index - step * period)
-            shifted.index = values.index
-        what = "one season back" if step is None else \
-            ("the same weekday last week" if step == pd.Timedelta(days=1) and period == 7
-             else f"{period} x {_step_text(step)} before")
-        return shifted, what
-    if isinstance(values.index, pd.RangeIndex) or pd.api.types.is_integer_dtype(values.index):
-        shifted = values.reindex(values.index - period)
-        shifted.index = values.index
-        return shifted, f"{period} points before"
-    return values.shift(period), f"{period} points before"
+            return values.shift(steps)
+        shifted = values.reindex(values.index - step * steps)
+    elif isinstance(values.index, pd.RangeIndex) or pd.api.types.is_integer_dtype(values.index):
+        shifted = values.reindex(values.index - steps)
+    else:
+        return values.shift(steps)
+    shifted.index = values.index
+    return shifted
+
+
+def _season_text(index: pd.Index, period: int, seasons: int) -> str:
+    step = _calendar_step(index) if isinstance(index, pd.DatetimeIndex) else None
+    if step == pd.Timedelta(days=1) and period == 7:
+        same, unit = "the same weekday", "week"
+    elif step == pd.Timedelta(hours=1) and period == 24:
+        same, unit = "the same hour", "day"
+    elif step is not None:
+        same, unit = "the same point", f"{period} x {_step_text(step)}"
+    else:
+        same, unit = "the same point", f"{period} points"
+    if seasons == 1:
+        if unit in ("week", "day"):
+            return f"{same} {'yesterday' if unit == 'day' else 'last week'}"
+        return f"{same} {unit} before"
+    return f"the median of {same} over the last {seasons} " + \
+        (f"{unit}s" if unit in ("week", "day") else f"seasons of {unit}")
 
 
 def _calendar_step(index: pd.DatetimeIndex) -> pd.Timedelta | None:
@@ -241,7 +276,8 @@ def _under_test(values: pd.Series, since: Any, name: str) -> pd.Series:
     try:
         return values[values.index >= since]
     except TypeError as exc:
-        raise ValueError(f"{name}: since {since!r} can't be compared with the index: {exc}") from None
+        raise ValueError(f"{name}: since {since!r} can't be compared with the index: "
+                         f"{exc}") from None
 
 
 def _finite(value: Any, option: str, name: str) -> float | None:

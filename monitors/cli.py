@@ -103,11 +103,10 @@ def _demo(args, settings: Settings, sessions) -> int:
         if done == total or done % 10 == 0:
             print(f"demo: {done}/{total} days landed (up to {day})", file=sys.stderr)
 
-    outcomes = land_demo(sessions, settings.home, settings.config_path, days=args.days,
-                         seed=args.seed, end=args.end, progress=progress)
-    quarantined = [o for o in outcomes if o.status == "quarantined"]
-    print(f"demo: {len(outcomes)} batches delivered, {len(quarantined)} quarantined, "
-          f"in {time.perf_counter() - started:.1f} s; ground truth in "
+    runs = land_demo(sessions, settings, days=args.days, seed=args.seed, end=args.end,
+                     progress=progress)
+    print(f"demo: {args.days} days delivered and {runs} runs done in "
+          f"{time.perf_counter() - started:.1f} s; ground truth in "
           f"{settings.home / 'demo' / 'incidents.json'}", file=sys.stderr)
     return 0
 

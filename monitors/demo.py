@@ -21,10 +21,12 @@ import pyarrow.parquet as pq
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitors.catalog import find_dataset, sync_datasets
+from monitors.catalog import sync_datasets
 from monitors.config import DatasetConfig, MonitorsConfig, load_config, save_config
 from monitors.contract import ColumnSpec, Contract
-from monitors.ingest import IngestOutcome, ingest_file
+from monitors.run import execute_run
+from monitors.settings import Settings
+from store.models import Run
 
 CUSTOMERS = "customer_snapshot"
 SCORES = "model_scores"
@@ -39,6 +41,9 @@ PROVINCES = ["Madrid", "Barcelona", "Valencia", "Sevilla", "Malaga", "Bilbao", "
              "Murcia", "Alicante", "Coruna"]
 USUAL_ARRIVAL_HOURS = 2.0     # after the partition's day ends
 DEADLINE_HOURS = 6.0
+# the demo's runs happen this long after a partition's day ends: after every delivery,
+# the late one included, so each day is judged on what had arrived
+RUN_AFTER_HOURS = 18.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,20 +91,22 @@ def plan_incidents(start: dt.date, days: int) -> dict[str, tuple[int, Incident]]
         index = min(days - 1, max(14, int(fraction * days)))
         return index, (start + dt.timedelta(days=index)).isoformat()
 
+    # label: (dataset, column, where in the span, kind, what happened)
     plan = {
-        "volume_drop": (CUSTOMERS, None, 0.55, "the snapshot holds 40% of its usual rows (an upstream filter bug)"),
-        "null_spike": (CUSTOMERS, "income", 0.62, "income is missing for 40% of customers (was 5%)"),
-        "schema_change": (CUSTOMERS, "province", 0.70, "province renamed to region by the upstream"),
-        "new_category": (CUSTOMERS, "channel", 0.76, "a new channel 'partner_app' appears and stays"),
-        "level_shift": (CUSTOMERS, "products_held", 0.82, "products held per customer jumps by one and stays (a bundling campaign)"),
-        "late_batch": (CUSTOMERS, None, 0.88, "the snapshot arrives 16 hours after its day ended (deadline 6 hours)"),
-        "missing_batch": (SCORES, None, 0.92, "the model's scores for this day never arrive"),
-        "score_drift": (SCORES, "score", 0.95, "the model's scores shift upwards and stay shifted"),
+        "volume_drop": (CUSTOMERS, None, 0.55, "volume_drop", "the snapshot holds 40% of its usual rows (an upstream filter bug)"),
+        "scores_volume_drop": (SCORES, None, 0.55, "volume_drop", "the model scored only the customers it received: its output drops with the snapshot"),
+        "null_spike": (CUSTOMERS, "income", 0.62, "null_spike", "income is missing for 40% of customers (was 5%)"),
+        "schema_change": (CUSTOMERS, "province", 0.70, "schema_change", "province renamed to region by the upstream"),
+        "new_category": (CUSTOMERS, "channel", 0.76, "new_category", "a new channel 'partner_app' appears and stays"),
+        "level_shift": (CUSTOMERS, "products_held", 0.82, "level_shift", "products held per customer jumps by one and stays (a bundling campaign)"),
+        "late_batch": (CUSTOMERS, None, 0.88, "late_batch", "the snapshot arrives 16 hours after its day ended (deadline 6 hours)"),
+        "missing_batch": (SCORES, None, 0.92, "missing_batch", "the model's scores for this day never arrive"),
+        "score_drift": (SCORES, "score", 0.95, "score_drift", "the model's scores shift upwards and stay shifted"),
     }
     incidents = {}
-    for kind, (dataset, column, fraction, description) in plan.items():
+    for label, (dataset, column, fraction, kind, description) in plan.items():
         index, partition = at(fraction)
-        incidents[kind] = (index, Incident(dataset, column, partition, kind, description))
+        incidents[label] = (index, Incident(dataset, column, partition, kind, description))
     return incidents
 
 
@@ -233,25 +240,38 @@ def default_end() -> dt.date:
 ProgressFn = Callable[[int, int, str], None]
 
 
-def land_demo(sessions: sessionmaker[Session], home: Path, config_path: Path, *, days: int = 120,
+def land_demo(sessions: sessionmaker[Session], settings: Settings, *, days: int = 120,
               seed: int = 7, end: dt.date | None = None,
-              progress: ProgressFn | None = None) -> list[IngestOutcome]:
-    """Write the demo's datasets into the config, deliver every day's files into the
-    landing folder and ingest them as they arrive; write the ground truth."""
-    factory = DemoFactory(home / "landing", days=days, seed=seed, end=end or default_end())
-    config = load_config(config_path)
+              progress: ProgressFn | None = None) -> int:
+    """Play the demo's days: each day the upstream delivers its files, then the pipeline
+    runs for that day's partition (ingest, profile, monitors, alerts) as the scheduler
+    would, with the clock set to after the day's deliveries. Writes the demo's datasets
+    into the config and its ground truth next to it. Returns the number of runs."""
+    factory = DemoFactory(settings.landing, days=days, seed=seed, end=end or default_end())
+    config = load_config(settings.config_path)
     declared = demo_config()
-    merged = [d for d in config.datasets if d.name not in {x.name for x in declared.datasets}]
-    config = config.model_copy(update={"datasets": [*merged, *declared.datasets]})
-    save_config(config, config_path)
+    ours = {d.name for d in declared.datasets}
+    config = config.model_copy(update={
+        "datasets": [*(d for d in config.datasets if d.name not in ours), *declared.datasets]})
+    save_config(config, settings.config_path)
     with sessions.begin() as session:
-        sync_datasets(session, config, home)
-    outcomes = []
+        dataset_ids = [d.id for d in sync_datasets(session, declared, settings.home)]
+    write_ground_truth(settings.home, factory.ground_truth())
+    runs = 0
     for index in range(days):
-        with sessions.begin() as session:
-            for name, path in factory.deliver(index):
-                outcomes.append(ingest_file(session, find_dataset(session, name), path))
+        factory.deliver(index)
+        partition = factory.day(index)
+        clock = dt.datetime.combine(partition + dt.timedelta(days=1), dt.time(), dt.UTC) \
+            + dt.timedelta(hours=RUN_AFTER_HOURS)
+        for dataset_id in dataset_ids:
+            with sessions.begin() as session:
+                run = Run(dataset_id=dataset_id, trigger="demo", partition_from=partition,
+                          partition_to=partition, requested_by="demo")
+                session.add(run)
+                session.flush()
+                run_id = run.id
+            execute_run(sessions, settings, run_id, now=clock, notify=False)
+            runs += 1
         if progress:
-            progress(index + 1, days, factory.day(index).isoformat())
-    write_ground_truth(home, factory.ground_truth())
-    return outcomes
+            progress(index + 1, days, partition.isoformat())
+    return runs

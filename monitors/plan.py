@@ -21,7 +21,7 @@ class MonitorSpec:
     metric: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     # point: one alert per partition; otherwise one per (dataset, column, monitor) that stays
-    # open while the condition lasts (drift)
+    # open while the condition lasts (drift) or the change is recent (breakouts)
     point: bool = True
     automatic: bool = False
     check: CheckConfig | None = None
@@ -48,7 +48,8 @@ def plan_monitors(dataset_name: str, kind: str, contract: Contract,
 def _from_config(monitor: MonitorConfig) -> MonitorSpec:
     return MonitorSpec(name=monitor.name, kind="metric", detector=monitor.detector,
                        severity=monitor.severity, column=monitor.column, metric=monitor.metric,
-                       options=dict(monitor.options), point=monitor.detector != "drift")
+                       options=dict(monitor.options),
+                       point=monitor.detector not in ("drift", "breakouts"))
 
 
 def _automatic(kind: str, contract: Contract, auto: AutomaticMonitors) -> list[MonitorSpec]:
@@ -63,7 +64,7 @@ def _automatic(kind: str, contract: Contract, auto: AutomaticMonitors) -> list[M
         add(MonitorSpec("volume:anomalies", "metric", "anomalies", "critical", metric="row_count",
                         automatic=True))
         add(MonitorSpec("volume:breakouts", "metric", "breakouts", "warning", metric="row_count",
-                        automatic=True))
+                        point=False, automatic=True))
     for column in contract.columns:
         if auto.nulls and column.nullable:
             add(MonitorSpec(f"nulls:{column.name}", "metric", "proportional", "warning",
@@ -74,7 +75,7 @@ def _automatic(kind: str, contract: Contract, auto: AutomaticMonitors) -> list[M
             continue  # identifiers: their level means nothing
         if auto.levels and column.type in NUMERIC and not column.categorical:
             add(MonitorSpec(f"level:{column.name}", "metric", "breakouts", "warning",
-                            column=column.name, metric="mean", automatic=True))
+                            column=column.name, metric="mean", point=False, automatic=True))
         if auto.categories and (column.type == LogicalType.string or column.categorical):
             add(MonitorSpec(f"categories:{column.name}", "metric", "new_category", "warning",
                             column=column.name, metric="freq", automatic=True))

@@ -93,6 +93,7 @@ class _Values:
         self._key_counts: pa.Array | None = None
         self._hll: ds.hll_sketch | None = None
         self._frequent: ds.frequent_strings_sketch | None = None
+        self._dedup = True
 
     @property
     def exact(self) -> bool:
@@ -105,8 +106,14 @@ class _Values:
         if self.counts:
             counted = pc.value_counts(values)
             keys, counts = counted.field(0), counted.field(1)
+        elif not self.exact and not self._dedup:
+            keys, counts = values, None
         else:
             keys, counts = pc.unique(values), None
+            if not self.exact and len(keys) > len(values) // 2:
+                # a near-unique column (ids, measurements): removing the few repeats costs
+                # more than hashing them twice into the sketch, which ignores repeats anyway
+                self._dedup = False
         if not self.exact:
             self._sketch(keys, counts)
             return
@@ -143,6 +150,11 @@ class _Values:
         assert self._hll is not None
         _consume(self._hll.update, _python_items(keys))
         if self._frequent is not None and counts is not None:
+            # Values seen once in a chunk are left out: each can then be undercounted by at
+            # most the number of chunks (rows / chunk size), far below the sketch's own error
+            # (rows / 3072), while a high-cardinality column costs a fraction of the calls.
+            repeated = pc.greater(counts, 1)
+            keys, counts = keys.filter(repeated), counts.filter(repeated)
             labels = pc.cast(keys, pa.string()).to_numpy(zero_copy_only=False)
             _consume(self._frequent.update, labels, counts.to_numpy().tolist())
 
@@ -186,8 +198,8 @@ class _Quantiles:
         if self._kll is not None:
             self._kll.update(np.ascontiguousarray(values))
             return
-        # a copy: a view would pin the whole Arrow chunk it came from
-        self._held.append(np.array(values, dtype=np.float64, copy=True))
+        # a view would pin the whole Arrow chunk it came from
+        self._held.append(values if values.flags.owndata else values.copy())
         self._held_len += len(values)
         if self._held_len > self.limit:
             self._kll = ds.kll_doubles_sketch(KLL_K)

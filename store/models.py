@@ -163,6 +163,11 @@ class Monitor(Base):
 
 class Run(Base):
     __tablename__ = "runs"
+    __table_args__ = (
+        # the claim statement looks up queued runs and each dataset's running ones
+        Index("ix_runs_status", "status"),
+        Index("ix_runs_dataset_status", "dataset_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
@@ -184,6 +189,8 @@ class Run(Base):
     inputs: Mapped[dict[str, Any]] = mapped_column(default=dict)  # partition -> fingerprint
     stages: Mapped[dict[str, Any]] = mapped_column(default=dict)  # stage -> seconds
     log: Mapped[str] = mapped_column(Text, default="")
+    # the run this one re-queues after its worker was lost: the chain bounds the attempts
+    retry_of: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
 
 
 class Alert(Base):
@@ -214,6 +221,9 @@ class Alert(Base):
     first_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[dt.datetime | None]
+    owner: Mapped[str | None] = mapped_column(String(200))
+    # when a webhook last carried this alert: the repeat interval counts from it
+    notified_at: Mapped[dt.datetime | None]
 
 
 class MuteRule(Base):
@@ -228,6 +238,8 @@ class MuteRule(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     starts_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     ends_at: Mapped[dt.datetime]
+    # who ended it early (expiring moves ends_at to that moment)
+    expired_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class AlertEvent(Base):
@@ -242,3 +254,23 @@ class AlertEvent(Base):
     by: Mapped[str] = mapped_column(String(200))
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class AlertOccurrence(Base):
+    """One partition on which an alert's fingerprint fired. Keyed by partition so that
+    re-evaluating a partition (a rerun, a retry) never counts twice; `digest` tells a
+    repeated finding from a changed one, and `cleared_at` marks a partition that passed
+    on a later evaluation (a corrected batch)."""
+
+    __tablename__ = "alert_occurrences"
+    __table_args__ = (UniqueConstraint("alert_id", "partition"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    partition: Mapped[dt.date] = mapped_column(Date)
+    digest: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    cleared_at: Mapped[dt.datetime | None]

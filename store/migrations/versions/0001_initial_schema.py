@@ -39,6 +39,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('starts_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('ends_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expired_by', sa.String(length=200), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
     op.create_table('alerts',
@@ -63,6 +64,8 @@ def upgrade() -> None:
     sa.Column('first_seen_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('resolved_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('owner', sa.String(length=200), nullable=True),
+    sa.Column('notified_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['dataset_id'], ['datasets.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
     )
@@ -126,9 +129,15 @@ def upgrade() -> None:
     sa.Column('inputs', sa.JSON(), nullable=False),
     sa.Column('stages', sa.JSON(), nullable=False),
     sa.Column('log', sa.Text(), nullable=False),
+    sa.Column('retry_of', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['dataset_id'], ['datasets.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['retry_of'], ['runs.id'], ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id')
     )
+    with op.batch_alter_table('runs', schema=None) as batch_op:
+        batch_op.create_index('ix_runs_dataset_status', ['dataset_id', 'status'], unique=False)
+        batch_op.create_index('ix_runs_status', ['status'], unique=False)
+
     op.create_table('alert_events',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('alert_id', sa.Integer(), nullable=False),
@@ -159,9 +168,26 @@ def upgrade() -> None:
         batch_op.create_index('ix_metrics_batch', ['batch_id'], unique=False)
         batch_op.create_index('ix_metrics_series', ['dataset_id', 'column', 'metric', 'partition'], unique=False)
 
+    op.create_table('alert_occurrences',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('alert_id', sa.Integer(), nullable=False),
+    sa.Column('partition', sa.Date(), nullable=False),
+    sa.Column('digest', sa.String(length=64), nullable=False),
+    sa.Column('value', sa.Float(), nullable=True),
+    sa.Column('message', sa.Text(), nullable=False),
+    sa.Column('run_id', sa.Integer(), nullable=True),
+    sa.Column('seen_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('cleared_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['alert_id'], ['alerts.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['run_id'], ['runs.id'], ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('alert_id', 'partition')
+    )
+
 
 
 def downgrade() -> None:
+    op.drop_table('alert_occurrences')
     with op.batch_alter_table('metrics', schema=None) as batch_op:
         batch_op.drop_index('ix_metrics_series')
         batch_op.drop_index('ix_metrics_batch')
@@ -171,6 +197,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_alert_events_alert')
 
     op.drop_table('alert_events')
+    with op.batch_alter_table('runs', schema=None) as batch_op:
+        batch_op.drop_index('ix_runs_status')
+        batch_op.drop_index('ix_runs_dataset_status')
+
     op.drop_table('runs')
     op.drop_table('monitors')
     with op.batch_alter_table('batches', schema=None) as batch_op:

@@ -1,0 +1,518 @@
+"""The alert lifecycle: what a run's verdicts do to alerts, and what people do to them.
+
+Identity. An alert is identified by a fingerprint of (dataset, column, monitor) plus the
+partition for point findings (an anomaly or a failed check is about one batch); conditions
+that persist over partitions (breakouts, drift, schema, freshness) leave the partition out,
+so one alert collects every partition they fire on.
+
+A run hands `record_signals` one `Signal` per monitor and partition evaluated:
+
+- a firing signal with no alert for its fingerprint opens one (event `opened`);
+- one whose fingerprint has an open or acknowledged alert updates it (`updated`: last seen,
+  value, one more occurrence), never adds a second alert;
+- one whose alert was resolved reopens it (`reopened`) when its partition is at most
+  `REOPEN_WINDOW` after the alert's last firing partition, and otherwise opens a new alert;
+- a passing signal resolves the open alert of its fingerprint (resolution `auto`, by
+  `system`) unless the alert fired on a later partition than the one that passed; so a
+  rerun of an old partition whose corrected batch passes resolves the alerts it invalidates.
+
+Occurrences count distinct partitions, not evaluations: each firing partition is one
+`AlertOccurrence` row, with a digest of the finding. Re-evaluating a partition with the same
+finding (a rerun of the same inputs and config, a retried run) changes nothing, whatever the
+alert's status, so `record_signals` twice with the same input is a no-op.
+
+The reopen window is measured between partitions, not wall-clock time: a backfill records
+months of partitions within seconds, and it must reopen and open exactly as the live daily
+runs did.
+
+Muting is derived at read time (`muted` in `list_alerts`): an alert is muted while an active
+mute covers it, and loud again by itself when the mute ends. Alerts a mute covers when they
+are opened or reopened also get a `muted` event and are reported in `Recorded.muted`, which
+notification leaves out.
+
+The caller owns the transaction: these functions flush, never commit.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from detectors.result import Finding
+from monitors.catalog import find_dataset
+from monitors.mutes import active_mutes, alert_fields, covering_mute
+from store.models import (
+    Alert,
+    AlertEvent,
+    AlertOccurrence,
+    AlertStatus,
+    Dataset,
+    MuteRule,
+    Severity,
+    utcnow,
+)
+
+REOPEN_WINDOW = dt.timedelta(days=3)
+RESOLUTIONS = ("fixed", "expected", "false_positive", "no_action_needed")
+AUTO_RESOLUTION = "auto"
+SYSTEM = "system"
+# SQLite allows 999 bound parameters per statement in older builds
+_CHUNK = 500
+
+
+class EventKind(StrEnum):
+    opened = "opened"
+    updated = "updated"
+    acknowledged = "acknowledged"
+    resolved = "resolved"
+    reopened = "reopened"
+    muted = "muted"
+    commented = "commented"
+    rerun_requested = "rerun_requested"
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One monitor's verdict about one partition."""
+
+    dataset_id: int
+    monitor: str          # unique within a dataset
+    detector: str
+    column: str | None
+    severity: str         # critical | warning | info
+    partition: dt.date
+    finding: Finding | None   # None: the monitor ran and passed for this partition
+    # True: the partition is part of the fingerprint (point anomalies, checks); False: one
+    # alert per (dataset, column, monitor) (breakouts, drift, schema, freshness)
+    point: bool = True
+    owner: str | None = None
+    evidence: dict = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.dataset_id, self.column, self.monitor,
+                           self.partition if self.point else None)
+
+
+@dataclass
+class Recorded:
+    """The alert ids a `record_signals` call touched. When one call covers several
+    partitions (a catch-up, a backfill) an id may appear in more than one list."""
+
+    new: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    resolved: list[int] = field(default_factory=list)
+    reopened: list[int] = field(default_factory=list)
+    muted: list[int] = field(default_factory=list)
+
+    def _note(self, what: str, alert_id: int) -> None:
+        ids = getattr(self, what)
+        if alert_id not in ids:
+            ids.append(alert_id)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.new or self.updated or self.resolved or self.reopened)
+
+
+def fingerprint(dataset_id: int, column: str | None, monitor: str,
+                partition: dt.date | None) -> str:
+    """The alert identity: sha256 hex of the labels (64 characters)."""
+    key = json.dumps([dataset_id, column, monitor,
+                      partition.isoformat() if partition is not None else None])
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def record_signals(session: Session, signals: Iterable[Signal], *, now: dt.datetime,
+                   config_version: str | None, run_id: int | None = None) -> Recorded:
+    """Turn a run's verdicts into alert changes (the rules are in the module's docstring)."""
+    _require_aware(now, "now")
+    recorded = Recorded()
+    verdicts = _one_verdict_per_partition(signals)
+    if not verdicts:
+        return recorded
+    latest = _latest_alerts(session, {fp for fp, _ in verdicts})
+    occurrences = _occurrences(session, [a.id for a in latest.values()])
+    names = _dataset_names(session, {s.dataset_id for s in verdicts.values()})
+    mutes = active_mutes(session, now)
+    context = _Context(session, now, config_version, run_id, recorded, occurrences, names, mutes)
+    # partition order, so a call covering many partitions replays them as live runs would
+    for (fp, partition), signal in sorted(verdicts.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        if signal.finding is None:
+            context.passed(latest.get(fp), signal)
+        else:
+            latest[fp] = context.fired(latest.get(fp), signal, fp)
+    session.flush()
+    return recorded
+
+
+@dataclass
+class _Context:
+    session: Session
+    now: dt.datetime
+    config_version: str | None
+    run_id: int | None
+    recorded: Recorded
+    occurrences: dict[tuple[int, dt.date], AlertOccurrence]
+    names: dict[int, str]
+    mutes: list[MuteRule]
+
+    def fired(self, alert: Alert | None, signal: Signal, fp: str) -> Alert:
+        digest = _finding_digest(signal)
+        if alert is None:
+            return self._open(signal, fp, digest)
+        seen = self.occurrences.get((alert.id, signal.partition))
+        if seen is not None and seen.digest == digest and seen.cleared_at is None:
+            return alert  # the same partition re-evaluated with the same finding
+        if alert.status == AlertStatus.resolved:
+            if signal.partition - alert.partition > REOPEN_WINDOW:
+                return self._open(signal, fp, digest)
+            alert.status, alert.resolution, alert.resolved_at = AlertStatus.open, None, None
+            self._event(alert, EventKind.reopened, SYSTEM,
+                        f"fired again on partition {signal.partition} within "
+                        f"{REOPEN_WINDOW.days} days of its last firing: {signal.finding.detail}")
+            self.recorded._note("reopened", alert.id)
+            self._apply(alert, signal, digest, seen)
+            self._mute_if_covered(alert)
+            return alert
+        note = (f"finding changed on partition {signal.partition}" if seen is not None
+                else f"fired again on partition {signal.partition}")
+        self._apply(alert, signal, digest, seen)
+        self._event(alert, EventKind.updated, SYSTEM,
+                    f"{note} (occurrence {alert.occurrences}): {signal.finding.detail}")
+        self.recorded._note("updated", alert.id)
+        return alert
+
+    def passed(self, alert: Alert | None, signal: Signal) -> None:
+        if alert is None:
+            return
+        seen = self.occurrences.get((alert.id, signal.partition))
+        if seen is not None and seen.cleared_at is None:
+            seen.cleared_at = self.now
+        # a pass on a partition older than the last firing does not undo the newer firing
+        if alert.status != AlertStatus.resolved and signal.partition >= alert.partition:
+            alert.status, alert.resolution, alert.resolved_at = (
+                AlertStatus.resolved, AUTO_RESOLUTION, self.now)
+            self._event(alert, EventKind.resolved, SYSTEM,
+                        f"monitor {signal.monitor} passed on partition {signal.partition}")
+            self.recorded._note("resolved", alert.id)
+
+    def _open(self, signal: Signal, fp: str, digest: str) -> Alert:
+        alert = Alert(fingerprint=fp, dataset_id=signal.dataset_id, column=signal.column,
+                      monitor=signal.monitor, detector=signal.detector, severity=signal.severity,
+                      status=AlertStatus.open, partition=signal.partition, message="",
+                      occurrences=0, first_seen_at=self.now, last_seen_at=self.now)
+        self.session.add(alert)
+        self.session.flush()  # the id, for the occurrence and the events
+        self._apply(alert, signal, digest, None)
+        self._event(alert, EventKind.opened, SYSTEM,
+                    f"partition {signal.partition}: {signal.finding.detail}")
+        self.recorded._note("new", alert.id)
+        self._mute_if_covered(alert)
+        return alert
+
+    def _apply(self, alert: Alert, signal: Signal, digest: str,
+               seen: AlertOccurrence | None) -> None:
+        finding = signal.finding
+        if seen is None:
+            seen = AlertOccurrence(alert_id=alert.id, partition=signal.partition)
+            self.session.add(seen)
+            self.occurrences[(alert.id, signal.partition)] = seen
+            alert.occurrences += 1
+        seen.digest, seen.value, seen.message = digest, _float(finding.value), finding.detail
+        seen.run_id, seen.seen_at, seen.cleared_at = self.run_id, self.now, None
+        # the alert shows its latest partition; a backfilled older firing only adds a count
+        if signal.partition >= alert.partition:
+            alert.partition = signal.partition
+            alert.value, alert.expected = _float(finding.value), _float(finding.expected)
+            alert.lower, alert.upper = _float(finding.lower), _float(finding.upper)
+            alert.message = finding.detail
+            alert.evidence = _evidence(signal)
+            alert.severity, alert.detector = signal.severity, signal.detector
+            alert.owner = signal.owner
+        alert.last_seen_at = self.now
+        alert.config_version = self.config_version
+
+    def _mute_if_covered(self, alert: Alert) -> None:
+        mute = covering_mute(alert_fields(alert, self.names[alert.dataset_id]), self.mutes, self.now)
+        if mute is not None:
+            self._event(alert, EventKind.muted, SYSTEM,
+                        f"covered by mute {mute.id} of {mute.created_by} until "
+                        f"{mute.ends_at.isoformat()}: {mute.reason}")
+            self.recorded._note("muted", alert.id)
+
+    def _event(self, alert: Alert, kind: EventKind, by: str, note: str | None) -> None:
+        self.session.add(AlertEvent(alert_id=alert.id, kind=kind, by=by, at=self.now, note=note))
+
+
+def _one_verdict_per_partition(signals: Iterable[Signal]) -> dict[tuple[str, dt.date], Signal]:
+    """One signal per (fingerprint, partition): a firing beats a pass, and of several
+    firings the worst (highest score) wins, ties broken by the detail so the choice does
+    not depend on the order the run produced them in."""
+    chosen: dict[tuple[str, dt.date], Signal] = {}
+    for signal in signals:
+        if signal.severity not in Severity.__members__:
+            raise ValueError(f"monitor {signal.monitor!r}: unknown severity {signal.severity!r} "
+                             f"(one of {', '.join(Severity)})")
+        key = (signal.fingerprint, signal.partition)
+        current = chosen.get(key)
+        if current is None or _rank(signal) > _rank(current):
+            chosen[key] = signal
+    return chosen
+
+
+def _rank(signal: Signal) -> tuple:
+    if signal.finding is None:
+        return (0, 0.0, "")
+    score = signal.finding.score
+    return (1, score if score == score else math.inf, signal.finding.detail)
+
+
+def _finding_digest(signal: Signal) -> str:
+    f = signal.finding
+    key = json.dumps([signal.severity, signal.detector, signal.owner, str(f.at),
+                      *(repr(v) for v in (f.value, f.expected, f.lower, f.upper, f.score)),
+                      f.detail])
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _evidence(signal: Signal) -> dict[str, Any]:
+    finding = signal.finding
+    extra = {"at": str(finding.at), "score": finding.score, "before": finding.before,
+             "after": finding.after, "count": finding.count, "fraction": finding.fraction,
+             "examples": list(finding.examples) or None}
+    evidence = {**signal.evidence, **{k: v for k, v in extra.items() if v is not None}}
+    # rows, timestamps and numpy scalars must survive a JSON column on every dialect, and
+    # NaN is not JSON: it becomes null
+    return json.loads(json.dumps(evidence, default=str), parse_constant=lambda _: None)
+
+
+def _float(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def _latest_alerts(session: Session, fingerprints: set[str]) -> dict[str, Alert]:
+    latest: dict[str, Alert] = {}
+    ordered = sorted(fingerprints)
+    for start in range(0, len(ordered), _CHUNK):
+        chunk = ordered[start:start + _CHUNK]
+        for alert in session.scalars(select(Alert).where(Alert.fingerprint.in_(chunk))
+                                     .order_by(Alert.id)).all():
+            latest[alert.fingerprint] = alert  # ascending ids: the last one wins
+    return latest
+
+
+def _occurrences(session: Session, alert_ids: Sequence[int]) -> dict[tuple[int, dt.date], AlertOccurrence]:
+    found: dict[tuple[int, dt.date], AlertOccurrence] = {}
+    ids = sorted(alert_ids)
+    for start in range(0, len(ids), _CHUNK):
+        for occurrence in session.scalars(select(AlertOccurrence).where(
+                AlertOccurrence.alert_id.in_(ids[start:start + _CHUNK]))).all():
+            found[(occurrence.alert_id, occurrence.partition)] = occurrence
+    return found
+
+
+def _dataset_names(session: Session, ids: set[int]) -> dict[int, str]:
+    names = dict(session.execute(select(Dataset.id, Dataset.name).where(Dataset.id.in_(ids))).all())
+    missing = ids - set(names)
+    if missing:
+        raise ValueError(f"signals name unknown dataset ids: {sorted(missing)}")
+    return names
+
+
+# ---- what people do -------------------------------------------------------------------
+
+def acknowledge(session: Session, alert_id: int, *, by: str, note: str | None = None,
+                now: dt.datetime | None = None) -> Alert:
+    """Someone is on it: open -> acknowledged."""
+    alert, by, now = _get(session, alert_id), _who(by), _when(now)
+    if alert.status == AlertStatus.resolved:
+        raise ValueError(f"alert {alert_id} is resolved ({alert.resolution}): there is nothing "
+                         "to acknowledge; comment on it instead")
+    if alert.status == AlertStatus.acknowledged:
+        raise ValueError(f"alert {alert_id} is already acknowledged")
+    alert.status = AlertStatus.acknowledged
+    _add_event(session, alert, EventKind.acknowledged, by, now, note)
+    return alert
+
+
+def resolve(session: Session, alert_id: int, *, by: str, resolution: str,
+            note: str | None = None, now: dt.datetime | None = None) -> Alert:
+    """Close an alert with a resolution: fixed, expected, false_positive or
+    no_action_needed ("false positive" and "no-action-needed" are accepted too)."""
+    alert, by, now = _get(session, alert_id), _who(by), _when(now)
+    normal = (resolution or "").strip().lower().replace(" ", "_").replace("-", "_")
+    if normal not in RESOLUTIONS:
+        raise ValueError(f"unknown resolution {resolution!r}: one of {', '.join(RESOLUTIONS)}")
+    if alert.status == AlertStatus.resolved:
+        raise ValueError(f"alert {alert_id} is already resolved ({alert.resolution})")
+    alert.status, alert.resolution, alert.resolved_at = AlertStatus.resolved, normal, now
+    _add_event(session, alert, EventKind.resolved, by, now,
+               f"{normal}: {note}" if note else normal)
+    return alert
+
+
+def comment(session: Session, alert_id: int, *, by: str, note: str,
+            now: dt.datetime | None = None) -> Alert:
+    alert, by, now = _get(session, alert_id), _who(by), _when(now)
+    if not (note or "").strip():
+        raise ValueError("a comment needs a note")
+    _add_event(session, alert, EventKind.commented, by, now, note.strip())
+    return alert
+
+
+def note_rerun_requested(session: Session, alert_id: int, *, by: str, run_id: int,
+                         now: dt.datetime | None = None) -> Alert:
+    """Put the rerun someone requested from this alert on its timeline."""
+    alert, by, now = _get(session, alert_id), _who(by), _when(now)
+    _add_event(session, alert, EventKind.rerun_requested, by, now, f"run {run_id}")
+    return alert
+
+
+def _get(session: Session, alert_id: int) -> Alert:
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise ValueError(f"no alert with id {alert_id}")
+    return alert
+
+
+def _who(by: str | None) -> str:
+    if not (by or "").strip():
+        raise ValueError("every action on an alert needs a name (by)")
+    return by.strip()
+
+
+def _when(now: dt.datetime | None) -> dt.datetime:
+    now = utcnow() if now is None else now
+    _require_aware(now, "now")
+    return now
+
+
+def _add_event(session: Session, alert: Alert, kind: EventKind, by: str, at: dt.datetime,
+               note: str | None) -> None:
+    session.add(AlertEvent(alert_id=alert.id, kind=kind, by=by, at=at, note=note))
+    session.flush()
+
+
+def _require_aware(value: dt.datetime, what: str) -> None:
+    if value.tzinfo is None:
+        raise ValueError(f"{what} {value.isoformat()} has no time zone: give UTC times")
+
+
+# ---- what people see ------------------------------------------------------------------
+
+def list_alerts(session: Session, *, status: str | Sequence[str] | None = None,
+                dataset: str | Sequence[str] | None = None,
+                severity: str | Sequence[str] | None = None,
+                monitor: str | Sequence[str] | None = None,
+                since: dt.datetime | dt.date | None = None,
+                until: dt.datetime | dt.date | None = None,
+                include_muted: bool = True, limit: int | None = None, offset: int = 0,
+                now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Alerts as the CLI and the dashboard show them, last seen first.
+
+    Each filter takes one value or several. `since`/`until` bound `last_seen_at` (a date
+    means that whole UTC day). `muted` is whether an active mute covers the alert at `now`.
+    """
+    now = _when(now)
+    statuses = _choices(status, [s.value for s in AlertStatus], "status")
+    severities = _choices(severity, [s.value for s in Severity], "severity")
+    query = select(Alert, Dataset.name).join(Dataset, Dataset.id == Alert.dataset_id)
+    if statuses:
+        query = query.where(Alert.status.in_(statuses))
+    if severities:
+        query = query.where(Alert.severity.in_(severities))
+    if dataset is not None:
+        ids = [find_dataset(session, name).id for name in _many(dataset)]
+        query = query.where(Alert.dataset_id.in_(ids))
+    if monitor is not None:
+        query = query.where(Alert.monitor.in_(_many(monitor)))
+    if since is not None:
+        query = query.where(Alert.last_seen_at >= _day_start(since))
+    if until is not None:
+        query = query.where(Alert.last_seen_at <= until if isinstance(until, dt.datetime)
+                            else Alert.last_seen_at < _day_start(until + dt.timedelta(days=1)))
+    query = query.order_by(Alert.last_seen_at.desc(), Alert.id.desc())
+    mutes = active_mutes(session, now)
+    filter_muted = not include_muted and bool(mutes)
+    if not filter_muted:
+        query = query.offset(offset or None).limit(limit)
+    documents = [alert_summary(alert, name, mutes, now) for alert, name in session.execute(query).all()]
+    if filter_muted:
+        # mutes are globs: matched in Python, so paging follows the filter
+        documents = [d for d in documents if not d["muted"]]
+        documents = documents[offset:][:limit] if limit is not None else documents[offset:]
+    return documents
+
+
+def get_alert(session: Session, alert_id: int, now: dt.datetime | None = None) -> dict[str, Any]:
+    """One alert with its timeline (`events`, oldest first) and the partitions it fired on
+    (`firings`)."""
+    now = _when(now)
+    alert = _get(session, alert_id)
+    name = session.get(Dataset, alert.dataset_id).name
+    document = alert_summary(alert, name, active_mutes(session, now), now)
+    events = session.scalars(select(AlertEvent).where(AlertEvent.alert_id == alert_id)
+                             .order_by(AlertEvent.at, AlertEvent.id)).all()
+    document["events"] = [{"kind": e.kind, "by": e.by, "at": e.at.isoformat(), "note": e.note}
+                          for e in events]
+    firings = session.scalars(select(AlertOccurrence).where(AlertOccurrence.alert_id == alert_id)
+                              .order_by(AlertOccurrence.partition)).all()
+    document["firings"] = [{"partition": o.partition.isoformat(), "value": o.value,
+                            "message": o.message, "run_id": o.run_id,
+                            "seen_at": o.seen_at.isoformat(),
+                            "cleared_at": o.cleared_at.isoformat() if o.cleared_at else None}
+                           for o in firings]
+    return document
+
+
+def alert_summary(alert: Alert, dataset_name: str, mutes: Iterable[MuteRule],
+                  now: dt.datetime) -> dict[str, Any]:
+    """DESIGN.md's alert fields, and a few more for triage."""
+    mute = covering_mute(alert_fields(alert, dataset_name), mutes, now)
+    return {
+        "id": alert.id, "dataset": dataset_name, "column": alert.column, "monitor": alert.monitor,
+        "detector": alert.detector, "severity": alert.severity, "status": alert.status,
+        "muted": mute is not None, "mute_id": mute.id if mute is not None else None,
+        "partition": alert.partition.isoformat() if alert.partition else None,
+        "value": alert.value, "expected": alert.expected, "lower": alert.lower,
+        "upper": alert.upper, "message": alert.message, "occurrences": alert.occurrences,
+        "first_seen_at": alert.first_seen_at.isoformat(),
+        "last_seen_at": alert.last_seen_at.isoformat(),
+        "resolution": alert.resolution,
+        "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+        "owner": alert.owner, "evidence": alert.evidence, "fingerprint": alert.fingerprint,
+        "config_version": alert.config_version,
+    }
+
+
+def _many(value: str | Sequence[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _choices(value: str | Sequence[str] | None, allowed: list[str], what: str) -> list[str]:
+    if value is None:
+        return []
+    chosen = _many(value)
+    unknown = [v for v in chosen if v not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {what} {', '.join(map(repr, unknown))}: one of {', '.join(allowed)}")
+    return chosen
+
+
+def _day_start(value: dt.datetime | dt.date) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        _require_aware(value, "a time bound")
+        return value
+    return dt.datetime.combine(value, dt.time(), tzinfo=dt.UTC)

@@ -1,0 +1,148 @@
+"""Evaluating monitors: from a spec and the stored history up to a partition, to a verdict.
+
+Only history up to the partition under test is read, so a backfill replays what a live run
+would have seen on that day (causal), and a backtest is the same call without recording.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+import detectors
+from detectors import checks
+from detectors.categories import detect_new_categories
+from detectors.result import Detection, Finding
+from monitors.plan import MonitorSpec
+
+QUANTILE_KEYS = ["min", "p01", "p05", "p25", "p50", "p75", "p95", "p99", "max", "count"]
+# breakouts are confirmed only once the new regime has lasted a while: look back this far
+BREAKOUT_LOOKBACK_DAYS = 21
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A monitor's answer for one partition: a finding, a pass, or no judgement."""
+
+    spec: MonitorSpec
+    partition: dt.date          # the partition the alert is about
+    finding: Finding | None
+    skipped: str | None = None
+    evidence: dict | None = None
+    failed: bool = False        # the monitor itself raised
+
+
+class MetricHistory:
+    """A dataset's stored metrics (long format), sliced per monitor and partition."""
+
+    def __init__(self, frame: pd.DataFrame):
+        frame = frame.assign(column=frame["column"].fillna(""))
+        self._groups = {key: group for key, group in frame.groupby(["column", "metric"], sort=False)}
+
+    def _rows(self, column: str | None, metric: str, until: dt.date) -> pd.DataFrame:
+        rows = self._groups.get((column or "", metric))
+        if rows is None:
+            return pd.DataFrame(columns=["partition", "key", "value"])
+        return rows[rows["partition"] <= pd.Timestamp(until)]
+
+    def series(self, column: str | None, metric: str, until: dt.date, key: str = "") -> pd.Series:
+        """A daily series up to `until`; days without a batch are NaN, so weekly seasons
+        stay aligned across a missing day."""
+        rows = self._rows(column, metric, until)
+        rows = rows[rows["key"] == key]
+        series = pd.Series(rows["value"].to_numpy(dtype=float),
+                           index=pd.DatetimeIndex(rows["partition"]), name=metric)
+        if series.empty:
+            return series
+        return series.asfreq("D")
+
+    def categories(self, column: str, until: dt.date) -> pd.DataFrame:
+        """Category counts: one row per partition, one column per category, plus `other`."""
+        freq = self._rows(column, "freq", until)
+        frame = freq.pivot_table(index="partition", columns="key", values="value", aggfunc="sum")
+        other = self._rows(column, "freq_other", until).set_index("partition")["value"]
+        if not frame.empty:
+            frame["other"] = other.reindex(frame.index).fillna(0)
+        return frame
+
+    def quantiles(self, column: str, until: dt.date) -> pd.DataFrame:
+        """Numeric profiles: one row per partition, columns min, p01..p99, max, count."""
+        parts = {m: self.series(column, m, until) for m in QUANTILE_KEYS}
+        return pd.DataFrame(parts).dropna(how="all")
+
+
+def evaluate_metric(spec: MonitorSpec, history: MetricHistory, partition: dt.date) -> list[Verdict]:
+    """Run a metric monitor for one partition. One verdict for most detectors; breakouts
+    report each regime change found in their look-back window."""
+    at = pd.Timestamp(partition)
+    try:
+        detection = _detect(spec, history, partition, at)
+    except Exception as exc:  # one monitor's failure must not stop the run; it becomes a finding
+        return [monitor_failed(spec, partition, exc)]
+    if detection.skipped:
+        return [Verdict(spec, partition, None, skipped=detection.skipped)]
+    if spec.detector == "breakouts":
+        return [Verdict(spec, f.at.date(), f) for f in detection.findings] or [Verdict(spec, partition, None)]
+    finding = next((f for f in detection.findings if pd.Timestamp(f.at) == at), None)
+    return [Verdict(spec, partition, finding)]
+
+
+def _detect(spec: MonitorSpec, history: MetricHistory, partition: dt.date, at: pd.Timestamp) -> Detection:
+    options = dict(spec.options)
+    if spec.detector == "drift":
+        profiles = (history.categories(spec.column, partition) if spec.metric == "freq"
+                    else history.quantiles(spec.column, partition))
+        return detectors.detect_drift(profiles, since=at, name=spec.column, **options)
+    if spec.detector == "new_category":
+        return detect_new_categories(history.categories(spec.column, partition).drop(
+            columns="other", errors="ignore"), since=at, **options)
+    series = history.series(spec.column, spec.metric, partition, key=options.pop("key", ""))
+    if spec.detector == "anomalies":
+        return detectors.detect_anomalies(series, since=at, **options)
+    if spec.detector == "breakouts":
+        since = at - pd.Timedelta(days=BREAKOUT_LOOKBACK_DAYS)
+        return detectors.detect_breakouts(series, since=since, **options)
+    if spec.detector == "absolute":
+        return detectors.absolute_threshold(series, since=at, **options)
+    if spec.detector == "proportional":
+        return detectors.proportional_threshold(series, since=at, **options)
+    raise ValueError(f"monitor {spec.name!r}: unknown detector {spec.detector!r}")
+
+
+CHECKS: dict[str, Callable[..., Detection]] = {
+    "not_null": lambda df, spec, **o: checks.not_null(df, spec.column, **o),
+    "in_range": lambda df, spec, **o: checks.in_range(df, spec.column, **o),
+    "allowed_values": lambda df, spec, **o: checks.allowed_values(df, spec.column, o.pop("values"), **o),
+    "unique": lambda df, spec, **o: checks.unique(df, spec.check.columns or spec.column, **o),
+    "matches_pattern": lambda df, spec, **o: checks.matches_pattern(df, spec.column, o.pop("pattern"), **o),
+    "expression": lambda df, spec, **o: checks.expression(df, o.pop("expr"), **o),
+}
+
+
+def evaluate_check(spec: MonitorSpec, frame: pd.DataFrame, partition: dt.date,
+                   sensitive: list[str]) -> Verdict:
+    """Run a static check over a batch's rows; sensitive columns are masked in examples."""
+    try:
+        detection = CHECKS[spec.detector](frame, spec, at=pd.Timestamp(partition),
+                                          mask=sensitive, **dict(spec.options))
+    except Exception as exc:  # a broken check is reported, the run goes on
+        return monitor_failed(spec, partition, exc)
+    if detection.skipped:
+        return Verdict(spec, partition, None, skipped=detection.skipped)
+    finding = detection.findings[0] if detection.findings else None
+    evidence = {"examples": list(finding.examples)} if finding and finding.examples else None
+    return Verdict(spec, partition, finding, evidence=evidence)
+
+
+def monitor_failed(spec: MonitorSpec, partition: dt.date, exc: Exception) -> Verdict:
+    """A monitor that raised: a finding of its own, so someone fixes the monitor."""
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    place = f" at {where.filename.rsplit('/', 1)[-1]}:{where.lineno}" if where else ""
+    finding = Finding(at=pd.Timestamp(partition), value=None, expected=None, lower=None,
+                      upper=None, score=0.0,
+                      detail=f"[monitor_failed] {spec.name}: {type(exc).__name__}: {exc}{place}")
+    return Verdict(spec, partition, finding, evidence={"error": f"{type(exc).__name__}: {exc}"},
+                   failed=True)

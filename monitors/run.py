@@ -1,0 +1,256 @@
+"""A run: for a dataset and a range of partitions, land pending deliveries, evaluate every
+enabled monitor over the history up to each partition, and turn verdicts into alerts.
+
+Idempotent: the same inputs and config give the same verdicts and leave alerts unchanged.
+A run records its stages' timings, log lines, progress, inputs' fingerprints and the
+config and code versions.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+from sqlalchemy.orm import Session, sessionmaker
+
+from detectors import checks
+from detectors.result import Finding
+from monitors.alerts import Signal, record_signals
+from monitors.catalog import source_folder, sync_datasets
+from monitors.config import MonitorsConfig, load_config
+from monitors.contract import Contract
+from monitors.evaluate import MetricHistory, Verdict, evaluate_check, evaluate_metric
+from monitors.freshness import arrival_delay_hours
+from monitors.ingest import ingest_file, ingest_sql, partition_from_name
+from monitors.plan import MonitorSpec, plan_monitors
+from monitors.readers import ContractViolation, detect_format, read_file
+from monitors.settings import Settings
+from store import queries
+from store.models import BatchStatus, Dataset, Run, RunStatus
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@cache
+def code_version() -> str:
+    """The git commit when there is one, else a hash of the package sources."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=5)
+        if done.returncode == 0 and done.stdout.strip():
+            return done.stdout.strip()
+    except OSError:
+        pass
+    digest = hashlib.sha256()
+    for path in sorted(ROOT.glob("[dm]*/**/*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+class RunLog:
+    """Log lines and stage timings, kept on the run row."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.stages: dict[str, float] = {}
+
+    def write(self, line: str) -> None:
+        self.lines.append(f"{dt.datetime.now(dt.UTC):%H:%M:%S} {line}")
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stages[name] = round(self.stages.get(name, 0.0) + time.perf_counter() - started, 4)
+
+
+def execute_run(sessions: sessionmaker[Session], settings: Settings, run_id: int, *,
+                should_stop: Callable[[], bool] = lambda: False,
+                now: dt.datetime | None = None, notify: bool = True) -> None:
+    """Do the work of a run and set its final status. `now` is the wall clock unless given
+    (the demo replays days). Failures are recorded on the run, never raised to the worker."""
+    log = RunLog()
+    with sessions.begin() as session:
+        run = session.get(Run, run_id)
+        if run is None:
+            raise ValueError(f"no run {run_id}")
+        if run.status == RunStatus.queued:  # executed inline (`run --now`), not claimed
+            run.status, run.claimed_by = RunStatus.running, "inline"
+        run.started_at = run.started_at or dt.datetime.now(dt.UTC)
+        config = load_config(settings.config_path)
+        run.config_version, run.code_version = config.version_hash(), code_version()
+        dataset_id, trigger = run.dataset_id, run.trigger
+        partitions = list(pd.date_range(run.partition_from, run.partition_to, freq="D").date)
+        run.progress_total, run.progress_done = len(partitions), 0
+    try:
+        status, error = _execute(sessions, settings, config, run_id, dataset_id, trigger,
+                                 partitions, log, should_stop, now, notify)
+    except Exception as exc:  # the run fails with its reason; the worker goes on
+        log.write(f"failed: {type(exc).__name__}: {exc}")
+        status, error = RunStatus.failed, f"{type(exc).__name__}: {exc}"
+    with sessions.begin() as session:
+        run = session.get(Run, run_id)
+        run.status, run.error = status, error
+        run.finished_at = dt.datetime.now(dt.UTC)
+        run.stages = log.stages
+        run.log = "\n".join(log.lines)
+
+
+def _execute(sessions, settings, config: MonitorsConfig, run_id, dataset_id, trigger,
+             partitions, log: RunLog, should_stop, now, notify) -> tuple[str, str | None]:
+    with sessions.begin() as session:
+        sync_datasets(session, config, settings.home)
+        dataset = session.get(Dataset, dataset_id)
+        name, kind = dataset.name, dataset.kind
+        contract = Contract.model_validate(dataset.contract)
+        specs = plan_monitors(name, kind, contract, config.dataset(name))
+    log.write(f"{name}: {len(partitions)} partition(s), {len(specs)} monitor(s)")
+    inputs: dict[str, str] = {}
+    with log.stage("ingest"):
+        for partition in partitions:
+            with sessions.begin() as session:
+                for outcome in land_pending(session, settings, session.get(Dataset, dataset_id), partition):
+                    log.write(f"{partition}: {outcome.status}"
+                              + (f" ({outcome.reason})" if outcome.reason else ""))
+    with log.stage("history"), sessions() as session:
+        history = MetricHistory(queries.read_metrics(session, dataset_id, until=partitions[-1]))
+    for done, partition in enumerate(partitions, start=1):
+        if should_stop():
+            log.write(f"stopped before {partition}")
+            return RunStatus.failed, "stopped by the worker before finishing"
+        with sessions.begin() as session:
+            dataset = session.get(Dataset, dataset_id)
+            batch = queries.get_current_batch(session, dataset_id, partition)
+            if batch is not None:
+                inputs[partition.isoformat()] = batch.fingerprint
+            with log.stage("evaluate"):
+                verdicts = evaluate_partition(session, dataset, specs, history, partition, now)
+            with log.stage("alerts"):
+                signals = [to_signal(dataset, v) for v in verdicts if not v.skipped]
+                recorded = record_signals(session, signals, now=now or dt.datetime.now(dt.UTC),
+                                          config_version=config.version_hash(), run_id=run_id)
+            run = session.get(Run, run_id)
+            run.progress_done, run.inputs = done, dict(inputs)
+            fired = sum(1 for v in verdicts if v.finding is not None)
+            log.write(f"{partition}: {fired} finding(s); alerts new {len(recorded.new)}, "
+                      f"updated {len(recorded.updated)}, resolved {len(recorded.resolved)}")
+            if notify and trigger != "backfill":
+                with log.stage("notify"):
+                    _notify(session, settings, dataset, recorded, now, log)
+    return RunStatus.succeeded, None
+
+
+def land_pending(session: Session, settings: Settings, dataset: Dataset, partition: dt.date):
+    """Ingest what was delivered for a partition (files named with its date, or the SQL
+    partition). Already-landed content is a no-op, so this is safe to repeat."""
+    if dataset.format == "sql":
+        return [ingest_sql(session, dataset, partition)]
+    folder = source_folder(settings.home, dataset.source)
+    if not folder.is_dir():
+        return []
+    files = sorted(p for p in folder.iterdir() if p.is_file() and detect_format(p)
+                   and partition_from_name(p) == partition)
+    # oldest delivery first, so the latest one ends up in force
+    return [ingest_file(session, dataset, p, partition) for p in sorted(files, key=lambda p: p.stat().st_mtime)]
+
+
+def evaluate_partition(session: Session, dataset: Dataset, specs: list[MonitorSpec],
+                       history: MetricHistory, partition: dt.date,
+                       now: dt.datetime | None) -> list[Verdict]:
+    """Every monitor's verdict for one partition."""
+    verdicts: list[Verdict] = []
+    batch = queries.get_current_batch(session, dataset.id, partition)
+    latest = queries.get_latest_batch(session, dataset.id, partition)
+    frame = None
+    contract = Contract.model_validate(dataset.contract)
+    for spec in specs:
+        if spec.kind == "metric":
+            if batch is not None:  # no batch, no new point: freshness speaks for it
+                verdicts.extend(evaluate_metric(spec, history, partition))
+        elif spec.kind == "check":
+            if batch is not None:
+                if frame is None:
+                    frame = load_batch_frame(batch.source, dataset, contract)
+                if frame is not None:
+                    sensitive = [c.name for c in contract.columns if c.sensitive]
+                    verdicts.append(evaluate_check(spec, frame, partition, sensitive))
+        else:
+            verdicts.append(_batch_state_verdict(spec, dataset, partition, batch, latest, now))
+    return verdicts
+
+
+def _batch_state_verdict(spec, dataset, partition, batch, latest, now) -> Verdict:
+    day_end = dt.datetime.combine(partition + dt.timedelta(days=1), dt.time(), dt.UTC)
+    deadline = day_end + dt.timedelta(hours=dataset.deadline_hours)
+    at = pd.Timestamp(partition)
+    if spec.kind == "contract":
+        if batch is not None or latest is None:
+            return Verdict(spec, partition, None, skipped=None if batch else "nothing delivered")
+        finding = state_finding(at, f"[contract] {latest.reason}", score=1.0)
+        return Verdict(spec, partition, finding, evidence={"reason": latest.reason,
+                                                           "batch_id": latest.id,
+                                                           "source": latest.source})
+    if spec.kind == "freshness":
+        if batch is None:
+            return Verdict(spec, partition, None, skipped="no batch in force")
+        detection = checks.freshness(batch.arrived_at, expected_at=day_end, deadline_at=deadline,
+                                     at=at)
+        finding = detection.findings[0] if detection.findings else None
+        return Verdict(spec, partition, finding,
+                       evidence={"arrived_at": batch.arrived_at.isoformat(),
+                                 "delay_hours": round(arrival_delay_hours(partition, batch.arrived_at), 2)})
+    # missing: nothing delivered at all (a quarantined delivery is the contract's alert)
+    if latest is not None:
+        return Verdict(spec, partition, None)
+    clock = now or dt.datetime.now(dt.UTC)
+    if clock <= deadline:
+        return Verdict(spec, partition, None, skipped="not due yet")
+    hours = (clock - day_end).total_seconds() / 3600
+    finding = state_finding(at, f"[missing] no batch for {partition}: due by {deadline:%Y-%m-%d %H:%M} UTC, "
+                                 f"{hours:.0f} h after its day ended", score=hours)
+    return Verdict(spec, partition, finding)
+
+
+def state_finding(at: pd.Timestamp, detail: str, score: float) -> Finding:
+    return Finding(at=at, value=None, expected=None, lower=None, upper=None, score=score, detail=detail)
+
+
+def load_batch_frame(source: str, dataset: Dataset, contract: Contract) -> pd.DataFrame | None:
+    """A batch's rows for static checks; None when the file is gone (checks then skip)."""
+    path = Path(source)
+    if dataset.format == "sql" or not path.is_file():
+        return None
+    try:
+        chunks = list(read_file(path, detect_format(path) or dataset.format, contract))
+    except ContractViolation:
+        return None
+    tables = [pa.Table.from_batches([c]) if isinstance(c, pa.RecordBatch) else c for c in chunks]
+    return pa.concat_tables(tables).to_pandas() if tables else None
+
+
+def to_signal(dataset: Dataset, verdict: Verdict) -> Signal:
+    spec, finding = verdict.spec, verdict.finding
+    evidence = dict(verdict.evidence or {})
+    if spec.metric:
+        evidence.setdefault("metric", spec.metric)
+    if finding is not None:
+        for name in ("before", "after", "count", "fraction"):
+            if getattr(finding, name) is not None:
+                evidence[name] = getattr(finding, name)
+    return Signal(dataset_id=dataset.id, monitor=spec.name,
+                  detector="monitor_failed" if verdict.failed else spec.detector,
+                  column=spec.column, severity=spec.severity, partition=verdict.partition,
+                  finding=finding, point=spec.point, evidence=evidence)
+
+
+def _notify(session, settings, dataset, recorded, now, log: RunLog) -> None:
+    """Placeholder until notification routes are configured: nothing to send."""
