@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-PERSISTENT = {"new_category", "level_shift", "score_drift"}
+PERSISTENT = {"new_category", "level_shift", "score_drift"}  # kinds that last once begun
 
 
 def matches(alert: dict, incident: dict, end: dt.date) -> bool:

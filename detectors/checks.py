@@ -217,7 +217,7 @@ def freshness(arrived_at: Any, *, expected_at: Any = None, deadline_at: Any = No
     if slack < pd.Timedelta(0):
         raise ValueError(f"freshness: tolerance must not be negative, got {tolerance!r}")
     limit = (deadline if deadline is not None else expected) + slack
-    start = expected if expected is not None else (deadline if deadline is not None else limit)
+    start = expected if expected is not None else deadline
     since_what = "expected" if expected is not None else "the deadline"
     if arrived is None:
         if clock is None:
@@ -247,7 +247,7 @@ def expression(df: pd.DataFrame, expr: str, *, max_fraction: float = 0.0, exampl
     batch's columns (``"amount >= 0 and currency == 'EUR'"``, ``"end_at >= start_at"``),
     evaluated with DataFrame.eval. A row fails unless the expression is True for it, so a
     comparison with a null fails: a rule that should let nulls through says so
-    (``"amount.isna() or amount >= 0"`` needs engine="python"; ``"not (amount < 0)"`` works)."""
+    (``"amount.isna() or amount >= 0"``)."""
     if not isinstance(expr, str) or not expr.strip():
         raise ValueError("expression: expr must be a non-empty string")
     _check_common("expression", df, [], max_fraction, examples)

@@ -30,8 +30,9 @@ Categories: chi-square on the 2 x k table of counts, and the Jensen-Shannon dist
 
 Why the limits are effect sizes. With a million rows per batch any difference is
 "significant": a 0.01-standard-deviation shift between two samples of a million has a KS
-p-value near 1e-15 and means nothing to a model. So a drift fires when the effect is large enough to matter AND the
-difference is unlikely to be sampling noise (p < alpha), never on the p-value alone:
+p-value near 1e-15 and means nothing to a model. So a drift fires when the effect is large
+enough to matter AND the difference is unlikely to be sampling noise (p < alpha), never on
+the p-value alone:
 - PSI >= 0.2: the credit-scoring rule of thumb (under 0.1 stable, 0.1-0.25 a shift worth
   a look, above 0.25 a major shift); 0.2 is about a half-standard-deviation shift of the
   mean of a normal (PSI 0.24; 0.2 sd gives 0.04) or its spread growing 1.5x (PSI 0.19).

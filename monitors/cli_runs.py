@@ -14,8 +14,6 @@ import sys
 from typing import Any
 
 from monitors import queue
-from monitors.catalog import UnknownDataset, find_dataset, sync_datasets
-from monitors.config import ConfigError, load_config
 from monitors.settings import Settings, load_settings
 from monitors.worker import Worker
 from store.engine import open_store
@@ -99,6 +97,10 @@ def _logging() -> None:
 
 
 def _run(args, settings: Settings, sessions) -> int:
+    # imported here: they pull in pandas, which a `worker` process may never need
+    from monitors.catalog import find_dataset, sync_datasets
+    from monitors.config import load_config
+
     if args.date is not None:
         first = last = args.date
         trigger = queue.RunTrigger.manual
@@ -118,16 +120,19 @@ def _run(args, settings: Settings, sessions) -> int:
         with worker.stop_on_signals():
             worker.drain(dataset_id=dataset_id, until_run=run_id)
     with sessions() as session:
-        document = queue.run_summary(queue.get_run(session, run_id), args.dataset)
+        # a run whose worker died is carried on by its re-queued copy: report that one
+        document = queue.run_summary(queue.latest_attempt(session, run_id), args.dataset)
     _print(args, document, [_line(document)])
     if args.now and document["status"] != RunStatus.succeeded:
-        print(f"run {run_id} {document['status']}: {document['error'] or ''}".rstrip(": "),
+        print(f"run {document['id']} {document['status']}: {document['error'] or ''}".rstrip(": "),
               file=sys.stderr)
         return EXIT_FAILED
     return 0
 
 
 def _runs_list(args, settings: Settings, sessions) -> int:
+    from monitors.catalog import find_dataset
+
     with sessions() as session:
         if args.dataset:
             find_dataset(session, args.dataset)  # an unknown name is a usage error, not "(none)"
@@ -170,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Run requests, the run queue and the worker.")
     add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     args = parser.parse_args(argv)
+    from monitors.catalog import UnknownDataset
+    from monitors.config import ConfigError
+
     settings = load_settings()
     try:
         _, sessions = open_store(settings.db_url)

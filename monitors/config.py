@@ -145,9 +145,9 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
 
 
 def parse_config(text: str, origin: str = "<config>") -> MonitorsConfig:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text) or {}
+        data = yaml.load(text, Loader=loader) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{origin}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
@@ -155,6 +155,8 @@ def parse_config(text: str, origin: str = "<config>") -> MonitorsConfig:
     try:
         return MonitorsConfig.model_validate(data)
     except ValidationError as exc:
+        # the node tree (slow to build) is only needed to say where the errors are
+        node = yaml.compose(text, Loader=loader)
         problems = []
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))

@@ -99,9 +99,11 @@ def plan_incidents(start: dt.date, days: int) -> dict[str, tuple[int, Incident]]
         "schema_change": (CUSTOMERS, "province", 0.70, "schema_change", "province renamed to region by the upstream"),
         "new_category": (CUSTOMERS, "channel", 0.76, "new_category", "a new channel 'partner_app' appears and stays"),
         "level_shift": (CUSTOMERS, "products_held", 0.82, "level_shift", "products held per customer jumps by one and stays (a bundling campaign)"),
+        "scores_level_shift": (SCORES, None, 0.82, "level_shift", "scores rise with products held, one of the model's inputs: score level and class mix move"),
         "late_batch": (CUSTOMERS, None, 0.88, "late_batch", "the snapshot arrives 16 hours after its day ended (deadline 6 hours)"),
         "missing_batch": (SCORES, None, 0.92, "missing_batch", "the model's scores for this day never arrive"),
         "score_drift": (SCORES, "score", 0.95, "score_drift", "the model's scores shift upwards and stay shifted"),
+        "class_mix_drift": (SCORES, "predicted_class", 0.95, "score_drift", "with the scores, the share of predicted 'buy' rises"),
     }
     incidents = {}
     for label, (dataset, column, fraction, kind, description) in plan.items():

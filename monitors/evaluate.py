@@ -19,6 +19,19 @@ from detectors.result import Detection, Finding
 from monitors.plan import MonitorSpec
 
 QUANTILE_KEYS = ["min", "p01", "p05", "p25", "p50", "p75", "p95", "p99", "max", "count"]
+
+
+def metrics_read_by(specs) -> set[str]:
+    """The stored metrics a set of monitors reads, so a run loads only those."""
+    needed: set[str] = set()
+    for spec in specs:
+        if spec.detector == "drift" and spec.metric == "quantiles":
+            needed.update(QUANTILE_KEYS)
+        elif spec.metric == "freq":
+            needed.update(("freq", "freq_other"))
+        elif spec.metric:
+            needed.add(spec.metric)
+    return needed
 # breakouts are confirmed only once the new regime has lasted a while: look back this far
 BREAKOUT_LOOKBACK_DAYS = 21
 

@@ -208,6 +208,16 @@ def get_run(session: Session, run_id: int) -> Run | None:
     return session.get(Run, run_id, populate_existing=True)
 
 
+def latest_attempt(session: Session, run_id: int) -> Run:
+    """The run that carries a request on: itself, or the copy re-queued after it was lost."""
+    run = session.get(Run, run_id, populate_existing=True)
+    if run is None:
+        raise ValueError(f"no run {run_id}")
+    while (copy := session.scalar(select(Run).where(Run.retry_of == run.id))) is not None:
+        run = copy
+    return run
+
+
 def _iso(value: dt.date | dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 

@@ -26,7 +26,8 @@ from monitors.alerts import Signal, record_signals
 from monitors.catalog import source_folder, sync_datasets
 from monitors.config import MonitorsConfig, load_config
 from monitors.contract import Contract
-from monitors.evaluate import MetricHistory, Verdict, evaluate_check, evaluate_metric
+from monitors.evaluate import (MetricHistory, Verdict, evaluate_check, evaluate_metric,
+                               metrics_read_by)
 from monitors.freshness import arrival_delay_hours
 from monitors.ingest import ingest_file, ingest_sql, partition_from_name
 from monitors.plan import MonitorSpec, plan_monitors
@@ -122,7 +123,8 @@ def _execute(sessions, settings, config: MonitorsConfig, run_id, dataset_id, tri
                     log.write(f"{partition}: {outcome.status}"
                               + (f" ({outcome.reason})" if outcome.reason else ""))
     with log.stage("history"), sessions() as session:
-        history = MetricHistory(queries.read_metrics(session, dataset_id, until=partitions[-1]))
+        history = MetricHistory(queries.read_metrics(session, dataset_id, until=partitions[-1],
+                                                     metrics=sorted(metrics_read_by(specs))))
     for done, partition in enumerate(partitions, start=1):
         if should_stop():
             log.write(f"stopped before {partition}")

@@ -111,6 +111,18 @@ class LeaderLock:
         self._connection = connection
         return True
 
+    def still_held(self) -> bool:
+        """An advisory lock dies with its connection (a database restart, a network cut),
+        and then another worker may take it: the leader checks before each reconcile."""
+        if self._connection is None:
+            return self._file is not None
+        try:
+            self._connection.execute(select(1))
+            self._connection.commit()
+            return True
+        except OperationalError:
+            return False
+
     def release(self) -> None:
         if self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_UN)
@@ -186,7 +198,6 @@ class Worker:
             return
         self._started = True
         self._start_executing()
-        self._db(self.recover, "recovering stale runs")
         if self.schedules:
             self._try_to_lead()
         poller = threading.Thread(target=self._poll_loop, name=f"poller-{self.worker_id}", daemon=True)
@@ -240,12 +251,14 @@ class Worker:
                 if time.monotonic() >= next_recovery:
                     self._db(self.recover, "recovering stale runs")
                     next_recovery = time.monotonic() + self.lease.total_seconds()
+                if until_run is not None:
+                    until_run = self._db(lambda: self._latest_attempt(until_run), "polling")
+                if not self._busy() and self._db(lambda: self._done(dataset_id, until_run), "polling"):
+                    break
                 while (self._free_slots() > 0
                        and (run := self._db(lambda: self._claim(dataset_id), "claiming")) is not None):
                     executed.append(run.id)
                     self._submit(run)
-                if not self._busy() and self._db(lambda: self._done(dataset_id, until_run), "polling"):
-                    break
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()
         finally:
@@ -295,6 +308,13 @@ class Worker:
         """Mirror the datasets' cron schedules into the scheduler; paused datasets get none."""
         scheduler = self._scheduler
         if scheduler is None:
+            return
+        if not self._leader.still_held():
+            log.error("worker %s lost the leader lock (its database connection dropped): "
+                      "no longer scheduling", self.worker_id)
+            self._scheduler, self._mirrored = None, {}
+            self._leader.release()
+            scheduler.shutdown(wait=False)
             return
 
         def read() -> dict[str, tuple[int, str, str]]:
@@ -355,6 +375,10 @@ class Worker:
 
     def _claim(self, dataset_id: int | None = None) -> Run | None:
         return queue.claim_next(self.engine, self.worker_id, self.lease, dataset_id=dataset_id)
+
+    def _latest_attempt(self, run_id: int) -> int:
+        with self.sessions() as session:
+            return queue.latest_attempt(session, run_id).id
 
     def _done(self, dataset_id: int | None, until_run: int | None) -> bool:
         with self.sessions() as session:
@@ -464,7 +488,7 @@ class Worker:
         log.info("worker %s owns the schedules", self.worker_id)
 
     def _poll_loop(self) -> None:
-        next_recovery = time.monotonic() + self.lease.total_seconds()
+        next_recovery = 0.0  # first thing: runs a dead worker left behind
         next_leadership = time.monotonic() + self.reconcile_interval
         failures = 0
         while not self._stop.is_set():

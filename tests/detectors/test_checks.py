@@ -211,3 +211,10 @@ def test_an_empty_batch_is_skipped_not_failed(batch):
 def test_bad_options_raise_value_error_naming_them(batch, call, option):
     with pytest.raises(ValueError, match=option):
         call(batch)
+
+
+def test_an_expression_can_let_nulls_through():
+    df = pd.DataFrame({"amount": [1.0, np.nan, -1.0]})
+    assert expression(df, "amount >= 0").findings[0].count == 2
+    (f,) = expression(df, "amount.isna() or amount >= 0").findings
+    assert f.count == 1 and f.examples[0]["_row"] == 2

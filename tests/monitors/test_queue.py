@@ -194,6 +194,7 @@ def test_runs_left_by_a_lost_worker_are_failed_and_requeued(sessions, orders):
         "queued", run_id, day(3), day(1), "ana")
     with sessions.begin() as session:
         assert queue.recover_stale(session, later) == []  # recovered once, not per caller
+        assert queue.latest_attempt(session, run_id).id == copy_id  # what `run --now` reports
 
 
 def test_a_run_that_keeps_losing_its_worker_is_not_retried_forever(sessions, orders):

@@ -1,0 +1,218 @@
+"""Notifications as the on-call channel sees them: one summary per run, nothing for
+history or muted alerts, no repeats, and a dead endpoint that never breaks a run."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from monitors.mutes import add_mute
+from monitors.notify import HttpSender, NotifyConfig, Route, notify_run
+from store.models import Alert
+from tests.monitors.test_alerts import NOW, day, fires, passes, record
+from tests.monitors.test_alerts import sales  # noqa: F401  (a fixture)
+
+HOOK = "https://hooks.example.com/services/T01/B02/s3cr3t-token"
+FAST = dict(backoff=dt.timedelta(milliseconds=5))
+HOUR = dt.timedelta(hours=1)
+
+
+class RecordingSender:
+    """The fake: remembers every post, and fails the first `failures` ones."""
+
+    def __init__(self, failures: int = 0):
+        self.posts: list[tuple[str, dict]] = []
+        self.calls = 0
+        self.failures = failures
+
+    def post(self, url: str, payload: dict) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ConnectionError("connection reset by peer")
+        self.posts.append((url, payload))
+
+
+def notify(sessions, recorded, *, sender, now=NOW, backfill=False, config=None, dataset="sales"):
+    config = config or NotifyConfig(routes=[Route(HOOK)], **FAST)
+    with sessions.begin() as session:
+        return notify_run(session, dataset=dataset, recorded=recorded, backfill=backfill,
+                          now=now, config=config, sender=sender)
+
+
+def test_one_message_per_run_sums_up_the_new_alerts(sessions, sales):
+    record(sessions, [fires(sales, day(0), monitor="amount_breakout", point=False)])
+    run = record(sessions, [fires(sales, day(1), severity="critical", column="amount"),
+                            fires(sales, day(1), monitor="nulls", column="age"),
+                            fires(sales, day(1), monitor="amount_breakout", point=False)],
+                 now=NOW + HOUR)
+    sender = RecordingSender()
+
+    outcome = notify(sessions, run, sender=sender, now=NOW + HOUR)
+
+    [(url, payload)] = sender.posts
+    assert url == HOOK and sorted(outcome.notified) == sorted(run.new)
+    assert payload["text"].startswith("sales: 2 new alerts (1 critical, 1 warning)")
+    sections = [b["text"]["text"] for b in payload["blocks"] if b["type"] == "section"]
+    assert len(sections) == 2 and sections[0].startswith("*critical* `amount`")
+    assert "amount_breakout" not in payload["text"]  # an update is not news
+
+
+def test_nothing_is_sent_for_backfilled_history(sessions, sales):
+    run = record(sessions, [fires(sales, day(n)) for n in range(5)])
+    sender = RecordingSender()
+
+    outcome = notify(sessions, run, sender=sender, backfill=True)
+
+    assert sender.calls == 0 and set(outcome.skipped.values()) == {"backfill"}
+
+
+def test_a_muted_alert_notifies_nobody_and_after_the_mute_a_new_one_does(sessions, sales):
+    with sessions.begin() as session:
+        add_mute(session, matchers={"dataset": "sales"}, reason="migration", by="ana",
+                 ends_at=NOW + 2 * HOUR, now=NOW)
+    sender = RecordingSender()
+
+    during = record(sessions, [fires(sales, day(0))])
+    quiet = notify(sessions, during, sender=sender)
+    after = record(sessions, [fires(sales, day(1))], now=NOW + 3 * HOUR)
+    loud = notify(sessions, after, sender=sender, now=NOW + 3 * HOUR)
+
+    assert quiet.skipped == {during.new[0]: "muted"} and quiet.sent == []
+    assert loud.notified == after.new and len(sender.posts) == 1
+    assert day(1).isoformat() in sender.posts[0][1]["text"]
+
+
+def test_a_flapping_alert_is_not_repeated_within_the_repeat_interval(sessions, sales):
+    sender = RecordingSender()
+    config = NotifyConfig(routes=[Route(HOOK)], repeat_interval=4 * HOUR, **FAST)
+
+    def flap(at: dt.datetime):
+        record(sessions, [passes(sales, day(0))], now=at - dt.timedelta(minutes=30))
+        return notify(sessions, record(sessions, [fires(sales, day(0), value=500)], now=at),
+                      sender=sender, now=at, config=config)
+
+    notify(sessions, record(sessions, [fires(sales, day(0))]), sender=sender, config=config)
+    soon = flap(NOW + HOUR)
+    later = flap(NOW + 5 * HOUR)
+
+    assert len(sender.posts) == 2
+    assert list(soon.skipped.values()) == ["repeat interval"]
+    assert "(reopened)" in sender.posts[1][1]["blocks"][1]["text"]["text"] and later.notified
+
+
+def test_alerts_are_routed_by_severity_and_owner(sessions, sales):
+    pager, growth, everyone = (f"https://hooks.example.com/{n}" for n in ("pager", "growth", "all"))
+    config = NotifyConfig(routes=[Route(pager, severities=("critical",)),
+                                  Route(growth, owners=("growth",)), Route(everyone)], **FAST)
+    run = record(sessions, [fires(sales, day(0), severity="critical", monitor="volume"),
+                            fires(sales, day(0), owner="growth", monitor="nulls", column="age"),
+                            fires(sales, day(0), severity="info", monitor="drift")])
+    sender = RecordingSender()
+
+    notify(sessions, run, sender=sender, config=config)
+
+    monitors = {url: sorted(re.match(r"\*\w+\* (?:`\w+` )?(\w+) on", b["text"]["text"])[1]
+                            for b in payload["blocks"] if b["type"] == "section")
+                for url, payload in sender.posts}
+    assert monitors == {pager: ["volume"], growth: ["nulls"], everyone: ["drift", "nulls", "volume"]}
+
+
+def test_an_alert_no_route_wants_is_skipped_with_the_reason(sessions, sales):
+    config = NotifyConfig(routes=[Route(HOOK, severities=("critical",))], **FAST)
+    run = record(sessions, [fires(sales, day(0), severity="info")])
+    sender = RecordingSender()
+
+    outcome = notify(sessions, run, sender=sender, config=config)
+
+    assert sender.calls == 0 and outcome.skipped == {run.new[0]: "no route"}
+
+
+def test_a_flaky_endpoint_is_retried_with_backoff(sessions, sales, caplog):
+    run = record(sessions, [fires(sales, day(0))])
+    sender = RecordingSender(failures=2)
+
+    with caplog.at_level(logging.WARNING, logger="monitors.notify"):
+        outcome = notify(sessions, run, sender=sender)
+
+    assert sender.calls == 3 and outcome.notified == run.new
+    assert caplog.text.count("retrying") == 2
+    assert "hooks.example.com" in caplog.text and "s3cr3t" not in caplog.text
+
+
+# ---- a real HTTP endpoint ---------------------------------------------------------------
+
+class Hook(BaseHTTPRequestHandler):
+    statuses: list[int] = []
+    received: list[tuple[str, dict]] = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).received.append((self.path, body))
+        status = type(self).statuses.pop(0) if type(self).statuses else 200
+        self.send_response(status)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):  # keep pytest's output clean
+        pass
+
+
+@pytest.fixture
+def endpoint():
+    Hook.statuses, Hook.received = [], []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_real_endpoint_failing_once_gets_the_message_on_the_retry(sessions, sales, endpoint):
+    Hook.statuses = [500]
+    url = f"{endpoint}/services/T01/B02/s3cr3t-token"
+    run = record(sessions, [fires(sales, day(0))])
+
+    outcome = notify(sessions, run, sender=HttpSender(timeout=5),
+                     config=NotifyConfig(routes=[Route(url)], **FAST))
+
+    assert [path for path, _ in Hook.received] == ["/services/T01/B02/s3cr3t-token"] * 2
+    assert {"text", "blocks"} <= set(Hook.received[-1][1])
+    assert outcome.notified == run.new and outcome.sent == [endpoint.removeprefix("http://")]
+
+
+def test_a_rejected_message_is_not_retried(sessions, sales, endpoint, caplog):
+    Hook.statuses = [404]
+    run = record(sessions, [fires(sales, day(0))])
+
+    with caplog.at_level(logging.WARNING, logger="monitors.notify"):
+        outcome = notify(sessions, run, sender=HttpSender(timeout=5),
+                         config=NotifyConfig(routes=[Route(f"{endpoint}/gone")], **FAST))
+
+    assert len(Hook.received) == 1 and outcome.notified == []
+    assert "not retrying" in caplog.text
+
+
+def test_a_dead_endpoint_leaves_the_run_alone_and_is_logged_without_its_secret(sessions, sales, caplog):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/services/T01/B02/s3cr3t-token"
+    run = record(sessions, [fires(sales, day(0))])
+
+    with caplog.at_level(logging.WARNING, logger="monitors.notify"):
+        outcome = notify(sessions, run, sender=HttpSender(timeout=2),
+                         config=NotifyConfig(routes=[Route(url)], attempts=3, **FAST))
+
+    assert outcome.failed == [f"127.0.0.1:{port}"] and outcome.notified == []
+    assert outcome.skipped == {run.new[0]: "delivery failed"}
+    assert "failed 3 times, giving up" in caplog.text and f"127.0.0.1:{port}" in caplog.text
+    assert "s3cr3t" not in caplog.text and "/services/" not in caplog.text
+    with sessions() as session:
+        assert session.get(Alert, run.new[0]).notified_at is None
