@@ -2,11 +2,15 @@
 deviate), as Twitter's AnomalyDetection does it, with a trend that follows growth.
 
 The series is split into season + trend + remainder. The season is periodic (one shape
-repeated), the trend a rolling median over several periods, so that growth and slow
-level changes are expected rather than anomalous. The remainder is tested with Rosner's
-generalized ESD, using the median and the MAD instead of the mean and the standard
-deviation, so that the anomalies being looked for do not hide themselves by inflating the
-spread.
+repeated every cycle), the trend a rolling median over several cycles, so that growth and
+slow level changes are expected rather than anomalous. The remainder is tested with
+Rosner's generalized ESD, on the median and the MAD instead of the mean and the standard
+deviation, so that the anomalies looked for cannot hide by inflating the spread.
+
+The remainder is tested at two scales: each point (a spike), and a short centred mean of
+the remainder (an excursion that lasts, whose points are each unremarkable: a sensor
+stuck a little high, a slow leak). Anomalies close together are one episode, reported
+once, at its start.
 """
 from __future__ import annotations
 
@@ -17,10 +21,12 @@ import pandas as pd
 from scipy import stats
 
 from detectors.result import Detection, Finding
-from detectors.seasonal import MIN_CYCLES, find_period
+from detectors.seasonal import MIN_CYCLES, find_periods, seasonal_adjust
 
 NAME = "anomalies"
 DIRECTIONS = ("both", "up", "down")
+TRENDS = ("rolling", "median")
+SEASONALS = ("median", "stl")
 MIN_POINTS = 14
 # the trend is a centred rolling median over this many seasonal periods: long enough that a
 # burst of anomalies cannot drag it, short enough to follow growth
@@ -39,33 +45,37 @@ MEAN_AD_TO_SIGMA = 1.2533
 
 def detect_anomalies(series: pd.Series, *, period: int | None = None,
                      max_anoms: float = 0.002, alpha: float = 0.05,
-                     direction: str = "both", since=None,
-                     trend_window: int | None = None, episodes: bool = True) -> Detection:
+                     direction: str = "both", since=None, trend: str = "rolling",
+                     trend_window: int | None = None, seasonal: str = "median",
+                     episodes: bool = True, sustained: bool = True) -> Detection:
     """Points whose seasonally and trend adjusted value is an extreme outlier.
 
-    `period`: seasonal period in points (found from the index and autocorrelation when
-    None). `max_anoms`: at most this fraction of the points under test is reported.
-    `alpha`: the ESD test's significance level. `direction`: "both", "up" or "down".
-    `since`: the first index label under test; earlier points are context only.
-    `trend_window`: points in the trend's rolling median (default: sixteen periods, or a
-    tenth of the series without a season). `episodes`: anomalies at most EPISODE_GAP
-    points apart are one episode, reported once at its first point with its peak z (a
-    burst is one thing to look at, and its start is when it began); False reports every
-    anomalous point, as Twitter's package does.
+    `period`: the seasonal period in points; when None, up to two periods are found from
+    the index and the autocorrelation (none: no season). `max_anoms`: at most this
+    fraction of the points under test is anomalous (at least one may be). `alpha`: the
+    ESD test's significance level. `direction`: "both", "up" or "down". `since`: the
+    first index label under test; earlier points are context only. `trend`: "rolling"
+    (a rolling median, so growth is expected) or "median" (one level for the whole
+    series, as Twitter's package does). `trend_window`: points in the rolling median
+    (default sixteen periods, or a tenth of the series without a season). `seasonal`:
+    "median" (each phase's median; fast and robust) or "stl" (robust STL with a periodic
+    window, MSTL for two seasons; as Twitter's package does, and slower). `episodes`:
+    anomalies at most EPISODE_GAP points apart are one episode, reported once at its
+    first point with its peak z; False reports every anomalous point. `sustained`: also
+    test the short centred mean of the remainder.
 
     Why max_anoms defaults to 0.2% and not Twitter's 2%: real metrics have heavier tails
     than the normal law the ESD critical values assume, so on most of them the test runs
     up to its cap, and the cap becomes the alert budget. A run over today's batch alone
     (`since` = today) tests one point, and the cap does not bind.
     """
-    _check_options(series, period, max_anoms, alpha, direction, trend_window)
-    if not isinstance(episodes, bool):
-        raise ValueError(f"episodes: expected True or False, got {episodes!r}")
-    values = pd.to_numeric(series, errors="coerce").astype(float)
+    _check_options(series, period, max_anoms, alpha, direction, trend, trend_window,
+                   seasonal, episodes, sustained)
+    values = pd.Series(pd.to_numeric(pd.Series(series.to_numpy()), errors="coerce")
+                       .astype(float).to_numpy(), index=series.index)
     values = values.where(np.isfinite(values))
     present = values.notna().to_numpy()
     tested = _under_test(series.index, since)
-
     n_present = int(present.sum())
     if len(values) == 0:
         return Detection(NAME, skipped="empty series")
@@ -77,69 +87,110 @@ def detect_anomalies(series: pd.Series, *, period: int | None = None,
         return Detection(NAME, skipped="constant series")
     if not (tested & present).any():
         return Detection(NAME, skipped="no value under test")
-
     if period is None:
-        period = find_period(values)
+        periods = find_periods(values)
     elif len(values) < MIN_CYCLES * period:
         return Detection(NAME, skipped=f"history {len(values)} < {MIN_CYCLES * period} "
                                        f"points (two periods of {period})")
+    else:
+        periods = (period,)
+
     x = values.interpolate(limit_direction="both").to_numpy()
-    seasonal, trend = _decompose(x, period, trend_window)
-    expected = seasonal + trend
+    season = _season(x, periods, seasonal)
+    level = _trend(x - season, periods, trend, trend_window)
+    expected = season + level
     resid = np.where(present, x - expected, np.nan)
 
-    flagged, centre, scale, critical = _esd(resid, tested & present, max_anoms, alpha,
-                                            direction, _scale_floor(x))
+    floor = _scale_floor(x)
+    candidates = tested & present
+    spikes, centre, scale, critical = _esd(resid, candidates, max_anoms, alpha, direction,
+                                           floor)
+    # the window of the sustained test grows with the history (sqrt n): as many windows
+    # as points in each, so neither a long history nor a short one makes it degenerate
+    width = int(min(max(3, round(math.sqrt(len(x)))), max(3, len(x) // 4)))
+    smooth = pd.Series(resid).rolling(width, center=True, min_periods=1).mean().to_numpy()
+    smooth = np.where(present, smooth, np.nan)
+    lasting, s_centre, s_scale, _ = _esd(smooth, candidates, max_anoms, alpha, direction,
+                                         floor / width)
+    if not sustained:
+        lasting = []
+
     expected = expected + centre
     lower, upper = expected - critical * scale, expected + critical * scale
     band = pd.DataFrame({"expected": expected, "lower": lower, "upper": upper},
                         index=series.index)[tested]
-    label = "seasonal" if period else "level"
+    label = "seasonal" if periods else "level"
     z = np.abs(resid - centre) / scale
+    z_mean = np.abs(smooth - s_centre) / s_scale
+    strength = {i: z_mean[i] for i in lasting} | {i: z[i] for i in spikes}
     findings = []
-    for run in _runs(sorted(flagged), EPISODE_GAP if episodes else 0):
+    for run in _runs(sorted(strength), EPISODE_GAP if episodes else 0):
         i = run[0]
         value = float(x[i])
-        where = "above" if value > expected[i] else "below"
-        peak = max(run, key=lambda j: z[j])
-        detail = (f"[{label}] {_fmt(value)} {where} band [{_fmt(lower[i])}, "
-                  f"{_fmt(upper[i])}] (z={z[i]:.1f})")
+        peak = max(strength[j] for j in run)
+        if i in spikes:
+            where = "above" if value > expected[i] else "below"
+            detail = (f"[{label}] {_fmt(value)} {where} band [{_fmt(lower[i])}, "
+                      f"{_fmt(upper[i])}] (z={z[i]:.1f})")
+        else:
+            where = "above" if smooth[i] > s_centre else "below"
+            detail = (f"[{label}, {width}-point mean] {_fmt(value)}, with the points "
+                      f"around it {_fmt(abs(smooth[i] - s_centre))} {where} expected on "
+                      f"average (z={z_mean[i]:.1f})")
         if len(run) > 1:
-            detail += (f"; first of {len(run)} anomalous points to {series.index[run[-1]]}, "
-                       f"peak z={z[peak]:.1f}")
+            detail += (f"; first of {len(run)} anomalous points up to "
+                       f"{series.index[run[-1]]}, peak z={peak:.1f}")
         findings.append(Finding(
             at=series.index[i], value=value, expected=float(expected[i]),
-            lower=float(lower[i]), upper=float(upper[i]), score=float(z[peak]),
+            lower=float(lower[i]), upper=float(upper[i]), score=float(peak),
             detail=detail))
     return Detection(NAME, findings=tuple(findings), band=band)
 
 
+def _runs(positions: list[int], gap: int) -> list[list[int]]:
+    """Group sorted positions into runs with at most `gap` points between neighbours."""
+    runs: list[list[int]] = []
+    for i in positions:
+        if runs and gap and i - runs[-1][-1] <= gap + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
 # --- decomposition ----------------------------------------------------------------------
 
-def _decompose(x: np.ndarray, period: int | None,
-               trend_window: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Periodic season and rolling-median trend.
+def _season(x: np.ndarray, periods: tuple[int, ...], method: str) -> np.ndarray:
+    """The periodic seasonal component (zero without a period).
 
-    The season is each phase's median once a one-period rolling median is taken out: the
-    shape a periodic STL finds, at a fraction of the cost, and as robust (a phase median
-    ignores a minority of anomalies in that phase). The trend is then a rolling median of
-    the deseasonalised series, centred: a burst of anomalies shorter than half the window
-    cannot move it.
+    "median": each phase's median once a one-period rolling median is taken out; the
+    shape a periodic STL finds, at a small fraction of the cost, and as robust (a phase
+    median ignores a minority of anomalies in that phase). A second, longer season is
+    fitted the same way on what the first leaves.
     """
-    n = len(x)
-    if period:
-        rough = _rolling_median(x, period)
-        phases = np.arange(n) % period
-        profile = pd.Series(x - rough).groupby(phases).median().to_numpy()
-        profile = profile - profile.mean()
-        seasonal = profile[phases]
-    else:
-        seasonal = np.zeros(n)
-    if trend_window is None:
-        trend_window = (TREND_PERIODS * period if period
-                        else max(MIN_TREND_WINDOW, int(TREND_FRACTION * n)))
-    trend = _rolling_median(x - seasonal, min(trend_window, n))
-    return seasonal, trend
+    if not periods:
+        return np.zeros(len(x))
+    if method == "stl":
+        return seasonal_adjust(pd.Series(x), periods if len(periods) > 1 else periods[0]
+                               )["seasonal"].to_numpy()
+    season = np.zeros(len(x))
+    for period in sorted(periods):
+        rest = x - season
+        rough = _rolling_median(rest, period)
+        phases = np.arange(len(x)) % period
+        profile = pd.Series(rest - rough).groupby(phases).median().to_numpy()
+        season = season + (profile - profile.mean())[phases]
+    return season
+
+
+def _trend(x: np.ndarray, periods: tuple[int, ...], method: str,
+           window: int | None) -> np.ndarray:
+    if method == "median":
+        return np.full(len(x), float(np.median(x)))
+    if window is None:
+        window = (TREND_PERIODS * max(periods) if periods
+                  else max(MIN_TREND_WINDOW, int(TREND_FRACTION * len(x))))
+    return _rolling_median(x, window)
 
 
 def _rolling_median(x: np.ndarray, window: int) -> np.ndarray:
@@ -167,17 +218,6 @@ def _rolling_median(x: np.ndarray, window: int) -> np.ndarray:
     padded = np.concatenate([head, x, tail])
     smooth = pd.Series(padded).rolling(window, center=True, min_periods=1).median().to_numpy()
     return smooth[len(head):len(head) + n]
-
-
-def _runs(positions: list[int], gap: int) -> list[list[int]]:
-    """Group sorted positions into runs whose neighbours are at most `gap` + 1 apart."""
-    runs: list[list[int]] = []
-    for i in positions:
-        if runs and gap and i - runs[-1][-1] <= gap + 1:
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    return runs
 
 
 # --- the test ---------------------------------------------------------------------------
@@ -254,23 +294,41 @@ def _scale_floor(x: np.ndarray) -> float:
 
 # --- options and input ------------------------------------------------------------------
 
-def _check_options(series, period, max_anoms, alpha, direction, trend_window) -> None:
+def _check_options(series, period, max_anoms, alpha, direction, trend, trend_window,
+                   seasonal, episodes, sustained) -> None:
     if not isinstance(series, pd.Series):
         raise ValueError(f"series: expected a pandas Series, got {type(series).__name__}")
-    if period is not None and (isinstance(period, bool) or not isinstance(period, (int, np.integer))
-                               or period < 2):
+    if period is not None and (not _is_int(period) or period < 2):
         raise ValueError(f"period: expected an integer >= 2 or None, got {period!r}")
-    if isinstance(max_anoms, bool) or not isinstance(max_anoms, (int, float)) \
-            or not 0 < max_anoms <= 0.49:
+    if not _is_number(max_anoms) or not 0 < max_anoms <= 0.49:
         raise ValueError(f"max_anoms: expected a fraction in (0, 0.49], got {max_anoms!r}")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+    if not _is_number(alpha) or not 0 < alpha < 1:
         raise ValueError(f"alpha: expected a probability in (0, 1), got {alpha!r}")
     if direction not in DIRECTIONS:
-        raise ValueError(f"direction: expected one of {', '.join(DIRECTIONS)}, got {direction!r}")
-    if trend_window is not None and (isinstance(trend_window, bool)
-                                     or not isinstance(trend_window, (int, np.integer))
-                                     or trend_window < 3):
-        raise ValueError(f"trend_window: expected an integer >= 3 or None, got {trend_window!r}")
+        raise ValueError(f"direction: expected one of {', '.join(DIRECTIONS)}, "
+                         f"got {direction!r}")
+    if trend not in TRENDS:
+        raise ValueError(f"trend: expected one of {', '.join(TRENDS)}, got {trend!r}")
+    if trend_window is not None:
+        if not _is_int(trend_window) or trend_window < 3:
+            raise ValueError(f"trend_window: expected an integer >= 3 or None, "
+                             f"got {trend_window!r}")
+        if trend != "rolling":
+            raise ValueError("trend_window: only applies to trend='rolling'")
+    if seasonal not in SEASONALS:
+        raise ValueError(f"seasonal: expected one of {', '.join(SEASONALS)}, got {seasonal!r}")
+    for name, flag in (("episodes", episodes), ("sustained", sustained)):
+        if not isinstance(flag, bool):
+            raise ValueError(f"{name}: expected True or False, got {flag!r}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return (isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, bool) and math.isfinite(value))
 
 
 def _under_test(index: pd.Index, since) -> np.ndarray:

@@ -11,9 +11,12 @@ import json
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from monitors import cli_alerts, cli_runs
+from monitors.backtest import backtest, find_monitor
 from monitors.catalog import UnknownDataset, find_dataset, sync_datasets
 from monitors.config import ConfigError, load_config
 from monitors.demo import land_demo
@@ -71,8 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--key", default="", help="the category, for freq")
     metrics.add_argument("--json", action="store_true")
 
+    backtest = commands.add_parser(
+        "backtest", help="the alerts a monitor would have raised over stored history")
+    backtest.add_argument("--monitor", required=True, help="its name, e.g. nulls:income")
+    backtest.add_argument("--dataset", help="needed when the name exists on several datasets")
+    backtest.add_argument("--from", dest="start", type=_date, required=True)
+    backtest.add_argument("--to", dest="end", type=_date, required=True)
+    backtest.add_argument("--json", action="store_true")
+
     serve = commands.add_parser("serve", help="the dashboard (lands the demo first on an empty store)")
     serve.add_argument("--port", type=int, default=8501)
+    cli_alerts.add_commands(commands)
+    cli_runs.add_commands(commands)
     return parser
 
 
@@ -185,6 +198,23 @@ def _metrics(args, settings: Settings, sessions) -> int:
     return 0
 
 
+def _backtest(args, settings: Settings, sessions) -> int:
+    config = load_config(settings.config_path)
+    with sessions() as session:
+        dataset, spec = find_monitor(session, config, args.monitor, args.dataset)
+        alerts = backtest(session, dataset, spec, args.start, args.end)
+    weeks: dict[str, int] = {}
+    for alert in alerts:
+        weeks[alert.week] = weeks.get(alert.week, 0) + 1
+    document = {"dataset": dataset.name, "monitor": spec.name, "from": args.start.isoformat(),
+                "to": args.end.isoformat(), "per_week": weeks,
+                "alerts": [{**asdict(a), "partition": a.partition.isoformat()} for a in alerts]}
+    lines = [f"{a.partition} {a.monitor} {a.message}" for a in alerts]
+    lines.append(f"{len(alerts)} alert(s) over {len(weeks)} week(s) with any; real alerts untouched")
+    _print(args, document, lines)
+    return 0
+
+
 def _serve(args, settings: Settings, sessions) -> int:
     with sessions() as session:
         empty = not queries.list_datasets(session)
@@ -203,5 +233,8 @@ COMMANDS = {
     ("datasets", "list"): _datasets_list,
     ("batches", "list"): _batches_list,
     ("metrics", None): _metrics,
+    ("backtest", None): _backtest,
     ("serve", None): _serve,
+    **cli_alerts.COMMANDS,
+    **cli_runs.COMMANDS,
 }

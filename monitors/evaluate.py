@@ -87,20 +87,25 @@ class MetricHistory:
         return pd.DataFrame(parts).dropna(how="all")
 
 
-def evaluate_metric(spec: MonitorSpec, history: MetricHistory, partition: dt.date) -> list[Verdict]:
-    """Run a metric monitor for one partition. One verdict for most detectors; breakouts
-    report each regime change found in their look-back window."""
+def evaluate_metric(spec: MonitorSpec, history: MetricHistory, partition: dt.date) -> Verdict:
+    """Run a metric monitor for one partition."""
     at = pd.Timestamp(partition)
     try:
         detection = _detect(spec, history, partition, at)
     except Exception as exc:  # one monitor's failure must not stop the run; it becomes a finding
-        return [monitor_failed(spec, partition, exc)]
+        return monitor_failed(spec, partition, exc)
     if detection.skipped:
-        return [Verdict(spec, partition, None, skipped=detection.skipped)]
+        return Verdict(spec, partition, None, skipped=detection.skipped)
     if spec.detector == "breakouts":
-        return [Verdict(spec, f.at.date(), f) for f in detection.findings] or [Verdict(spec, partition, None)]
+        # the verdict is about the partition under test: "a new regime began recently";
+        # the newest change found in the look-back window, its start in the evidence
+        if not detection.findings:
+            return Verdict(spec, partition, None)
+        newest = max(detection.findings, key=lambda f: pd.Timestamp(f.at))
+        return Verdict(spec, partition, newest,
+                       evidence={"breakout_at": pd.Timestamp(newest.at).date().isoformat()})
     finding = next((f for f in detection.findings if pd.Timestamp(f.at) == at), None)
-    return [Verdict(spec, partition, finding)]
+    return Verdict(spec, partition, finding)
 
 
 def _detect(spec: MonitorSpec, history: MetricHistory, partition: dt.date, at: pd.Timestamp) -> Detection:

@@ -128,7 +128,7 @@ def add_mute(session: Session, *, matchers: Mapping[str, str | None], reason: st
     return mute
 
 
-def expire(session: Session, mute_id: int, *, by: str, now: dt.datetime) -> MuteRule:
+def expire(session: Session, mute_id: int, by: str, now: dt.datetime) -> MuteRule:
     """End a mute now. Its alerts turn loud again at once, since `muted` is derived."""
     if not (by or "").strip():
         raise ValueError("expiring a mute needs a name (by)")

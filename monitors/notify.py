@@ -18,10 +18,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -44,9 +45,13 @@ _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 class Route:
     """A webhook and what it wants: alerts of these severities and/or owners (None: any)."""
 
-    url: str
+    url: str = field(repr=False)  # webhook URLs carry secrets: never in a repr or a log
     severities: tuple[str, ...] | None = None
     owners: tuple[str, ...] | None = None
+
+    @property
+    def host(self) -> str:
+        return _host(self.url)
 
     def accepts(self, alert: Alert) -> bool:
         return ((self.severities is None or alert.severity in self.severities)
@@ -59,6 +64,78 @@ class NotifyConfig:
     repeat_interval: dt.timedelta = dt.timedelta(hours=4)
     attempts: int = 3
     backoff: dt.timedelta = dt.timedelta(seconds=2)  # doubled after each failed attempt
+
+
+def notify_config_from(data: Mapping[str, Any] | None,
+                       environ: Mapping[str, str] = os.environ) -> NotifyConfig:
+    """A NotifyConfig from plain data (the `notifications` section of the monitors YAML):
+
+        repeat_interval: 4h            # m, h or d
+        routes:
+          - url_env: ONCALL_WEBHOOK    # the URL from the environment: secrets stay out of the file
+            severities: [critical]
+          - url: https://hooks.example.com/services/...
+            owners: [growth]
+
+    A route whose variable is unset is left out with a warning: notifications are off
+    where no secret is configured (a laptop, CI), not broken."""
+    data = dict(data or {})
+    unknown = sorted(set(data) - {"routes", "repeat_interval", "attempts"})
+    if unknown:
+        raise ValueError(f"notifications: unknown key {', '.join(unknown)} "
+                         "(routes, repeat_interval, attempts)")
+    routes = []
+    for number, entry in enumerate(data.get("routes") or [], start=1):
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"notifications.routes[{number}]: a mapping with url or url_env")
+        extra = sorted(set(entry) - {"url", "url_env", "severities", "owners"})
+        if extra:
+            raise ValueError(f"notifications.routes[{number}]: unknown key {', '.join(extra)} "
+                             "(url, url_env, severities, owners)")
+        if ("url" in entry) == ("url_env" in entry):
+            raise ValueError(f"notifications.routes[{number}]: give url or url_env, one of them")
+        url = entry.get("url") or environ.get(entry["url_env"])
+        if not url:
+            log.warning("notifications.routes[%d]: %s is not set; this route is off",
+                        number, entry["url_env"])
+            continue
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError(f"notifications.routes[{number}]: not an http(s) URL "
+                             f"(host {_host(url)})")
+        severities = _names(entry.get("severities"), f"notifications.routes[{number}].severities")
+        unknown_severities = sorted(set(severities or ()) - set(_SEVERITY_ORDER))
+        if unknown_severities:
+            raise ValueError(f"notifications.routes[{number}]: unknown severity "
+                             f"{', '.join(unknown_severities)} (critical, warning, info)")
+        routes.append(Route(url, severities=severities,
+                            owners=_names(entry.get("owners"), f"notifications.routes[{number}].owners")))
+    options: dict[str, Any] = {}
+    if "repeat_interval" in data:
+        options["repeat_interval"] = _interval(str(data["repeat_interval"]))
+    if "attempts" in data:
+        attempts = data["attempts"]
+        if not isinstance(attempts, int) or isinstance(attempts, bool) or not 1 <= attempts <= 10:
+            raise ValueError("notifications.attempts: a whole number from 1 to 10")
+        options["attempts"] = attempts
+    return NotifyConfig(routes=routes, **options)
+
+
+def _names(value: Any, where: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError(f"{where}: a name or a list of names")
+
+
+def _interval(text: str) -> dt.timedelta:
+    amount, unit = text[:-1].strip(), text[-1:]
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if unit not in units or not amount.isdigit():
+        raise ValueError(f"notifications.repeat_interval: {text!r} is not like 30m, 4h or 1d")
+    return dt.timedelta(**{units[unit]: int(amount)})
 
 
 class PermanentFailure(Exception):

@@ -177,7 +177,7 @@ def evaluate_partition(session: Session, dataset: Dataset, specs: list[MonitorSp
     for spec in specs:
         if spec.kind == "metric":
             if batch is not None:  # no batch, no new point: freshness speaks for it
-                verdicts.extend(evaluate_metric(spec, history, partition))
+                verdicts.append(evaluate_metric(spec, history, partition))
         elif spec.kind == "check":
             if batch is not None:
                 if frame is None:

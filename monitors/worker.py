@@ -251,14 +251,17 @@ class Worker:
                 if time.monotonic() >= next_recovery:
                     self._db(self.recover, "recovering stale runs")
                     next_recovery = time.monotonic() + self.lease.total_seconds()
+                busy = self._busy()  # read before the store: a run may end in between
                 if until_run is not None:
                     until_run = self._db(lambda: self._latest_attempt(until_run), "polling")
-                if not self._busy() and self._db(lambda: self._done(dataset_id, until_run), "polling"):
+                finished, may_claim = self._db(lambda: self._progress(dataset_id, until_run), "polling")
+                if finished and not busy:
                     break
-                while (self._free_slots() > 0
+                while (may_claim and self._free_slots() > 0
                        and (run := self._db(lambda: self._claim(dataset_id), "claiming")) is not None):
                     executed.append(run.id)
                     self._submit(run)
+                    may_claim = run.id != until_run
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()
         finally:
@@ -380,15 +383,17 @@ class Worker:
         with self.sessions() as session:
             return queue.latest_attempt(session, run_id).id
 
-    def _done(self, dataset_id: int | None, until_run: int | None) -> bool:
+    def _progress(self, dataset_id: int | None, until_run: int | None) -> tuple[bool, bool]:
+        """(nothing left to wait for, worth claiming): once `until_run` has left the queue,
+        nothing queued after it is this drain's business."""
         with self.sessions() as session:
             if until_run is not None:
                 status = session.scalar(select(Run.status).where(Run.id == until_run))
-                return status not in (RunStatus.queued, RunStatus.running)
+                return status not in (RunStatus.queued, RunStatus.running), status == RunStatus.queued
             query = select(func.count(Run.id)).where(Run.status == RunStatus.queued)
             if dataset_id is not None:
                 query = query.where(Run.dataset_id == dataset_id)
-            return not session.scalar(query)
+            return not session.scalar(query), True
 
     def _free_slots(self) -> int:
         with self._inflight_lock:

@@ -181,3 +181,16 @@ def test_detect_drift_short_or_empty_history_is_skipped():
 def test_bad_options_raise_value_error_naming_them(call, option):
     with pytest.raises(ValueError, match=option):
         call()
+
+
+def test_an_optional_ks_limit_catches_what_psi_lets_pass():
+    rng = np.random.default_rng(12)
+    reference = numeric_profile(rng.normal(0, 1, 20_000))
+    current = numeric_profile(rng.normal(0.3, 1, 20_000))
+    assert not numeric_drift(reference, current).drifted  # PSI about 0.09
+    res = numeric_drift(reference, current, max_ks=0.1)
+    assert res.drifted and res.psi < 0.2 and res.ks >= 0.1
+    profiles = pd.DataFrame([reference] * 5 + [current],
+                            index=pd.date_range("2024-01-01", periods=6, freq="D"))
+    (f,) = detect_drift(profiles, max_ks=0.1).findings
+    assert f.detail.startswith("[drift] value: KS 0.1") and f.upper == 0.1

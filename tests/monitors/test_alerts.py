@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -218,6 +219,29 @@ def test_an_old_partition_passing_does_not_undo_a_newer_firing(sessions, sales):
 
     [alert] = alerts(sessions)
     assert rerun.resolved == [] and alert["status"] == "open"
+
+
+def test_an_acknowledged_alert_firing_again_stays_acknowledged(sessions, sales):
+    breakout = dict(monitor="amount_breakout", point=False)
+    record(sessions, [fires(sales, day(0), **breakout)])
+    with sessions.begin() as session:
+        acknowledge(session, alerts(sessions)[0]["id"], by="ana", now=NOW)
+
+    record(sessions, [fires(sales, day(1), **breakout)], now=NOW + dt.timedelta(days=1))
+
+    [alert] = alerts(sessions)
+    assert (alert["status"], alert["occurrences"]) == ("acknowledged", 2)
+
+
+def test_of_conflicting_verdicts_on_one_partition_the_worst_wins_whatever_the_order(sessions, sales):
+    bad, mild = fires(sales, day(0), value=900), fires(sales, day(0), value=300)
+    mild = replace(mild, finding=replace(mild.finding, score=2.0))
+
+    record(sessions, [bad, passes(sales, day(0)), mild])
+    again = record(sessions, [mild, passes(sales, day(0)), bad], now=NOW + dt.timedelta(hours=1))
+
+    [alert] = alerts(sessions)
+    assert alert["value"] == 900 and not again.changed
 
 
 def test_ack_resolve_comment_and_rerun_requests_make_the_timeline(sessions, sales):

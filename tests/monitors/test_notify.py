@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from monitors.mutes import add_mute
-from monitors.notify import HttpSender, NotifyConfig, Route, notify_run
+from monitors.notify import HttpSender, NotifyConfig, Route, notify_config_from, notify_run
 from store.models import Alert
 from tests.monitors.test_alerts import NOW, day, fires, passes, record
 from tests.monitors.test_alerts import sales  # noqa: F401  (a fixture)
@@ -216,3 +216,34 @@ def test_a_dead_endpoint_leaves_the_run_alone_and_is_logged_without_its_secret(s
     assert "s3cr3t" not in caplog.text and "/services/" not in caplog.text
     with sessions() as session:
         assert session.get(Alert, run.new[0]).notified_at is None
+
+
+# ---- configuration ----------------------------------------------------------------------
+
+def test_routes_come_from_plain_config_with_secrets_from_the_environment(caplog):
+    data = {"repeat_interval": "2h",
+            "routes": [{"url_env": "ONCALL_HOOK", "severities": ["critical"]},
+                       {"url_env": "UNSET_HOOK"},
+                       {"url": "https://hooks.example.com/growth", "owners": "growth"}]}
+
+    with caplog.at_level(logging.WARNING, logger="monitors.notify"):
+        config = notify_config_from(data, {"ONCALL_HOOK": HOOK})
+
+    assert config.repeat_interval == 2 * HOUR
+    assert [(r.host, r.severities, r.owners) for r in config.routes] == [
+        ("hooks.example.com", ("critical",), None), ("hooks.example.com", None, ("growth",))]
+    assert "UNSET_HOOK is not set" in caplog.text
+    assert "s3cr3t" not in repr(config)
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"routes": [{"url": HOOK, "url_env": "X"}]}, "give url or url_env"),
+    ({"routes": [{"url": HOOK, "severity": "critical"}]}, "unknown key severity"),
+    ({"routes": [{"url": HOOK, "severities": ["urgent"]}]}, "unknown severity urgent"),
+    ({"routes": [{"url": "hooks.example.com/x"}]}, "not an http"),
+    ({"repeat_interval": "4 hours"}, "is not like 30m, 4h or 1d"),
+    ({"route": []}, "unknown key route"),
+])
+def test_a_bad_notification_config_names_what_is_wrong(data, message):
+    with pytest.raises(ValueError, match=message):
+        notify_config_from(data, {})

@@ -114,13 +114,11 @@ def test_two_requests_for_one_dataset_run_one_at_a_time(sessions, settings):
     (start1, end1, _), (start2, end2, _) = executor.intervals[first], executor.intervals[second]
     assert end1 <= start2, "the second run of a dataset started before the first had finished"
     assert {r.status for r in runs(sessions).values()} == {"succeeded"}
-    # both workers were there to take it: the rule, not a lack of workers, kept them apart
-    assert len({r.claimed_by for r in runs(sessions).values()}) in (1, 2)
 
 
 def test_runs_of_different_datasets_do_run_in_parallel(sessions, settings):
     ids = [request(sessions, make_dataset(sessions, name), day(1)) for name in ("a", "b")]
-    executor = Recorder(sessions, seconds=0.3)
+    executor = Recorder(sessions, seconds=0.5)
     Worker(sessions, settings, executor=executor, schedules=False, max_parallel=2, **FAST).drain()
     (s1, e1, _), (s2, e2, _) = (executor.intervals[i] for i in ids)
     assert s2 < e1 and s1 < e2
