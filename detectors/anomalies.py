@@ -34,6 +34,9 @@ TREND_PERIODS = 16
 # without a season the trend window is this fraction of the series (bounded below)
 TREND_FRACTION = 0.1
 MIN_TREND_WINDOW = 7
+# the cap on anomalies is max_anoms of the points under test, but never below this: a
+# fraction of a short history (a year of daily points) would otherwise allow one or none
+MIN_BUDGET = 3
 # anomalies with fewer normal points than this between them belong to one episode
 EPISODE_GAP = 3
 # the MAD of a normal sample is 0.6745 of its standard deviation
@@ -52,7 +55,7 @@ def detect_anomalies(series: pd.Series, *, period: int | None = None,
 
     `period`: the seasonal period in points; when None, up to two periods are found from
     the index and the autocorrelation (none: no season). `max_anoms`: at most this
-    fraction of the points under test is anomalous (at least one may be). `alpha`: the
+    fraction of the points under test is anomalous (at least MIN_BUDGET may be). `alpha`: the
     ESD test's significance level. `direction`: "both", "up" or "down". `since`: the
     first index label under test; earlier points are context only. `trend`: "rolling"
     (a rolling median, so growth is expected) or "median" (one level for the whole
@@ -229,7 +232,8 @@ def _esd(resid: np.ndarray, candidates: np.ndarray, max_anoms: float, alpha: flo
     sample's centre and scale, and the critical z a point had to exceed."""
     sample = np.flatnonzero(~np.isnan(resid))
     n = len(sample)
-    k = min(int(candidates.sum()), max(1, int(max_anoms * int(candidates.sum()))))
+    tested = int(candidates.sum())
+    k = min(tested, max(MIN_BUDGET, int(max_anoms * tested)))
     keep = np.ones(n, dtype=bool)
     is_candidate = candidates[sample]
     values = resid[sample]

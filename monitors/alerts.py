@@ -118,6 +118,12 @@ class Recorded:
         if alert_id not in ids:
             ids.append(alert_id)
 
+    def merge(self, other: "Recorded") -> None:
+        """Add another call's ids (a run records partition by partition)."""
+        for what in ("new", "updated", "resolved", "reopened", "muted"):
+            for alert_id in getattr(other, what):
+                self._note(what, alert_id)
+
     @property
     def changed(self) -> bool:
         return bool(self.new or self.updated or self.resolved or self.reopened)

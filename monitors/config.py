@@ -101,6 +101,15 @@ class MonitorsConfig(BaseModel):
 
     version: Literal[1] = 1
     datasets: list[DatasetConfig] = []
+    # webhook routes (monitors.notify.notify_config_from documents the keys)
+    notifications: dict[str, Any] | None = None
+
+    @field_validator("notifications")
+    @classmethod
+    def _routes(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        from monitors.notify import notify_config_from  # notify imports the store, not config
+        notify_config_from(value, environ={})  # shape only: url_env values are read at send time
+        return value
 
     @field_validator("datasets")
     @classmethod

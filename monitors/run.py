@@ -22,13 +22,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from detectors import checks
 from detectors.result import Finding
-from monitors.alerts import Signal, record_signals
+from monitors.alerts import Recorded, Signal, record_signals
 from monitors.catalog import source_folder, sync_datasets
 from monitors.config import MonitorsConfig, load_config
 from monitors.contract import Contract
 from monitors.evaluate import (MetricHistory, Verdict, evaluate_check, evaluate_metric,
                                metrics_read_by)
 from monitors.freshness import arrival_delay_hours
+from monitors.notify import HttpSender, Sender, notify_config_from, notify_run
 from monitors.ingest import ingest_file, ingest_sql, partition_from_name
 from monitors.plan import MonitorSpec, plan_monitors
 from monitors.readers import ContractViolation, detect_format, read_file
@@ -76,7 +77,8 @@ class RunLog:
 
 def execute_run(sessions: sessionmaker[Session], settings: Settings, run_id: int, *,
                 should_stop: Callable[[], bool] = lambda: False,
-                now: dt.datetime | None = None, notify: bool = True) -> None:
+                now: dt.datetime | None = None, notify: bool = True,
+                sender: Sender | None = None) -> None:
     """Do the work of a run and set its final status. `now` is the wall clock unless given
     (the demo replays days). Failures are recorded on the run, never raised to the worker."""
     log = RunLog()
@@ -93,8 +95,17 @@ def execute_run(sessions: sessionmaker[Session], settings: Settings, run_id: int
         partitions = list(pd.date_range(run.partition_from, run.partition_to, freq="D").date)
         run.progress_total, run.progress_done = len(partitions), 0
     try:
-        status, error = _execute(sessions, settings, config, run_id, dataset_id, trigger,
-                                 partitions, log, should_stop, now, notify)
+        status, error, recorded = _execute(sessions, settings, config, run_id, dataset_id,
+                                           partitions, log, should_stop, now)
+        if notify and status == RunStatus.succeeded:
+            with log.stage("notify"), sessions.begin() as session:
+                sent = notify_run(session, dataset=session.get(Dataset, dataset_id),
+                                  recorded=recorded, backfill=trigger == "backfill",
+                                  now=now or dt.datetime.now(dt.UTC),
+                                  config=notify_config_from(config.notifications),
+                                  sender=sender or HttpSender())
+                log.write(f"notifications: {len(sent.sent)} sent, {len(sent.failed)} failed, "
+                          f"{len(sent.skipped)} alert(s) kept quiet")
     except Exception as exc:  # the run fails with its reason; the worker goes on
         log.write(f"failed: {type(exc).__name__}: {exc}")
         status, error = RunStatus.failed, f"{type(exc).__name__}: {exc}"
@@ -106,16 +117,19 @@ def execute_run(sessions: sessionmaker[Session], settings: Settings, run_id: int
         run.log = "\n".join(log.lines)
 
 
-def _execute(sessions, settings, config: MonitorsConfig, run_id, dataset_id, trigger,
-             partitions, log: RunLog, should_stop, now, notify) -> tuple[str, str | None]:
+def _execute(sessions, settings, config: MonitorsConfig, run_id, dataset_id, partitions,
+             log: RunLog, should_stop, now) -> tuple[str, str | None, Recorded]:
     with sessions.begin() as session:
         sync_datasets(session, config, settings.home)
         dataset = session.get(Dataset, dataset_id)
         name, kind = dataset.name, dataset.kind
         contract = Contract.model_validate(dataset.contract)
-        specs = plan_monitors(name, kind, contract, config.dataset(name))
+        declared = config.dataset(name)
+        specs = plan_monitors(name, kind, contract, declared)
+        owner = declared.owner if declared else None
     log.write(f"{name}: {len(partitions)} partition(s), {len(specs)} monitor(s)")
     inputs: dict[str, str] = {}
+    total = Recorded()
     with log.stage("ingest"):
         for partition in partitions:
             with sessions.begin() as session:
@@ -128,7 +142,7 @@ def _execute(sessions, settings, config: MonitorsConfig, run_id, dataset_id, tri
     for done, partition in enumerate(partitions, start=1):
         if should_stop():
             log.write(f"stopped before {partition}")
-            return RunStatus.failed, "stopped by the worker before finishing"
+            return RunStatus.failed, "stopped by the worker before finishing", total
         with sessions.begin() as session:
             dataset = session.get(Dataset, dataset_id)
             batch = queries.get_current_batch(session, dataset_id, partition)
@@ -137,7 +151,7 @@ def _execute(sessions, settings, config: MonitorsConfig, run_id, dataset_id, tri
             with log.stage("evaluate"):
                 verdicts = evaluate_partition(session, dataset, specs, history, partition, now)
             with log.stage("alerts"):
-                signals = [to_signal(dataset, v) for v in verdicts if not v.skipped]
+                signals = [to_signal(dataset, v, owner) for v in verdicts if not v.skipped]
                 recorded = record_signals(session, signals, now=now or dt.datetime.now(dt.UTC),
                                           config_version=config.version_hash(), run_id=run_id)
             run = session.get(Run, run_id)
@@ -145,10 +159,8 @@ def _execute(sessions, settings, config: MonitorsConfig, run_id, dataset_id, tri
             fired = sum(1 for v in verdicts if v.finding is not None)
             log.write(f"{partition}: {fired} finding(s); alerts new {len(recorded.new)}, "
                       f"updated {len(recorded.updated)}, resolved {len(recorded.resolved)}")
-            if notify and trigger != "backfill":
-                with log.stage("notify"):
-                    _notify(session, settings, dataset, recorded, now, log)
-    return RunStatus.succeeded, None
+            total.merge(recorded)
+    return RunStatus.succeeded, None, total
 
 
 def land_pending(session: Session, settings: Settings, dataset: Dataset, partition: dt.date):
@@ -216,9 +228,9 @@ def _batch_state_verdict(spec, dataset, partition, batch, latest, now) -> Verdic
     clock = now or dt.datetime.now(dt.UTC)
     if clock <= deadline:
         return Verdict(spec, partition, None, skipped="not due yet")
-    hours = (clock - day_end).total_seconds() / 3600
-    finding = state_finding(at, f"[missing] no batch for {partition}: due by {deadline:%Y-%m-%d %H:%M} UTC, "
-                                 f"{hours:.0f} h after its day ended", score=hours)
+    # no clock in the text: a rerun of the same facts must give the same finding
+    finding = state_finding(at, f"[missing] no batch for {partition}: it was due by "
+                                f"{deadline:%Y-%m-%d %H:%M} UTC", score=1.0)
     return Verdict(spec, partition, finding)
 
 
@@ -239,7 +251,7 @@ def load_batch_frame(source: str, dataset: Dataset, contract: Contract) -> pd.Da
     return pa.concat_tables(tables).to_pandas() if tables else None
 
 
-def to_signal(dataset: Dataset, verdict: Verdict) -> Signal:
+def to_signal(dataset: Dataset, verdict: Verdict, owner: str | None = None) -> Signal:
     spec, finding = verdict.spec, verdict.finding
     evidence = dict(verdict.evidence or {})
     if spec.metric:
@@ -251,8 +263,4 @@ def to_signal(dataset: Dataset, verdict: Verdict) -> Signal:
     return Signal(dataset_id=dataset.id, monitor=spec.name,
                   detector="monitor_failed" if verdict.failed else spec.detector,
                   column=spec.column, severity=spec.severity, partition=verdict.partition,
-                  finding=finding, point=spec.point, evidence=evidence)
-
-
-def _notify(session, settings, dataset, recorded, now, log: RunLog) -> None:
-    """Placeholder until notification routes are configured: nothing to send."""
+                  finding=finding, point=spec.point, owner=owner, evidence=evidence)

@@ -180,6 +180,10 @@ class Worker:
         self._leader = LeaderLock(settings)
         self._scheduler: BackgroundScheduler | None = None
         self._mirrored: dict[str, str] = {}  # job id -> the cron it was added with
+        # held by each scheduler job and by stop(): APScheduler 3's shutdown(wait=True) joins
+        # job threads while holding the job-store lock that add_job needs, so a reconcile in
+        # progress would deadlock it; behind this lock, a job that starts late does nothing
+        self._jobs_lock = threading.Lock()
         self._started = False
 
     # ---- public surface ------------------------------------------------------------------
@@ -187,10 +191,6 @@ class Worker:
     @property
     def is_leader(self) -> bool:
         return self._scheduler is not None
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
 
     def start(self) -> None:
         """Recover runs lost by dead workers, then poll and (if leader) schedule, in threads."""
@@ -212,9 +212,10 @@ class Worker:
         returns is released to the queue for the next worker."""
         self._stop.set()
         self._wake.set()
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=True)
-            self._scheduler = None
+        with self._jobs_lock:
+            scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
@@ -284,6 +285,7 @@ class Worker:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
+
         def handler(signum, _frame) -> None:
             log.info("signal %s: stopping after the runs in flight", signal.Signals(signum).name)
             self.request_stop()
@@ -306,6 +308,11 @@ class Worker:
             for lost, copy in queue.recover_stale(session):
                 log.warning("run %s (dataset %s) lost its worker %s: %s%s", lost.id, lost.dataset_id,
                             lost.claimed_by, lost.error, f"; re-queued as run {copy.id}" if copy else "")
+
+    def _job(self, work: Callable[..., object], *args) -> None:
+        with self._jobs_lock:
+            if not self._stop.is_set():
+                work(*args)
 
     def reconcile(self) -> None:
         """Mirror the datasets' cron schedules into the scheduler; paused datasets get none."""
@@ -341,8 +348,8 @@ class Worker:
                 log.error("dataset %s: schedule %r is not a cron expression (%s); not scheduled",
                           name, cron, exc)
                 continue
-            scheduler.add_job(self.tick, trigger, id=job_id, name=f"tick {name}", args=[dataset_id],
-                              replace_existing=True)
+            scheduler.add_job(self._job, trigger, id=job_id, name=f"tick {name}",
+                              args=[self.tick, dataset_id], replace_existing=True)
             self._mirrored[job_id] = cron
             log.info("dataset %s scheduled at %r", name, cron)
 
@@ -406,11 +413,10 @@ class Worker:
     def _start_executing(self) -> None:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.max_parallel, thread_name_prefix=f"run-{self.worker_id}")
-            self._heartbeat_stop.clear()
-            beat = threading.Thread(target=self._heartbeat_loop, name=f"heartbeat-{self.worker_id}",
-                                    daemon=True)
-            beat.start()
-            self._heartbeat = beat
+            # an event per heartbeat: a later drain must not revive the previous one
+            self._heartbeat_stop = threading.Event()
+            threading.Thread(target=self._heartbeat_loop, args=(self._heartbeat_stop,),
+                             name=f"heartbeat-{self.worker_id}", daemon=True).start()
 
     def _stop_executing(self) -> None:
         if self._pool is not None:
@@ -460,9 +466,9 @@ class Worker:
                 return
         log.info("run %s done", state.run_id)
 
-    def _heartbeat_loop(self) -> None:
+    def _heartbeat_loop(self, stopped: threading.Event) -> None:
         interval = max(self.lease.total_seconds() / 3, 0.05)
-        while not self._heartbeat_stop.wait(interval):
+        while not stopped.wait(interval):
             with self._inflight_lock:
                 states = list(self._inflight.values())
             for state in states:
@@ -481,15 +487,17 @@ class Worker:
                         state.lost.set()
 
     def _try_to_lead(self) -> None:
-        if self._scheduler is not None or not self._leader.acquire():
-            return
-        scheduler = BackgroundScheduler(
-            timezone=dt.UTC,
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 600})
-        scheduler.add_job(self.reconcile, "interval", seconds=self.reconcile_interval,
-                          id="reconcile", next_run_time=dt.datetime.now(dt.UTC))
-        self._scheduler = scheduler
-        scheduler.start()
+        with self._jobs_lock:  # so that stop() never misses a scheduler started meanwhile
+            if self._stop.is_set() or self._scheduler is not None or not self._leader.acquire():
+                return
+            scheduler = BackgroundScheduler(
+                timezone=dt.UTC,
+                job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 600})
+            scheduler.add_job(self._job, "interval", seconds=self.reconcile_interval,
+                              args=[self.reconcile], id="reconcile",
+                              next_run_time=dt.datetime.now(dt.UTC))
+            self._scheduler = scheduler
+            scheduler.start()
         log.info("worker %s owns the schedules", self.worker_id)
 
     def _poll_loop(self) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import numpy as np
 import pytest
@@ -106,7 +107,11 @@ def test_a_failing_monitor_becomes_a_finding_and_the_run_goes_on(demo, settings)
 def _deliver(folder, day: dt.date, rows: int, null_rate: float, rng) -> None:
     values = np.where(rng.random(rows) < null_rate, np.nan, rng.normal(100, 5, rows).round(2))
     lines = ["id,amount"] + [f"{i},{'' if np.isnan(v) else v}" for i, v in enumerate(values)]
-    (folder / f"sales_{day}.csv").write_text("\n".join(lines) + "\n")
+    path = folder / f"sales_{day}.csv"
+    path.write_text("\n".join(lines) + "\n")
+    # delivered an hour after the day ended, as a punctual upstream does
+    arrived = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(1), dt.UTC).timestamp()
+    os.utime(path, (arrived, arrived))
 
 
 @pytest.fixture
@@ -151,6 +156,8 @@ def test_a_corrected_redelivery_resolves_the_alerts_it_invalidates(sessions, set
 def test_a_quarantined_delivery_alerts_with_its_reason_until_a_good_one_lands(sessions, settings, sales):
     day = START + dt.timedelta(days=29)
     (sales / f"sales_{day}.csv").write_text("id,amount\n1,plenty\n")
+    stamp = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(1), dt.UTC).timestamp()
+    os.utime(sales / f"sales_{day}.csv", (stamp, stamp))
     run(sessions, settings, "sales", START, day)
     [alert] = _alerts(sessions, "contract")
     assert alert["severity"] == "critical" and alert["status"] == "open"
@@ -170,3 +177,58 @@ def test_a_missing_partition_alerts_once_it_is_overdue(sessions, settings, sales
     run(sessions, settings, "sales", day, day, now=day_end + dt.timedelta(hours=7))
     [alert] = _alerts(sessions, "freshness:missing")
     assert alert["partition"] == day.isoformat() and "no batch" in alert["message"]
+
+
+class RecordingSender:
+    def __init__(self):
+        self.posts = []
+
+    def post(self, url, payload):
+        self.posts.append((url, payload))
+
+
+def _with_webhook(settings, url: str) -> None:
+    text = settings.config_path.read_text()
+    settings.config_path.write_text(text + f"notifications:\n  attempts: 1\n  routes:\n    - url: {url}\n")
+
+
+def _null_spike_run(sessions, settings, sales, *, trigger, sender=None):
+    bad_day = START + dt.timedelta(days=29)
+    _deliver(sales, bad_day, 400, 0.5, np.random.default_rng(9))
+    with sessions.begin() as session:
+        found = session.scalar(select(Dataset).where(Dataset.name == "sales"))
+        queued = Run(dataset_id=found.id, trigger=trigger, partition_from=START,
+                     partition_to=bad_day, requested_by="test")
+        session.add(queued)
+        session.flush()
+        run_id = queued.id
+    execute_run(sessions, settings, run_id, sender=sender)
+    with sessions() as session:
+        return session.get(Run, run_id)
+
+
+def test_a_run_sends_one_message_summing_up_its_new_alerts(sessions, settings, sales):
+    _with_webhook(settings, "https://hooks.example.invalid/T000/secret")
+    sender = RecordingSender()
+    done = _null_spike_run(sessions, settings, sales, trigger="manual", sender=sender)
+    assert done.status == "succeeded", done.error
+    [(url, payload)] = sender.posts
+    assert url.endswith("/secret")
+    assert "nulls:amount" in str(payload) and "sales" in payload["text"]
+    assert "secret" not in done.log
+
+
+def test_a_backfill_notifies_nobody(sessions, settings, sales):
+    _with_webhook(settings, "https://hooks.example.invalid/T000/secret")
+    sender = RecordingSender()
+    done = _null_spike_run(sessions, settings, sales, trigger="backfill", sender=sender)
+    assert done.status == "succeeded" and sender.posts == []
+
+
+def test_a_dead_webhook_leaves_the_run_green(sessions, settings, sales):
+    _with_webhook(settings, "http://127.0.0.1:9/hook")  # nothing listens on the discard port
+    done = _null_spike_run(sessions, settings, sales, trigger="manual")
+    assert done.status == "succeeded", done.error
+    assert "1 failed" in done.log
+    with sessions() as session:
+        assert [a["status"] for a in list_alerts(session) if a["monitor"] == "nulls:amount"] == ["open"]
