@@ -37,6 +37,8 @@ MIN_TREND_WINDOW = 7
 # the cap on anomalies is max_anoms of the points under test, but never below this: a
 # fraction of a short history (a year of daily points) would otherwise allow one or none
 MIN_BUDGET = 3
+# the sustained test reports a mean only this many point sigmas away from expected
+SUSTAINED_FLOOR = 1.0
 # anomalies with fewer normal points than this between them belong to one episode
 EPISODE_GAP = 3
 # the MAD of a normal sample is 0.6745 of its standard deviation
@@ -99,27 +101,35 @@ def detect_anomalies(series: pd.Series, *, period: int | None = None,
         periods = (period,)
 
     x = values.interpolate(limit_direction="both").to_numpy()
-    season = _season(x, periods, seasonal)
-    level = _trend(x - season, periods, trend, trend_window)
-    expected = season + level
-    resid = np.where(present, x - expected, np.nan)
+    # a season that scales with the level (a weekday factor on a growing count) comes with
+    # noise that scales too: such a series is judged in logs, where both are additive
+    relative = bool(periods) and bool((x > 0).all()) and _scales_with_level(x, min(periods))
+    y = np.log(x) if relative else x
+    season = _season(y, periods, seasonal)
+    level = _trend(y - season, periods, trend, trend_window)
+    fitted = season + level
+    resid = np.where(present, y - fitted, np.nan)
 
-    floor = _scale_floor(x)
+    floor = _scale_floor(y)
     candidates = tested & present
     spikes, centre, scale, critical = _esd(resid, candidates, max_anoms, alpha, direction,
                                            floor)
     # the window of the sustained test grows with the history (sqrt n): as many windows
     # as points in each, so neither a long history nor a short one makes it degenerate
-    width = int(min(max(3, round(math.sqrt(len(x)))), max(3, len(x) // 4)))
+    width = int(min(max(3, round(math.sqrt(len(y)))), max(3, len(y) // 4)))
     smooth = pd.Series(resid).rolling(width, center=True, min_periods=1).mean().to_numpy()
     smooth = np.where(present, smooth, np.nan)
-    lasting, s_centre, s_scale, _ = _esd(smooth, candidates, max_anoms, alpha, direction,
-                                         floor / width)
+    # a mean that is off by less than the points' own spread is within what the trend's
+    # uncertainty explains, above all at the ends, where a daily run tests
+    large = np.abs(smooth - np.nanmedian(smooth)) >= SUSTAINED_FLOOR * scale
+    lasting, s_centre, s_scale, _ = _esd(smooth, candidates & large, max_anoms, alpha,
+                                         direction, floor / width)
     if not sustained:
         lasting = []
 
-    expected = expected + centre
-    lower, upper = expected - critical * scale, expected + critical * scale
+    back = np.exp if relative else (lambda v: v)
+    expected = back(fitted + centre)
+    lower, upper = back(fitted + centre - critical * scale), back(fitted + centre + critical * scale)
     band = pd.DataFrame({"expected": expected, "lower": lower, "upper": upper},
                         index=series.index)[tested]
     label = "seasonal" if periods else "level"
@@ -136,10 +146,11 @@ def detect_anomalies(series: pd.Series, *, period: int | None = None,
             detail = (f"[{label}] {_fmt(value)} {where} band [{_fmt(lower[i])}, "
                       f"{_fmt(upper[i])}] (z={z[i]:.1f})")
         else:
-            where = "above" if smooth[i] > s_centre else "below"
+            off = smooth[i] - s_centre
+            where = "above" if off > 0 else "below"
+            by = f"{abs(math.expm1(off)):.1%}" if relative else _fmt(abs(off))
             detail = (f"[{label}, {width}-point mean] {_fmt(value)}, with the points "
-                      f"around it {_fmt(abs(smooth[i] - s_centre))} {where} expected on "
-                      f"average (z={z_mean[i]:.1f})")
+                      f"around it {by} {where} expected on average (z={z_mean[i]:.1f})")
         if len(run) > 1:
             detail += (f"; first of {len(run)} anomalous points up to "
                        f"{series.index[run[-1]]}, peak z={peak:.1f}")
@@ -166,10 +177,10 @@ def _runs(positions: list[int], gap: int) -> list[list[int]]:
 def _season(x: np.ndarray, periods: tuple[int, ...], method: str) -> np.ndarray:
     """The periodic seasonal component (zero without a period).
 
-    "median": each phase's median once a one-period rolling median is taken out; the
-    shape a periodic STL finds, at a small fraction of the cost, and as robust (a phase
-    median ignores a minority of anomalies in that phase). A second, longer season is
-    fitted the same way on what the first leaves.
+    "median": each phase's median over every cycle, once a one-cycle rolling median (the
+    rough level) is taken out. It is the shape a periodic STL finds, at a small fraction
+    of the cost, and as robust: a phase median ignores a minority of anomalies in that
+    phase. A second, longer season is fitted the same way on what the first leaves.
     """
     if not periods:
         return np.zeros(len(x))
@@ -179,11 +190,32 @@ def _season(x: np.ndarray, periods: tuple[int, ...], method: str) -> np.ndarray:
     season = np.zeros(len(x))
     for period in sorted(periods):
         rest = x - season
-        rough = _rolling_median(rest, period)
-        phases = np.arange(len(x)) % period
-        profile = pd.Series(rest - rough).groupby(phases).median().to_numpy()
-        season = season + (profile - profile.mean())[phases]
+        season = season + _phase_profile(rest - _rough_level(rest, period), period)
     return season
+
+
+def _rough_level(x: np.ndarray, period: int) -> np.ndarray:
+    # a full cycle in every window, so the season does not leak into this level; at the
+    # ends, the first and last full cycles
+    return (pd.Series(x).rolling(period, center=True, min_periods=period).median()
+            .ffill().bfill().to_numpy())
+
+
+def _scales_with_level(x: np.ndarray, period: int) -> bool:
+    """Whether the seasonal shape fits better as a factor of the level than added to it.
+    Judged on the mean, not the median, absolute remainder: an added shape that misfits
+    only at the ends of a growing series must lose, though most points fit it."""
+    rough = _rough_level(x, period)
+    added = x - rough - _phase_profile(x - rough, period)
+    scaled = x - rough - rough * _phase_profile(x / rough - 1, period)
+    return bool(np.abs(scaled).mean() < np.abs(added).mean())
+
+
+def _phase_profile(deviation: np.ndarray, period: int) -> np.ndarray:
+    phases = np.arange(len(deviation)) % period
+    profile = pd.Series(deviation).groupby(phases).median().to_numpy()
+    # a cycle of the season sums to zero, so the level stays in the trend
+    return (profile - profile.mean())[phases]
 
 
 def _trend(x: np.ndarray, periods: tuple[int, ...], method: str,

@@ -175,16 +175,18 @@ class _Values:
 
     def histogram(self) -> tuple[pa.Array, pa.Array] | None:
         """The exact value -> count table; None once the column outgrew it."""
+        if self.exact:
+            self._merge()  # may itself outgrow the table
         if not self.exact or not self.counts:
             return None
-        self._merge()
         if self._keys is None:
             return pa.array([], pa.float64()), pa.array([], pa.int64())
         return self._keys, self._key_counts
 
     def distinct(self) -> int:
         if self.exact:
-            self._merge()
+            self._merge()  # may itself outgrow the table
+        if self.exact:
             return 0 if self._keys is None else len(self._keys)
         assert self._hll is not None
         return round(self._hll.get_estimate())
@@ -193,7 +195,8 @@ class _Values:
         """The k most frequent values, most frequent first; ties by value, so that the
         result does not depend on how the batch was chunked."""
         if self.exact:
-            self._merge()
+            self._merge()  # may itself outgrow the table
+        if self.exact:
             if self._keys is None:
                 return []
             table = pa.table({"k": pc.cast(self._keys, pa.string()), "c": self._key_counts})
@@ -335,7 +338,9 @@ class _Moments:
             return
         mean = float(values.mean(dtype=np.float64))
         deviations = values.astype(np.float64, copy=False) - mean
-        m2 = float(np.dot(deviations, deviations))
+        # squared in place and summed by numpy, not np.dot: BLAS threads spin on a busy machine
+        np.square(deviations, out=deviations)
+        m2 = float(deviations.sum())
         total = self.n + n
         delta = mean - self.mean
         self.mean += delta * n / total

@@ -180,6 +180,7 @@ class Worker:
         self._leader = LeaderLock(settings)
         self._scheduler: BackgroundScheduler | None = None
         self._mirrored: dict[str, str] = {}  # job id -> the cron it was added with
+        self._rejected: dict[str, str] = {}  # job id -> a cron that does not parse (logged once)
         # held by each scheduler job and by stop(): APScheduler 3's shutdown(wait=True) joins
         # job threads while holding the job-store lock that add_job needs, so a reconcile in
         # progress would deadlock it; behind this lock, a job that starts late does nothing
@@ -340,17 +341,23 @@ class Worker:
             del self._mirrored[job_id]
             log.info("schedule %s removed", job_id)
         for job_id, (dataset_id, name, cron) in wanted.items():
-            if self._mirrored.get(job_id) == cron:
+            if self._mirrored.get(job_id) == cron or self._rejected.get(job_id) == cron:
                 continue  # re-adding would recompute its next fire time for nothing
             try:
                 trigger = CronTrigger.from_crontab(cron, timezone=dt.UTC)
             except ValueError as exc:
                 log.error("dataset %s: schedule %r is not a cron expression (%s); not scheduled",
                           name, cron, exc)
+                self._rejected[job_id] = cron
+                if job_id in self._mirrored:  # keep no stale schedule for it either
+                    with contextlib.suppress(JobLookupError):
+                        scheduler.remove_job(job_id)
+                    del self._mirrored[job_id]
                 continue
             scheduler.add_job(self._job, trigger, id=job_id, name=f"tick {name}",
                               args=[self.tick, dataset_id], replace_existing=True)
             self._mirrored[job_id] = cron
+            self._rejected.pop(job_id, None)
             log.info("dataset %s scheduled at %r", name, cron)
 
     def tick(self, dataset_id: int, today: dt.date | None = None) -> list[int]:

@@ -15,7 +15,7 @@ def test_the_datasets_page_shows_batches_and_quarantine_reasons(serve, page, ses
         ingest_file(session, dataset, good)
         ingest_file(session, dataset, bad)
 
-    page.goto(serve())
+    page.goto(serve() + "/datasets")
     page.get_by_role("heading", name="Datasets").wait_for(timeout=30_000)
     page.get_by_text("Quarantined (1)").wait_for(timeout=30_000)
     page.locator("[data-testid='stDataFrame'] canvas").first.wait_for(timeout=30_000)

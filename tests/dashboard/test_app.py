@@ -21,6 +21,7 @@ def app(settings):
 
 def test_an_empty_store_says_how_to_begin(app):
     app.run()
+    app.switch_page("dashboard/views/datasets.py").run()
     assert not app.exception
     assert "python -m monitors demo" in app.info[0].value
 
@@ -36,6 +37,7 @@ def test_datasets_and_batches_are_listed_with_quarantine_reasons(app, sessions, 
         ingest_file(session, dataset, bad)
 
     app.run()
+    app.switch_page("dashboard/views/datasets.py").run()
 
     assert not app.exception
     # in page order: datasets, the quarantined batches, every batch (newest first)

@@ -216,6 +216,20 @@ def test_a_column_turning_high_cardinality_late_hands_its_counts_to_the_sketch()
     assert found[("x", "distinct", "")] == pytest.approx(len(np.unique(values)), rel=0.02)
 
 
+def test_a_table_outgrown_only_when_the_metrics_are_asked_for_still_counts_everything():
+    # 80k then 50k new values: the second chunk waits unmerged, and only metrics() finds the
+    # union beyond the 100k bound
+    rng = np.random.default_rng(23)
+    values = rng.permutation(130_000).astype(np.float64) / 8
+    profiler = BatchProfiler(pa.schema([("x", pa.float64())]))
+    profiler.update(pa.record_batch({"x": values[:80_000]}))
+    profiler.update(pa.record_batch({"x": values[80_000:]}))
+    found = _index(profiler.metrics())
+    assert found[("x", "distinct", "")] == pytest.approx(130_000, rel=0.02)
+    for name, q in QUANTILES.items():
+        assert found[("x", name, "")] == pytest.approx(np.quantile(values, q), rel=1e-12), name
+
+
 def test_nan_is_a_null_and_infinity_is_counted_apart():
     table = pa.table({"x": pa.array([1.0, np.nan, None, 3.0, np.inf, -np.inf, 0.0, -0.0])})
     found = _index(profile_table(table))

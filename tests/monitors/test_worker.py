@@ -295,13 +295,28 @@ def raising_executor(sessions, settings, run_id, *, should_stop) -> None:
     raise RuntimeError("disk on fire")
 
 
+def test_runs_list_and_cancel_from_the_command_line(sessions, settings, capsys):
+    import json
+
+    orders = make_dataset(sessions, "orders")
+    queued = request(sessions, orders, day(1))
+    cancel = cli_runs.COMMANDS[("runs", "cancel")]
+    assert cancel(argparse.Namespace(id=queued, by="bob", json=True), settings, sessions) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "cancelled"
+    with pytest.raises(ValueError, match="already cancelled"):  # the CLI turns it into exit 2
+        cancel(argparse.Namespace(id=queued, by="bob", json=True), settings, sessions)
+
+    listing = argparse.Namespace(dataset="orders", status=None, limit=50, json=True)
+    assert cli_runs.COMMANDS[("runs", "list")](listing, settings, sessions) == 0
+    [run] = json.loads(capsys.readouterr().out)
+    assert (run["id"], run["dataset"], run["status"], run["error"]) == (
+        queued, "orders", "cancelled", "cancelled by bob")
+
+
 # ---- real worker processes --------------------------------------------------------------
 
 def worker_command(*extra: str) -> list[str]:
-    from monitors import cli
-    # `python -m monitors worker` once the lead has wired the run commands into the CLI
-    entry = "monitors" if ("worker", None) in cli.COMMANDS else "monitors.cli_runs"
-    return [sys.executable, "-m", entry, "worker", "--lease-seconds", "1", "--poll-seconds", "0.1",
+    return [sys.executable, "-m", "monitors", "worker", "--lease-seconds", "1", "--poll-seconds", "0.1",
             "--no-schedules", "--executor", f"{__name__}:slow_executor", *extra]
 
 
