@@ -189,7 +189,7 @@ def run() -> dict:
     return {"rows": rows, "summary": summary, "speed": speed()}
 
 
-def _print(result: dict) -> None:
+def print_table(result: dict) -> None:
     rows, summary = result["rows"], result["summary"]
     print(f"{'series':22} {'n':>5} {'F1':>6} {'Cover':>6} {'sec':>7}  found / annotated")
     for r in rows:
@@ -213,7 +213,7 @@ def _print(result: dict) -> None:
 
 if __name__ == "__main__":
     outcome = run()
-    _print(outcome)
+    print_table(outcome)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(outcome, indent=1, default=str))
     print(f"written {RESULTS.relative_to(ROOT)}")

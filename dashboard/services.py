@@ -2,13 +2,38 @@
 monitors. Pages never touch the store directly."""
 from __future__ import annotations
 
+import datetime as dt
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict
+
 import pandas as pd
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
+import detectors
+from dashboard.metric_charts import downsample
+from monitors import queue
+from monitors.backtest import backtest
+from monitors.catalog import find_dataset
+from monitors.config import (
+    AutomaticMonitors,
+    DatasetConfig,
+    MonitorConfig,
+    MonitorsConfig,
+    load_config,
+    save_config,
+)
+from monitors.contract import Contract
+from monitors.evaluate import QUANTILE_KEYS, MetricHistory
+from monitors.freshness import arrival_delay_hours
+from monitors.plan import MonitorSpec, plan_monitors
 from monitors.settings import load_settings
+from monitors.worker import Worker, cron_trigger
 from store import queries
 from store.engine import open_store
+from store.models import BatchStatus, utcnow
 
 
 @st.cache_resource
@@ -43,3 +68,550 @@ def batches_frame(dataset: str | None = None) -> pd.DataFrame:
                 for b, name in queries.list_batches(session, dataset_id)]
     frame = pd.DataFrame(rows, columns=["dataset", "partition", "status", "rows", "arrived at", "reason"])
     return frame.sort_values(["partition", "dataset"], ascending=[False, True], kind="stable")
+
+
+# ---- datasets, model outputs, monitors and pipeline pages ----------------------------------
+# Queries return DataFrames (cached briefly: a person clicking around should not wait for the
+# same SQL twice); commands go through monitors and clear the caches they make stale.
+
+MAX_SERIES_POINTS = 2000
+TABLE_LEVEL = "(table)"  # how table-level metrics (row_count, ...) are named in pickers
+CONFIG_LOG = "config-changes.log"
+WORKER_SETTING = "MONITORS_DASHBOARD_WORKER"
+
+
+def _dataset(session: Session, name: str):
+    return find_dataset(session, name)
+
+
+@st.cache_data(ttl=30)
+def dataset_frame(dataset: str) -> pd.DataFrame:
+    """One row: the dataset's kind, schedule, deadline and whether it is paused."""
+    with session_factory()() as session:
+        found = queries.get_dataset(session, dataset)
+        rows = [] if found is None else [{
+            "dataset": found.name, "kind": found.kind, "format": found.format,
+            "schedule": found.schedule, "deadline_hours": found.deadline_hours,
+            "paused": found.paused}]
+    return pd.DataFrame(rows, columns=["dataset", "kind", "format", "schedule", "deadline_hours",
+                                       "paused"])
+
+
+@st.cache_data(ttl=30)
+def contract_frame(dataset: str) -> pd.DataFrame:
+    """The dataset's schema contract, one row per column."""
+    columns = ["name", "type", "nullable", "categorical", "sensitive"]
+    with session_factory()() as session:
+        found = queries.get_dataset(session, dataset)
+        contract = found.contract if found is not None else {}
+    return pd.DataFrame(contract.get("columns", []), columns=columns)
+
+
+@st.cache_data(ttl=30)
+def metric_names_frame(dataset: str) -> pd.DataFrame:
+    """The (column, metric) pairs stored for a dataset; table-level metrics have column
+    "(table)"."""
+    with session_factory()() as session:
+        found = queries.get_dataset(session, dataset)
+        pairs = queries.list_metric_names(session, found.id) if found is not None else []
+    frame = pd.DataFrame(pairs, columns=["column", "metric"])
+    frame["column"] = frame["column"].fillna(TABLE_LEVEL)
+    return frame
+
+
+@st.cache_data(ttl=30)
+def metric_series_frame(dataset: str, column: str | None, metric: str, key: str = "",
+                        max_points: int = MAX_SERIES_POINTS) -> pd.DataFrame:
+    """A metric over time (partition, value), thinned on the server to `max_points`."""
+    column = None if column == TABLE_LEVEL else column
+    with session_factory()() as session:
+        found = queries.get_dataset(session, dataset)
+        if found is None:
+            return pd.DataFrame(columns=["partition", "value"])
+        series = queries.read_metric_series(session, found.id, metric, column, key=key)
+    frame = pd.DataFrame({"partition": series.index, "value": series.to_numpy()})
+    return downsample(frame, max_points)
+
+
+@st.cache_data(ttl=30)
+def schema_history_frame(dataset: str) -> pd.DataFrame:
+    """Each run of batches with the same shape: from, to, batches, the schema fingerprint
+    (short), columns; a quarantined delivery is its own row with the reason, since that is
+    the day the shape broke the contract."""
+    columns = ["from", "to", "batches", "status", "fingerprint", "columns", "reason"]
+    with session_factory()() as session:
+        found = queries.get_dataset(session, dataset)
+        batches = [b for b, _ in queries.list_batches(session, found.id)] if found else []
+    rows: list[dict] = []
+    for batch in batches:
+        if batch.status == BatchStatus.superseded:
+            continue
+        shape = (batch.status, batch.schema_fingerprint, batch.columns, batch.reason)
+        last = rows[-1] if rows else None
+        if last is not None and last["_shape"] == shape and batch.status == BatchStatus.ingested:
+            last["to"], last["batches"] = batch.partition, last["batches"] + 1
+            continue
+        rows.append({"from": batch.partition, "to": batch.partition, "batches": 1,
+                     "status": batch.status,
+                     "fingerprint": (batch.schema_fingerprint or "")[:12] or None,
+                     "columns": batch.columns, "reason": batch.reason, "_shape": shape})
+    frame = pd.DataFrame(rows, columns=[*columns, "_shape"]).drop(columns="_shape")
+    return frame.sort_values("from", ascending=False, kind="stable").reset_index(drop=True)
+
+
+@st.cache_data(ttl=30)
+def freshness_frame(dataset: str) -> pd.DataFrame:
+    """Per partition: when its batch in force arrived, the delay after its day ended, and
+    its state (on time, late, missing). Missing means a day between the first and the last
+    delivery with no batch in force; the days after the last delivery are `overdue_days`."""
+    columns = ["partition", "arrived_at", "delay_hours", "state"]
+    with session_factory()() as session:
+        found = queries.get_dataset(session, dataset)
+        if found is None:
+            return pd.DataFrame(columns=columns)
+        deadline = found.deadline_hours
+        rows = [{"partition": b.partition, "arrived_at": b.arrived_at,
+                 "delay_hours": round(arrival_delay_hours(b.partition, b.arrived_at), 2)}
+                for b, _ in queries.list_batches(session, found.id)
+                if b.status == BatchStatus.ingested]
+        last = rows[-1]["partition"] if rows else None
+        missing = queries.list_missing_partitions(session, found.id, last) if last else []
+    for row in rows:
+        row["state"] = "late" if row["delay_hours"] > deadline else "on time"
+    rows += [{"partition": day, "arrived_at": None, "delay_hours": None, "state": "missing"}
+             for day in missing]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["partition"] = pd.to_datetime(frame["partition"])
+    return frame.sort_values("partition", kind="stable").reset_index(drop=True)
+
+
+# -- model outputs
+
+
+@st.cache_data(ttl=30)
+def output_columns_frame(dataset: str) -> pd.DataFrame:
+    """The columns of a model output worth charting: numeric ones (scores: quantile bands)
+    and categorical ones (predicted classes: class mix); identifiers are left out."""
+    contract = contract_frame(dataset)
+    rows = []
+    for column in contract.itertuples():
+        if column.sensitive:
+            continue
+        if column.type in ("string", "boolean") or column.categorical:
+            rows.append({"column": column.name, "profile": "freq"})
+        elif column.type in ("integer", "float"):
+            rows.append({"column": column.name, "profile": "quantiles"})
+    return pd.DataFrame(rows, columns=["column", "profile"])
+
+
+def _column_history(dataset: str, column: str, metrics: list[str]) -> MetricHistory:
+    with session_factory()() as session:
+        found = queries.get_dataset(session, dataset)
+        frame = queries.read_column_metrics(session, found.id, column, metrics) if found else \
+            pd.DataFrame(columns=["partition", "metric", "key", "value"])
+    return MetricHistory(frame.assign(column=column))
+
+
+@st.cache_data(ttl=30)
+def quantiles_frame(dataset: str, column: str) -> pd.DataFrame:
+    """One row per partition: min, p01 ... p99, max, count of a numeric column."""
+    history = _column_history(dataset, column, QUANTILE_KEYS)
+    frame = history.quantiles(column, dt.date.max).rename_axis("partition").reset_index()
+    return frame.dropna(subset=["p50"]).reset_index(drop=True)
+
+
+@st.cache_data(ttl=30)
+def class_mix_frame(dataset: str, column: str) -> pd.DataFrame:
+    """Per partition and class: the class's share of the batch's rows (`other` holds the
+    classes past the profile's top-k)."""
+    counts = _column_history(dataset, column, ["freq", "freq_other"]).categories(column, dt.date.max)
+    if counts.empty:
+        return pd.DataFrame(columns=["partition", "key", "share"])
+    shares = counts.div(counts.sum(axis=1), axis=0)
+    if "other" in shares and not (shares["other"] > 0).any():
+        shares = shares.drop(columns="other")
+    return (shares.rename_axis("partition").reset_index()
+            .melt(id_vars="partition", var_name="key", value_name="share").dropna())
+
+
+def _monitor_options(dataset: str, name: str) -> dict:
+    spec = next((s for s in monitor_specs(dataset) if s.name == name), None)
+    return dict(spec.options) if spec is not None else {}
+
+
+@st.cache_data(ttl=60)
+def drift_frame(dataset: str, column: str, profile: str) -> tuple[pd.DataFrame, str, float]:
+    """The drift of a column against its reference window on every stored partition, with
+    the options of the dataset's `drift:<column>` monitor as a run would use them: a
+    DataFrame (partition, value, limit, exceeded, detail), the measure's name, the limit."""
+    options = _monitor_options(dataset, f"drift:{column}")
+    metrics = ["freq", "freq_other"] if profile == "freq" else QUANTILE_KEYS
+    history = _column_history(dataset, column, metrics)
+    profiles = (history.categories(column, dt.date.max) if profile == "freq"
+                else history.quantiles(column, dt.date.max))
+    measure = "JS distance" if profile == "freq" else "PSI"
+    columns = ["partition", "value", "limit", "exceeded", "detail"]
+    if profiles.empty:
+        return pd.DataFrame(columns=columns), measure, float("nan")
+    detection = detectors.detect_drift(profiles, name=column, **options)
+    if detection.band is None:
+        return pd.DataFrame(columns=columns), measure, float("nan")
+    band = detection.band
+    findings = {pd.Timestamp(f.at): f for f in detection.findings}
+    limit = float(band["upper"].iloc[-1])
+    frame = pd.DataFrame({
+        "partition": pd.to_datetime(band.index), "value": band["value"].to_numpy(),
+        "limit": band["upper"].to_numpy(),
+        "exceeded": [pd.Timestamp(at) in findings for at in band.index],
+        "detail": [findings[pd.Timestamp(at)].detail if pd.Timestamp(at) in findings else ""
+                   for at in band.index]})
+    return frame, measure, limit
+
+
+# -- monitors
+
+
+def _config() -> MonitorsConfig:
+    return load_config(load_settings().config_path)
+
+
+def _family(spec_name: str) -> str | None:
+    """The automatic family an automatic monitor's name belongs to."""
+    prefix = spec_name.split(":", 1)[0]
+    return {"contract": "contract", "freshness": "freshness", "volume": "volume",
+            "nulls": "nulls", "level": "levels", "categories": "categories",
+            "drift": "drift"}.get(prefix)
+
+
+def _everything(declared: DatasetConfig | None) -> DatasetConfig | None:
+    """The declaration with every family on and every item enabled: what could watch."""
+    if declared is None:
+        return None
+    return declared.model_copy(update={
+        "automatic": AutomaticMonitors(),
+        "checks": [c.model_copy(update={"enabled": True}) for c in declared.checks],
+        "monitors": [m.model_copy(update={"enabled": True}) for m in declared.monitors]})
+
+
+def _plans(dataset: str, config: MonitorsConfig) -> tuple[list[MonitorSpec], set[str], set[str]]:
+    """Every spec that could watch the dataset, the names live now, and the automatic names."""
+    with session_factory()() as session:
+        found = _dataset(session, dataset)
+        name, kind, contract = found.name, found.kind, Contract.model_validate(found.contract)
+    declared = config.dataset(name)
+    live = {s.name for s in plan_monitors(name, kind, contract, declared)}
+    automatic = {s.name for s in plan_monitors(name, kind, contract, None)}
+    return plan_monitors(name, kind, contract, _everything(declared)), live, automatic
+
+
+def monitor_specs(dataset: str) -> list[MonitorSpec]:
+    """What watches the dataset now (plan_monitors over the config on disk)."""
+    specs, live, _ = _plans(dataset, _config())
+    return [s for s in specs if s.name in live]
+
+
+@st.cache_data(ttl=10)
+def monitors_frame(dataset: str) -> pd.DataFrame:
+    """Every monitor of a dataset, live or disabled: automatic ones, configured ones and
+    automatic ones tuned by the config (same name)."""
+    config = _config()
+    specs, live, automatic = _plans(dataset, config)
+    declared = config.dataset(dataset)
+    families = declared.automatic if declared else AutomaticMonitors()
+    rows = []
+    for spec in specs:
+        family = _family(spec.name) if spec.name in automatic else None
+        if spec.automatic:
+            source = "automatic"
+        else:
+            source = "automatic, tuned" if spec.name in automatic else "configured"
+        state = "enabled" if spec.name in live else "disabled"
+        if state == "disabled" and spec.automatic and family and not getattr(families, family):
+            state = f"disabled (family {family} off)"
+        rows.append({"monitor": spec.name, "enabled": spec.name in live, "state": state,
+                     "source": source, "kind": spec.kind, "detector": spec.detector,
+                     "metric": spec.metric, "column": spec.column, "severity": spec.severity,
+                     "options": json.dumps(spec.options, sort_keys=True) if spec.options else ""})
+    return pd.DataFrame(rows, columns=["monitor", "enabled", "state", "source", "kind", "detector",
+                                       "metric", "column", "severity", "options"])
+
+
+def editable_monitor(dataset: str, name: str) -> MonitorConfig | None:
+    """A metric monitor as the config would declare it (automatic ones included), for the
+    edit form; None for checks and the batch-state monitors (contract, freshness)."""
+    config = _config()
+    declared = config.dataset(dataset)
+    if declared is not None:
+        for monitor in declared.monitors:
+            if monitor.name == name:
+                return monitor
+    specs, _, _ = _plans(dataset, config)
+    spec = next((s for s in specs if s.name == name), None)
+    if spec is None or spec.kind != "metric" or not spec.metric:
+        return None
+    return MonitorConfig(name=spec.name, metric=spec.metric, column=spec.column,
+                         detector=spec.detector, options=dict(spec.options), severity=spec.severity)
+
+
+def _declared_or_new(config: MonitorsConfig, dataset: str) -> DatasetConfig:
+    """The dataset's declaration; a dataset made from a first batch (`ingest --create`) gets
+    one from its store row, so a monitor can be added to it."""
+    declared = config.dataset(dataset)
+    if declared is not None:
+        return declared
+    with session_factory()() as session:
+        found = _dataset(session, dataset)
+        return DatasetConfig(name=found.name, kind=found.kind, format=found.format,
+                             source=found.source, table=found.table_name,
+                             partition_key=found.partition_key, schedule=found.schedule,
+                             deadline_hours=found.deadline_hours)
+
+
+def _write_config(dataset: str, change: Callable[[DatasetConfig], DatasetConfig], *, by: str,
+                  what: str) -> str:
+    """Apply `change` to the dataset's declaration in the file on disk (read just before, so
+    a concurrent edit of another dataset is kept), validate the whole file, replace it
+    atomically, and log who did what. Returns the new config version."""
+    if not by:
+        raise ValueError("changing monitors needs a name: say who you are first")
+    settings = load_settings()
+    config = load_config(settings.config_path)
+    before = config.version_hash()
+    changed = change(_declared_or_new(config, dataset).model_copy(deep=True))
+    datasets = [changed if d.name == dataset else d for d in config.datasets]
+    if config.dataset(dataset) is None:
+        datasets.append(changed)
+    new = MonitorsConfig.model_validate({**config.model_dump(mode="json"),
+                                         "datasets": [d.model_dump(mode="json") for d in datasets]})
+    partial = settings.config_path.with_name(settings.config_path.name + ".partial")
+    save_config(new, partial)
+    load_config(partial)  # what was written parses back, or the old file stays
+    os.replace(partial, settings.config_path)
+    after = new.version_hash()
+    with (settings.home / CONFIG_LOG).open("a", encoding="utf-8") as log:
+        log.write(f"{utcnow().isoformat(timespec='seconds')}\t{by}\t{dataset}\t{what}\t"
+                  f"{before} -> {after}\n")
+    monitors_frame.clear()
+    config_log_frame.clear()
+    drift_frame.clear()
+    return after
+
+
+def set_monitor_enabled(dataset: str, name: str, enabled: bool, *, by: str) -> str:
+    """Enable or disable a monitor in the config file. A check or configured monitor flips
+    its `enabled`; an automatic metric monitor is disabled by a configured one of the same
+    name with `enabled: false` (removed again on enabling, when it tunes nothing); contract
+    and freshness monitors are switched with their automatic family."""
+    specs, _, automatic = _plans(dataset, _config())
+    spec = next((s for s in specs if s.name == name), None)
+    if spec is None:
+        raise ValueError(f"no monitor {name!r} on dataset {dataset!r}")
+
+    def change(declared: DatasetConfig) -> DatasetConfig:
+        for check in declared.checks:
+            if check.label() == name:
+                check.enabled = enabled
+                return declared
+        for monitor in declared.monitors:
+            if monitor.name == name:
+                monitor.enabled = enabled
+                if enabled and name in automatic and _same_as_automatic(monitor, spec, dataset):
+                    declared.monitors.remove(monitor)
+                return declared
+        family = _family(name)
+        if spec.kind in ("contract", "freshness", "missing") and family:
+            setattr(declared.automatic, family, enabled)
+            return declared
+        if family and not getattr(declared.automatic, family):
+            if not enabled:
+                return declared
+            setattr(declared.automatic, family, True)
+            return declared
+        if not enabled:
+            declared.monitors.append(MonitorConfig(
+                name=name, metric=spec.metric, column=spec.column, detector=spec.detector,
+                options=dict(spec.options), severity=spec.severity, enabled=False))
+        return declared
+
+    return _write_config(dataset, change, by=by, what=f"{'enabled' if enabled else 'disabled'} {name}")
+
+
+def _same_as_automatic(monitor: MonitorConfig, spec: MonitorSpec, dataset: str) -> bool:
+    with session_factory()() as session:
+        found = _dataset(session, dataset)
+        auto = {s.name: s for s in plan_monitors(found.name, found.kind,
+                                                 Contract.model_validate(found.contract), None)}
+    original = auto.get(monitor.name)
+    return original is not None and (monitor.metric, monitor.column, monitor.detector,
+                                     monitor.options, monitor.severity) == (
+        original.metric, original.column, original.detector, original.options, original.severity)
+
+
+def save_monitor(dataset: str, monitor: MonitorConfig, *, by: str) -> str:
+    """Add or replace (by name) a configured monitor; tuning an automatic one by name."""
+    def change(declared: DatasetConfig) -> DatasetConfig:
+        declared.monitors = [m for m in declared.monitors if m.name != monitor.name] + [monitor]
+        return declared
+
+    return _write_config(dataset, change, by=by, what=f"saved {monitor.name} "
+                         f"({monitor.detector} on {monitor.column or 'table'}.{monitor.metric} "
+                         f"{json.dumps(monitor.options, sort_keys=True)})")
+
+
+@st.cache_data(ttl=10)
+def config_log_frame(limit: int = 20) -> pd.DataFrame:
+    """The latest changes made to the monitors file from the dashboard, newest first."""
+    columns = ["at", "by", "dataset", "change", "version"]
+    path = load_settings().home / CONFIG_LOG
+    if not path.exists():
+        return pd.DataFrame(columns=columns)
+    lines = path.read_text(encoding="utf-8").splitlines()[-limit:]
+    rows = [dict(zip(columns, line.split("\t"))) for line in reversed(lines) if line.count("\t") == 4]
+    return pd.DataFrame(rows, columns=columns)
+
+
+@st.cache_data(ttl=300, show_spinner="Replaying the monitor over history...")
+def backtest_frame(dataset: str, monitor_json: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+    """The alerts a monitor (saved or edited, as MonitorConfig JSON) would have raised on
+    each partition from `start` to `end`; nothing is written to the store."""
+    monitor = MonitorConfig.model_validate_json(monitor_json)
+    with session_factory()() as session:
+        found = _dataset(session, dataset)
+        try:
+            alerts = backtest(session, found, monitor, start, end)
+        finally:
+            session.rollback()
+    rows = [{**asdict(a), "week": a.week} for a in alerts]
+    frame = pd.DataFrame(rows, columns=["partition", "week", "value", "expected", "lower", "upper",
+                                        "message", "dataset", "monitor", "column"])
+    frame["partition"] = pd.to_datetime(frame["partition"])
+    return frame
+
+
+@st.cache_data(ttl=30)
+def noise_frame(dataset: str | None = None) -> pd.DataFrame:
+    """Per monitor: alerts, alerts per week over the dataset's delivered span, how many are
+    unresolved, and the share of resolved ones closed as false positives."""
+    with session_factory()() as session:
+        counts = queries.count_alerts_by_monitor(session)
+        spans = queries.partition_spans(session)
+    if dataset is not None:
+        counts = counts[counts["dataset"] == dataset]
+    weeks = counts["dataset"].map(
+        lambda name: max(1.0, ((spans[name][1] - spans[name][0]).days + 1) / 7) if name in spans else 1.0)
+    frame = counts.assign(
+        per_week=(counts["alerts"] / weeks).round(2),
+        false_positive_share=(counts["false_positive"] / counts["resolved"].where(counts["resolved"] > 0)).round(3))
+    return frame[["dataset", "monitor", "alerts", "per_week", "unresolved", "resolved",
+                  "false_positive", "false_positive_share"]].sort_values(
+        ["per_week", "dataset", "monitor"], ascending=[False, True, True], kind="stable").reset_index(drop=True)
+
+
+# -- pipeline
+
+
+@st.cache_data(ttl=10)
+def schedules_frame() -> pd.DataFrame:
+    """Per dataset: its cron, paused or not, the next time the schedule fires (none while
+    paused), the watermark (last partition a successful run covered), and its queue."""
+    now = utcnow()
+    columns = ["dataset", "schedule", "paused", "next_run_at", "watermark", "queued", "running",
+               "last_status", "last_finished_at"]
+    rows = []
+    with session_factory()() as session:
+        runs = pd.DataFrame(queue.list_runs(session, limit=2000))
+        for d in queries.list_datasets(session):
+            try:
+                next_at = None if d.paused else cron_trigger(d.schedule).get_next_fire_time(None, now)
+            except ValueError:
+                next_at = None
+            mine = runs[runs["dataset"] == d.name] if not runs.empty else runs
+            finished = mine[mine["finished_at"].notna()] if not mine.empty else mine
+            rows.append({
+                "dataset": d.name, "schedule": d.schedule, "paused": d.paused,
+                "next_run_at": next_at, "watermark": queue.watermark(session, d),
+                "queued": int((mine["status"] == "queued").sum()) if not mine.empty else 0,
+                "running": int((mine["status"] == "running").sum()) if not mine.empty else 0,
+                "last_status": finished["status"].iloc[0] if not finished.empty else None,
+                "last_finished_at": pd.Timestamp(finished["finished_at"].iloc[0])
+                if not finished.empty else None})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def runs_frame(dataset: str | None = None, status: str | None = None, limit: int = 200) -> pd.DataFrame:
+    """The latest runs first, with duration and stage timings; not cached, since progress
+    is what a person watches here."""
+    columns = ["id", "dataset", "status", "trigger", "partition_from", "partition_to", "progress",
+               "progress_done", "progress_total", "requested_by", "requested_at", "started_at",
+               "finished_at", "duration_s", "stages", "error"]
+    with session_factory()() as session:
+        runs = queue.list_runs(session, dataset=dataset, status=status, limit=limit)
+    frame = pd.DataFrame(runs)
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    for column in ("requested_at", "started_at", "finished_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    frame["duration_s"] = (frame["finished_at"] - frame["started_at"]).dt.total_seconds().round(2)
+    frame["progress"] = (frame["progress_done"] / frame["progress_total"].where(frame["progress_total"] > 0)).fillna(0.0)
+    frame["stages"] = frame["stages"].map(
+        lambda stages: ", ".join(f"{k} {v:.2f}s" for k, v in (stages or {}).items()))
+    return frame[columns]
+
+
+def run_log(run_id: int) -> str:
+    with session_factory()() as session:
+        run = queue.get_run(session, run_id)
+        return "" if run is None else (run.log or "")
+
+
+def set_paused(dataset: str, paused: bool, *, by: str) -> None:
+    """Pause or resume a dataset's schedule (the worker's next reconcile drops or adds it)."""
+    if not by:
+        raise ValueError("pausing a schedule needs a name: say who you are first")
+    with session_factory().begin() as session:
+        queries.set_dataset_paused(session, _dataset(session, dataset).id, paused)
+    schedules_frame.clear()
+    dataset_frame.clear()
+
+
+def request_run(dataset: str, start: dt.date, end: dt.date, *, by: str) -> int:
+    """Queue a run of one partition (manual) or a range (backfill); the run's id. A request
+    identical to one still queued returns that one."""
+    if not by:
+        raise ValueError("a run request needs a name: say who you are first")
+    trigger = queue.RunTrigger.manual if start == end else queue.RunTrigger.backfill
+    with session_factory().begin() as session:
+        run = queue.request_run(session, _dataset(session, dataset), start, end, trigger=trigger, by=by)
+        run_id = run.id
+    schedules_frame.clear()
+    return run_id
+
+
+def cancel_run(run_id: int, *, by: str) -> None:
+    """Cancel a queued run; ValueError (with the reason) for a running or finished one."""
+    with session_factory().begin() as session:
+        queue.cancel(session, run_id, by)
+    schedules_frame.clear()
+
+
+def _stop_worker(worker: Worker | None) -> None:
+    if worker is not None:
+        worker.stop(timeout=10)
+
+
+@st.cache_resource(on_release=_stop_worker)
+def _hosted_worker() -> Worker | None:
+    return Worker(session_factory(), load_settings()).start_background()
+
+
+def hosted_worker_state() -> str:
+    """Start the in-process worker when the setting asks for it (off by default: a second
+    server process or a cache clear would otherwise host another, PLATFORM.md). Returns a
+    sentence for the page."""
+    if os.environ.get(WORKER_SETTING) != "1":
+        return (f"No worker runs inside the dashboard ({WORKER_SETTING} is not 1): queued runs "
+                "wait for `python -m monitors worker`.")
+    worker = _hosted_worker()
+    if worker is None:
+        return "Another process hosts the worker; queued runs go to it."
+    return f"This dashboard hosts the worker ({worker.worker_id}): queued runs start here."

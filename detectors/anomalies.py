@@ -3,18 +3,20 @@ deviate), as Twitter's AnomalyDetection does it, with a trend that follows growt
 
 The series is split into season + trend + remainder. The season is periodic (one shape
 repeated every cycle), the trend a rolling median over several cycles, so that growth and
-slow level changes are expected rather than anomalous. The remainder is tested with
-Rosner's generalized ESD, on the median and the MAD instead of the mean and the standard
-deviation, so that the anomalies looked for cannot hide by inflating the spread.
+slow level changes are expected rather than anomalous. A series whose season scales with
+its level is split in logs. The remainder is tested with Rosner's generalized ESD, on the
+median and the MAD instead of the mean and the standard deviation, so that the anomalies
+looked for cannot hide by inflating the spread.
 
-The remainder is tested at two scales: each point (a spike), and a short centred mean of
-the remainder (an excursion that lasts, whose points are each unremarkable: a sensor
+The remainder is tested at two scales: each point (a spike), and a short centred median
+of the remainder (an excursion that lasts, whose points are each unremarkable: a sensor
 stuck a little high, a slow leak). Anomalies close together are one episode, reported
 once, at its start.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -37,7 +39,7 @@ MIN_TREND_WINDOW = 7
 # the cap on anomalies is max_anoms of the points under test, but never below this: a
 # fraction of a short history (a year of daily points) would otherwise allow one or none
 MIN_BUDGET = 3
-# the sustained test reports a mean only this many point sigmas away from expected
+# the sustained test reports a window only when its median is this many point sigmas off
 SUSTAINED_FLOOR = 1.0
 # anomalies with fewer normal points than this between them belong to one episode
 EPISODE_GAP = 3
@@ -52,22 +54,26 @@ def detect_anomalies(series: pd.Series, *, period: int | None = None,
                      max_anoms: float = 0.002, alpha: float = 0.05,
                      direction: str = "both", since=None, trend: str = "rolling",
                      trend_window: int | None = None, seasonal: str = "median",
-                     episodes: bool = True, sustained: bool = True) -> Detection:
+                     relative: bool | None = None, episodes: bool = True,
+                     sustained: bool = True) -> Detection:
     """Points whose seasonally and trend adjusted value is an extreme outlier.
 
     `period`: the seasonal period in points; when None, up to two periods are found from
     the index and the autocorrelation (none: no season). `max_anoms`: at most this
-    fraction of the points under test is anomalous (at least MIN_BUDGET may be). `alpha`: the
-    ESD test's significance level. `direction`: "both", "up" or "down". `since`: the
-    first index label under test; earlier points are context only. `trend`: "rolling"
-    (a rolling median, so growth is expected) or "median" (one level for the whole
-    series, as Twitter's package does). `trend_window`: points in the rolling median
-    (default sixteen periods, or a tenth of the series without a season). `seasonal`:
-    "median" (each phase's median; fast and robust) or "stl" (robust STL with a periodic
-    window, MSTL for two seasons; as Twitter's package does, and slower). `episodes`:
-    anomalies at most EPISODE_GAP points apart are one episode, reported once at its
-    first point with its peak z; False reports every anomalous point. `sustained`: also
-    test the short centred mean of the remainder.
+    fraction of the points under test is anomalous (at least MIN_BUDGET may be).
+    `alpha`: the ESD test's significance level. `direction`: "both", "up" or "down".
+    `since`: the first index label under test; earlier points are context only.
+    `trend`: "rolling" (a rolling median, so growth is expected) or "median" (one level
+    for the whole series, as Twitter's package does). `trend_window`: points in the
+    rolling median (default sixteen periods, or a tenth of the series without a season).
+    `seasonal`: "median" (each phase's median; fast and robust) or "stl" (robust STL with
+    a periodic window, MSTL for two seasons, as Twitter's package does; slower).
+    `relative`: judge the series in logs, where a season and noise that scale with the
+    level become additive (None: when the series is positive and its season fits better
+    as a factor; False: never, as Twitter's package). `episodes`: anomalies at most
+    EPISODE_GAP points apart are one episode, reported once at its first point with its
+    peak z; False reports every anomalous point. `sustained`: also test short centred
+    medians of the remainder.
 
     Why max_anoms defaults to 0.2% and not Twitter's 2%: real metrics have heavier tails
     than the normal law the ESD critical values assume, so on most of them the test runs
@@ -75,23 +81,15 @@ def detect_anomalies(series: pd.Series, *, period: int | None = None,
     (`since` = today) tests one point, and the cap does not bind.
     """
     _check_options(series, period, max_anoms, alpha, direction, trend, trend_window,
-                   seasonal, episodes, sustained)
+                   seasonal, relative, episodes, sustained)
     values = pd.Series(pd.to_numeric(pd.Series(series.to_numpy()), errors="coerce")
                        .astype(float).to_numpy(), index=series.index)
     values = values.where(np.isfinite(values))
     present = values.notna().to_numpy()
     tested = _under_test(series.index, since)
-    n_present = int(present.sum())
-    if len(values) == 0:
-        return Detection(NAME, skipped="empty series")
-    if n_present == 0:
-        return Detection(NAME, skipped="every value is missing")
-    if n_present < MIN_POINTS:
-        return Detection(NAME, skipped=f"history {n_present} < {MIN_POINTS} points")
-    if np.nanmin(values.to_numpy()) == np.nanmax(values.to_numpy()):
-        return Detection(NAME, skipped="constant series")
-    if not (tested & present).any():
-        return Detection(NAME, skipped="no value under test")
+    reason = _unjudgeable(values, present, tested)
+    if reason:
+        return Detection(NAME, skipped=reason)
     if period is None:
         periods = find_periods(values)
     elif len(values) < MIN_CYCLES * period:
@@ -101,56 +99,50 @@ def detect_anomalies(series: pd.Series, *, period: int | None = None,
         periods = (period,)
 
     x = values.interpolate(limit_direction="both").to_numpy()
-    # a season that scales with the level (a weekday factor on a growing count) comes with
-    # noise that scales too: such a series is judged in logs, where both are additive
-    relative = bool(periods) and bool((x > 0).all()) and _scales_with_level(x, min(periods))
+    positive = bool((x > 0).all())
+    if relative is None:
+        # a season that scales with the level (a weekday factor on a growing count) comes
+        # with noise that scales too: in logs both are additive
+        relative = bool(periods) and positive and _scales_with_level(x, min(periods))
+    elif relative and not positive:
+        return Detection(NAME, skipped="relative: the series has values <= 0, no logs")
     y = np.log(x) if relative else x
     season = _season(y, periods, seasonal)
-    level = _trend(y - season, periods, trend, trend_window)
-    fitted = season + level
+    fitted = season + _trend(y - season, periods, trend, trend_window)
     resid = np.where(present, y - fitted, np.nan)
 
     floor = _scale_floor(y)
     candidates = tested & present
     spikes, centre, scale, critical = _esd(resid, candidates, max_anoms, alpha, direction,
                                            floor)
-    # the window of the sustained test grows with the history (sqrt n): as many windows
-    # as points in each, so neither a long history nor a short one makes it degenerate
-    width = int(min(max(3, round(math.sqrt(len(y)))), max(3, len(y) // 4)))
-    smooth = pd.Series(resid).rolling(width, center=True, min_periods=1).mean().to_numpy()
-    smooth = np.where(present, smooth, np.nan)
-    # a mean that is off by less than the points' own spread is within what the trend's
-    # uncertainty explains, above all at the ends, where a daily run tests
-    large = np.abs(smooth - np.nanmedian(smooth)) >= SUSTAINED_FLOOR * scale
-    lasting, s_centre, s_scale, _ = _esd(smooth, candidates & large, max_anoms, alpha,
-                                         direction, floor / width)
-    if not sustained:
-        lasting = []
+    lasting = (_sustained(resid, candidates, scale, max_anoms, alpha, direction, floor)
+               if sustained else _Lasting())
 
     back = np.exp if relative else (lambda v: v)
     expected = back(fitted + centre)
-    lower, upper = back(fitted + centre - critical * scale), back(fitted + centre + critical * scale)
+    lower = back(fitted + centre - critical * scale)
+    upper = back(fitted + centre + critical * scale)
     band = pd.DataFrame({"expected": expected, "lower": lower, "upper": upper},
                         index=series.index)[tested]
+
     label = "seasonal" if periods else "level"
     z = np.abs(resid - centre) / scale
-    z_mean = np.abs(smooth - s_centre) / s_scale
-    strength = {i: z_mean[i] for i in lasting} | {i: z[i] for i in spikes}
+    strength = {i: lasting.z[i] for i in lasting.found} | {i: z[i] for i in spikes}
     findings = []
     for run in _runs(sorted(strength), EPISODE_GAP if episodes else 0):
         i = run[0]
         value = float(x[i])
-        peak = max(strength[j] for j in run)
         if i in spikes:
             where = "above" if value > expected[i] else "below"
             detail = (f"[{label}] {_fmt(value)} {where} band [{_fmt(lower[i])}, "
                       f"{_fmt(upper[i])}] (z={z[i]:.1f})")
         else:
-            off = smooth[i] - s_centre
+            off = lasting.offset[i]
             where = "above" if off > 0 else "below"
             by = f"{abs(math.expm1(off)):.1%}" if relative else _fmt(abs(off))
-            detail = (f"[{label}, {width}-point mean] {_fmt(value)}, with the points "
-                      f"around it {by} {where} expected on average (z={z_mean[i]:.1f})")
+            detail = (f"[{label}, {lasting.width}-point median] {_fmt(value)}, with the "
+                      f"points around it {by} {where} expected (z={lasting.z[i]:.1f})")
+        peak = max(strength[j] for j in run)
         if len(run) > 1:
             detail += (f"; first of {len(run)} anomalous points up to "
                        f"{series.index[run[-1]]}, peak z={peak:.1f}")
@@ -159,6 +151,53 @@ def detect_anomalies(series: pd.Series, *, period: int | None = None,
             lower=float(lower[i]), upper=float(upper[i]), score=float(peak),
             detail=detail))
     return Detection(NAME, findings=tuple(findings), band=band)
+
+
+def _unjudgeable(values: pd.Series, present: np.ndarray, tested: np.ndarray) -> str | None:
+    n_present = int(present.sum())
+    if len(values) == 0:
+        return "empty series"
+    if n_present == 0:
+        return "every value is missing"
+    if n_present < MIN_POINTS:
+        return f"history {n_present} < {MIN_POINTS} points"
+    if np.nanmin(values.to_numpy()) == np.nanmax(values.to_numpy()):
+        return "constant series"
+    if not (tested & present).any():
+        return "no value under test"
+    return None
+
+
+@dataclass(frozen=True)
+class _Lasting:
+    """What the sustained test found: positions, and per point the window median's offset
+    from expected and its z."""
+    found: tuple[int, ...] = ()
+    offset: np.ndarray | None = None
+    z: np.ndarray | None = None
+    width: int = 0
+
+
+def _sustained(resid: np.ndarray, candidates: np.ndarray, point_scale: float,
+               max_anoms: float, alpha: float, direction: str, floor: float) -> _Lasting:
+    """ESD over centred rolling medians of the remainder: a median ignores a lone spike
+    (the point test has it) but moves once most of its window is off."""
+    n = len(resid)
+    # the window grows with the history (sqrt n): as many windows as points in each, so
+    # neither a long history nor a short one makes the test degenerate
+    width = int(min(max(3, round(math.sqrt(n))), max(3, n // 4)))
+    rolling = pd.Series(resid).rolling(width, center=True, min_periods=1)
+    # near the ends and around gaps a window holds fewer points, so its median is
+    # noisier: shrink it to the precision of a full window
+    smooth = rolling.median().to_numpy() * np.sqrt(rolling.count().to_numpy() / width)
+    smooth = np.where(np.isnan(resid), np.nan, smooth)
+    # a window off by less than the points' own spread is within what the trend's
+    # uncertainty explains, above all at the ends, where a daily run tests
+    large = np.abs(smooth - np.nanmedian(smooth)) >= SUSTAINED_FLOOR * point_scale
+    found, centre, scale, _ = _esd(smooth, candidates & large, max_anoms, alpha,
+                                   direction, floor / width)
+    offset = smooth - centre
+    return _Lasting(tuple(found), offset, np.abs(offset) / scale, width)
 
 
 def _runs(positions: list[int], gap: int) -> list[list[int]]:
@@ -260,22 +299,20 @@ def _rolling_median(x: np.ndarray, window: int) -> np.ndarray:
 def _esd(resid: np.ndarray, candidates: np.ndarray, max_anoms: float, alpha: float,
          direction: str, floor: float) -> tuple[list[int], float, float, float]:
     """Generalized ESD on median and MAD. Every present point is in the sample; only
-    `candidates` may be removed as anomalies. Returns the anomalies, the remaining
-    sample's centre and scale, and the critical z a point had to exceed."""
+    `candidates` may be removed as anomalies. Returns the anomalies, the centre and scale
+    of the sample without them, and the critical z the next point would have to beat."""
     sample = np.flatnonzero(~np.isnan(resid))
     n = len(sample)
     tested = int(candidates.sum())
     k = min(tested, max(MIN_BUDGET, int(max_anoms * tested)))
+    critical = _critical(n, k + 1, alpha, direction)
     keep = np.ones(n, dtype=bool)
-    is_candidate = candidates[sample]
+    open_ = candidates[sample].copy()
     values = resid[sample]
     removed: list[int] = []
     found = 0
-    centre, scale = _centre_scale(values, floor)
-    critical = _critical(n, 1, alpha, direction)
     for step in range(1, k + 1):
         centre, scale = _centre_scale(values[keep], floor)
-        critical = _critical(n, step, alpha, direction)
         deviation = values - centre
         if direction == "up":
             strength = deviation
@@ -283,24 +320,21 @@ def _esd(resid: np.ndarray, candidates: np.ndarray, max_anoms: float, alpha: flo
             strength = -deviation
         else:
             strength = np.abs(deviation)
-        strength = np.where(keep & is_candidate, strength, -np.inf)
+        strength = np.where(open_, strength, -np.inf)
         worst = int(np.argmax(strength))
         if not np.isfinite(strength[worst]):
             break
         removed.append(worst)
-        keep[worst] = False
-        if strength[worst] / scale > critical:
+        keep[worst] = open_[worst] = False
+        if strength[worst] / scale > critical[step - 1]:
             # Rosner's rule: the number of anomalies is the last step whose statistic
             # beats its critical value, even if some step between did not
             found = step
     flagged = removed[:found]
-    if found < len(removed):
-        # the band describes the sample with only the anomalies taken out
-        rest = np.ones(n, dtype=bool)
-        rest[flagged] = False
-        centre, scale = _centre_scale(values[rest], floor)
-        critical = _critical(n, found + 1, alpha, direction)
-    return [int(sample[i]) for i in flagged], centre, scale, critical
+    rest = np.ones(n, dtype=bool)
+    rest[flagged] = False
+    centre, scale = _centre_scale(values[rest], floor)
+    return [int(sample[i]) for i in flagged], centre, scale, float(critical[found])
 
 
 def _centre_scale(values: np.ndarray, floor: float) -> tuple[float, float]:
@@ -312,14 +346,14 @@ def _centre_scale(values: np.ndarray, floor: float) -> tuple[float, float]:
     return centre, max(scale, floor)
 
 
-def _critical(n: int, step: int, alpha: float, direction: str) -> float:
-    """Rosner's lambda_i for the step-th extreme of a sample of n."""
-    left = n - step + 1
-    if left < 3:
-        return math.inf
+def _critical(n: int, steps: int, alpha: float, direction: str) -> np.ndarray:
+    """Rosner's lambda_i for i = 1..steps in a sample of n (inf where too few are left)."""
+    left = n - np.arange(steps, dtype=float)  # n - i + 1
     tail = alpha / left if direction != "both" else alpha / (2 * left)
-    t = stats.t.ppf(1 - tail, left - 2)
-    return float((left - 1) * t / math.sqrt((left - 2 + t * t) * left))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = stats.t.ppf(1 - tail, left - 2)
+        lam = (left - 1) * t / np.sqrt((left - 2 + t * t) * left)
+    return np.where(left >= 3, lam, np.inf)
 
 
 def _scale_floor(x: np.ndarray) -> float:
@@ -331,7 +365,7 @@ def _scale_floor(x: np.ndarray) -> float:
 # --- options and input ------------------------------------------------------------------
 
 def _check_options(series, period, max_anoms, alpha, direction, trend, trend_window,
-                   seasonal, episodes, sustained) -> None:
+                   seasonal, relative, episodes, sustained) -> None:
     if not isinstance(series, pd.Series):
         raise ValueError(f"series: expected a pandas Series, got {type(series).__name__}")
     if period is not None and (not _is_int(period) or period < 2):
@@ -353,6 +387,8 @@ def _check_options(series, period, max_anoms, alpha, direction, trend, trend_win
             raise ValueError("trend_window: only applies to trend='rolling'")
     if seasonal not in SEASONALS:
         raise ValueError(f"seasonal: expected one of {', '.join(SEASONALS)}, got {seasonal!r}")
+    if relative is not None and not isinstance(relative, bool):
+        raise ValueError(f"relative: expected True, False or None, got {relative!r}")
     for name, flag in (("episodes", episodes), ("sustained", sustained)):
         if not isinstance(flag, bool):
             raise ValueError(f"{name}: expected True or False, got {flag!r}")

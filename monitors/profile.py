@@ -17,9 +17,11 @@ Conventions a reader of the stored series should know:
   detectors; as a count of its own it is an alert like any other.
 - A metric that is undefined for the batch (the mean of an all-null column, the std of one
   value, the null fraction of an empty batch) is left out rather than stored as NaN.
-- Quantiles use linear interpolation between order statistics, as pandas does by default,
-  while the column's finite values number at most ``exact_quantile_limit``; past that they
-  come from a KLL sketch (normalised rank error about 0.3%).
+- Quantiles are exact, with linear interpolation between order statistics as pandas does by
+  default, while the column's value -> count table is exact (at most
+  ``exact_distinct_limit`` distinct values, whatever the row count) or its finite values
+  number at most ``exact_quantile_limit``; past both they come from a KLL sketch
+  (normalised rank error about 0.3%).
 - ``distinct`` is exact while a column has at most ``exact_distinct_limit`` distinct values,
   then an HLL estimate (relative standard error about 0.4%). Category frequencies switch at
   the same bound from exact counts to a frequent-items sketch, which reports only the items
@@ -474,12 +476,14 @@ class _Temporal(_Column):
 
     def __init__(self, name: str, arrow_type: pa.DataType, *, distinct_limit: int) -> None:
         super().__init__(name, arrow_type)
+        # seconds = stored * scale / per: a division by the exact unit count rounds once,
+        # where multiplying by an inexact 1e-6 would round twice
         if pa.types.is_date32(arrow_type):
-            self.storage, self.seconds = pa.int32(), 86_400
+            self.storage, self.scale, self.per = pa.int32(), 86_400, 1
         elif pa.types.is_date64(arrow_type):
-            self.storage, self.seconds = pa.int64(), 1 / 1_000
+            self.storage, self.scale, self.per = pa.int64(), 1, 1_000
         else:
-            self.storage, self.seconds = pa.int64(), 1 / _SECONDS_PER_UNIT[arrow_type.unit]
+            self.storage, self.scale, self.per = pa.int64(), 1, _SECONDS_PER_UNIT[arrow_type.unit]
         self.values = _Values(distinct_limit, counts=False)
         self.low: int | None = None
         self.high: int | None = None
@@ -498,7 +502,7 @@ class _Temporal(_Column):
     def _typed(self) -> list[tuple[str, float]]:
         found: list[tuple[str, float]] = [("distinct", self.values.distinct())]
         if self.low is not None and self.high is not None:
-            found += [("min", self.low * self.seconds), ("max", self.high * self.seconds)]
+            found += [("min", self.low * self.scale / self.per), ("max", self.high * self.scale / self.per)]
         return found
 
 

@@ -138,6 +138,56 @@ class LeaderLock:
             self._engine = None
 
 
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _cron_days(field: str) -> str:
+    """A crontab day-of-week field (0 or 7 = Sunday, names allowed) as APScheduler day names:
+    APScheduler 3 counts 0 = Monday, so "1" handed over as is would mean Tuesday."""
+    if field in ("*", "?"):
+        return "*"
+    days: set[int] = set()
+    for item in field.lower().split(","):
+        span, _, step = item.partition("/")
+        if span == "*":
+            first, last = 0, 6
+        else:
+            lo, _, hi = span.partition("-")
+            first = _DAY_NAMES.index(lo[:3]) if lo[:3] in _DAY_NAMES else int(lo)
+            last = first if not hi else (_DAY_NAMES.index(hi[:3]) if hi[:3] in _DAY_NAMES else int(hi))
+            if step and not hi:
+                last = 6
+        if not (0 <= first <= 7 and 0 <= last <= 7 and first <= last and int(step or 1) > 0):
+            raise ValueError(f"day of week {item!r} is out of range 0-7")
+        days.update(day % 7 for day in range(first, last + 1, int(step or 1)))
+    return ",".join(_DAY_NAMES[day] for day in sorted(days))
+
+
+def cron_trigger(expression: str) -> CronTrigger:
+    """A standard five-field crontab line (minute hour day month day-of-week), in UTC."""
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(f"{len(fields)} fields, expected 5 (minute hour day month day-of-week)")
+    minute, hour, day, month, day_of_week = fields
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month,
+                       day_of_week=_cron_days(day_of_week), timezone=dt.UTC)
+
+
+def last_fire_time(trigger: CronTrigger, now: dt.datetime) -> dt.datetime | None:
+    """The latest time at or before `now` the cron fired, found in a window that doubles
+    (an hour, two, ...) so a minutely and a yearly cron both cost a few dozen steps."""
+    window = dt.timedelta(hours=1)
+    while window <= dt.timedelta(days=800):
+        fire = trigger.get_next_fire_time(None, now - window)
+        if fire is not None and fire <= now:
+            while (following := trigger.get_next_fire_time(fire, fire + dt.timedelta(seconds=1))) \
+                    is not None and following <= now:
+                fire = following
+            return fire
+        window *= 2
+    return None
+
+
 @dataclass
 class _InFlight:
     run_id: int
@@ -200,7 +250,10 @@ class Worker:
         self._started = True
         self._start_executing()
         if self.schedules:
-            self._try_to_lead()
+            try:
+                self._try_to_lead()
+            except OperationalError as exc:  # the poller tries again
+                log.warning("leader lock not taken (%s)", str(exc.orig or exc).splitlines()[0])
         poller = threading.Thread(target=self._poll_loop, name=f"poller-{self.worker_id}", daemon=True)
         poller.start()
         self._threads.append(poller)
@@ -344,7 +397,7 @@ class Worker:
             if self._mirrored.get(job_id) == cron or self._rejected.get(job_id) == cron:
                 continue  # re-adding would recompute its next fire time for nothing
             try:
-                trigger = CronTrigger.from_crontab(cron, timezone=dt.UTC)
+                trigger = cron_trigger(cron)
             except ValueError as exc:
                 log.error("dataset %s: schedule %r is not a cron expression (%s); not scheduled",
                           name, cron, exc)
@@ -359,6 +412,11 @@ class Worker:
             self._mirrored[job_id] = cron
             self._rejected.pop(job_id, None)
             log.info("dataset %s scheduled at %r", name, cron)
+            # an in-memory scheduler never replays a tick it was down for: play the latest
+            # one now (the watermark makes it a no-op when nothing was missed)
+            missed = last_fire_time(trigger, dt.datetime.now(dt.UTC))
+            if missed is not None:
+                self.tick(dataset_id, today=missed.date())
 
     def tick(self, dataset_id: int, today: dt.date | None = None) -> list[int]:
         """A cron tick: request every partition since the dataset's watermark up to yesterday."""
@@ -485,6 +543,9 @@ class Worker:
                 except OperationalError as exc:
                     log.warning("run %s: lease not renewed (%s); next beat retries", state.run_id, exc.orig)
                     continue
+                except Exception:  # a dead heartbeat would let a live run be declared lost
+                    log.exception("run %s: lease not renewed; next beat retries", state.run_id)
+                    continue
                 if not ours and not state.lost.is_set():
                     with self._inflight_lock:
                         still_running = state.run_id in self._inflight
@@ -529,5 +590,9 @@ class Worker:
                 wait = min(self.poll_interval * 2 ** failures, 30.0)
                 log.warning("poller: database error (%s); retrying in %.1f s",
                             str(exc.orig or exc).splitlines()[0], wait)
+            except Exception:  # a poller that died quietly would leave the queue unserved
+                failures += 1
+                wait = min(self.poll_interval * 2 ** failures, 30.0)
+                log.exception("poller: unexpected error; retrying in %.1f s", wait)
             self._wake.wait(wait)
             self._wake.clear()

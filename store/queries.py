@@ -6,10 +6,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from store.models import Batch, BatchStatus, Dataset, Metric
+from store.models import Alert, AlertStatus, Batch, BatchStatus, Dataset, Metric
 
 
 def get_dataset(session: Session, name: str) -> Dataset | None:
@@ -122,3 +122,56 @@ def read_metrics(session: Session, dataset_id: int, until: dt.date | None = None
                          columns=["partition", "column", "metric", "key", "value"])
     frame["partition"] = pd.to_datetime(frame["partition"])
     return frame
+
+
+# ---- the dashboard's datasets, model outputs, monitors and pipeline pages ----------------
+
+
+def list_metric_names(session: Session, dataset_id: int) -> list[tuple[str | None, str]]:
+    """The (column, metric) pairs stored for a dataset: what its charts can show."""
+    return [tuple(row) for row in session.execute(
+        select(Metric.column, Metric.metric).where(Metric.dataset_id == dataset_id).distinct()
+        .order_by(Metric.column, Metric.metric)).all()]
+
+
+def read_column_metrics(session: Session, dataset_id: int, column: str | None,
+                        metrics: Sequence[str]) -> pd.DataFrame:
+    """One column's stored metrics (partition, metric, key, value): a chart reads one column,
+    not the dataset's whole history."""
+    column_match = Metric.column.is_(None) if column is None else Metric.column == column
+    rows = session.execute(select(Metric.partition, Metric.metric, Metric.key, Metric.value).where(
+        Metric.dataset_id == dataset_id, column_match, Metric.metric.in_(list(metrics)),
+    ).order_by(Metric.partition)).all()
+    frame = pd.DataFrame(rows, columns=["partition", "metric", "key", "value"])
+    frame["partition"] = pd.to_datetime(frame["partition"])
+    return frame
+
+
+def set_dataset_paused(session: Session, dataset_id: int, paused: bool) -> bool:
+    """Pause or resume a dataset's schedule; False when the dataset is gone."""
+    done = session.execute(update(Dataset).where(Dataset.id == dataset_id).values(paused=paused)
+                           .returning(Dataset.id).execution_options(synchronize_session=False))
+    return done.scalar() is not None
+
+
+def count_alerts_by_monitor(session: Session) -> pd.DataFrame:
+    """Per dataset and monitor: alerts, still open, resolved, resolved as false positive,
+    and the span of partitions they were about (the raw material of noise statistics)."""
+    resolved = Alert.status == AlertStatus.resolved
+    rows = session.execute(select(
+        Dataset.name, Alert.monitor, func.count(Alert.id),
+        func.sum(case((Alert.status != AlertStatus.resolved, 1), else_=0)),
+        func.sum(case((resolved, 1), else_=0)),
+        func.sum(case((Alert.resolution == "false_positive", 1), else_=0)),
+        func.min(Alert.partition), func.max(Alert.partition),
+    ).join(Dataset, Dataset.id == Alert.dataset_id).group_by(Dataset.name, Alert.monitor)
+        .order_by(Dataset.name, Alert.monitor)).all()
+    return pd.DataFrame(rows, columns=["dataset", "monitor", "alerts", "unresolved", "resolved",
+                                       "false_positive", "first_partition", "last_partition"])
+
+
+def partition_spans(session: Session) -> dict[str, tuple[dt.date, dt.date]]:
+    """Each dataset's first and last delivered partition, whatever the batches' status."""
+    rows = session.execute(select(Dataset.name, func.min(Batch.partition), func.max(Batch.partition))
+                           .join(Batch, Batch.dataset_id == Dataset.id).group_by(Dataset.name)).all()
+    return {name: (first, last) for name, first, last in rows}

@@ -1,18 +1,85 @@
-"""Shared fixtures: a fresh store per test and a MONITORS_HOME of its own."""
+"""Shared fixtures: a fresh store per test, on SQLite and on a real PostgreSQL server, and
+a MONITORS_HOME of its own.
+
+PostgreSQL is a throwaway server started once per test session (PLATFORM.md's recipe).
+Without its binaries the PostgreSQL half is skipped, except in CI (CI=true), where a
+missing server fails the suite instead. `MONITORS_TEST_DBS=sqlite` runs one half only.
+"""
 from __future__ import annotations
+
+import glob
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from monitors.settings import Settings, load_settings
 from store.engine import open_store
 
+BACKENDS = [b for b in os.environ.get("MONITORS_TEST_DBS", "sqlite,postgresql").split(",") if b]
+_database_numbers = itertools.count()
 
-@pytest.fixture
-def settings(tmp_path, monkeypatch) -> Settings:
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    # initdb refuses to run as root
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The URL of a PostgreSQL server for this test session (without a database name)."""
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: [int(x) for x in p.split("/")[-2].split(".")])
+    if not bins:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL's server binaries are missing: .ci/run must install postgresql")
+        pytest.skip("PostgreSQL is not installed")
+    pgbin = Path(bins[-1])
+    root = Path(tempfile.mkdtemp(prefix="pgtest-"))
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+    port = _free_port()
+    subprocess.run(_as_postgres([str(pgbin / "initdb"), "-D", str(root / "data"), "-U", "postgres",
+                                 "-A", "trust", "-E", "UTF8", "--no-sync"]),
+                   check=True, capture_output=True)
+    subprocess.run(_as_postgres([str(pgbin / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"),
+                                 "-w", "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 "
+                                             "-c fsync=off -c max_connections=200", "start"]),
+                   check=True, capture_output=True)
+    yield f"postgresql://postgres@127.0.0.1:{port}"
+    subprocess.run(_as_postgres([str(pgbin / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "stop"]),
+                   capture_output=True)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _fresh_database(server_url: str) -> str:
+    import psycopg
+
+    name = f"t{os.getpid()}_{next(_database_numbers)}"
+    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return f"{server_url}/{name}"
+
+
+@pytest.fixture(params=BACKENDS)
+def settings(request, tmp_path, monkeypatch) -> Settings:
     home = tmp_path / "home"
     monkeypatch.setenv("MONITORS_HOME", str(home))
-    monkeypatch.delenv("MONITORS_DB_URL", raising=False)
     monkeypatch.delenv("MONITORS_CONFIG", raising=False)
+    if request.param == "postgresql":
+        monkeypatch.setenv("MONITORS_DB_URL", _fresh_database(request.getfixturevalue("postgres_server")))
+    else:
+        monkeypatch.delenv("MONITORS_DB_URL", raising=False)
     return load_settings()
 
 

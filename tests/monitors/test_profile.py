@@ -134,6 +134,16 @@ def test_dates_give_epoch_seconds():
     assert found[("day", "distinct", "")] == 3
 
 
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_timestamps_of_every_unit_give_epoch_seconds(unit):
+    moments = pd.Series(pd.to_datetime(["2026-03-01 12:00:00.123456", "1969-12-31 23:59:58.25"], utc=True))
+    table = pa.table({"at": pa.array(moments).cast(pa.timestamp(unit, tz="UTC"), safe=False)})
+    found = _index(profile_table(table))
+    expected = [m.timestamp() for m in table.column("at").to_pandas()]
+    assert found[("at", "min", "")] == min(expected)
+    assert found[("at", "max", "")] == max(expected)
+
+
 def test_integer_codes_named_categorical_get_frequencies():
     table = pa.table({"code": pa.array([3, 3, 3, 7, 7, 1, None], pa.int64())})
     found = _index(profile_table(table, categorical=["code"], top_k=2))

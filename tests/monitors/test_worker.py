@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from monitors import cli_runs, queue
-from monitors.worker import LeaderLock, Worker
+from monitors.worker import LeaderLock, Worker, cron_trigger, last_fire_time
 from store.models import Dataset, Run, utcnow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -266,6 +266,34 @@ def test_a_tick_after_downtime_requests_every_missing_partition(sessions, settin
         assert queue.watermark(session, orders) == day(1)
     assert worker.tick(orders) == []  # caught up: nothing until tomorrow
     assert worker.tick(orders, today=TODAY + dt.timedelta(days=1)) != []
+
+
+def test_a_new_leader_replays_the_tick_it_was_down_for(sessions, settings):
+    orders = make_dataset(sessions, "orders", schedule="0 0 * * *")  # fired at midnight UTC today
+    done = request(sessions, orders, day(4))
+    worker = Worker(sessions, settings, executor=Recorder(sessions), schedules=False, **FAST)
+    worker.drain()
+    assert runs(sessions)[done].status == "succeeded"
+
+    leader = Worker(sessions, settings, executor=Recorder(sessions), **FAST)
+    leader.start()  # its next tick is tomorrow: the missed one must not wait for it
+    try:
+        wait_for(lambda: {r.partition_from for r in runs(sessions).values()
+                          if r.trigger == "schedule" and r.status == "succeeded"} == {day(3), day(2), day(1)},
+                 15, "the missed partitions to be requested and run")
+    finally:
+        leader.stop()
+
+
+@pytest.mark.parametrize(("cron", "weekday"), [("0 9 * * 1", 0), ("0 9 * * 0", 6), ("0 9 * * 7", 6),
+                                              ("0 9 * * fri", 4), ("0 9 * * 2-3", 1)])
+def test_cron_days_of_week_mean_what_crontab_means(cron, weekday):
+    # APScheduler 3 numbers days from Monday = 0; a crontab line means Sunday = 0
+    tuesday_noon = dt.datetime(2026, 11, 24, 12, tzinfo=dt.UTC)
+    fired = last_fire_time(cron_trigger(cron), tuesday_noon)
+    assert (fired.weekday(), fired.hour) == (weekday, 9)
+    with pytest.raises(ValueError):
+        cron_trigger(cron.replace(cron.split()[4], "8"))
 
 
 # ---- the CLI ----------------------------------------------------------------------------
