@@ -3,8 +3,9 @@
 Lands the demo (default 120 days) into a fresh MONITORS_HOME, then matches every alert to
 the ground truth: an alert matches an incident of the same dataset when its partition lies
 from 2 days before to 3 days after the incident's (to the end of the span for incidents
-that persist: a new category, a level shift, a drift), and its column is the incident's,
-or either has none (table-level). Alerts matching nothing are noise, reported per 30 days.
+that persist, a new category, a level shift, a drift, when the alert is on the incident's
+column), and it is on the incident's column or table-level. An alert's partition is its
+first firing. Alerts matching nothing are noise, reported per 30 days.
 
     python bench/demo_incidents.py [--days 120] [--seed 7]
 """
@@ -26,13 +27,17 @@ PERSISTENT = {"new_category", "level_shift", "score_drift"}  # kinds that last o
 
 
 def matches(alert: dict, incident: dict, end: dt.date) -> bool:
-    if alert["dataset"] != incident["dataset"] or alert["partition"] is None:
+    """Same dataset; a column-level alert on the incident's column, or a table-level alert;
+    first firing within the incident's window (to the span's end for lasting incidents
+    seen on their own column)."""
+    if alert["dataset"] != incident["dataset"] or alert["first_partition"] is None:
         return False
-    if incident["column"] and alert["column"] and alert["column"] != incident["column"]:
+    if alert["column"] is not None and alert["column"] != incident["column"]:
         return False
     start = dt.date.fromisoformat(incident["partition"])
-    last = end if incident["kind"] in PERSISTENT else start + dt.timedelta(days=3)
-    return start - dt.timedelta(days=2) <= dt.date.fromisoformat(alert["partition"]) <= last
+    lasting = incident["kind"] in PERSISTENT and alert["column"] is not None
+    last = end if lasting else start + dt.timedelta(days=3)
+    return start - dt.timedelta(days=2) <= dt.date.fromisoformat(alert["first_partition"]) <= last
 
 
 def main() -> None:
@@ -45,7 +50,7 @@ def main() -> None:
     os.environ.pop("MONITORS_DB_URL", None)
     os.environ.pop("MONITORS_CONFIG", None)
 
-    from monitors.alerts import list_alerts
+    from monitors.alerts import get_alert, list_alerts
     from monitors.demo import land_demo
     from monitors.settings import load_settings
     from store.engine import open_store
@@ -57,15 +62,17 @@ def main() -> None:
     seconds = time.perf_counter() - started
     incidents = json.loads((home / "demo" / "incidents.json").read_text())
     with sessions() as session:
-        alerts = list_alerts(session)
+        alerts = [{**a, "first_partition": min((f["partition"] for f in get_alert(session, a["id"])["firings"]),
+                                                default=a["partition"])}
+                  for a in list_alerts(session)]
     end = max(dt.date.fromisoformat(a["partition"]) for a in alerts if a["partition"]) if alerts \
         else dt.date.today()
 
     caught, missed = [], []
     for incident in incidents:
-        hits = [a for a in alerts if matches(a, incident, end)]
+        hits = sorted((a for a in alerts if matches(a, incident, end)), key=lambda a: a["first_partition"])
         (caught if hits else missed).append({**incident, "alerts": [
-            {"id": a["id"], "monitor": a["monitor"], "partition": a["partition"],
+            {"id": a["id"], "monitor": a["monitor"], "partition": a["first_partition"],
              "message": a["message"]} for a in hits]})
     noise = [a for a in alerts if not any(matches(a, i, end) for i in incidents)]
     per_30 = len(noise) / args.days * 30
@@ -82,14 +89,14 @@ def main() -> None:
     if noise:
         print("\nunmatched alerts:")
         for a in noise:
-            print(f"  {a['dataset']:<18} {a['partition']} {a['monitor']:<28} {a['message'][:110]}")
+            print(f"  {a['dataset']:<18} {a['first_partition']} {a['monitor']:<28} {a['message'][:110]}")
 
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
     (results / "demo_incidents.json").write_text(json.dumps({
         "days": args.days, "seed": args.seed, "seconds": round(seconds, 1),
         "alerts": len(alerts), "incidents": len(incidents), "caught": caught, "missed": missed,
-        "unmatched": [{k: a[k] for k in ("dataset", "column", "monitor", "partition", "message")}
+        "unmatched": [{k: a[k] for k in ("dataset", "column", "monitor", "first_partition", "message")}
                       for a in noise],
         "unmatched_per_30_days": round(per_30, 2)}, indent=2, default=str) + "\n")
 

@@ -163,7 +163,13 @@ def run(detect=detect_anomalies) -> dict:
     summary = {"total": _summarise(files)}
     for category in categories:
         summary[category] = _summarise([f for f in files if f["category"] == category])
-    return {"detector": "detect_anomalies (defaults)", "summary": summary, "files": files}
+    return {"detector": "detect_anomalies, default options, whole series",
+            "scoring": "NAB v1.1 sweeper rules: probation min(floor(0.15 n), 750) rows; "
+                       "earliest detection per window on the scaled sigmoid; FP weighted "
+                       "by distance past the previous window; normalised 100 (S - S_null)"
+                       " / (S_perfect - S_null). Detections are binary, so no threshold "
+                       "is optimised.",
+            "summary": summary, "files": files}
 
 
 def _summarise(files: list[dict]) -> dict:
@@ -171,6 +177,8 @@ def _summarise(files: list[dict]) -> dict:
     fp = sum(f["window"]["fp"] for f in files)
     fn = sum(f["window"]["fn"] for f in files)
     out = {p: normalised([f["profiles"][p] for f in files]) for p in PROFILES}
+    out["raw"] = {p: {k: round(sum(f["profiles"][p][k] for f in files), 4)
+                      for k in ("score", "null", "perfect")} for p in PROFILES}
     out.update(prf(tp, fp, fn))
     out.update({"files": len(files), "windows": tp + fn, "windows_found": tp,
                 "false_positives": fp,

@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import detectors
 from dashboard.metric_charts import downsample
-from monitors import queue
+from detectors.seasonal import find_periods, seasonal_adjust
+from monitors import alerts as lifecycle
+from monitors import mutes, queue
 from monitors.backtest import backtest
 from monitors.catalog import find_dataset
 from monitors.config import (

@@ -27,7 +27,7 @@ def find_period(series: pd.Series) -> int | None:
     """The dominant seasonal period in points, or None when there is none.
 
     Candidates come from the index's spacing (a week of daily points, a day and a week of
-    intraday points); a RangeIndex has no calendar, so its autocorrelation peaks are the
+    intraday points, a year of weekly or monthly points); a RangeIndex has no calendar, so its autocorrelation peaks are the
     candidates. A candidate is kept when the detrended series correlates with itself one
     period later; the shortest such season wins (a day before a week).
     """
@@ -88,7 +88,7 @@ def seasonal_adjust(series: pd.Series, period: int | Sequence[int] | None) -> pd
         window = max(3, len(values) // 10) | 1
         trend = pd.Series(values).rolling(window, center=True, min_periods=1).median().to_numpy()
     elif len(periods) == 1:
-        fit = STL(values, **_stl_options(len(values), periods[0])).fit()
+        fit = STL(values, **_stl_options(len(values), periods[0])).fit(**_ITERATIONS)
         seasonal, trend = np.asarray(fit.seasonal), np.asarray(fit.trend)
     else:
         ordered = tuple(sorted(periods))
@@ -96,7 +96,7 @@ def seasonal_adjust(series: pd.Series, period: int | Sequence[int] | None) -> pd
         del options["period"], options["seasonal"]
         fit = MSTL(values, periods=ordered,
                    windows=tuple(_periodic_window(len(values)) for _ in ordered),
-                   stl_kwargs=options).fit()
+                   stl_kwargs=options | _ITERATIONS).fit()
         seasonal = np.asarray(fit.seasonal).reshape(len(values), -1).sum(axis=1)
         trend = np.asarray(fit.trend)
     out["seasonal"] = seasonal
@@ -123,6 +123,11 @@ def _as_periods(period: int | Sequence[int] | None) -> tuple[int, ...]:
     if isinstance(period, (int, np.integer)):
         return (int(period),)
     return tuple(int(p) for p in period)
+
+
+# R's stl() with robust=TRUE: one inner pass per robustness iteration (statsmodels does
+# two); the fit is the same to rounding, in half the time
+_ITERATIONS = {"inner_iter": 1, "outer_iter": 15}
 
 
 def _stl_options(n: int, period: int) -> dict:
@@ -173,6 +178,12 @@ def _candidates(series: pd.Series, values: np.ndarray) -> list[int]:
     for season in (_DAY, _WEEK):
         if step < season and (season % step) == pd.Timedelta(0):
             found.append(int(season // step))
+    # a year has no whole number of days that weeks or months divide, so these are
+    # matched by their usual spacing
+    if step == _WEEK:
+        found.append(52)
+    elif pd.Timedelta(days=28) <= step <= pd.Timedelta(days=31):
+        found.append(12)
     return found
 
 

@@ -223,6 +223,8 @@ def _serve(args, settings: Settings, sessions) -> int:
         _demo(argparse.Namespace(days=120, seed=7, end=None), settings, sessions)
     command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
                f"--server.port={args.port}", "--browser.gatherUsageStats=false"]
+    # the one-command dashboard also executes what people queue from it (reruns, backfills)
+    os.environ.setdefault("MONITORS_DASHBOARD_WORKER", "1")
     os.execv(sys.executable, command)
     return 0  # not reached
 

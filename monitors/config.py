@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from monitors.contract import Contract
+from monitors.schedule import cron_trigger
 
 DATASET_NAME = r"^[A-Za-z0-9_.-]{1,200}$"
 
@@ -91,8 +92,7 @@ class DatasetConfig(BaseModel):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
-        if len(value.split()) != 5:
-            raise ValueError("a cron expression has 5 fields: minute hour day month weekday")
+        cron_trigger(value)  # raises ValueError saying what is wrong with the expression
         return value
 
 

@@ -111,8 +111,10 @@ def execute_run(sessions: sessionmaker[Session], settings: Settings, run_id: int
         status, error = RunStatus.failed, f"{type(exc).__name__}: {exc}"
     with sessions.begin() as session:
         run = session.get(Run, run_id)
-        run.status, run.error = status, error
-        run.finished_at = dt.datetime.now(dt.UTC)
+        # still running = stopped midway: the worker re-queues it (it is idempotent)
+        if status != RunStatus.running:
+            run.status, run.error = status, error
+            run.finished_at = dt.datetime.now(dt.UTC)
         run.stages = log.stages
         run.log = "\n".join(log.lines)
 
@@ -141,8 +143,8 @@ def _execute(sessions, settings, config: MonitorsConfig, run_id, dataset_id, par
                                                      metrics=sorted(metrics_read_by(specs))))
     for done, partition in enumerate(partitions, start=1):
         if should_stop():
-            log.write(f"stopped before {partition}")
-            return RunStatus.failed, "stopped by the worker before finishing", total
+            log.write(f"stopped before {partition}: handed back to the worker")
+            return RunStatus.running, None, total
         with sessions.begin() as session:
             dataset = session.get(Dataset, dataset_id)
             batch = queries.get_current_batch(session, dataset_id, partition)

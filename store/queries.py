@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy import and_, case, delete, func, insert, not_, or_, select, update
 from sqlalchemy.orm import Session
 
-from store.models import Alert, AlertStatus, Batch, BatchStatus, Dataset, Metric
+from store.models import Alert, AlertOccurrence, AlertStatus, Batch, BatchStatus, Dataset, Metric
 
 
 def get_dataset(session: Session, name: str) -> Dataset | None:
@@ -175,3 +176,126 @@ def partition_spans(session: Session) -> dict[str, tuple[dt.date, dt.date]]:
     rows = session.execute(select(Dataset.name, func.min(Batch.partition), func.max(Batch.partition))
                            .join(Batch, Batch.dataset_id == Dataset.id).group_by(Dataset.name)).all()
     return {name: (first, last) for name, first, last in rows}
+
+
+# ---- the dashboard's overview and alert triage -----------------------------------------
+# Aggregates and pages in SQL, so the pages stay fast at 10k alerts. Mutes are globs matched
+# in Python, but only on an alert's labels: the caller matches them against the few distinct
+# label sets (`count_alerts_by_labels`) and hands the muted ones back as `AlertFilter.hidden`.
+
+ALERT_PAGE_COLUMNS = ["id", "severity", "status", "dataset", "column", "monitor", "detector",
+                      "partition", "message", "occurrences", "value", "expected", "lower",
+                      "upper", "resolution", "first_seen_at", "last_seen_at"]
+# an alert's labels, in this order wherever a label set is a tuple
+LABELS = ("dataset", "column", "monitor", "detector", "severity")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    """What the alerts page asks for. Empty tuples mean "any"; the seen bounds are whole UTC
+    days on `last_seen_at`, as in `alerts list`; `hidden` holds label sets to leave out."""
+
+    statuses: tuple[str, ...] = ()
+    severities: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = ()
+    monitors: tuple[str, ...] = ()
+    seen_from: dt.date | None = None
+    seen_to: dt.date | None = None
+    hidden: tuple[tuple[str, str | None, str, str, str], ...] = ()
+
+
+def _day(value: dt.date) -> dt.datetime:
+    return dt.datetime.combine(value, dt.time(), tzinfo=dt.UTC)
+
+
+def _alert_conditions(alert_filter: AlertFilter) -> list:
+    f = alert_filter
+    conditions = []
+    if f.statuses:
+        conditions.append(Alert.status.in_(f.statuses))
+    if f.severities:
+        conditions.append(Alert.severity.in_(f.severities))
+    if f.datasets:
+        conditions.append(Dataset.name.in_(f.datasets))
+    if f.monitors:
+        conditions.append(Alert.monitor.in_(f.monitors))
+    if f.seen_from is not None:
+        conditions.append(Alert.last_seen_at >= _day(f.seen_from))
+    if f.seen_to is not None:
+        conditions.append(Alert.last_seen_at < _day(f.seen_to + dt.timedelta(days=1)))
+    if f.hidden:
+        conditions.append(not_(or_(*(and_(
+            Dataset.name == dataset,
+            Alert.column.is_(None) if column is None else Alert.column == column,
+            Alert.monitor == monitor, Alert.detector == detector, Alert.severity == severity)
+            for dataset, column, monitor, detector, severity in f.hidden))))
+    return conditions
+
+
+def count_alerts(session: Session, alert_filter: AlertFilter) -> int:
+    query = (select(func.count(Alert.id)).select_from(Alert)
+             .join(Dataset, Dataset.id == Alert.dataset_id).where(*_alert_conditions(alert_filter)))
+    return session.scalar(query) or 0
+
+
+def list_alert_page(session: Session, alert_filter: AlertFilter, *, limit: int,
+                    offset: int = 0) -> pd.DataFrame:
+    """One page of alerts, last seen first; ties broken by id so pages never overlap."""
+    query = (select(Alert.id, Alert.severity, Alert.status, Dataset.name, Alert.column,
+                    Alert.monitor, Alert.detector, Alert.partition, Alert.message,
+                    Alert.occurrences, Alert.value, Alert.expected, Alert.lower, Alert.upper,
+                    Alert.resolution, Alert.first_seen_at, Alert.last_seen_at)
+             .join(Dataset, Dataset.id == Alert.dataset_id)
+             .where(*_alert_conditions(alert_filter))
+             .order_by(Alert.last_seen_at.desc(), Alert.id.desc()).limit(limit).offset(offset))
+    return pd.DataFrame(session.execute(query).all(), columns=ALERT_PAGE_COLUMNS)
+
+
+def count_alerts_by_labels(session: Session, statuses: Sequence[str] | None = None) -> pd.DataFrame:
+    """Alerts per label set and status, with the latest `last_seen_at`: a few hundred rows
+    however many alerts there are, enough to count health, mutes and noise."""
+    query = (select(Dataset.name, Alert.column, Alert.monitor, Alert.detector, Alert.severity,
+                    Alert.status, func.count(Alert.id), func.max(Alert.last_seen_at))
+             .join(Dataset, Dataset.id == Alert.dataset_id)
+             .group_by(Dataset.name, Alert.column, Alert.monitor, Alert.detector, Alert.severity,
+                       Alert.status))
+    if statuses:
+        query = query.where(Alert.status.in_(list(statuses)))
+    return pd.DataFrame(session.execute(query).all(),
+                        columns=[*LABELS, "status", "alerts", "last_seen_at"])
+
+
+def count_firings_per_day(session: Session, since: dt.date) -> pd.DataFrame:
+    """Firings (one per alert and partition) per partition day and severity since a day."""
+    rows = session.execute(
+        select(AlertOccurrence.partition, Alert.severity, func.count(AlertOccurrence.id))
+        .join(Alert, Alert.id == AlertOccurrence.alert_id)
+        .where(AlertOccurrence.partition >= since)
+        .group_by(AlertOccurrence.partition, Alert.severity)
+        .order_by(AlertOccurrence.partition)).all()
+    return pd.DataFrame(rows, columns=["partition", "severity", "firings"])
+
+
+def list_partition_batches(session: Session, partition: dt.date) -> pd.DataFrame:
+    """Every dataset with its deliveries for one partition (none: a row with no batch)."""
+    rows = session.execute(
+        select(Dataset.name, Dataset.deadline_hours, Dataset.paused, Batch.status, Batch.rows,
+               Batch.arrived_at, Batch.reason)
+        .outerjoin(Batch, and_(Batch.dataset_id == Dataset.id, Batch.partition == partition))
+        .order_by(Dataset.name, Batch.id)).all()
+    return pd.DataFrame(rows, columns=["dataset", "deadline_hours", "paused", "status", "rows",
+                                       "arrived_at", "reason"])
+
+
+def latest_alert_id(session: Session) -> int:
+    return session.scalar(select(func.max(Alert.id))) or 0
+
+
+def list_alerts_after(session: Session, alert_id: int, limit: int = 5) -> tuple[int, pd.DataFrame]:
+    """How many alerts were opened after `alert_id`, and the newest few of them."""
+    count = session.scalar(select(func.count(Alert.id)).where(Alert.id > alert_id)) or 0
+    rows = session.execute(
+        select(Alert.id, Alert.severity, Dataset.name, Alert.monitor, Alert.message)
+        .join(Dataset, Dataset.id == Alert.dataset_id).where(Alert.id > alert_id)
+        .order_by(Alert.id.desc()).limit(limit)).all()
+    return count, pd.DataFrame(rows, columns=["id", "severity", "dataset", "monitor", "message"])

@@ -1,4 +1,65 @@
+"""Model outputs: score distribution over time, predicted-class mix, drift against the
+reference window."""
 import streamlit as st
 
-st.title("model_outputs")
-st.info("This page is being built.")
+from dashboard import metric_charts, services
+
+st.title("Model outputs")
+datasets = services.datasets_frame()
+outputs = datasets[datasets["kind"] == "model_output"]["dataset"].tolist()
+if not outputs:
+    st.info("No dataset of kind `model_output` yet. Declare one in the monitors YAML "
+            "(`kind: model_output`), or land the demo with `python -m monitors demo`.")
+    st.stop()
+
+dataset = st.selectbox("Model output", outputs, key="model_outputs.pick")
+columns = services.output_columns_frame(dataset)
+scores = columns[columns["profile"] == "quantiles"]["column"].tolist()
+classes = columns[columns["profile"] == "freq"]["column"].tolist()
+left, right = st.columns(2)
+score = left.selectbox("Score column", scores, key="model_outputs.score_column") if scores else None
+klass = right.selectbox("Class column", classes, key="model_outputs.class_column") if classes else None
+
+
+def drift_section(column: str, profile: str, key: str) -> None:
+    drift, measure, limit = services.drift_frame(dataset, column, profile)
+    if drift.empty:
+        st.info(f"Not enough history to compare {column} with a reference window yet.")
+        return
+    over = drift[drift["exceeded"]]
+    st.plotly_chart(metric_charts.drift_figure(
+        drift, measure=measure, limit=limit,
+        title=f"{column}: {measure} against the trailing reference window"),
+        key=f"model_outputs.{key}_drift_chart")
+    if over.empty:
+        st.caption(f"{column} stayed within the limit on all {len(drift)} partitions compared.")
+    else:
+        st.caption(f"{len(over)} of {len(drift)} partitions over the limit ({limit:g}).")
+        st.dataframe(over[["partition", "value", "limit", "detail"]].sort_values("partition", ascending=False),
+                     hide_index=True, key=f"model_outputs.{key}_drift_table")
+
+
+st.subheader("Score distribution over time")
+if score is None:
+    st.info("This output has no numeric column to chart.")
+else:
+    quantiles = services.quantiles_frame(dataset, score)
+    if quantiles.empty:
+        st.info(f"No profile of {score} stored yet.")
+    else:
+        st.plotly_chart(metric_charts.quantile_band_figure(
+            quantiles, title=f"{score}: median, p25-p75 and p05-p95 per partition"),
+            key="model_outputs.score_chart")
+        drift_section(score, "quantiles", "score")
+
+st.subheader("Predicted-class mix")
+if klass is None:
+    st.info("This output has no categorical column to chart.")
+else:
+    shares = services.class_mix_frame(dataset, klass)
+    if shares.empty:
+        st.info(f"No class counts of {klass} stored yet.")
+    else:
+        st.plotly_chart(metric_charts.class_mix_figure(shares, title=f"{klass}: share of each class"),
+                        key="model_outputs.class_chart")
+        drift_section(klass, "freq", "class")

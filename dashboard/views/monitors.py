@@ -1,4 +1,175 @@
-import streamlit as st
+"""Monitors: what watches each dataset, enable / disable, edit with a backtest preview
+before saving, and how noisy each monitor has been."""
+import datetime as dt
+import json
 
-st.title("monitors")
-st.info("This page is being built.")
+import pandas as pd
+import streamlit as st
+from pydantic import ValidationError
+
+from dashboard import identity, metric_charts, services
+from monitors.config import DETECTORS, MonitorConfig
+
+st.title("Monitors")
+datasets = services.datasets_frame()
+if datasets.empty:
+    st.info("No dataset yet, so nothing to watch. Land the demo with `python -m monitors demo`.")
+    st.stop()
+who = identity.actor()
+
+EDIT_FIELDS = ("name", "detector", "severity", "column", "metric", "options")
+
+
+def reset_form() -> None:
+    """Another monitor picked: the form starts again from what it declares."""
+    for field in EDIT_FIELDS:
+        st.session_state.pop(f"monitors.{field}", None)
+    st.session_state.pop("monitors.previewed", None)
+
+
+dataset = st.selectbox("Dataset", datasets["dataset"].tolist(), key="monitors.pick",
+                       on_change=reset_form)
+monitors = services.monitors_frame(dataset)
+live = int(monitors["enabled"].sum())
+st.caption(f"{live} monitor(s) watch {dataset}; {len(monitors) - live} disabled. Automatic ones "
+           "come with the dataset; a configured monitor of the same name tunes or disables one. "
+           "Changes are written to the monitors YAML and apply from the next run.")
+st.dataframe(monitors, hide_index=True, key="monitors.table",
+             column_config={"enabled": st.column_config.CheckboxColumn("enabled")})
+
+flash = st.session_state.pop("monitors.flash", None)
+if flash:
+    st.success(flash)
+
+name = st.selectbox("Monitor", monitors["monitor"].tolist(), key="monitors.monitor",
+                    on_change=reset_form)
+row = monitors[monitors["monitor"] == name].iloc[0]
+toggle_label = "Disable" if row["enabled"] else "Enable"
+if row["kind"] in ("contract", "freshness", "missing"):
+    st.caption("Contract and freshness monitors switch with their automatic family "
+               "(freshness: late and missing together).")
+if st.button(f"{toggle_label} {name}", key="monitors.toggle", disabled=not who.can_act,
+             help=who.why_not):
+    try:
+        version = services.set_monitor_enabled(dataset, name, not row["enabled"], by=who.name)
+    except ValueError as exc:
+        st.error(str(exc))
+    else:
+        st.session_state["monitors.flash"] = (f"{name} {'disabled' if row['enabled'] else 'enabled'} "
+                                              f"by {who.name} (config version {version}).")
+        st.rerun()
+
+st.subheader("Edit and backtest")
+current = services.editable_monitor(dataset, name)
+if current is None:
+    st.caption(f"{name} is a {row['kind']} monitor: its options are not a metric monitor's. "
+               "Pick a metric monitor to edit it, or add a new one below by its name.")
+    current = MonitorConfig(name=f"custom:{dataset}", metric="row_count", detector="anomalies")
+
+metric_names = services.metric_names_frame(dataset)
+columns = sorted(metric_names["column"].unique(), key=lambda c: (c != services.TABLE_LEVEL, c))
+partitions = services.metric_series_frame(dataset, None, "row_count")
+last_day = partitions["partition"].max().date() if not partitions.empty else dt.date.today()
+first_day = partitions["partition"].min().date() if not partitions.empty else last_day
+
+with st.form(key="monitors.edit_form"):
+    a, b, c = st.columns(3)
+    new_name = a.text_input("Name", current.name, key="monitors.name")
+    detector = b.selectbox("Detector", DETECTORS, index=DETECTORS.index(current.detector),
+                           key="monitors.detector")
+    severity = c.selectbox("Severity", ["critical", "warning", "info"],
+                           index=["critical", "warning", "info"].index(current.severity),
+                           key="monitors.severity")
+    column_value = current.column or services.TABLE_LEVEL
+    column_choices = columns if column_value in columns else [column_value, *columns]
+    column = a.selectbox("Column", column_choices, index=column_choices.index(column_value),
+                         key="monitors.column")
+    metric = b.text_input("Metric", current.metric, key="monitors.metric",
+                          help="row_count, null_fraction, mean, p50, freq, quantiles (drift), ...")
+    options_text = st.text_area("Options (JSON)", json.dumps(current.options, indent=1, sort_keys=True),
+                                key="monitors.options", height=110)
+    d, e = st.columns(2)
+    start = d.date_input("Backtest from", max(first_day, last_day - dt.timedelta(days=89)),
+                         min_value=first_day, max_value=last_day, key="monitors.from")
+    end = e.date_input("Backtest to", last_day, min_value=first_day, max_value=last_day,
+                       key="monitors.to")
+    preview = st.form_submit_button("Preview backtest", key="monitors.preview", type="primary")
+    save = st.form_submit_button("Save to the monitors YAML", key="monitors.save",
+                                 disabled=not who.can_act, help=who.why_not)
+
+
+def edited() -> MonitorConfig | None:
+    try:
+        options = json.loads(options_text or "{}")
+        return MonitorConfig(name=new_name.strip(), metric=metric.strip(),
+                             column=None if column == services.TABLE_LEVEL else column,
+                             detector=detector, options=options, severity=severity)
+    except (ValueError, ValidationError) as exc:
+        st.error(f"This monitor is not valid: {exc}")
+        return None
+
+
+if preview or save:
+    monitor = edited()
+    if monitor is not None:
+        as_json = monitor.model_dump_json()
+        if preview:
+            st.session_state["monitors.previewed"] = {"monitor": as_json, "from": start, "to": end}
+        elif st.session_state.get("monitors.previewed", {}).get("monitor") != as_json:
+            st.warning("Preview the backtest of this version before saving it: see what it "
+                       "would have raised first.")
+            st.session_state["monitors.previewed"] = {"monitor": as_json, "from": start, "to": end}
+        else:
+            try:
+                version = services.save_monitor(dataset, monitor, by=who.name)
+            except ValueError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state.pop("monitors.previewed", None)
+                st.session_state["monitors.flash"] = (f"{monitor.name} saved by {who.name} "
+                                                      f"(config version {version}).")
+                st.rerun()
+
+previewed = st.session_state.get("monitors.previewed")
+if previewed is not None:
+    monitor = MonitorConfig.model_validate_json(previewed["monitor"])
+    try:
+        alerts = services.backtest_frame(dataset, previewed["monitor"], previewed["from"], previewed["to"])
+    except ValueError as exc:
+        st.error(f"The backtest could not run: {exc}")
+    else:
+        days = (previewed["to"] - previewed["from"]).days + 1
+        st.markdown(f"**Backtest of {monitor.name}** from {previewed['from']} to {previewed['to']}: "
+                    f"**{len(alerts)} alert(s)** over {days} day(s) "
+                    f"({len(alerts) / max(days / 7, 1):.2f} per week). Nothing was recorded.")
+        chart_metric = "p50" if monitor.metric == "quantiles" else monitor.metric
+        column_name = monitor.column or services.TABLE_LEVEL
+        if chart_metric != "freq":
+            series = services.metric_series_frame(dataset, column_name, chart_metric)
+            window = series[(series["partition"] >= pd.Timestamp(previewed["from"]))
+                            & (series["partition"] <= pd.Timestamp(previewed["to"]))]
+            marks = window.merge(alerts[["partition", "message"]], on="partition").rename(
+                columns={"message": "label"})
+            st.plotly_chart(metric_charts.metric_figure(
+                window, title=f"{monitor.column or 'table'} · {chart_metric}", y_title=chart_metric,
+                marks=marks, mark_name="would alert"), key="monitors.backtest_chart")
+        if not alerts.empty:
+            st.plotly_chart(metric_charts.alerts_per_week_figure(alerts, title="Alerts per week"),
+                            key="monitors.backtest_weeks")
+        st.dataframe(alerts[["partition", "week", "value", "expected", "lower", "upper", "message"]],
+                     hide_index=True, key="monitors.backtest_table")
+
+st.subheader("Noise per monitor")
+noise = services.noise_frame(dataset)
+if noise.empty:
+    st.caption("No alert raised on this dataset yet.")
+else:
+    st.caption("Alerts per week over the dataset's delivered span; the false-positive share is "
+               "among alerts resolved by a person or automatically.")
+    st.dataframe(noise, hide_index=True, key="monitors.noise",
+                 column_config={"false_positive_share": st.column_config.NumberColumn(format="percent")})
+
+changes = services.config_log_frame()
+if not changes.empty:
+    st.subheader("Recent changes from the dashboard")
+    st.dataframe(changes, hide_index=True, key="monitors.changes")

@@ -1,4 +1,125 @@
+"""Pipeline: schedules and their next runs, pause / resume, run now, rerun a partition,
+backfill a range, cancel a queued request, and the run history with stages and logs."""
+import datetime as dt
+
 import streamlit as st
 
-st.title("pipeline")
-st.info("This page is being built.")
+from dashboard import identity, services
+
+st.title("Pipeline")
+st.caption(services.hosted_worker_state())
+schedules = services.schedules_frame()
+if schedules.empty:
+    st.info("No dataset yet, so nothing to schedule. Land the demo with `python -m monitors demo`.")
+    st.stop()
+who = identity.actor()
+
+flash = st.session_state.pop("pipeline.flash", None)
+if flash:
+    st.success(flash)
+
+st.subheader("Schedules")
+st.dataframe(schedules, hide_index=True, key="pipeline.schedules",
+             column_config={"next_run_at": st.column_config.DatetimeColumn("next run (UTC)"),
+                            "last_finished_at": st.column_config.DatetimeColumn("last finished (UTC)")})
+
+dataset = st.selectbox("Dataset", schedules["dataset"].tolist(), key="pipeline.dataset")
+row = schedules[schedules["dataset"] == dataset].iloc[0]
+yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+
+pause_col, run_col = st.columns(2)
+with pause_col:
+    if row["paused"]:
+        st.warning(f"{dataset}'s schedule is paused: no scheduled run until it is resumed.")
+        if st.button("Resume schedule", key="pipeline.resume", disabled=not who.can_act, help=who.why_not):
+            services.set_paused(dataset, False, by=who.name)
+            st.session_state["pipeline.flash"] = f"{dataset}: schedule resumed by {who.name}."
+            st.rerun()
+    else:
+        st.caption(f"Next scheduled run: {row['next_run_at']:%Y-%m-%d %H:%M} UTC "
+                   f"(`{row['schedule']}`)" if row["next_run_at"] is not None else "No next run.")
+        if st.button("Pause schedule", key="pipeline.pause", disabled=not who.can_act, help=who.why_not):
+            services.set_paused(dataset, True, by=who.name)
+            st.session_state["pipeline.flash"] = f"{dataset}: schedule paused by {who.name}."
+            st.rerun()
+with run_col:
+    st.caption(f"Run now evaluates the latest due partition ({yesterday}).")
+    if st.button("Run now", key="pipeline.run_now", type="primary", disabled=not who.can_act, help=who.why_not):
+        run_id = services.request_run(dataset, yesterday, yesterday, by=who.name)
+        st.session_state["pipeline.flash"] = f"Run {run_id} queued: {dataset} {yesterday}."
+        st.rerun()
+
+
+def queue_range(start: dt.date, end: dt.date, what: str) -> None:
+    try:
+        run_id = services.request_run(dataset, start, end, by=who.name)
+    except ValueError as exc:
+        st.error(str(exc))
+    else:
+        st.session_state["pipeline.flash"] = f"{what} queued as run {run_id}: {dataset} {start} to {end}."
+        st.rerun()
+
+
+rerun_col, backfill_col = st.columns(2)
+with rerun_col, st.form("pipeline.rerun_form", border=True):
+    partition = st.date_input("Rerun a partition", yesterday, max_value=yesterday,
+                              key="pipeline.partition")
+    if st.form_submit_button("Rerun", key="pipeline.rerun", disabled=not who.can_act, help=who.why_not):
+        queue_range(partition, partition, "Rerun")
+with backfill_col, st.form("pipeline.backfill_form", border=True):
+    a, b = st.columns(2)
+    start = a.date_input("Backfill from", yesterday - dt.timedelta(days=6), max_value=yesterday,
+                         key="pipeline.backfill_from")
+    end = b.date_input("to", yesterday, max_value=yesterday, key="pipeline.backfill_to")
+    if st.form_submit_button("Backfill", key="pipeline.backfill", disabled=not who.can_act, help=who.why_not):
+        queue_range(start, end, "Backfill")
+
+active = services.runs_frame(status=None, limit=200)
+active = active[active["status"].isin(["queued", "running"])]
+
+
+# refreshes itself while something is queued or running, and stays still otherwise
+@st.fragment(run_every=2 if not active.empty else None)
+def in_flight() -> None:
+    runs = services.runs_frame(limit=200)
+    live = runs[runs["status"].isin(["queued", "running"])].sort_values("id")
+    st.subheader(f"In flight ({len(live)})")
+    if live.empty:
+        st.caption("Nothing queued or running.")
+    for run in live.itertuples():
+        label = (f"run {run.id} · {run.dataset} · {run.partition_from} to {run.partition_to} · "
+                 f"{run.status} · {run.progress_done}/{run.progress_total} partition(s)"
+                 f" · by {run.requested_by or '?'}")
+        st.progress(float(run.progress), text=label)
+
+
+in_flight()
+
+with st.form("pipeline.cancel_form", border=False):
+    queued = active[active["status"] == "queued"]["id"]
+    c1, c2 = st.columns([1, 3])
+    run_id = c1.number_input("Run to cancel", min_value=1, step=1,
+                             value=int(queued.min()) if not queued.empty else None,
+                             key="pipeline.cancel_id")
+    if c2.form_submit_button("Cancel queued run", key="pipeline.cancel", disabled=not who.can_act, help=who.why_not):
+        try:
+            services.cancel_run(int(run_id), by=who.name)
+        except (ValueError, TypeError) as exc:
+            st.error(str(exc) if run_id else "Give the id of a queued run.")
+        else:
+            st.session_state["pipeline.flash"] = f"Run {int(run_id)} cancelled by {who.name}."
+            st.rerun()
+
+st.subheader("Run history")
+show = st.radio("Runs of", ["this dataset", "every dataset"], horizontal=True, key="pipeline.history_scope")
+history = services.runs_frame(dataset if show == "this dataset" else None, limit=200)
+st.dataframe(history.drop(columns=["progress_done", "progress_total"]), hide_index=True,
+             key="pipeline.runs",
+             column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0),
+                            "duration_s": st.column_config.NumberColumn("duration (s)", format="%.2f")})
+if not history.empty:
+    chosen = st.selectbox("Log of run", history["id"].tolist(), key="pipeline.log_run")
+    chosen_row = history[history["id"] == chosen].iloc[0]
+    st.caption(f"Stages: {chosen_row['stages'] or 'none recorded'}"
+               + (f" · error: {chosen_row['error']}" if chosen_row["error"] else ""))
+    st.code(services.run_log(int(chosen)) or "(no log lines)", language=None)

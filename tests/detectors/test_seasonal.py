@@ -42,6 +42,13 @@ def test_intraday_data_has_a_daily_period(per_day):
     assert find_period(intraday(days=days, per_day=per_day)) == per_day
 
 
+def test_monthly_data_has_a_yearly_period():
+    rng = np.random.default_rng(3)
+    index = pd.date_range("2015-01-01", periods=60, freq="MS")
+    values = 100 + 20 * np.sin(2 * np.pi * np.arange(60) / 12) + rng.normal(0, 2, 60)
+    assert find_period(pd.Series(values, index=index)) == 12
+
+
 def test_a_weekly_season_on_top_of_a_daily_one_is_found_second():
     assert find_periods(intraday(days=28, weekend=15.0)) == (24, 168)
     # a day that repeats identically all week is no weekly season

@@ -1,0 +1,149 @@
+"""The pipeline page in AppTest: schedules, pause / resume, run now, backfill, cancel."""
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from monitors.demo import land_demo
+from monitors.settings import load_settings
+from store.engine import open_store
+from store.models import Dataset, Run
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = "dashboard/views/pipeline.py"
+YESTERDAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("pipeline") / "home"
+    settings = load_settings({"MONITORS_HOME": str(home)})
+    engine, sessions = open_store(settings.db_url)
+    land_demo(sessions, settings, days=40, seed=1, end=dt.date(2026, 6, 30))
+    engine.dispose()
+    return home
+
+
+@pytest.fixture
+def demo(settings, demo_home):
+    shutil.copytree(demo_home, settings.home)
+    return settings
+
+
+@pytest.fixture
+def app(settings, monkeypatch):
+    monkeypatch.delenv("MONITORS_DASHBOARD_WORKER", raising=False)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+    at.session_state["identity.name"] = "alice"
+    return at
+
+
+def open_page(app: AppTest, dataset: str = "customer_snapshot") -> AppTest:
+    app.run()
+    app.switch_page(PAGE).run()
+    assert not app.exception
+    if app.selectbox(key="pipeline.dataset").value != dataset:
+        app.selectbox(key="pipeline.dataset").select(dataset).run()
+    return app
+
+
+def runs(sessions) -> list[Run]:
+    with sessions() as session:
+        return list(session.scalars(select(Run).order_by(Run.id)).all())
+
+
+def test_an_empty_store_says_how_to_begin(app):
+    app.run()
+    app.switch_page(PAGE).run()
+    assert not app.exception
+    assert "python -m monitors demo" in app.info[0].value
+
+
+def test_schedules_show_the_next_run_from_the_cron(app, demo):
+    open_page(app)
+    schedules = app.dataframe(key="pipeline.schedules").value.set_index("dataset")
+    # the demo's crons: 07:00 and 08:00 UTC every day
+    assert pd_hour(schedules.loc["customer_snapshot", "next_run_at"]) == 7
+    assert pd_hour(schedules.loc["model_scores", "next_run_at"]) == 8
+    assert schedules.loc["customer_snapshot", "watermark"] == dt.date(2026, 6, 30)
+    history = app.dataframe(key="pipeline.runs").value
+    assert len(history) == 40 and set(history["status"]) == {"succeeded"}
+    assert history["stages"].str.contains("evaluate").all()
+    assert "customer_snapshot" in app.code[0].value  # the newest run's log
+
+
+def pd_hour(value) -> int:
+    return value.hour
+
+
+def test_pause_changes_the_store_and_resume_restores_it(app, demo, sessions):
+    open_page(app)
+    app.button(key="pipeline.pause").click().run()
+    assert not app.exception
+    with sessions() as session:
+        assert session.scalar(select(Dataset.paused).where(Dataset.name == "customer_snapshot"))
+    schedules = app.dataframe(key="pipeline.schedules").value.set_index("dataset")
+    assert schedules.loc["customer_snapshot", "paused"]
+    assert schedules.loc["customer_snapshot", "next_run_at"] is None or \
+        str(schedules.loc["customer_snapshot", "next_run_at"]) in ("NaT", "None")
+    assert any("paused by alice" in s.value for s in app.success)
+
+    app.button(key="pipeline.resume").click().run()
+    with sessions() as session:
+        assert not session.scalar(select(Dataset.paused).where(Dataset.name == "customer_snapshot"))
+
+
+def test_run_now_queues_the_latest_due_partition(app, demo, sessions):
+    before = len(runs(sessions))
+    open_page(app)
+    app.button(key="pipeline.run_now").click().run()
+    assert not app.exception
+    new = runs(sessions)[before:]
+    assert [(r.status, r.trigger, r.partition_from, r.partition_to, r.requested_by) for r in new] == \
+        [("queued", "manual", YESTERDAY, YESTERDAY, "alice")]
+    assert any(f"Run {new[0].id} queued" in s.value for s in app.success)
+
+
+def test_backfill_queues_the_chosen_range_and_shows_progress(app, demo, sessions):
+    open_page(app, "model_scores")
+    app.date_input(key="pipeline.backfill_from").set_value(dt.date(2026, 6, 1))
+    app.date_input(key="pipeline.backfill_to").set_value(dt.date(2026, 6, 10))
+    app.button(key="pipeline.backfill").click().run()
+    assert not app.exception
+    run = runs(sessions)[-1]
+    assert (run.trigger, run.partition_from, run.partition_to, run.progress_total) == \
+        ("backfill", dt.date(2026, 6, 1), dt.date(2026, 6, 10), 10)
+    assert any(f"run {run.id} · model_scores" in bar.proto.text for bar in app.get("progress"))
+
+
+def test_a_queued_run_is_cancelled_and_a_finished_one_is_refused(app, demo, sessions):
+    open_page(app)
+    app.button(key="pipeline.run_now").click().run()
+    queued = runs(sessions)[-1]
+    # the cancel box offers the oldest queued run
+    assert app.number_input(key="pipeline.cancel_id").value == queued.id
+    app.button(key="pipeline.cancel").click().run()
+    assert not app.exception
+    assert runs(sessions)[-1].status == "cancelled"
+    assert any(f"Run {queued.id} cancelled by alice" in s.value for s in app.success)
+
+    finished = runs(sessions)[0]
+    app.number_input(key="pipeline.cancel_id").set_value(finished.id)
+    app.button(key="pipeline.cancel").click().run()
+    assert f"run {finished.id} is already succeeded" in app.error[0].value
+    assert runs(sessions)[0].status == "succeeded"
+
+
+def test_actions_wait_for_a_name(app, demo):
+    app.session_state["identity.name"] = ""
+    open_page(app)
+    assert app.button(key="pipeline.run_now").disabled
+    assert app.button(key="pipeline.pause").disabled
