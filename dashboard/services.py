@@ -13,6 +13,7 @@ import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 import detectors
+from dashboard import charts
 from dashboard.metric_charts import downsample
 from detectors.seasonal import find_periods, seasonal_adjust
 from monitors import alerts as lifecycle
@@ -131,6 +132,8 @@ def metric_series_frame(dataset: str, column: str | None, metric: str, key: str 
         if found is None:
             return pd.DataFrame(columns=["partition", "value"])
         series = queries.read_metric_series(session, found.id, metric, column, key=key)
+    if not series.empty:
+        series = series.asfreq("D")  # a day without a batch is a gap in the line, not a slope
     frame = pd.DataFrame({"partition": series.index, "value": series.to_numpy()})
     return downsample(frame, max_points)
 
@@ -617,3 +620,385 @@ def hosted_worker_state() -> str:
     if worker is None:
         return "Another process hosts the worker; queued runs go to it."
     return f"This dashboard hosts the worker ({worker.worker_id}): queued runs start here."
+
+
+# ---- overview, alerts and alert detail (triage) -------------------------------------------
+# The alerts table is cached under a `generation` the page owns and moves after the person's
+# own actions or when they ask for new alerts: the rows someone is selecting from must not
+# shift under them (PLATFORM.md). Live parts of the pages read the uncached counts.
+
+ALERTS_PAGE_SIZE = 50
+UNRESOLVED = ("open", "acknowledged")
+HEALTH_ICONS = {"critical": "🔴 critical", "warning": "🟠 warning", "info": "🔵 info", "ok": "🟢 ok"}
+MASK = "••••"
+RESOLUTIONS = lifecycle.RESOLUTIONS
+
+
+def expected_partition(today: dt.date | None = None) -> dt.date:
+    """The partition a daily pipeline delivers today: yesterday's, in UTC."""
+    return (today or utcnow().date()) - dt.timedelta(days=1)
+
+
+def _label_set(values) -> tuple:
+    # pandas 3 stores a missing column label as NaN in a string column; the store has NULL
+    return tuple(None if v is None or (isinstance(v, float) and v != v) else v for v in values)
+
+
+def _muted_label_sets(session: Session, labels: pd.DataFrame, now: dt.datetime) -> set[tuple]:
+    active = mutes.active_mutes(session, now)
+    if not active or labels.empty:
+        return set()
+    muted = set()
+    for values in labels[list(queries.LABELS)].itertuples(index=False):
+        label_set = _label_set(values)
+        if mutes.covering_mute(dict(zip(queries.LABELS, label_set)), active, now) is not None:
+            muted.add(label_set)
+    return muted
+
+
+def _with_muted(frame: pd.DataFrame, muted: set[tuple]) -> pd.DataFrame:
+    frame = frame.copy()
+    frame["muted"] = [_label_set(v) in muted
+                      for v in frame[list(queries.LABELS)].itertuples(index=False)]
+    return frame
+
+
+@st.cache_data(ttl=15)
+def unresolved_labels_frame() -> pd.DataFrame:
+    """Open and acknowledged alerts per label set and status, with whether a mute covers
+    them now."""
+    with session_factory()() as session:
+        labels = queries.count_alerts_by_labels(session, UNRESOLVED)
+        return _with_muted(labels, _muted_label_sets(session, labels, utcnow()))
+
+
+def status_counts() -> dict[str, int]:
+    """Open and acknowledged alerts nobody muted, and the muted ones."""
+    labels = unresolved_labels_frame()
+    loud = labels[~labels["muted"]]
+    return {"open": int(loud.loc[loud["status"] == "open", "alerts"].sum()),
+            "acknowledged": int(loud.loc[loud["status"] == "acknowledged", "alerts"].sum()),
+            "muted": int(labels.loc[labels["muted"], "alerts"].sum())}
+
+
+@st.cache_data(ttl=15)
+def health_frame() -> pd.DataFrame:
+    """One row per dataset: its health (the worst severity among its loud unresolved
+    alerts) and its alert counts."""
+    columns = ["dataset", "health", "open", "acknowledged", "muted", "critical", "warning",
+               "info", "last alert seen"]
+    with session_factory()() as session:
+        names = [d.name for d in queries.list_datasets(session)]
+    labels = unresolved_labels_frame()
+    rows = []
+    for name in names:
+        mine = labels[labels["dataset"] == name]
+        loud = mine[~mine["muted"]]
+        by_severity = loud.groupby("severity")["alerts"].sum()
+        worst = next((s for s in charts.SEVERITY_ORDER if by_severity.get(s, 0) > 0), "ok")
+        rows.append({"dataset": name, "health": HEALTH_ICONS[worst],
+                     "open": int(loud.loc[loud["status"] == "open", "alerts"].sum()),
+                     "acknowledged": int(loud.loc[loud["status"] == "acknowledged", "alerts"].sum()),
+                     "muted": int(mine.loc[mine["muted"], "alerts"].sum()),
+                     **{s: int(by_severity.get(s, 0)) for s in charts.SEVERITY_ORDER},
+                     "last alert seen": mine["last_seen_at"].max() if not mine.empty else None})
+    frame = pd.DataFrame(rows, columns=columns)
+    rank = {label: i for i, label in enumerate(HEALTH_ICONS.values())}
+    return frame.sort_values("health", key=lambda s: s.map(rank), kind="stable").reset_index(drop=True)
+
+
+@st.cache_data(ttl=30)
+def firings_per_day_frame(days: int = 180) -> pd.DataFrame:
+    """Alert firings per partition day and severity, over the last `days` days of data."""
+    with session_factory()() as session:
+        frame = queries.count_firings_per_day(session, utcnow().date() - dt.timedelta(days=days))
+    frame["partition"] = pd.to_datetime(frame["partition"])
+    return frame
+
+
+@st.cache_data(ttl=30)
+def noisiest_monitors_frame(limit: int = 10) -> pd.DataFrame:
+    with session_factory()() as session:
+        frame = queries.count_alerts_by_monitor(session)
+    frame = frame.sort_values(["alerts", "unresolved", "dataset", "monitor"],
+                              ascending=[False, False, True, True], kind="stable")
+    return frame[["dataset", "monitor", "alerts", "unresolved", "false_positive",
+                  "last_partition"]].head(limit).reset_index(drop=True)
+
+
+@st.cache_data(ttl=15)
+def partition_batches_frame(partition: dt.date) -> pd.DataFrame:
+    """Each dataset's delivery for one partition: arrived, late, quarantined, missing, or
+    pending (its deadline has not passed yet); paused datasets say so."""
+    now = utcnow()
+    with session_factory()() as session:
+        batches = queries.list_partition_batches(session, partition)
+    rows = []
+    for name, group in batches.groupby("dataset", sort=True):
+        deadline_hours = float(group["deadline_hours"].iloc[0])
+        ingested = group[group["status"] == BatchStatus.ingested.value]
+        quarantined = group[group["status"] == BatchStatus.quarantined.value]
+        row = {"dataset": name, "state": None, "rows": None, "arrived at": None,
+               "hours after day end": None, "reason": None}
+        if not ingested.empty:
+            batch = ingested.iloc[-1]
+            delay = arrival_delay_hours(partition, batch["arrived_at"].to_pydatetime()
+                                        if hasattr(batch["arrived_at"], "to_pydatetime")
+                                        else batch["arrived_at"])
+            row |= {"state": "late" if delay > deadline_hours else "arrived",
+                    "rows": int(batch["rows"]) if pd.notna(batch["rows"]) else None,
+                    "arrived at": batch["arrived_at"], "hours after day end": round(delay, 1)}
+        elif not quarantined.empty:
+            batch = quarantined.iloc[-1]
+            row |= {"state": "quarantined", "arrived at": batch["arrived_at"],
+                    "reason": batch["reason"]}
+        else:
+            due = dt.datetime.combine(partition + dt.timedelta(days=1), dt.time(), dt.UTC) \
+                + dt.timedelta(hours=deadline_hours)
+            row["state"] = "missing" if now > due else "pending"
+            row["reason"] = f"due by {due:%Y-%m-%d %H:%M} UTC"
+        if bool(group["paused"].iloc[0]):
+            row["reason"] = "schedule paused" + (f"; {row['reason']}" if row["reason"] else "")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["dataset", "state", "rows", "arrived at",
+                                       "hours after day end", "reason"])
+
+
+def last_runs_frame(limit: int = 8) -> pd.DataFrame:
+    """Not cached: a run someone just asked for should show up at once."""
+    columns = ["id", "dataset", "status", "trigger", "partitions", "requested_by", "finished_at",
+               "error"]
+    with session_factory()() as session:
+        runs = queue.list_runs(session, limit=limit)
+    rows = [{**{k: r[k] for k in columns if k in r},
+             "partitions": r["partition_from"] if r["partition_from"] == r["partition_to"]
+             else f"{r['partition_from']} .. {r['partition_to']}"} for r in runs]
+    return pd.DataFrame(rows, columns=columns)
+
+
+@st.cache_data(ttl=60)
+def alert_filter_choices() -> dict[str, list[str]]:
+    """The datasets and monitors that have alerts, for the filters."""
+    with session_factory()() as session:
+        labels = queries.count_alerts_by_labels(session)
+    return {"datasets": sorted(labels["dataset"].dropna().unique().tolist()),
+            "monitors": sorted(labels["monitor"].dropna().unique().tolist())}
+
+
+@st.cache_data(ttl=600)
+def alerts_table(statuses: tuple[str, ...] = (), severities: tuple[str, ...] = (),
+                 datasets: tuple[str, ...] = (), monitors: tuple[str, ...] = (),
+                 seen_from: dt.date | None = None, seen_to: dt.date | None = None,
+                 show_muted: bool = False, page: int = 0,
+                 generation: int = 0) -> tuple[pd.DataFrame, int]:
+    """One page of alerts (last seen first) and how many match in all. Paged in SQL; muted
+    alerts are left out in SQL too, by their label sets. `generation` only keys the cache."""
+    del generation
+    with session_factory()() as session:
+        labels = queries.count_alerts_by_labels(session)
+        muted = _muted_label_sets(session, labels, utcnow())
+        alert_filter = queries.AlertFilter(
+            statuses=statuses, severities=severities, datasets=datasets, monitors=monitors,
+            seen_from=seen_from, seen_to=seen_to,
+            hidden=() if show_muted else tuple(sorted(muted, key=repr)))
+        total = queries.count_alerts(session, alert_filter)
+        frame = queries.list_alert_page(session, alert_filter, limit=ALERTS_PAGE_SIZE,
+                                        offset=page * ALERTS_PAGE_SIZE)
+    return _with_muted(frame, muted), total
+
+
+def latest_alert_id() -> int:
+    with session_factory()() as session:
+        return queries.latest_alert_id(session)
+
+
+def alerts_after(alert_id: int) -> tuple[int, pd.DataFrame]:
+    """Uncached, for the live banner: alerts opened after `alert_id`, the newest few."""
+    with session_factory()() as session:
+        return queries.list_alerts_after(session, alert_id)
+
+
+def _each(ids, act) -> tuple[list[int], list[str]]:
+    """Apply `act(session, id)` to every alert in one transaction; an alert a rule refuses
+    (already acknowledged, already resolved) is reported, the others still go through."""
+    done, refused = [], []
+    with session_factory().begin() as session:
+        for alert_id in ids:
+            try:
+                act(session, int(alert_id))
+            except ValueError as exc:
+                refused.append(str(exc))
+            else:
+                done.append(int(alert_id))
+    _triage_changed()
+    return done, refused
+
+
+def acknowledge_alerts(ids, *, by: str, note: str | None = None) -> tuple[list[int], list[str]]:
+    return _each(ids, lambda s, i: lifecycle.acknowledge(s, i, by=by, note=note or None))
+
+
+def resolve_alerts(ids, *, by: str, resolution: str,
+                   note: str | None = None) -> tuple[list[int], list[str]]:
+    return _each(ids, lambda s, i: lifecycle.resolve(s, i, by=by, resolution=resolution,
+                                                     note=note or None))
+
+
+def comment_alert(alert_id: int, *, by: str, note: str) -> None:
+    with session_factory().begin() as session:
+        lifecycle.comment(session, alert_id, by=by, note=note)
+    _triage_changed()
+
+
+def mute_preview(matchers: dict[str, str | None]) -> pd.DataFrame:
+    """The unresolved alerts a mute with these matchers would cover (ValueError for
+    matchers a mute would refuse)."""
+    with session_factory()() as session:
+        covered = mutes.preview(session, matchers, utcnow())
+    return pd.DataFrame(covered, columns=["id", "dataset", "column", "monitor", "detector",
+                                          "severity", "status", "partition", "message"])
+
+
+def add_mute(matchers: dict[str, str | None], *, reason: str | None, by: str,
+             ends_at: dt.datetime | None) -> int:
+    """Store a mute; ValueError (and nothing stored) without a reason, an end time, ..."""
+    with session_factory().begin() as session:
+        mute = mutes.add_mute(session, matchers=matchers, reason=reason, by=by, ends_at=ends_at,
+                              now=utcnow())
+        mute_id = mute.id
+    _triage_changed()
+    return mute_id
+
+
+def _triage_changed() -> None:
+    # the table itself is keyed by the page's generation; the counts are global
+    unresolved_labels_frame.clear()
+    health_frame.clear()
+    alert_filter_choices.clear()
+
+
+@st.cache_data(ttl=600)
+def alert_document(alert_id: int, generation: int = 0) -> dict | None:
+    """The alert with its events and firings, and its dataset's sensitive columns; None
+    when there is no such alert."""
+    del generation
+    with session_factory()() as session:
+        try:
+            document = lifecycle.get_alert(session, alert_id)
+        except ValueError:
+            return None
+        contract = Contract.model_validate(_dataset(session, document["dataset"]).contract)
+    document["sensitive"] = [c.name for c in contract.columns if c.sensitive]
+    return document
+
+
+def _alert_spec(dataset, monitor: str) -> MonitorSpec | None:
+    specs = plan_monitors(dataset.name, dataset.kind, Contract.model_validate(dataset.contract),
+                          _config().dataset(dataset.name))
+    return next((s for s in specs if s.name == monitor), None)
+
+
+@st.cache_data(ttl=120)
+def alert_history(alert_id: int) -> dict | None:
+    """What the alert's chart shows: the series its monitor judged (`series`, `label`), the
+    expected `band` over it, the values it fired on (`anomalies`), `breakouts` (at, before,
+    after), constant `thresholds` and a `note` saying what is drawn. Monitors without a
+    metric of their own (freshness, contract, checks) get the row count as context."""
+    document = alert_document(alert_id)
+    if document is None:
+        return None
+    with session_factory()() as session:
+        dataset = _dataset(session, document["dataset"])
+        spec = _alert_spec(dataset, document["monitor"])
+        options = dict(spec.options) if spec else {}
+        key = str(options.pop("key", ""))
+        column, band, note = document["column"], None, None
+        if spec is not None and spec.metric and spec.detector != "drift" and spec.metric != "freq":
+            metric = spec.metric
+        elif spec is not None and spec.detector == "drift" and spec.metric == "quantiles":
+            metric, key = "p50", ""
+            low = queries.read_metric_series(session, dataset.id, "p05", column)
+            high = queries.read_metric_series(session, dataset.id, "p95", column)
+            band = pd.DataFrame({"lower": low, "upper": high}).asfreq("D")
+            band["expected"] = band[["lower", "upper"]].mean(axis=1)
+            note = "the median with the middle 90% of values shaded (p05 to p95)"
+        else:
+            metric, column, key = "row_count", None, ""
+            note = "rows per batch, for context: this monitor has no metric series of its own"
+        series = queries.read_metric_series(session, dataset.id, metric, column, key)
+    if not series.empty:
+        series = series.asfreq("D")
+    breakouts, thresholds = [], {}
+    detector = spec.detector if spec else document["detector"]
+    try:
+        if series.notna().sum() >= 3 and note is None:
+            if detector == "anomalies":
+                band = detectors.detect_anomalies(series, **options).band
+                note = "expected band: the anomaly detector refitted over the whole history shown"
+            elif detector in ("proportional", "absolute"):
+                found = getattr(detectors, f"{detector}_threshold")(series, **options)
+                band = found.band if detector == "proportional" else None
+                thresholds = ({k: options.get(k) for k in ("lower", "upper")}
+                              if detector == "absolute" else {})
+                note = "the band each batch was tested against" if band is not None else None
+            elif detector == "breakouts":
+                breakouts = [{"at": f.at, "before": f.before, "after": f.after}
+                             for f in detectors.detect_breakouts(series, **options).findings]
+    except (ValueError, TypeError) as exc:  # an option the detector refuses: draw without a band
+        note = f"no band drawn: {exc}"
+    evidence = document.get("evidence") or {}
+    if detector == "breakouts" and evidence.get("breakout_at"):
+        at = pd.Timestamp(evidence["breakout_at"])
+        if all(pd.Timestamp(b["at"]) != at for b in breakouts):
+            breakouts.append({"at": at, "before": evidence.get("before"),
+                              "after": evidence.get("after")})
+    fired = pd.DatetimeIndex([pd.Timestamp(f["partition"]) for f in document["firings"]])
+    anomalies = series.reindex(fired).dropna() if not series.empty else pd.Series(dtype=float)
+    label = metric if column is None else f"{column} · {metric}"
+    return {"series": series, "band": band, "anomalies": anomalies, "breakouts": breakouts,
+            "thresholds": thresholds, "label": label + (f" [{key}]" if key else ""), "note": note}
+
+
+@st.cache_data(ttl=300)
+def alert_decomposition(alert_id: int) -> pd.DataFrame | None:
+    """The alert's series split into trend, season and remainder (seasonal_adjust)."""
+    history = alert_history(alert_id)
+    if history is None or history["series"].notna().sum() < 3:
+        return None
+    series = history["series"]
+    return seasonal_adjust(series, find_periods(series) or None)
+
+
+def masked_examples(document: dict) -> pd.DataFrame:
+    """A static check's example rows, with the contract's sensitive columns masked (the
+    check masks them when it runs; this guards rows stored before a column was marked)."""
+    examples = pd.DataFrame((document.get("evidence") or {}).get("examples") or [])
+    for column in document.get("sensitive", []):
+        if column in examples.columns:
+            examples[column] = MASK
+    return examples
+
+
+def rerun_alert_partition(alert_id: int, *, by: str) -> int:
+    """Queue a run of the alert's dataset for its partition, and note it on the alert."""
+    with session_factory().begin() as session:
+        document = lifecycle.get_alert(session, alert_id)
+        if not document["partition"]:
+            raise ValueError(f"alert {alert_id} has no partition to rerun")
+        partition = dt.date.fromisoformat(document["partition"])
+        run = queue.request_run(session, _dataset(session, document["dataset"]), partition,
+                                partition, trigger=queue.RunTrigger.manual, by=by)
+        lifecycle.note_rerun_requested(session, alert_id, by=by, run_id=run.id)
+        run_id = run.id
+    return run_id
+
+
+def run_state(run_id: int) -> dict | None:
+    """Uncached: a run's status and progress, for a live fragment."""
+    with session_factory()() as session:
+        run = queue.get_run(session, run_id)
+        if run is None:
+            return None
+        return {"id": run.id, "status": run.status, "progress_done": run.progress_done,
+                "progress_total": run.progress_total, "error": run.error,
+                "finished_at": run.finished_at}

@@ -35,7 +35,9 @@ MIN_POINTS = 14
 TREND_PERIODS = 16
 # without a season the trend window is this fraction of the series (bounded below)
 TREND_FRACTION = 0.1
-MIN_TREND_WINDOW = 7
+MIN_TREND_WINDOW = 15
+# the level at each end of the trend is the median of at least this many points
+MIN_EDGE = 5
 # the cap on anomalies is max_anoms of the points under test, but never below this: a
 # fraction of a short history (a year of daily points) would otherwise allow one or none
 MIN_BUDGET = 3
@@ -87,6 +89,12 @@ def detect_anomalies(series: pd.Series, *, period: int | None = None,
     values = values.where(np.isfinite(values))
     present = values.notna().to_numpy()
     tested = _under_test(series.index, since)
+    if not series.index.is_monotonic_increasing:
+        # a history handed over in any order is judged in time order
+        series = series.sort_index(kind="stable")
+        values = values.sort_index(kind="stable")
+        present = values.notna().to_numpy()
+        tested = _under_test(series.index, since)
     reason = _unjudgeable(values, present, tested)
     if reason:
         return Detection(NAME, skipped=reason)
@@ -282,8 +290,11 @@ def _rolling_median(x: np.ndarray, window: int) -> np.ndarray:
     if half == 0:
         return x.copy()
     # the level at each end is the median of its first (last) `edge` points, which sits
-    # at their middle point: reflect through that point, so a line stays a line
-    edge = max(1, min(half // 2, (n - half) // 2)) | 1
+    # at their middle point: reflect through that point, so a line stays a line. Never
+    # fewer than MIN_EDGE points: reflecting through the last point alone would make an
+    # anomaly there (today's batch) its own expected value
+    edge = min(max(MIN_EDGE, half // 2), n) | 1
+    edge = min(edge, n if n % 2 else n - 1)
     head_level = float(np.median(x[:edge]))
     tail_level = float(np.median(x[n - edge:]))
     reach = np.arange(1, half + 1)

@@ -27,9 +27,10 @@ def find_period(series: pd.Series) -> int | None:
     """The dominant seasonal period in points, or None when there is none.
 
     Candidates come from the index's spacing (a week of daily points, a day and a week of
-    intraday points, a year of weekly or monthly points); a RangeIndex has no calendar, so its autocorrelation peaks are the
-    candidates. A candidate is kept when the detrended series correlates with itself one
-    period later; the shortest such season wins (a day before a week).
+    intraday points, a year of weekly or monthly points); a RangeIndex has no calendar,
+    so its autocorrelation peaks are the candidates. A candidate is kept when the
+    detrended series correlates with itself one period later; the shortest such season
+    wins (a day before a week).
     """
     periods = find_periods(series)
     return periods[0] if periods else None
@@ -74,14 +75,11 @@ def seasonal_adjust(series: pd.Series, period: int | Sequence[int] | None) -> pd
     few cycles) the seasonal part is zero and the trend a centred rolling median.
     """
     periods = _as_periods(period)
-    out = pd.DataFrame(index=series.index)
-    observed = pd.to_numeric(series, errors="coerce").astype(float)
-    out["observed"] = observed
+    observed = pd.to_numeric(pd.Series(series.to_numpy()), errors="coerce").to_numpy(float)
     values = _filled(series)
     if values is None:
-        for column in ("seasonal", "trend", "resid", "adjusted"):
-            out[column] = np.nan
-        return out
+        missing = np.full(len(series), np.nan)
+        return _frame(series.index, observed, missing, missing)
     periods = tuple(p for p in periods if p >= 2 and len(values) >= MIN_CYCLES * p)
     if not periods:
         seasonal = np.zeros(len(values))
@@ -99,11 +97,15 @@ def seasonal_adjust(series: pd.Series, period: int | Sequence[int] | None) -> pd
                    stl_kwargs=options | _ITERATIONS).fit()
         seasonal = np.asarray(fit.seasonal).reshape(len(values), -1).sum(axis=1)
         trend = np.asarray(fit.trend)
-    out["seasonal"] = seasonal
-    out["trend"] = trend
-    out["resid"] = observed - seasonal - trend
-    out["adjusted"] = observed - seasonal
-    return out
+    return _frame(series.index, observed, seasonal, trend)
+
+
+def _frame(index: pd.Index, observed: np.ndarray, seasonal: np.ndarray,
+           trend: np.ndarray) -> pd.DataFrame:
+    observed = np.where(np.isfinite(observed), observed, np.nan)
+    return pd.DataFrame({"observed": observed, "seasonal": seasonal, "trend": trend,
+                         "resid": observed - seasonal - trend,
+                         "adjusted": observed - seasonal}, index=index)
 
 
 # --- internals --------------------------------------------------------------------------
@@ -166,8 +168,7 @@ def _step(index: pd.Index) -> pd.Timedelta | None:
     diffs = diffs[diffs > 0]
     if not len(diffs):
         return None
-    unit = np.datetime_data(index.dtype)[0]
-    return pd.Timedelta(int(np.median(diffs)), unit=unit)
+    return pd.Timedelta(int(np.median(diffs)), unit=index.unit)
 
 
 def _candidates(series: pd.Series, values: np.ndarray) -> list[int]:

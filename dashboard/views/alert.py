@@ -1,4 +1,210 @@
+"""One alert, and why: the metric's history with what the monitor expected, the evidence,
+the timeline, and every action a click away. Deep link: `/alert?alert=ID`."""
+import datetime as dt
+
+import pandas as pd
 import streamlit as st
 
-st.title("alert")
-st.info("This page is being built.")
+from dashboard import charts, services
+from dashboard.identity import actor
+
+SEVERITY_BADGES = {"critical": "red", "warning": "orange", "info": "blue"}
+STATUS_BADGES = {"open": "red", "acknowledged": "orange", "resolved": "green"}
+state = st.session_state
+
+
+def _generation() -> int:
+    return state.setdefault("triage.generation", 0)
+
+
+def _changed(message: str) -> None:
+    state["triage.generation"] = _generation() + 1
+    state["alert.flash"] = message
+    st.rerun()
+
+
+st.title("Alert")
+who = actor()
+
+raw = st.query_params.get("alert")
+alert_id = int(raw) if raw and raw.isdigit() else None
+if alert_id is None:
+    st.info("Open an alert from the Alerts page, or give its number.")
+    picked = st.number_input("Alert number", min_value=1, step=1, value=None, key="alert.pick")
+    if picked:
+        st.query_params["alert"] = str(int(picked))
+        st.rerun()
+    st.page_link("dashboard/views/alerts.py", label="Alerts →")
+    st.stop()
+
+document = services.alert_document(alert_id, _generation())
+if document is None:
+    st.error(f"There is no alert #{alert_id}.")
+    st.page_link("dashboard/views/alerts.py", label="Alerts →")
+    st.stop()
+
+where = document["dataset"] + (f".{document['column']}" if document["column"] else "")
+st.subheader(f"#{alert_id} · {where} · {document['monitor']}")
+badges = [f":{SEVERITY_BADGES.get(document['severity'], 'gray')}-badge[{document['severity']}]",
+          f":{STATUS_BADGES.get(document['status'], 'gray')}-badge[{document['status']}"
+          + (f": {document['resolution']}" if document["resolution"] else "") + "]"]
+if document["muted"]:
+    badges.append(f":gray-badge[🔕 muted by mute {document['mute_id']}]")
+st.markdown(" ".join(badges) + f"  partition **{document['partition']}** · fired on "
+            f"{document['occurrences']} partition(s) · detector `{document['detector']}`")
+st.markdown(f"> {document['message']}")
+
+flash = state.pop("alert.flash", None)
+if flash:
+    st.success(flash)
+
+# ---- actions ------------------------------------------------------------------------------
+if who.why_not:
+    st.caption(who.why_not)
+resolved = document["status"] == "resolved"
+acts = st.columns([2, 3, 2, 2, 2])
+if acts[0].button("Acknowledge", key="alert.ack", type="primary",
+                  disabled=not who.can_act or document["status"] != "open"):
+    done, refused = services.acknowledge_alerts([alert_id], by=who.name)
+    _changed(f"Acknowledged by {who.name}." if done else "; ".join(refused))
+resolution = acts[1].selectbox("Resolution", services.RESOLUTIONS, key="alert.resolution",
+                               label_visibility="collapsed")
+if acts[2].button("Resolve", key="alert.resolve", disabled=not who.can_act or resolved):
+    done, refused = services.resolve_alerts([alert_id], by=who.name, resolution=resolution)
+    _changed(f"Resolved as {resolution} by {who.name}." if done else "; ".join(refused))
+if acts[3].button("Mute similar…", key="alert.mute_similar", disabled=not who.can_act):
+    state["alert.mute_open"] = alert_id
+if acts[4].button("Rerun partition", key="alert.rerun", disabled=not who.can_act,
+                  help=f"Queue a run of {document['dataset']} for {document['partition']}"):
+    try:
+        run_id = services.rerun_alert_partition(alert_id, by=who.name)
+    except ValueError as exc:
+        st.error(f"No rerun: {exc}")
+    else:
+        state.setdefault("alert.runs", {})[alert_id] = run_id
+        _changed(f"Run {run_id} queued for {document['dataset']} {document['partition']}.")
+
+with st.form("alert.comment_form", clear_on_submit=True, border=False):
+    line = st.columns([6, 1], vertical_alignment="bottom")
+    note = line[0].text_input("Comment", key="alert.comment", placeholder="what you found")
+    if line[1].form_submit_button("Comment", disabled=not who.can_act):
+        try:
+            services.comment_alert(alert_id, by=who.name, note=note)
+        except ValueError as exc:
+            st.error(str(exc))
+        else:
+            _changed("Comment added.")
+
+
+def show_run(run: dict) -> None:
+    run_id = run["id"]
+    text = (f"Rerun {run_id}: **{run['status']}** "
+            f"({run['progress_done']}/{run['progress_total']} partitions)")
+    if run["status"] == "succeeded":
+        st.success(text)
+    elif run["status"] in ("failed", "cancelled"):
+        st.error(text + (f": {run['error']}" if run["error"] else ""))
+    else:
+        st.info(text + (" — waiting for a worker (`python -m monitors worker`)"
+                        if run["status"] == "queued" else ""))
+
+
+@st.fragment(run_every=2)
+def rerun_status(run_id: int) -> None:
+    """Live while the run is queued or running; its end reruns the page, which then shows
+    the outcome once and stops polling."""
+    run = services.run_state(run_id)
+    if run is not None and run["finished_at"] is not None:
+        st.rerun()
+    if run is not None:
+        show_run(run)
+
+
+run_id = state.get("alert.runs", {}).get(alert_id)
+if run_id is not None:
+    finished = services.run_state(run_id)
+    if finished is not None and finished["finished_at"] is not None:
+        show_run(finished)
+    else:
+        rerun_status(run_id)
+
+# ---- why: the history, the band, the evidence ---------------------------------------------
+history = services.alert_history(alert_id)
+if history is not None and not history["series"].dropna().empty:
+    thresholds = dict(history["thresholds"])
+    if not thresholds and history["band"] is None and document["detector"] != "breakouts":
+        # no band to draw: the bounds the finding itself reports are the next best thing
+        thresholds = {k: document[k] for k in ("lower", "upper") if document[k] is not None}
+    figure = charts.metric_history(
+        history["series"], title=history["label"], band=history["band"],
+        anomalies=history["anomalies"], breakouts=history["breakouts"], thresholds=thresholds,
+        focus=pd.Timestamp(document["partition"]) if document["partition"] else None)
+    st.plotly_chart(figure, key="alert.chart")
+    if history["note"]:
+        st.caption(history["note"])
+    if st.toggle("Show the seasonal decomposition", key="alert.decompose"):
+        parts = services.alert_decomposition(alert_id)
+        if parts is None:
+            st.caption("Too little history to decompose.")
+        else:
+            st.plotly_chart(charts.decomposition(parts), key="alert.decomposition")
+else:
+    st.caption("No stored metric history to chart for this alert.")
+
+evidence = dict(document.get("evidence") or {})
+examples = services.masked_examples(document)
+evidence.pop("examples", None)
+left, right = st.columns(2)
+with left:
+    st.markdown("**Evidence**")
+    if evidence:
+        st.dataframe(pd.DataFrame({"field": list(evidence),
+                                   "value": [str(v) for v in evidence.values()]}),
+                     hide_index=True, key="alert.evidence")
+    if not examples.empty:
+        masked = [c for c in document["sensitive"] if c in examples.columns]
+        st.caption("Rows that failed the check" + (
+            f" (sensitive columns masked: {', '.join(masked)})" if masked else ""))
+        st.dataframe(examples, hide_index=True, key="alert.examples")
+    st.markdown("**Fired on**")
+    st.dataframe(pd.DataFrame(document["firings"]), hide_index=True, key="alert.firings")
+with right:
+    st.markdown("**Timeline**")
+    events = pd.DataFrame(document["events"], columns=["at", "kind", "by", "note"])
+    st.dataframe(events.iloc[::-1], hide_index=True, key="alert.events")
+
+
+@st.dialog("Mute similar alerts", width="large",
+           on_dismiss=lambda: state.update({"alert.mute_open": None}))
+def mute_similar() -> None:
+    st.caption("Similar: the same monitor on the same dataset and column. Widen it with globs "
+               "(`*` matches anything) and check the preview.")
+    fields = st.columns(3)
+    matchers = {key: fields[i].text_input(key, value=document[key] or "", key=f"alert.mute.{key}")
+                for i, key in enumerate(("dataset", "column", "monitor"))}
+    reason = st.text_input("Reason", key="alert.mute.reason",
+                           placeholder="why these alerts may stay quiet")
+    ends = st.columns(2)
+    end_date = ends[0].date_input("Ends on (UTC)", value=None, key="alert.mute.end_date",
+                                  min_value=dt.date.today(), format="YYYY-MM-DD")
+    end_time = ends[1].time_input("at", value=dt.time(9, 0), key="alert.mute.end_time")
+    try:
+        covered = services.mute_preview(matchers)
+    except ValueError as exc:
+        st.error(str(exc))
+    else:
+        st.markdown(f"**Preview:** this mute would cover {len(covered)} unresolved alert(s)")
+        st.dataframe(covered, hide_index=True, key="alert.mute.preview", height=180)
+    if st.button("Mute", key="alert.mute.save", type="primary"):
+        ends_at = dt.datetime.combine(end_date, end_time, dt.UTC) if end_date else None
+        try:
+            mute_id = services.add_mute(matchers, reason=reason, by=who.name, ends_at=ends_at)
+        except ValueError as exc:
+            st.error(f"Not muted: {exc}")
+            return
+        state["alert.mute_open"] = None
+        _changed(f"Mute {mute_id} stored until {ends_at:%Y-%m-%d %H:%M} UTC.")
+
+
+if state.get("alert.mute_open") == alert_id and who.can_act:
+    mute_similar()

@@ -1,4 +1,211 @@
+"""Alerts: filter, select, act in bulk. Deep links from the overview fill the filters
+(`?status=open,acknowledged&dataset=...&monitor=...&severity=...&muted=1`)."""
+import datetime as dt
+
+import pandas as pd
 import streamlit as st
 
-st.title("alerts")
-st.info("This page is being built.")
+from dashboard import services
+from dashboard.identity import actor
+
+STATUSES = ["open", "acknowledged", "resolved"]
+SEVERITIES = ["critical", "warning", "info"]
+DEFAULTS = {"alerts.status": ["open", "acknowledged"], "alerts.severity": [],
+            "alerts.dataset": [], "alerts.monitor": [], "alerts.show_muted": False,
+            "alerts.seen_from": None, "alerts.seen_to": None}
+PARAMS = {"status": "alerts.status", "severity": "alerts.severity",
+          "dataset": "alerts.dataset", "monitor": "alerts.monitor"}
+MATCHERS = ("dataset", "column", "monitor", "detector", "severity")
+state = st.session_state
+
+
+def _from_link() -> None:
+    """A new deep link (or none, after sidebar navigation) sets the filters once; after
+    that they are the person's."""
+    params = st.query_params.to_dict()
+    signature = repr(sorted(params.items()))
+    if state.get("alerts.link") == signature and all(k in state for k in DEFAULTS):
+        return
+    state["alerts.link"] = signature
+    for key, default in DEFAULTS.items():
+        state[key] = default
+    for param, key in PARAMS.items():
+        if params.get(param):
+            state[key] = [v for v in params[param].split(",") if v]
+    state["alerts.show_muted"] = params.get("muted") == "1"
+    state["alerts.page"] = 1
+
+
+def _generation() -> int:
+    return state.setdefault("triage.generation", 0)
+
+
+def _changed() -> None:
+    """After an action: fresh rows, and the live banner counts from here."""
+    state["triage.generation"] = _generation() + 1
+    state["alerts.baseline"] = services.latest_alert_id()
+    state.pop("alerts.selected", None)
+
+
+def _close_mute() -> None:
+    state["alerts.mute_open"] = False
+
+
+st.title("Alerts")
+who = actor()
+_from_link()
+choices = services.alert_filter_choices()
+
+filters = st.columns([2, 2, 3, 3])
+filters[0].multiselect("Status", STATUSES, key="alerts.status", placeholder="any")
+filters[1].multiselect("Severity", SEVERITIES, key="alerts.severity", placeholder="any")
+filters[2].multiselect("Dataset", sorted(set(choices["datasets"]) | set(state["alerts.dataset"])),
+                       key="alerts.dataset", placeholder="any")
+filters[3].multiselect("Monitor", sorted(set(choices["monitors"]) | set(state["alerts.monitor"])),
+                       key="alerts.monitor", placeholder="any")
+when = st.columns([2, 2, 3, 3])
+when[0].date_input("Last seen from", key="alerts.seen_from", format="YYYY-MM-DD")
+when[1].date_input("Last seen to", key="alerts.seen_to", format="YYYY-MM-DD")
+when[2].toggle("Show muted alerts", key="alerts.show_muted",
+               help="Alerts an active mute covers are hidden unless this is on.")
+
+query = dict(statuses=tuple(state["alerts.status"]), severities=tuple(state["alerts.severity"]),
+             datasets=tuple(state["alerts.dataset"]), monitors=tuple(state["alerts.monitor"]),
+             seen_from=state["alerts.seen_from"], seen_to=state["alerts.seen_to"],
+             show_muted=state["alerts.show_muted"])
+if state.get("alerts.query") != query:
+    # new filters: back to the first page, and the old selection means nothing any more
+    state["alerts.query"] = query
+    state["alerts.page"] = 1
+    state.pop("alerts.selected", None)
+page = max(int(state.get("alerts.page", 1)), 1)
+frame, total = services.alerts_table(**query, page=page - 1, generation=_generation())
+pages = max(1, -(-total // services.ALERTS_PAGE_SIZE))
+if "alerts.baseline" not in state:
+    state["alerts.baseline"] = services.latest_alert_id()
+
+
+@st.fragment(run_every=10)
+def new_alerts_banner() -> None:
+    """Live: new alerts are announced here; the table below waits until asked, so the
+    rows someone is selecting stay where they are."""
+    count, newest = services.alerts_after(state["alerts.baseline"])
+    if not count:
+        return
+    with st.container(border=True):
+        st.warning(f"{count} new alert(s) since this table was loaded")
+        st.dataframe(newest, hide_index=True, key="alerts.new")
+        if st.button("Show them in the table", key="alerts.refresh"):
+            _changed()
+            st.rerun()
+
+
+new_alerts_banner()
+
+flash = state.pop("alerts.flash", None)
+if flash:
+    st.success(flash)
+
+shown = frame.assign(muted=frame["muted"].map({True: "🔕", False: ""}),
+                     detail="alert?alert=" + frame["id"].astype(str))
+ids = frame["id"].astype(int).tolist()
+first = (page - 1) * services.ALERTS_PAGE_SIZE
+st.caption(f"{total} alert(s) match" + (f"; showing {first + 1}–{first + len(frame)}, "
+                                         f"last seen first" if total else ""))
+event = st.dataframe(
+    shown, key="alerts.table", on_select="rerun", selection_mode="multi-row", hide_index=True,
+    column_order=["id", "severity", "status", "muted", "dataset", "column", "monitor",
+                  "partition", "message", "occurrences", "last_seen_at", "detail"],
+    column_config={
+        "detail": st.column_config.LinkColumn("detail", display_text="open ↗"),
+        "last_seen_at": st.column_config.DatetimeColumn("last seen", format="YYYY-MM-DD HH:mm"),
+        "message": st.column_config.TextColumn(width="large"),
+        "muted": st.column_config.TextColumn("🔕", width="small"),
+    })
+rows = list(event.selection.rows) if event is not None else []
+# positions are mapped to ids against the rows that were on screen when they were
+# picked, and kept as ids: a refreshed page can never redirect an action
+if rows != state.get("alerts.rows"):
+    previous = state.get("alerts.ids", ids)
+    state["alerts.selected"] = [previous[p] for p in rows if p < len(previous)]
+    state["alerts.rows"] = rows
+state["alerts.ids"] = ids
+selected = state.get("alerts.selected", [])
+
+if pages > 1:
+    st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1,
+                    key="alerts.page")
+
+st.subheader(f"Selected: {len(selected)}")
+if selected:
+    st.caption("Acting on alert(s) " + ", ".join(f"#{i}" for i in selected))
+    for alert_id in selected[:3]:
+        st.page_link("dashboard/views/alert.py", label=f"Open alert #{alert_id} →",
+                     query_params={"alert": str(alert_id)})
+if who.why_not:
+    st.caption(who.why_not)
+disabled = not (who.can_act and selected)
+act = st.columns([2, 3, 3, 2, 2])
+if act[0].button("Acknowledge", key="alerts.ack", disabled=disabled, type="primary"):
+    done, refused = services.acknowledge_alerts(selected, by=who.name)
+    _changed()
+    state["alerts.flash"] = f"Acknowledged {len(done)} alert(s) as {who.name}." + (
+        " Not changed: " + "; ".join(refused) if refused else "")
+    st.rerun()
+resolution = act[1].selectbox("Resolution", services.RESOLUTIONS, key="alerts.resolution")
+note = act[2].text_input("Note (optional)", key="alerts.note")
+if act[3].button("Resolve", key="alerts.resolve", disabled=disabled):
+    done, refused = services.resolve_alerts(selected, by=who.name, resolution=resolution,
+                                            note=note)
+    _changed()
+    state["alerts.flash"] = f"Resolved {len(done)} alert(s) as {resolution}." + (
+        " Not changed: " + "; ".join(refused) if refused else "")
+    st.rerun()
+if act[4].button("Mute…", key="alerts.mute", disabled=disabled):
+    state["alerts.mute_open"] = True
+    state["alerts.mute_scope"] = frame[frame["id"].isin(selected)]
+
+
+def _common(values: pd.Series) -> str:
+    """The one value every selected alert shares, else blank (a blank matcher matches all)."""
+    distinct = values.fillna("").unique()
+    return str(distinct[0]) if len(distinct) == 1 else ""
+
+
+@st.dialog("Mute alerts", width="large", on_dismiss=_close_mute)
+def mute_dialog(scope: pd.DataFrame) -> None:
+    st.caption("A mute keeps matching alerts quiet until its end; globs like `income*` work. "
+               "Blank matchers match everything, so check the preview.")
+    fields = st.columns(len(MATCHERS))
+    matchers = {key: fields[i].text_input(key, value=_common(scope[key]) if key in scope else "",
+                                          key=f"alerts.mute.{key}")
+                for i, key in enumerate(MATCHERS)}
+    reason = st.text_input("Reason", key="alerts.mute.reason",
+                           placeholder="why these alerts may stay quiet")
+    ends = st.columns(2)
+    end_date = ends[0].date_input("Ends on (UTC)", value=None, key="alerts.mute.end_date",
+                                  min_value=dt.date.today(), format="YYYY-MM-DD")
+    end_time = ends[1].time_input("at", value=dt.time(9, 0), key="alerts.mute.end_time")
+    try:
+        covered = services.mute_preview(matchers)
+    except ValueError as exc:
+        st.error(str(exc))
+    else:
+        st.markdown(f"**Preview:** this mute would cover {len(covered)} unresolved alert(s)")
+        st.dataframe(covered, hide_index=True, key="alerts.mute.preview", height=200)
+    if st.button("Mute", key="alerts.mute.save", type="primary"):
+        ends_at = (dt.datetime.combine(end_date, end_time, dt.UTC)
+                   if end_date is not None else None)
+        try:
+            mute_id = services.add_mute(matchers, reason=reason, by=who.name, ends_at=ends_at)
+        except ValueError as exc:
+            st.error(f"Not muted: {exc}")
+            return
+        _changed()
+        state["alerts.mute_open"] = False
+        state["alerts.flash"] = f"Mute {mute_id} stored until {ends_at:%Y-%m-%d %H:%M} UTC."
+        st.rerun()
+
+
+if state.get("alerts.mute_open") and who.can_act:
+    mute_dialog(state.get("alerts.mute_scope", frame.iloc[:0]))

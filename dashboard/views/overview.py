@@ -1,4 +1,80 @@
+"""Overview: is anything on fire, where, and since when. Every count links to the alerts
+behind it."""
 import streamlit as st
 
-st.title("overview")
-st.info("This page is being built.")
+from dashboard import charts, services
+from dashboard.identity import actor
+
+ALERTS_PAGE = "dashboard/views/alerts.py"
+STATE_ICONS = {"arrived": "🟢 arrived", "late": "🟠 late", "quarantined": "🔴 quarantined",
+               "missing": "🔴 missing", "pending": "⚪ pending"}
+
+st.title("Overview")
+actor()
+
+health = services.health_frame()
+if health.empty:
+    st.info("The store holds no dataset yet. Land the demo with `python -m monitors demo`, "
+            "or a file of your own with `python -m monitors ingest --create`.")
+    st.stop()
+
+counts = services.status_counts()
+opened, acknowledged, muted = st.columns(3)
+with opened:
+    st.metric("Open alerts", counts["open"], border=True)
+    st.page_link(ALERTS_PAGE, label="Open alerts →", query_params={"status": "open"})
+with acknowledged:
+    st.metric("Acknowledged", counts["acknowledged"], border=True)
+    st.page_link(ALERTS_PAGE, label="Acknowledged alerts →",
+                 query_params={"status": "acknowledged"})
+with muted:
+    st.metric("Muted", counts["muted"], border=True,
+              help="Open or acknowledged alerts an active mute keeps quiet")
+    st.page_link(ALERTS_PAGE, label="Muted alerts →",
+                 query_params={"status": "open,acknowledged", "muted": "1"})
+
+st.subheader("Health per dataset")
+st.caption("A dataset's health is the worst severity among its open and acknowledged alerts "
+           "that no mute covers.")
+st.dataframe(health, hide_index=True, key="overview.health",
+             column_config={"last alert seen": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+links = st.columns(min(len(health), 4))
+for i, row in enumerate(health.itertuples(index=False)):
+    if row.open + row.acknowledged:
+        links[i % len(links)].page_link(
+            ALERTS_PAGE, label=f"{row.dataset}: {row.open + row.acknowledged} unresolved →",
+            query_params={"dataset": row.dataset, "status": "open,acknowledged"})
+
+partition = st.date_input("Batches of partition", value=services.expected_partition(),
+                          key="overview.partition",
+                          help="Defaults to yesterday (UTC): the partition a daily pipeline "
+                               "delivers today.")
+batches = services.partition_batches_frame(partition)
+tally = batches["state"].value_counts()
+st.subheader(f"Batches for {partition}: " + ", ".join(
+    f"{tally.get(state, 0)} {state}" for state in STATE_ICONS if tally.get(state, 0)))
+shown = batches.assign(state=batches["state"].map(STATE_ICONS))
+st.dataframe(shown, hide_index=True, key="overview.batches",
+             column_config={"arrived at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+
+st.subheader("Alerts per day")
+per_day = services.firings_per_day_frame()
+if per_day.empty:
+    st.caption("No alert fired in the last 180 days.")
+else:
+    st.caption("Each bar counts the alerts that fired on a partition, by severity.")
+    st.plotly_chart(charts.alerts_per_day(per_day), key="overview.per_day")
+
+noisy, runs = st.columns(2)
+with noisy:
+    st.subheader("Noisiest monitors")
+    monitors = services.noisiest_monitors_frame()
+    st.dataframe(monitors, hide_index=True, key="overview.noisy")
+    for row in monitors.head(3).itertuples(index=False):
+        st.page_link(ALERTS_PAGE, label=f"{row.dataset} · {row.monitor} →",
+                     query_params={"dataset": row.dataset, "monitor": row.monitor,
+                                   "status": "open,acknowledged,resolved"})
+with runs:
+    st.subheader("Last runs")
+    st.dataframe(services.last_runs_frame(), hide_index=True, key="overview.runs")
+    st.page_link("dashboard/views/pipeline.py", label="Pipeline →")

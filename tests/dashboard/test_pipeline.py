@@ -42,8 +42,14 @@ def app(settings, monkeypatch):
     st.cache_resource.clear()
     st.cache_data.clear()
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
-    at.session_state["identity.name"] = "alice"
+    sign_in(at, "alice")
     return at
+
+
+def sign_in(at: AppTest, name: str) -> None:
+    """What typing one's name in the sidebar leaves behind (dashboard.identity's keys)."""
+    at.session_state["identity.name"] = name
+    at.session_state["identity.input"] = name
 
 
 def open_page(app: AppTest, dataset: str = "customer_snapshot") -> AppTest:
@@ -69,12 +75,12 @@ def test_an_empty_store_says_how_to_begin(app):
 
 def test_schedules_show_the_next_run_from_the_cron(app, demo):
     open_page(app)
-    schedules = app.dataframe(key="pipeline.schedules").value.set_index("dataset")
+    schedules = app.dataframe[0].value.set_index("dataset")
     # the demo's crons: 07:00 and 08:00 UTC every day
     assert pd_hour(schedules.loc["customer_snapshot", "next_run_at"]) == 7
     assert pd_hour(schedules.loc["model_scores", "next_run_at"]) == 8
     assert schedules.loc["customer_snapshot", "watermark"] == dt.date(2026, 6, 30)
-    history = app.dataframe(key="pipeline.runs").value
+    history = app.dataframe[1].value
     assert len(history) == 40 and set(history["status"]) == {"succeeded"}
     assert history["stages"].str.contains("evaluate").all()
     assert "customer_snapshot" in app.code[0].value  # the newest run's log
@@ -90,7 +96,7 @@ def test_pause_changes_the_store_and_resume_restores_it(app, demo, sessions):
     assert not app.exception
     with sessions() as session:
         assert session.scalar(select(Dataset.paused).where(Dataset.name == "customer_snapshot"))
-    schedules = app.dataframe(key="pipeline.schedules").value.set_index("dataset")
+    schedules = app.dataframe[0].value.set_index("dataset")
     assert schedules.loc["customer_snapshot", "paused"]
     assert schedules.loc["customer_snapshot", "next_run_at"] is None or \
         str(schedules.loc["customer_snapshot", "next_run_at"]) in ("NaT", "None")
@@ -143,7 +149,7 @@ def test_a_queued_run_is_cancelled_and_a_finished_one_is_refused(app, demo, sess
 
 
 def test_actions_wait_for_a_name(app, demo):
-    app.session_state["identity.name"] = ""
+    sign_in(app, "")
     open_page(app)
     assert app.button(key="pipeline.run_now").disabled
     assert app.button(key="pipeline.pause").disabled

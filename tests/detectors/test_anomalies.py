@@ -182,6 +182,29 @@ def test_a_causal_replay_finds_the_anomaly_on_its_day_and_not_after():
     assert fired == [series.index[200]]
 
 
+@pytest.mark.parametrize("days", [20, 60, 400])
+def test_todays_anomaly_at_the_very_end_is_found_without_a_season_too(days):
+    rng = np.random.default_rng(days)
+    values = np.r_[100 + rng.normal(0, 2, days), 130.0]
+    series = daily(values)
+    assert found_at(detect_anomalies(series, since=series.index[-1])) == [series.index[-1]]
+
+
+def test_a_history_in_any_order_is_judged_in_time_order():
+    values = weekly_metric(seed=12)
+    values[100] *= 1.6
+    series = daily(values)
+    shuffled = series.sample(frac=1.0, random_state=0)
+    assert found_at(detect_anomalies(shuffled)) == found_at(detect_anomalies(series))
+
+
+def test_a_timezone_aware_index_and_a_naive_since_work_together():
+    values = weekly_metric(seed=13)
+    values[[60, 300]] *= 1.6
+    series = daily(values).tz_localize("UTC")
+    assert found_at(detect_anomalies(series, since="2024-06-01")) == [series.index[300]]
+
+
 def test_since_after_every_point_or_on_missing_points_only_is_skipped():
     series = daily(weekly_metric(days=60))
     assert detect_anomalies(series, since="2030-01-01").skipped == "no value under test"
