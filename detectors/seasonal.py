@@ -18,6 +18,9 @@ from statsmodels.tsa.seasonal import MSTL, STL
 MIN_AUTOCORRELATION = 0.3
 # fewer full cycles than this and a seasonal shape cannot be told from noise
 MIN_CYCLES = 2
+# a period guessed from the data alone (no calendar to suggest it) needs more evidence:
+# a few spikes 45 points apart in 160 points are not a season
+MIN_CYCLES_WITHOUT_CALENDAR = 4
 
 _DAY = pd.Timedelta(days=1)
 _WEEK = pd.Timedelta(days=7)
@@ -43,8 +46,9 @@ def find_periods(series: pd.Series) -> tuple[int, ...]:
         return ()
     n = len(values)
     scored = []
+    cycles = MIN_CYCLES if _step(series.index) is not None else MIN_CYCLES_WITHOUT_CALENDAR
     for period in _candidates(series, values):
-        if period < 2 or n < MIN_CYCLES * period:
+        if period < 2 or n < cycles * period:
             continue
         strength = _seasonal_autocorrelation(values, period)
         if strength >= MIN_AUTOCORRELATION:

@@ -95,20 +95,28 @@ def in_flight() -> None:
 
 in_flight()
 
-with st.form("pipeline.cancel_form", border=False):
-    queued = active[active["status"] == "queued"]["id"]
-    c1, c2 = st.columns([1, 3])
-    run_id = c1.number_input("Run to cancel", min_value=1, step=1,
-                             value=int(queued.min()) if not queued.empty else None,
-                             key="pipeline.cancel_id")
-    if c2.form_submit_button("Cancel queued run", key="pipeline.cancel", disabled=not who.can_act, help=who.why_not):
-        try:
-            services.cancel_run(int(run_id), by=who.name)
-        except (ValueError, TypeError) as exc:
-            st.error(str(exc) if run_id else "Give the id of a queued run.")
-        else:
-            st.session_state["pipeline.flash"] = f"Run {int(run_id)} cancelled by {who.name}."
-            st.rerun()
+queued = active[active["status"] == "queued"].sort_values("id")
+labels = {int(r.id): f"run {r.id} · {r.dataset} · {r.partition_from} to {r.partition_to}"
+          for r in queued.itertuples()}
+chosen = st.session_state.get("pipeline.cancel_id")
+if chosen is not None and chosen not in labels:
+    # picked while queued, claimed since: kept, so the click gets the queue's answer
+    labels[chosen] = f"run {chosen} (no longer queued)"
+if labels:
+    with st.form("pipeline.cancel_form", border=False):
+        c1, c2 = st.columns([3, 1])
+        run_id = c1.selectbox("Queued run to cancel", list(labels), format_func=labels.get,
+                              key="pipeline.cancel_id")
+        # the run may have been claimed since this page was drawn: the queue says so
+        if c2.form_submit_button("Cancel queued run", key="pipeline.cancel",
+                                 disabled=not who.can_act, help=who.why_not):
+            try:
+                services.cancel_run(int(run_id), by=who.name)
+            except ValueError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state["pipeline.flash"] = f"Run {int(run_id)} cancelled by {who.name}."
+                st.rerun()
 
 st.subheader("Run history")
 show = st.radio("Runs of", ["this dataset", "every dataset"], horizontal=True, key="pipeline.history_scope")

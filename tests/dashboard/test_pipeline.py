@@ -10,6 +10,7 @@ import streamlit as st
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
+from monitors import queue
 from monitors.demo import land_demo
 from monitors.settings import load_settings
 from store.engine import open_store
@@ -134,18 +135,23 @@ def test_a_queued_run_is_cancelled_and_a_finished_one_is_refused(app, demo, sess
     open_page(app)
     app.button(key="pipeline.run_now").click().run()
     queued = runs(sessions)[-1]
-    # the cancel box offers the oldest queued run
-    assert app.number_input(key="pipeline.cancel_id").value == queued.id
+    assert app.selectbox(key="pipeline.cancel_id").value == queued.id
     app.button(key="pipeline.cancel").click().run()
     assert not app.exception
     assert runs(sessions)[-1].status == "cancelled"
     assert any(f"Run {queued.id} cancelled by alice" in s.value for s in app.success)
 
-    finished = runs(sessions)[0]
-    app.number_input(key="pipeline.cancel_id").set_value(finished.id)
+    # a run the worker finishes between the page's drawing and the click is not cancelled
+    app.date_input(key="pipeline.partition").set_value(dt.date(2026, 6, 2))
+    app.button(key="pipeline.rerun").click().run()
+    rerun = runs(sessions)[-1]
+    assert app.selectbox(key="pipeline.cancel_id").value == rerun.id
+    with sessions.begin() as session:
+        queue.claim_next(session, "worker-1", dt.timedelta(minutes=1))
+        queue.finish(session, rerun.id, "succeeded")
     app.button(key="pipeline.cancel").click().run()
-    assert f"run {finished.id} is already succeeded" in app.error[0].value
-    assert runs(sessions)[0].status == "succeeded"
+    assert f"run {rerun.id} is already succeeded" in app.error[0].value
+    assert runs(sessions)[-1].status == "succeeded"
 
 
 def test_actions_wait_for_a_name(app, demo):
