@@ -7,9 +7,11 @@ pyarrow.csv.open_csv), and, as a baseline in the same run, loaded whole by panda
 summarised with describe() + isna().sum() + nunique(). Loading is included in both figures:
 the profiler never holds the whole batch, so there is no loaded frame to time it against.
 
-Every measurement runs in its own child process; its wall time comes from the child, its
-peak memory is the child's own peak RSS (os.wait4's rusage), so one measurement's heap never
-inflates another's.
+Every measurement runs in its own child process; its wall and CPU time (process_time, all
+threads) come from the child and cover reading plus computing, not interpreter start and
+imports; its peak memory is the child's own peak RSS (os.wait4's rusage), so one
+measurement's heap never inflates another's. Profile and baseline runs alternate, and the
+median of --repeat runs is kept: on a shared machine CPU time is the steadier figure.
 
     python bench/profile.py                       # 1M and 10M rows, Parquet and CSV
     python bench/profile.py --rows 1000000        # a subset

@@ -77,6 +77,7 @@ def alerts_per_day(frame: pd.DataFrame) -> go.Figure:
 
 def metric_history(series: pd.Series, *, title: str, band: pd.DataFrame | None = None,
                    anomalies: pd.Series | None = None,
+                   others: pd.Series | None = None,
                    breakouts: Iterable[Mapping] = (),
                    thresholds: Mapping[str, float | None] | None = None,
                    focus: pd.Timestamp | None = None) -> go.Figure:
@@ -84,7 +85,7 @@ def metric_history(series: pd.Series, *, title: str, band: pd.DataFrame | None =
 
     `band`: expected, lower, upper indexed by time (drawn as a shaded band and a dotted
     expected line); `anomalies`: the values the alert fired on, indexed by time;
-    `breakouts`: dicts with `at` and optionally `before` and `after` (the levels of the old
+    `others`: further points the detector flags (drawn fainter); `breakouts`: dicts with `at` and optionally `before` and `after` (the levels of the old
     and new regimes); `thresholds`: `lower`/`upper` constants; `focus`: the alert's
     partition, drawn as a faint vertical line.
     """
@@ -107,6 +108,10 @@ def metric_history(series: pd.Series, *, title: str, band: pd.DataFrame | None =
                            marker=dict(color=ANOMALY, size=11, symbol="circle-open",
                                        line=dict(width=2.5)),
                            name="alert fired")
+    if others is not None and not others.empty:
+        figure.add_scatter(x=epoch_ms(others.index), y=others.tolist(), mode="markers",
+                           marker=dict(color=ANOMALY, size=8, symbol="x", opacity=0.6),
+                           name="other anomalies")
     for level, value in (thresholds or {}).items():
         if value is not None:
             figure.add_hline(y=value, line=dict(color=THRESHOLD, dash="dash", width=1),
@@ -123,8 +128,10 @@ def metric_history(series: pd.Series, *, title: str, band: pd.DataFrame | None =
         figure.add_annotation(x=at, y=1.02, yref="paper", text=text, showarrow=False,
                               font=dict(color=BREAKOUT), xanchor="left")
     if focus is not None:
-        figure.add_vline(x=float(epoch_ms([focus])[0]),
-                         line=dict(color="rgba(214, 39, 40, 0.35)", width=8))
+        # a day-wide shade, behind the data: the partition the alert is about
+        day = float(epoch_ms([focus])[0])
+        figure.add_vrect(x0=day - 43_200_000, x1=day + 43_200_000, layer="below", line_width=0,
+                         fillcolor="rgba(214, 39, 40, 0.12)")
     figure.update_layout(height=380, margin=dict(l=10, r=10, t=30, b=10),
                          legend=dict(orientation="h", y=-0.15), hovermode="x unified")
     return _date_axes(figure)

@@ -50,8 +50,10 @@ def downsample(frame: pd.DataFrame, max_points: int = MAX_POINTS, x: str = "part
 
 
 def _layout(fig: go.Figure, title: str | None, y_title: str | None, height: int = 360) -> go.Figure:
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+    # the title on the left, the legend on the right of the same line: stacked, they overlap
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=height,
+                      margin=dict(l=10, r=10, t=48 if title else 24, b=10),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"),
                       hovermode="x unified", yaxis_title=y_title)
     fig.update_xaxes(type="date")
     return fig
@@ -144,12 +146,15 @@ def freshness_figure(freshness: pd.DataFrame, *, deadline_hours: float,
     return _layout(fig, title, "hours after the day ended", height=300)
 
 
-def alerts_per_week_figure(alerts: pd.DataFrame, *, title: str | None = None) -> go.Figure:
-    """How many alerts each ISO week would have had: `alerts` has a `week` column."""
-    counts = alerts.groupby("week").size() if not alerts.empty else pd.Series(dtype=int)
-    fig = go.Figure(go.Bar(x=list(counts.index), y=counts.to_numpy(), marker_color=ALERT,
-                           name="alerts"))
-    fig.update_layout(title=title, height=220, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+def alerts_per_week_figure(alerts: pd.DataFrame, start, end, *, title: str | None = None) -> go.Figure:
+    """How many alerts each ISO week from `start` to `end` would have had (quiet weeks as
+    zeros, so a burst reads as a burst): `alerts` has a `week` column ("2026-W24")."""
+    days = pd.date_range(start, end, freq="D")
+    weeks = list(dict.fromkeys(f"{d.isocalendar().year}-W{d.isocalendar().week:02d}" for d in days))
+    counts = alerts.groupby("week").size().reindex(weeks, fill_value=0)
+    fig = go.Figure(go.Bar(x=weeks, y=counts.to_numpy(), marker_color=ALERT, name="alerts"))
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=220,
+                      margin=dict(l=10, r=10, t=40 if title else 10, b=10),
                       yaxis_title="alerts", xaxis_type="category")
     return fig
 

@@ -496,7 +496,8 @@ def backtest_frame(dataset: str, monitor_json: str, start: dt.date, end: dt.date
 @st.cache_data(ttl=30)
 def noise_frame(dataset: str | None = None) -> pd.DataFrame:
     """Per monitor: alerts, alerts per week over the dataset's delivered span, how many are
-    unresolved, and the share of resolved ones closed as false positives."""
+    unresolved, and the share of those a person resolved (`judged`) that were false
+    positives; auto-resolved alerts passed on their own and say nothing either way."""
     with session_factory()() as session:
         counts = queries.count_alerts_by_monitor(session)
         spans = queries.partition_spans(session)
@@ -506,8 +507,8 @@ def noise_frame(dataset: str | None = None) -> pd.DataFrame:
         lambda name: max(1.0, ((spans[name][1] - spans[name][0]).days + 1) / 7) if name in spans else 1.0)
     frame = counts.assign(
         per_week=(counts["alerts"] / weeks).round(2),
-        false_positive_share=(counts["false_positive"] / counts["resolved"].where(counts["resolved"] > 0)).round(3))
-    return frame[["dataset", "monitor", "alerts", "per_week", "unresolved", "resolved",
+        false_positive_share=(counts["false_positive"] / counts["judged"].where(counts["judged"] > 0)).round(3))
+    return frame[["dataset", "monitor", "alerts", "per_week", "unresolved", "judged",
                   "false_positive", "false_positive_share"]].sort_values(
         ["per_week", "dataset", "monitor"], ascending=[False, True, True], kind="stable").reset_index(drop=True)
 
@@ -629,7 +630,7 @@ def hosted_worker_state() -> str:
 
 ALERTS_PAGE_SIZE = 50
 UNRESOLVED = ("open", "acknowledged")
-HEALTH_ICONS = {"critical": "🔴 critical", "warning": "🟠 warning", "info": "🔵 info", "ok": "🟢 ok"}
+HEALTH_LEVELS = ("critical", "warning", "info", "ok")  # worst first
 MASK = "••••"
 RESOLUTIONS = lifecycle.RESOLUTIONS
 
@@ -696,14 +697,14 @@ def health_frame() -> pd.DataFrame:
         loud = mine[~mine["muted"]]
         by_severity = loud.groupby("severity")["alerts"].sum()
         worst = next((s for s in charts.SEVERITY_ORDER if by_severity.get(s, 0) > 0), "ok")
-        rows.append({"dataset": name, "health": HEALTH_ICONS[worst],
+        rows.append({"dataset": name, "health": worst,
                      "open": int(loud.loc[loud["status"] == "open", "alerts"].sum()),
                      "acknowledged": int(loud.loc[loud["status"] == "acknowledged", "alerts"].sum()),
                      "muted": int(mine.loc[mine["muted"], "alerts"].sum()),
                      **{s: int(by_severity.get(s, 0)) for s in charts.SEVERITY_ORDER},
                      "last alert seen": mine["last_seen_at"].max() if not mine.empty else None})
     frame = pd.DataFrame(rows, columns=columns)
-    rank = {label: i for i, label in enumerate(HEALTH_ICONS.values())}
+    rank = {label: i for i, label in enumerate(HEALTH_LEVELS)}
     return frame.sort_values("health", key=lambda s: s.map(rank), kind="stable").reset_index(drop=True)
 
 
@@ -928,12 +929,14 @@ def alert_history(alert_id: int) -> dict | None:
         series = queries.read_metric_series(session, dataset.id, metric, column, key)
     if not series.empty:
         series = series.asfreq("D")
-    breakouts, thresholds = [], {}
+    breakouts, thresholds, flagged = [], {}, pd.DatetimeIndex([])
     detector = spec.detector if spec else document["detector"]
     try:
         if series.notna().sum() >= 3 and note is None:
             if detector == "anomalies":
-                band = detectors.detect_anomalies(series, **options).band
+                found = detectors.detect_anomalies(series, **options)
+                band = found.band
+                flagged = pd.DatetimeIndex([pd.Timestamp(f.at) for f in found.findings])
                 note = "expected band: the anomaly detector refitted over the whole history shown"
             elif detector in ("proportional", "absolute"):
                 found = getattr(detectors, f"{detector}_threshold")(series, **options)
@@ -944,6 +947,8 @@ def alert_history(alert_id: int) -> dict | None:
             elif detector == "breakouts":
                 breakouts = [{"at": f.at, "before": f.before, "after": f.after}
                              for f in detectors.detect_breakouts(series, **options).findings]
+                note = ("dashed lines: where a new level begins; flat lines: the level before "
+                        "and after it")
     except (ValueError, TypeError) as exc:  # an option the detector refuses: draw without a band
         note = f"no band drawn: {exc}"
     evidence = document.get("evidence") or {}
@@ -954,8 +959,11 @@ def alert_history(alert_id: int) -> dict | None:
                               "after": evidence.get("after")})
     fired = pd.DatetimeIndex([pd.Timestamp(f["partition"]) for f in document["firings"]])
     anomalies = series.reindex(fired).dropna() if not series.empty else pd.Series(dtype=float)
+    # what the detector flags elsewhere in the history: other alerts, or ones since resolved
+    others = series.reindex(flagged.difference(fired)).dropna() if len(flagged) else None
     label = metric if column is None else f"{column} · {metric}"
-    return {"series": series, "band": band, "anomalies": anomalies, "breakouts": breakouts,
+    return {"series": series, "band": band, "anomalies": anomalies, "others": others,
+            "breakouts": breakouts,
             "thresholds": thresholds, "label": label + (f" [{key}]" if key else ""), "note": note}
 
 

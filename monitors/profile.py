@@ -141,17 +141,19 @@ class _Values:
         parts = self._pending
         if self._keys is not None:
             parts = [(self._keys, self._key_counts), *parts]
-        keys = pa.concat_arrays([k for k, _ in parts])
-        if self.counts:
+        if len(parts) == 1:
+            # one chunk's value_counts or unique: already one row per value
+            self._keys, self._key_counts = parts[0]
+        elif self.counts:
             counts = np.concatenate([c.to_numpy() for _, c in parts])
             # dictionary_encode + bincount rather than Table.group_by: the latter took 0.9 s
             # to sum 130k rows keyed by rounded doubles (cent amounts), 25x slower than this
-            encoded = pc.dictionary_encode(keys)
+            encoded = pc.dictionary_encode(pa.concat_arrays([k for k, _ in parts]))
             totals = np.bincount(encoded.indices.to_numpy(), weights=counts, minlength=len(encoded.dictionary))
             self._keys = encoded.dictionary
             self._key_counts = pa.array(totals.astype(np.int64))
         else:
-            self._keys = pc.unique(keys)
+            self._keys = pc.unique(pa.concat_arrays([k for k, _ in parts]))
         self._pending, self._pending_len = [], 0
         if len(self._keys) > self.limit:
             keys, counts = self._keys, self._key_counts

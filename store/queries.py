@@ -156,18 +156,19 @@ def set_dataset_paused(session: Session, dataset_id: int, paused: bool) -> bool:
 
 
 def count_alerts_by_monitor(session: Session) -> pd.DataFrame:
-    """Per dataset and monitor: alerts, still open, resolved, resolved as false positive,
-    and the span of partitions they were about (the raw material of noise statistics)."""
-    resolved = Alert.status == AlertStatus.resolved
+    """Per dataset and monitor: alerts, still unresolved, resolved by a person (not
+    auto-resolved), resolved as false positive, and the span of partitions they were about
+    (the raw material of noise statistics)."""
+    by_person = (Alert.status == AlertStatus.resolved) & (Alert.resolution != "auto")
     rows = session.execute(select(
         Dataset.name, Alert.monitor, func.count(Alert.id),
         func.sum(case((Alert.status != AlertStatus.resolved, 1), else_=0)),
-        func.sum(case((resolved, 1), else_=0)),
+        func.sum(case((by_person, 1), else_=0)),
         func.sum(case((Alert.resolution == "false_positive", 1), else_=0)),
         func.min(Alert.partition), func.max(Alert.partition),
     ).join(Dataset, Dataset.id == Alert.dataset_id).group_by(Dataset.name, Alert.monitor)
         .order_by(Dataset.name, Alert.monitor)).all()
-    return pd.DataFrame(rows, columns=["dataset", "monitor", "alerts", "unresolved", "resolved",
+    return pd.DataFrame(rows, columns=["dataset", "monitor", "alerts", "unresolved", "judged",
                                        "false_positive", "first_partition", "last_partition"])
 
 

@@ -49,7 +49,7 @@ badges = [f":{SEVERITY_BADGES.get(document['severity'], 'gray')}-badge[{document
           f":{STATUS_BADGES.get(document['status'], 'gray')}-badge[{document['status']}"
           + (f": {document['resolution']}" if document["resolution"] else "") + "]"]
 if document["muted"]:
-    badges.append(f":gray-badge[🔕 muted by mute {document['mute_id']}]")
+    badges.append(f":gray-badge[muted by mute {document['mute_id']}]")
 st.markdown(" ".join(badges) + f"  partition **{document['partition']}** · fired on "
             f"{document['occurrences']} partition(s) · detector `{document['detector']}`")
 st.markdown(f"> {document['message']}")
@@ -62,13 +62,12 @@ if flash:
 if who.why_not:
     st.caption(who.why_not)
 resolved = document["status"] == "resolved"
-acts = st.columns([2, 3, 2, 2, 2])
+acts = st.columns([2, 3, 2, 2, 2], vertical_alignment="bottom")
 if acts[0].button("Acknowledge", key="alert.ack", type="primary",
                   disabled=not who.can_act or document["status"] != "open"):
     done, refused = services.acknowledge_alerts([alert_id], by=who.name)
     _changed(f"Acknowledged by {who.name}." if done else "; ".join(refused))
-resolution = acts[1].selectbox("Resolution", services.RESOLUTIONS, key="alert.resolution",
-                               label_visibility="collapsed")
+resolution = acts[1].selectbox("Resolution", services.RESOLUTIONS, key="alert.resolution")
 if acts[2].button("Resolve", key="alert.resolve", disabled=not who.can_act or resolved):
     done, refused = services.resolve_alerts([alert_id], by=who.name, resolution=resolution)
     _changed(f"Resolved as {resolution} by {who.name}." if done else "; ".join(refused))
@@ -137,7 +136,8 @@ if history is not None and not history["series"].dropna().empty:
         thresholds = {k: document[k] for k in ("lower", "upper") if document[k] is not None}
     figure = charts.metric_history(
         history["series"], title=history["label"], band=history["band"],
-        anomalies=history["anomalies"], breakouts=history["breakouts"], thresholds=thresholds,
+        anomalies=history["anomalies"], others=history["others"],
+        breakouts=history["breakouts"], thresholds=thresholds,
         focus=pd.Timestamp(document["partition"]) if document["partition"] else None)
     st.plotly_chart(figure, key="alert.chart")
     if history["note"]:
@@ -159,7 +159,8 @@ with left:
     st.markdown("**Evidence**")
     if evidence:
         st.dataframe(pd.DataFrame({"field": list(evidence),
-                                   "value": [str(v) for v in evidence.values()]}),
+                                   "value": [f"{v:.6g}" if isinstance(v, float) else str(v)
+                                             for v in evidence.values()]}),
                      hide_index=True, key="alert.evidence")
     if not examples.empty:
         masked = [c for c in document["sensitive"] if c in examples.columns]
@@ -171,14 +172,17 @@ with left:
 with right:
     st.markdown("**Timeline**")
     events = pd.DataFrame(document["events"], columns=["at", "kind", "by", "note"])
-    st.dataframe(events.iloc[::-1], hide_index=True, key="alert.events")
+    events["at"] = pd.to_datetime(events["at"], utc=True, format="ISO8601")
+    st.dataframe(events.iloc[::-1], hide_index=True, key="alert.events",
+                 column_config={"at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+                                "note": st.column_config.TextColumn(width="large")})
 
 
 @st.dialog("Mute similar alerts", width="large",
            on_dismiss=lambda: state.update({"alert.mute_open": None}))
 def mute_similar() -> None:
-    st.caption("Similar: the same monitor on the same dataset and column. Widen it with globs "
-               "(`*` matches anything) and check the preview.")
+    st.caption("Similar: the same monitor on the same dataset and column. Widen it with a "
+               "glob, `income*` or `level:*`, and check the preview.")
     fields = st.columns(3)
     matchers = {key: fields[i].text_input(key, value=document[key] or "", key=f"alert.mute.{key}")
                 for i, key in enumerate(("dataset", "column", "monitor"))}

@@ -16,6 +16,7 @@ DEFAULTS = {"alerts.status": ["open", "acknowledged"], "alerts.severity": [],
 PARAMS = {"status": "alerts.status", "severity": "alerts.severity",
           "dataset": "alerts.dataset", "monitor": "alerts.monitor"}
 MATCHERS = ("dataset", "column", "monitor", "detector", "severity")
+PREFILLED = ("dataset", "column", "monitor")
 state = st.session_state
 
 
@@ -56,14 +57,14 @@ who = actor()
 _from_link()
 choices = services.alert_filter_choices()
 
-filters = st.columns([2, 2, 3, 3])
+filters = st.columns([3, 2, 3, 3])
 filters[0].multiselect("Status", STATUSES, key="alerts.status", placeholder="any")
 filters[1].multiselect("Severity", SEVERITIES, key="alerts.severity", placeholder="any")
 filters[2].multiselect("Dataset", sorted(set(choices["datasets"]) | set(state["alerts.dataset"])),
                        key="alerts.dataset", placeholder="any")
 filters[3].multiselect("Monitor", sorted(set(choices["monitors"]) | set(state["alerts.monitor"])),
                        key="alerts.monitor", placeholder="any")
-when = st.columns([2, 2, 3, 3])
+when = st.columns([3, 2, 3, 3], vertical_alignment="bottom")
 when[0].date_input("Last seen from", key="alerts.seen_from", format="YYYY-MM-DD")
 when[1].date_input("Last seen to", key="alerts.seen_to", format="YYYY-MM-DD")
 when[2].toggle("Show muted alerts", key="alerts.show_muted",
@@ -106,7 +107,7 @@ flash = state.pop("alerts.flash", None)
 if flash:
     st.success(flash)
 
-shown = frame.assign(muted=frame["muted"].map({True: "🔕", False: ""}),
+shown = frame.assign(muted=frame["muted"].map({True: "muted", False: ""}),
                      detail="alert?alert=" + frame["id"].astype(str))
 ids = frame["id"].astype(int).tolist()
 first = (page - 1) * services.ALERTS_PAGE_SIZE
@@ -120,7 +121,7 @@ event = st.dataframe(
         "detail": st.column_config.LinkColumn("detail", display_text="open ↗"),
         "last_seen_at": st.column_config.DatetimeColumn("last seen", format="YYYY-MM-DD HH:mm"),
         "message": st.column_config.TextColumn(width="large"),
-        "muted": st.column_config.TextColumn("🔕", width="small"),
+        "muted": st.column_config.TextColumn("mute", width="small"),
     })
 rows = list(event.selection.rows) if event is not None else []
 # positions are mapped to ids against the rows that were on screen when they were
@@ -145,7 +146,7 @@ if selected:
 if who.why_not:
     st.caption(who.why_not)
 disabled = not (who.can_act and selected)
-act = st.columns([2, 3, 3, 2, 2])
+act = st.columns([2, 3, 3, 2, 2], vertical_alignment="bottom")
 if act[0].button("Acknowledge", key="alerts.ack", disabled=disabled, type="primary"):
     done, refused = services.acknowledge_alerts(selected, by=who.name)
     _changed()
@@ -177,7 +178,9 @@ def mute_dialog(scope: pd.DataFrame) -> None:
     st.caption("A mute keeps matching alerts quiet until its end; globs like `income*` work. "
                "Blank matchers match everything, so check the preview.")
     fields = st.columns(len(MATCHERS))
-    matchers = {key: fields[i].text_input(key, value=_common(scope[key]) if key in scope else "",
+    # detector and severity follow from the monitor: prefilling them would only make the
+    # mute lapse when someone changes a monitor's severity
+    matchers = {key: fields[i].text_input(key, value=_common(scope[key]) if key in PREFILLED else "",
                                           key=f"alerts.mute.{key}")
                 for i, key in enumerate(MATCHERS)}
     reason = st.text_input("Reason", key="alerts.mute.reason",

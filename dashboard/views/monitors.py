@@ -41,8 +41,11 @@ flash = st.session_state.pop("monitors.flash", None)
 if flash:
     st.success(flash)
 
-name = st.selectbox("Monitor", monitors["monitor"].tolist(), key="monitors.monitor",
-                    on_change=reset_form)
+names = monitors["monitor"].tolist()
+editable = monitors[monitors["kind"] == "metric"]["monitor"].tolist()
+# opens on a monitor whose options can be edited and backtested
+name = st.selectbox("Monitor", names, index=names.index(editable[0]) if editable else 0,
+                    key="monitors.monitor", on_change=reset_form)
 row = monitors[monitors["monitor"] == name].iloc[0]
 toggle_label = "Disable" if row["enabled"] else "Enable"
 if row["kind"] in ("contract", "freshness", "missing"):
@@ -154,18 +157,20 @@ if previewed is not None:
                 window, title=f"{monitor.column or 'table'} · {chart_metric}", y_title=chart_metric,
                 marks=marks, mark_name="would alert"), key="monitors.backtest_chart")
         if not alerts.empty:
-            st.plotly_chart(metric_charts.alerts_per_week_figure(alerts, title="Alerts per week"),
-                            key="monitors.backtest_weeks")
+            st.plotly_chart(metric_charts.alerts_per_week_figure(
+                alerts, previewed["from"], previewed["to"], title="Alerts per week"),
+                key="monitors.backtest_weeks")
         st.dataframe(alerts[["partition", "week", "value", "expected", "lower", "upper", "message"]],
-                     hide_index=True, key="monitors.backtest_table")
+                     hide_index=True, key="monitors.backtest_table",
+                     column_config={"partition": st.column_config.DateColumn()})
 
 st.subheader("Noise per monitor")
 noise = services.noise_frame(dataset)
 if noise.empty:
     st.caption("No alert raised on this dataset yet.")
 else:
-    st.caption("Alerts per week over the dataset's delivered span; the false-positive share is "
-               "among alerts resolved by a person or automatically.")
+    st.caption("Alerts per week over the dataset's delivered span. The false-positive share is "
+               "among alerts a person resolved (`judged`); auto-resolved ones are left out.")
     st.dataframe(noise, hide_index=True, key="monitors.noise",
                  column_config={"false_positive_share": st.column_config.NumberColumn(format="percent")})
 

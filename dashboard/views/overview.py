@@ -6,8 +6,18 @@ from dashboard import charts, services
 from dashboard.identity import actor
 
 ALERTS_PAGE = "dashboard/views/alerts.py"
-STATE_ICONS = {"arrived": "🟢 arrived", "late": "🟠 late", "quarantined": "🔴 quarantined",
-               "missing": "🔴 missing", "pending": "⚪ pending"}
+# cell colours, not emoji: the browsers people run headless (and some desks) lack an emoji font
+COLOURS = {"critical": "#f8d0d0", "missing": "#f8d0d0", "quarantined": "#f8d0d0",
+           "warning": "#fde3c2", "late": "#fde3c2", "info": "#d6e6fa",
+           "ok": "#d5efd5", "arrived": "#d5efd5", "pending": "#ececec"}
+STATES = ("arrived", "late", "quarantined", "missing", "pending")
+
+
+def coloured(frame, column: str):
+    return frame.style.map(lambda v: f"background-color: {COLOURS.get(v, 'transparent')}",
+                           subset=[column]).format(
+        precision=1, na_rep="", subset=list(frame.select_dtypes("float").columns))
+
 
 st.title("Overview")
 actor()
@@ -36,7 +46,7 @@ with muted:
 st.subheader("Health per dataset")
 st.caption("A dataset's health is the worst severity among its open and acknowledged alerts "
            "that no mute covers.")
-st.dataframe(health, hide_index=True, key="overview.health",
+st.dataframe(coloured(health, "health"), hide_index=True, key="overview.health",
              column_config={"last alert seen": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
 links = st.columns(min(len(health), 4))
 for i, row in enumerate(health.itertuples(index=False)):
@@ -52,9 +62,8 @@ partition = st.date_input("Batches of partition", value=services.expected_partit
 batches = services.partition_batches_frame(partition)
 tally = batches["state"].value_counts()
 st.subheader(f"Batches for {partition}: " + ", ".join(
-    f"{tally.get(state, 0)} {state}" for state in STATE_ICONS if tally.get(state, 0)))
-shown = batches.assign(state=batches["state"].map(STATE_ICONS))
-st.dataframe(shown, hide_index=True, key="overview.batches",
+    f"{tally.get(state, 0)} {state}" for state in STATES if tally.get(state, 0)))
+st.dataframe(coloured(batches, "state"), hide_index=True, key="overview.batches",
              column_config={"arrived at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
 
 st.subheader("Alerts per day")

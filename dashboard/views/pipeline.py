@@ -6,6 +6,8 @@ import streamlit as st
 
 from dashboard import identity, services
 
+WHEN = "YYYY-MM-DD HH:mm"
+
 st.title("Pipeline")
 st.caption(services.hosted_worker_state())
 schedules = services.schedules_frame()
@@ -20,8 +22,9 @@ if flash:
 
 st.subheader("Schedules")
 st.dataframe(schedules, hide_index=True, key="pipeline.schedules",
-             column_config={"next_run_at": st.column_config.DatetimeColumn("next run (UTC)"),
-                            "last_finished_at": st.column_config.DatetimeColumn("last finished (UTC)")})
+             column_config={"next_run_at": st.column_config.DatetimeColumn("next run (UTC)", format=WHEN),
+                            "last_finished_at": st.column_config.DatetimeColumn("last finished (UTC)",
+                                                                                format=WHEN)})
 
 dataset = st.selectbox("Dataset", schedules["dataset"].tolist(), key="pipeline.dataset")
 row = schedules[schedules["dataset"] == dataset].iloc[0]
@@ -116,6 +119,7 @@ if labels:
                 st.error(str(exc))
             else:
                 st.session_state["pipeline.flash"] = f"Run {int(run_id)} cancelled by {who.name}."
+                del st.session_state["pipeline.cancel_id"]  # the next queued run comes first
                 st.rerun()
 
 st.subheader("Run history")
@@ -124,6 +128,9 @@ history = services.runs_frame(dataset if show == "this dataset" else None, limit
 st.dataframe(history.drop(columns=["progress_done", "progress_total"]), hide_index=True,
              key="pipeline.runs",
              column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0),
+                            "requested_at": st.column_config.DatetimeColumn(format=WHEN),
+                            "started_at": st.column_config.DatetimeColumn(format=WHEN),
+                            "finished_at": st.column_config.DatetimeColumn(format=WHEN),
                             "duration_s": st.column_config.NumberColumn("duration (s)", format="%.2f")})
 if not history.empty:
     chosen = st.selectbox("Log of run", history["id"].tolist(), key="pipeline.log_run")

@@ -268,8 +268,9 @@ def test_a_breakout_is_drawn_with_its_levels(app, sessions):
     open_page(app, DETAIL, alert=str(alert_id))
     spec = json.loads(app.get("plotly_chart")[0].proto.spec)
     shapes = spec["layout"].get("shapes", [])
-    assert any(s.get("type") == "line" and s.get("yref") == "paper" for s in shapes)
-    assert any("breakout: 2.2 → 3.2" in a.get("text", "") for a in spec["layout"]["annotations"])
+    assert any(s.get("type") == "line" and s.get("yref") == "y domain" for s in shapes)
+    assert any(a.get("text", "").startswith("breakout: 2.20") and "→ 3.19" in a["text"]
+               for a in spec["layout"]["annotations"])
     app.toggle(key="alert.decompose").set_value(True).run()
     assert not app.exception
     assert len(app.get("plotly_chart")) == 2

@@ -1,0 +1,79 @@
+"""The datasets, model outputs, monitors and pipeline pages in headless Chromium on the
+demo's store, each saved as a screenshot (test-artifacts/) for a person to look at."""
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.conftest import shot
+from tests.dashboard.test_datasets import demo  # noqa: F401 (fixture)
+
+GRID = "[data-testid='stDataFrame'] canvas"
+CHART = ".js-plotly-plot"
+
+
+def settle(page, *selectors: str) -> None:
+    for selector in selectors:
+        page.locator(f"{selector} >> visible=true").first.wait_for(timeout=30_000)
+    # grids paint their cells and plotly lays out a moment after the elements appear
+    page.wait_for_timeout(1500)
+
+
+def sign_in(page, name: str = "alice") -> None:
+    box = page.get_by_role("textbox", name="Your name")
+    box.fill(name)
+    box.press("Enter")
+    page.wait_for_timeout(800)
+
+
+@pytest.fixture
+def url(demo, serve, page):
+    # Streamlit scrolls inside its own container, so a full-page shot is one viewport tall
+    page.set_viewport_size({"width": 1400, "height": 2400})
+    return serve()
+
+
+def test_datasets_page(url, page):
+    page.goto(f"{url}/datasets")
+    page.get_by_role("heading", name="Datasets").wait_for(timeout=30_000)
+    settle(page, CHART, GRID)
+    shot(page, "datasets-metrics")
+    page.get_by_role("tab", name="Schema history").click()
+    settle(page, GRID)
+    assert page.get_by_text("delivery(ies) quarantined").is_visible()
+    shot(page, "datasets-schema")
+    page.get_by_role("tab", name="Freshness").click()
+    settle(page, CHART)
+    assert page.get_by_text("Late and missing partitions").is_visible()
+    shot(page, "datasets-freshness")
+
+
+def test_model_outputs_page(url, page):
+    page.goto(f"{url}/model-outputs")
+    page.get_by_role("heading", name="Model outputs").wait_for(timeout=30_000)
+    settle(page, CHART)
+    page.locator(CHART).nth(3).wait_for(timeout=30_000)
+    assert page.get_by_text("partitions over the limit").first.is_visible()
+    shot(page, "model-outputs")
+
+
+def test_monitors_page_previews_a_backtest(url, page):
+    page.goto(f"{url}/monitors")
+    page.get_by_role("heading", name="Monitors").wait_for(timeout=30_000)
+    settle(page, GRID)
+    sign_in(page)
+    page.get_by_role("button", name="Preview backtest").click()
+    page.get_by_text("Nothing was recorded").wait_for(timeout=60_000)
+    settle(page, CHART)
+    shot(page, "monitors-backtest")
+
+
+def test_pipeline_page_queues_a_backfill(url, page):
+    page.goto(f"{url}/pipeline")
+    page.get_by_role("heading", name="Pipeline").wait_for(timeout=30_000)
+    settle(page, GRID)
+    sign_in(page)
+    page.get_by_role("button", name="Backfill").click()
+    page.get_by_text("Backfill queued as run").wait_for(timeout=30_000)
+    page.get_by_text("In flight (1)").wait_for(timeout=30_000)
+    settle(page, GRID)
+    shot(page, "pipeline")

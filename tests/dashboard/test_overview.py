@@ -1,0 +1,74 @@
+"""The overview through AppTest from the entry point, on the demo's store."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from monitors import alerts as lifecycle
+from monitors import mutes
+from store.models import utcnow
+from tests.dashboard.test_alerts import ROOT, app, demo_store, open_page, settings  # noqa: F401
+
+OVERVIEW = "dashboard/views/overview.py"
+
+
+def frame_with(at: AppTest, column: str):
+    return next(df.value for df in at.dataframe if column in df.value.columns)
+
+
+def test_the_overview_shows_health_counts_batches_and_runs(app, sessions):
+    open_page(app, OVERVIEW)
+    with sessions() as session:
+        unresolved = lifecycle.list_alerts(session, status=["open", "acknowledged"])
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Open alerts"] == str(sum(a["status"] == "open" for a in unresolved))
+    assert metrics["Muted"] == "0"
+    health = frame_with(app, "health")
+    assert sorted(health["dataset"]) == ["customer_snapshot", "model_scores"]
+    # both demo datasets have critical alerts open (volume anomalies)
+    assert set(health["health"]) == {"critical"}
+    runs = frame_with(app, "requested_by")
+    assert runs["status"].tolist()[0] == "succeeded"
+    chart = json.loads(app.get("plotly_chart")[0].proto.spec)
+    assert {t["name"] for t in chart["data"]} == {"critical", "warning"}
+    noisy = frame_with(app, "false_positive")
+    assert noisy["alerts"].is_monotonic_decreasing
+
+
+def test_batches_of_a_partition_tell_late_and_missing_apart(app):
+    open_page(app, OVERVIEW)
+    app.date_input(key="overview.partition").set_value(dt.date(2026, 6, 26)).run()
+    late = frame_with(app, "state").set_index("dataset")["state"]
+    assert late["customer_snapshot"] == "late"
+    app.date_input(key="overview.partition").set_value(dt.date(2026, 6, 27)).run()
+    missing = frame_with(app, "state").set_index("dataset")["state"]
+    assert missing["model_scores"] == "missing"
+    assert missing["customer_snapshot"] == "arrived"
+    assert any("1 arrived, 1 missing" in h.value for h in app.subheader)
+
+
+def test_a_mute_moves_alerts_from_open_to_muted(app, sessions):
+    with sessions.begin() as session:
+        mutes.add_mute(session, matchers={"dataset": "model_scores"}, reason="model retraining",
+                       by="bob", ends_at=utcnow() + dt.timedelta(days=2), now=utcnow())
+    open_page(app, OVERVIEW)
+    with sessions() as session:
+        scores = [a for a in lifecycle.list_alerts(session, status=["open", "acknowledged"])
+                  if a["dataset"] == "model_scores"]
+    assert {m.label: m.value for m in app.metric}["Muted"] == str(len(scores))
+    health = frame_with(app, "health").set_index("dataset")
+    assert health.loc["model_scores", "muted"] == len(scores)
+    assert health.loc["model_scores", "open"] == 0
+
+
+def test_an_empty_store_says_how_to_begin(settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("MONITORS_HOME", str(tmp_path / "empty"))
+    monkeypatch.delenv("MONITORS_DB_URL", raising=False)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60).run()
+    assert not at.exception
+    assert "python -m monitors demo" in at.info[0].value
