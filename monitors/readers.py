@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 
 from monitors.contract import Contract, logical_type
 
-CHUNK_BYTES = 16 << 20
+# the CSV reader's memory peaks at tens of times its block size: 8 MiB keeps it near 300 MB
+CHUNK_BYTES = 8 << 20
 NULL_STRINGS = ["", "NA", "N/A", "NULL", "null", "None", "nan", "NaN"]
 FORMATS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet",
            ".jsonl": "jsonl", ".ndjson": "jsonl", ".jsonl.gz": "jsonl"}
@@ -143,7 +144,8 @@ def read_csv(path: Path, contract: Contract) -> Iterator[pa.RecordBatch]:
 def read_parquet(path: Path, contract: Contract) -> Iterator[pa.RecordBatch]:
     where = path.name
     try:
-        parquet = pq.ParquetFile(str(path))
+        # without pre-buffering, row groups already read are released: memory stays flat
+        parquet = pq.ParquetFile(str(path), pre_buffer=False)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ContractViolation(f"{where}: not a readable Parquet file ({exc})") from None
     compare_columns(contract.names, parquet.schema_arrow.names, where)
