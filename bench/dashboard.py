@@ -56,6 +56,7 @@ MONITORS = ["volume:anomalies", "volume:breakouts", "freshness:late", "freshness
             *(f"categories:{c}" for c in CATEGORIES)]
 PAGES = {  # label -> (page file, query params)
     "datasets": ("dashboard/views/datasets.py", {}),
+    "datasets?dataset=table_00": ("dashboard/views/datasets.py", {"dataset": "table_00"}),
     "model_outputs": ("dashboard/views/model_outputs.py", {}),
     "monitors": ("dashboard/views/monitors.py", {}),
     "pipeline": ("dashboard/views/pipeline.py", {}),
@@ -227,7 +228,7 @@ def time_pages(repeat: int, pages: dict) -> dict:
         results[label] = {"cold_median_s": round(statistics.median(cold), 3), "cold_max_s": round(max(cold), 3),
                           "warm_median_s": round(statistics.median(warm), 3), "warm_max_s": round(max(warm), 3),
                           "exceptions": sorted(problems)}
-        print(f"{label:16s} cold {results[label]['cold_median_s']:6.3f} s (max {results[label]['cold_max_s']:6.3f})"
+        print(f"{label:26s} cold {results[label]['cold_median_s']:6.3f} s (max {results[label]['cold_max_s']:6.3f})"
               f"   warm {results[label]['warm_median_s']:6.3f} s (max {results[label]['warm_max_s']:6.3f})"
               + (f"   EXCEPTION {sorted(problems)[0][:80]}" if problems else ""), flush=True)
     return results

@@ -22,6 +22,7 @@ from monitors.backtest import backtest
 from monitors.catalog import find_dataset
 from monitors.config import (
     AutomaticMonitors,
+    ConfigError,
     DatasetConfig,
     MonitorConfig,
     MonitorsConfig,
@@ -81,10 +82,6 @@ MAX_SERIES_POINTS = 2000
 TABLE_LEVEL = "(table)"  # how table-level metrics (row_count, ...) are named in pickers
 CONFIG_LOG = "config-changes.log"
 WORKER_SETTING = "MONITORS_DASHBOARD_WORKER"
-
-
-def _dataset(session: Session, name: str):
-    return find_dataset(session, name)
 
 
 @st.cache_data(ttl=30)
@@ -244,11 +241,14 @@ def _monitor_options(dataset: str, name: str) -> dict:
     return dict(spec.options) if spec is not None else {}
 
 
-@st.cache_data(ttl=60)
-def drift_frame(dataset: str, column: str, profile: str) -> tuple[pd.DataFrame, str, float]:
-    """The drift of a column against its reference window on every stored partition, with
-    the options of the dataset's `drift:<column>` monitor as a run would use them: a
-    DataFrame (partition, value, limit, exceeded, detail), the measure's name, the limit."""
+@st.cache_data(ttl=600)
+def drift_frame(dataset: str, column: str, profile: str,
+                days: int | None = None) -> tuple[pd.DataFrame, str, float]:
+    """The drift of a column against its reference window on the last `days` partitions
+    (every one when None; earlier ones serve as reference), with the options of the
+    dataset's `drift:<column>` monitor as a run would use them: a DataFrame (partition,
+    value, limit, exceeded, detail), the measure's name, the limit. Comparing costs a few
+    milliseconds per partition, so years of history are opt-in."""
     options = _monitor_options(dataset, f"drift:{column}")
     metrics = ["freq", "freq_other"] if profile == "freq" else QUANTILE_KEYS
     history = _column_history(dataset, column, metrics)
@@ -258,7 +258,8 @@ def drift_frame(dataset: str, column: str, profile: str) -> tuple[pd.DataFrame, 
     columns = ["partition", "value", "limit", "exceeded", "detail"]
     if profiles.empty:
         return pd.DataFrame(columns=columns), measure, float("nan")
-    detection = detectors.detect_drift(profiles, name=column, **options)
+    since = None if days is None else profiles.index.max() - pd.Timedelta(days=days - 1)
+    detection = detectors.detect_drift(profiles, name=column, since=since, **options)
     if detection.band is None:
         return pd.DataFrame(columns=columns), measure, float("nan")
     band = detection.band
@@ -278,6 +279,15 @@ def drift_frame(dataset: str, column: str, profile: str) -> tuple[pd.DataFrame, 
 
 def _config() -> MonitorsConfig:
     return load_config(load_settings().config_path)
+
+
+def config_problem() -> str | None:
+    """Why the monitors YAML on disk cannot be used (file, line and key), or None."""
+    try:
+        _config()
+    except ConfigError as exc:
+        return str(exc)
+    return None
 
 
 def _family(spec_name: str) -> str | None:
@@ -301,7 +311,7 @@ def _everything(declared: DatasetConfig | None) -> DatasetConfig | None:
 def _plans(dataset: str, config: MonitorsConfig) -> tuple[list[MonitorSpec], set[str], set[str]]:
     """Every spec that could watch the dataset, the names live now, and the automatic names."""
     with session_factory()() as session:
-        found = _dataset(session, dataset)
+        found = find_dataset(session, dataset)
         name, kind, contract = found.name, found.kind, Contract.model_validate(found.contract)
     declared = config.dataset(name)
     live = {s.name for s in plan_monitors(name, kind, contract, declared)}
@@ -365,7 +375,7 @@ def _declared_or_new(config: MonitorsConfig, dataset: str) -> DatasetConfig:
     if declared is not None:
         return declared
     with session_factory()() as session:
-        found = _dataset(session, dataset)
+        found = find_dataset(session, dataset)
         return DatasetConfig(name=found.name, kind=found.kind, format=found.format,
                              source=found.source, table=found.table_name,
                              partition_key=found.partition_key, schedule=found.schedule,
@@ -443,7 +453,7 @@ def set_monitor_enabled(dataset: str, name: str, enabled: bool, *, by: str) -> s
 
 def _same_as_automatic(monitor: MonitorConfig, spec: MonitorSpec, dataset: str) -> bool:
     with session_factory()() as session:
-        found = _dataset(session, dataset)
+        found = find_dataset(session, dataset)
         auto = {s.name: s for s in plan_monitors(found.name, found.kind,
                                                  Contract.model_validate(found.contract), None)}
     original = auto.get(monitor.name)
@@ -481,7 +491,7 @@ def backtest_frame(dataset: str, monitor_json: str, start: dt.date, end: dt.date
     each partition from `start` to `end`; nothing is written to the store."""
     monitor = MonitorConfig.model_validate_json(monitor_json)
     with session_factory()() as session:
-        found = _dataset(session, dataset)
+        found = find_dataset(session, dataset)
         try:
             alerts = backtest(session, found, monitor, start, end)
         finally:
@@ -575,7 +585,7 @@ def set_paused(dataset: str, paused: bool, *, by: str) -> None:
     if not by:
         raise ValueError("pausing a schedule needs a name: say who you are first")
     with session_factory().begin() as session:
-        queries.set_dataset_paused(session, _dataset(session, dataset).id, paused)
+        queries.set_dataset_paused(session, find_dataset(session, dataset).id, paused)
     schedules_frame.clear()
     dataset_frame.clear()
 
@@ -587,7 +597,7 @@ def request_run(dataset: str, start: dt.date, end: dt.date, *, by: str) -> int:
         raise ValueError("a run request needs a name: say who you are first")
     trigger = queue.RunTrigger.manual if start == end else queue.RunTrigger.backfill
     with session_factory().begin() as session:
-        run = queue.request_run(session, _dataset(session, dataset), start, end, trigger=trigger, by=by)
+        run = queue.request_run(session, find_dataset(session, dataset), start, end, trigger=trigger, by=by)
         run_id = run.id
     schedules_frame.clear()
     return run_id
@@ -790,7 +800,7 @@ def alert_filter_choices() -> dict[str, list[str]]:
 def alerts_table(statuses: tuple[str, ...] = (), severities: tuple[str, ...] = (),
                  datasets: tuple[str, ...] = (), monitors: tuple[str, ...] = (),
                  seen_from: dt.date | None = None, seen_to: dt.date | None = None,
-                 show_muted: bool = False, page: int = 0,
+                 show_muted: bool = False, only_muted: bool = False, page: int = 0,
                  generation: int = 0) -> tuple[pd.DataFrame, int]:
     """One page of alerts (last seen first) and how many match in all. Paged in SQL; muted
     alerts are left out in SQL too, by their label sets. `generation` only keys the cache."""
@@ -801,7 +811,8 @@ def alerts_table(statuses: tuple[str, ...] = (), severities: tuple[str, ...] = (
         alert_filter = queries.AlertFilter(
             statuses=statuses, severities=severities, datasets=datasets, monitors=monitors,
             seen_from=seen_from, seen_to=seen_to,
-            hidden=() if show_muted else tuple(sorted(muted, key=repr)))
+            hidden=() if show_muted else tuple(sorted(muted, key=repr)),
+            only=tuple(sorted(muted, key=repr)) if show_muted and only_muted else None)
         total = queries.count_alerts(session, alert_filter)
         frame = queries.list_alert_page(session, alert_filter, limit=ALERTS_PAGE_SIZE,
                                         offset=page * ALERTS_PAGE_SIZE)
@@ -888,7 +899,7 @@ def alert_document(alert_id: int, generation: int = 0) -> dict | None:
             document = lifecycle.get_alert(session, alert_id)
         except ValueError:
             return None
-        contract = Contract.model_validate(_dataset(session, document["dataset"]).contract)
+        contract = Contract.model_validate(find_dataset(session, document["dataset"]).contract)
     document["sensitive"] = [c.name for c in contract.columns if c.sensitive]
     return document
 
@@ -909,7 +920,7 @@ def alert_history(alert_id: int) -> dict | None:
     if document is None:
         return None
     with session_factory()() as session:
-        dataset = _dataset(session, document["dataset"])
+        dataset = find_dataset(session, document["dataset"])
         spec = _alert_spec(dataset, document["monitor"])
         options = dict(spec.options) if spec else {}
         key = str(options.pop("key", ""))
@@ -994,7 +1005,7 @@ def rerun_alert_partition(alert_id: int, *, by: str) -> int:
         if not document["partition"]:
             raise ValueError(f"alert {alert_id} has no partition to rerun")
         partition = dt.date.fromisoformat(document["partition"])
-        run = queue.request_run(session, _dataset(session, document["dataset"]), partition,
+        run = queue.request_run(session, find_dataset(session, document["dataset"]), partition,
                                 partition, trigger=queue.RunTrigger.manual, by=by)
         lifecycle.note_rerun_requested(session, alert_id, by=by, run_id=run.id)
         run_id = run.id

@@ -9,18 +9,19 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from monitors.freshness import arrival_delay_hours
 from monitors.contract import Contract, infer_contract, schema_fingerprint
-from monitors.profile import BatchProfiler
-from monitors.readers import (ContractViolation, detect_format, fingerprint_file, read_file,
-                              read_schema, read_sql)
+from monitors.profile import BatchProfiler, MetricValue
+from monitors.pushdown import profile_sql_partition
+from monitors.readers import ContractViolation, detect_format, fingerprint_file, read_file, read_schema
 from store import queries
 from store.models import Batch, BatchStatus, Dataset, DatasetKind
 
@@ -76,39 +77,53 @@ def ingest_file(session: Session, dataset: Dataset, path: Path, partition: dt.da
     fmt = detect_format(path) or dataset.format
     contract = Contract.model_validate(dataset.contract)
     return _land(session, dataset, partition, fingerprint_file(path), str(path),
-                 arrived_at or arrival_time(path), lambda: read_file(path, fmt, contract), contract)
+                 arrived_at or arrival_time(path),
+                 lambda: _profile_stream(read_file(path, fmt, contract), contract), contract)
 
 
 def ingest_sql(session: Session, dataset: Dataset, partition: dt.date,
                arrived_at: dt.datetime | None = None) -> IngestOutcome:
-    """Land one partition of a SQL table (rows where partition_key = partition). The rows
-    are read once; their fingerprint is a hash of their Arrow serialisation."""
+    """Land one partition of a SQL table (rows where partition_key = partition), profiled by
+    aggregate queries inside the source database: the rows never leave it.
+
+    The fingerprint hashes the profile (row count included) rather than the rows, which would
+    have to be fetched to be hashed, and no checksum aggregate exists in every dialect. Content
+    that changes no metric is then "unchanged": a redelivery nothing could tell apart. Values
+    enter the hash at 12 significant digits, so that a warehouse summing in another order
+    (a parallel plan) does not make the same content look new."""
     contract = Contract.model_validate(dataset.contract)
     table = dataset.table_name or dataset.name
-    chunks: list[pa.Table] = []
+    metrics: list[MetricValue] = []
     violation: ContractViolation | None = None
+    engine = create_engine(dataset.source)
     try:
-        chunks = list(read_sql(dataset.source, table, dataset.partition_key, partition, contract))
+        metrics = profile_sql_partition(engine, table, dataset.partition_key, partition, contract)
     except ContractViolation as exc:
         violation = exc
+    finally:
+        engine.dispose()
     digest = hashlib.sha256(str(violation or "").encode())
-    for chunk in chunks:
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, chunk.schema) as writer:
-            writer.write_table(chunk)
-        digest.update(sink.getvalue())
+    for m in metrics:
+        digest.update(f"{m.column}\x1f{m.metric}\x1f{m.key}\x1f{m.value:.12g}\x1e".encode())
 
-    def replay() -> Iterator[pa.Table]:
-        yield from chunks
+    def profile() -> list[MetricValue]:
         if violation is not None:
             raise violation
+        return metrics
 
     return _land(session, dataset, partition, digest.hexdigest(), f"{table}@{partition}",
-                 arrived_at or dt.datetime.now(dt.UTC), replay, contract)
+                 arrived_at or dt.datetime.now(dt.UTC), profile, contract)
+
+
+def _profile_stream(chunks: Iterable[pa.RecordBatch | pa.Table], contract: Contract) -> list[MetricValue]:
+    profiler = BatchProfiler(contract.arrow_schema(), categorical=contract.categorical())
+    for chunk in chunks:
+        profiler.update(chunk)
+    return profiler.metrics()
 
 
 def _land(session: Session, dataset: Dataset, partition: dt.date, fingerprint: str, source: str,
-          arrived_at: dt.datetime, chunks: Callable[[], Iterable[pa.RecordBatch | pa.Table]],
+          arrived_at: dt.datetime, profile: Callable[[], list[MetricValue]],
           contract: Contract) -> IngestOutcome:
     current = queries.get_current_batch(session, dataset.id, partition)
     latest = queries.get_latest_batch(session, dataset.id, partition)
@@ -116,14 +131,12 @@ def _land(session: Session, dataset: Dataset, partition: dt.date, fingerprint: s
         if known is not None and known.fingerprint == fingerprint and known.status != BatchStatus.superseded:
             return IngestOutcome(dataset.name, partition, "unchanged", known.id, known.rows, known.reason)
 
-    profiler = BatchProfiler(contract.arrow_schema(), categorical=contract.categorical())
+    metrics: list[MetricValue] = []
     reason = None
     try:
-        for chunk in chunks():
-            profiler.update(chunk)
+        metrics = profile()
     except ContractViolation as exc:
         reason = str(exc)
-    metrics = profiler.metrics() if reason is None else []
     rows = next((int(m.value) for m in metrics if m.column is None and m.metric == "row_count"), 0)
     if reason is None and rows == 0:
         reason = f"{Path(source).name}: no rows (a header alone is not a batch)"
@@ -131,7 +144,7 @@ def _land(session: Session, dataset: Dataset, partition: dt.date, fingerprint: s
     batch = Batch(dataset_id=dataset.id, partition=partition, source=source,
                   fingerprint=fingerprint, arrived_at=arrived_at)
     if reason is not None:
-        batch.status, batch.reason = BatchStatus.quarantined, reason[:MAX_REASON]
+        batch.status, batch.reason = BatchStatus.quarantined, _storable(reason)[:MAX_REASON]
         session.add(batch)
         session.flush()
         return IngestOutcome(dataset.name, partition, "quarantined", batch.id, None, batch.reason)
@@ -145,6 +158,12 @@ def _land(session: Session, dataset: Dataset, partition: dt.date, fingerprint: s
     session.flush()
     queries.add_metrics(session, batch, _metric_rows(metrics, partition, arrived_at))
     return IngestOutcome(dataset.name, partition, "ingested", batch.id, rows)
+
+
+def _storable(reason: str) -> str:
+    """A reason quotes the data it choked on; PostgreSQL refuses NUL characters in text and
+    lone surrogates (undecodable bytes in Arrow's messages) don't encode, so both are escaped."""
+    return reason.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _metric_rows(metrics: Iterable, partition: dt.date, arrived_at: dt.datetime):

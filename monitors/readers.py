@@ -9,19 +9,26 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from monitors.contract import Contract, logical_type
+from monitors.contract import Contract, LogicalType, logical_type
 
 # the CSV reader's memory peaks at tens of times its block size: 8 MiB keeps it near 300 MB
 CHUNK_BYTES = 8 << 20
 NULL_STRINGS = ["", "NA", "N/A", "NULL", "null", "None", "nan", "NaN"]
 FORMATS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet",
            ".jsonl": "jsonl", ".ndjson": "jsonl", ".jsonl.gz": "jsonl"}
+# UTF-8's own mark is accepted (Arrow skips it); these say the producer exported in another
+# encoding, which Arrow would read as one garbled column and report as a misleading shape error
+FOREIGN_BOMS = [(b"\xff\xfe\x00\x00", "UTF-32 LE"), (b"\x00\x00\xfe\xff", "UTF-32 BE"),
+                (b"\xff\xfe", "UTF-16 LE"), (b"\xfe\xff", "UTF-16 BE")]
+# column names listed in full in a reason, beyond which only a count is given
+LISTED_NAMES = 20
 
 
 class ContractViolation(Exception):
@@ -42,24 +49,58 @@ def fingerprint_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def compare_columns(expected: list[str], found: list[str], where: str) -> None:
-    """Missing or extra columns break the contract; a pure reordering does not."""
+def _listed(names: list[str]) -> str:
+    shown = ", ".join(names[:LISTED_NAMES])
+    return shown if len(names) <= LISTED_NAMES else f"{shown} and {len(names) - LISTED_NAMES} more"
+
+
+def _shown(names: list[str]) -> str:
+    if len(names) <= LISTED_NAMES:
+        return str(names)
+    return f"{names[:LISTED_NAMES]} and {len(names) - LISTED_NAMES} more"
+
+
+def compare_columns(expected: list[str], found: list[str], where: str, *,
+                    delimited: bool = True) -> None:
+    """Missing or extra columns break the contract; a pure reordering does not. `delimited`
+    files get hints about their delimiter."""
+    if any("\x00" in c for c in found):
+        raise ContractViolation(f"{where}: NUL bytes in the header (UTF-16 without a byte-order "
+                                "mark, or binary data?)")
+    unnamed = [i + 1 for i, c in enumerate(found) if not c.strip()]
     missing = [c for c in expected if c not in found]
-    extra = [c for c in found if c not in expected]
-    duplicated = sorted({c for c in found if found.count(c) > 1})
+    extra = [c for c in found if c not in expected and c.strip()]
+    duplicated = sorted({c for c in found if found.count(c) > 1 and c.strip()})
+    counted = set(found)
     problems = []
     if missing:
-        problems.append(f"missing column(s) {', '.join(missing)}")
+        problems.append(f"missing column(s) {_listed(missing)}")
     if extra:
-        problems.append(f"unexpected column(s) {', '.join(extra)}")
+        problems.append(f"unexpected column(s) {_listed(extra)}")
+    if unnamed:
+        trailing = " (a trailing delimiter?)" if delimited and unnamed == [len(found)] else ""
+        problems.append(f"column(s) without a name at position(s) "
+                        f"{_listed([str(i) for i in unnamed])}{trailing}")
     if duplicated:
-        problems.append(f"duplicated column(s) {', '.join(duplicated)}")
+        problems.append(f"duplicated column(s) {_listed(duplicated)}")
     if problems:
         hint = ""
-        if len(found) == 1 and len(expected) > 1:
+        if delimited and len(counted) == 1 and len(expected) > 1:
             hint = " (one column found: wrong delimiter?)"
-        raise ContractViolation(f"{where}: {'; '.join(problems)}{hint}; "
-                                f"expected {len(expected)} columns {expected}, found {found}")
+        raise ContractViolation(f"{where}: {'; '.join(problems)}{hint}; expected {len(expected)} "
+                                f"columns {_shown(expected)}, found {len(found)} {_shown(found)}")
+
+
+def _require_utf8(path: Path, where: str) -> None:
+    try:
+        with pa.input_stream(str(path), compression="detect") as stream:
+            head = stream.read(4)
+    except (OSError, EOFError, pa.ArrowInvalid):
+        return  # a damaged compressed file: the reader itself says so, with the row
+    for mark, encoding in FOREIGN_BOMS:
+        if head.startswith(mark):
+            raise ContractViolation(f"{where}: not UTF-8: it starts with a {encoding} byte-order "
+                                    "mark (export it as UTF-8)")
 
 
 def conform(table: pa.Table | pa.RecordBatch, contract: Contract, where: str,
@@ -69,6 +110,10 @@ def conform(table: pa.Table | pa.RecordBatch, contract: Contract, where: str,
     columns = []
     for spec, target in zip(contract.columns, contract.arrow_schema()):
         column = table.column(spec.name)
+        if pa.types.is_null(column.type):
+            # a JSON key that is null on every line of a block: nothing to convert, only to type
+            nulls = pa.nulls(len(column), target.type)
+            column = pa.chunked_array([nulls]) if isinstance(column, pa.ChunkedArray) else nulls
         found = logical_type(column.type)
         if column.type != target.type:
             if found is None or (found != spec.type and not _widening(found, spec.type, column)):
@@ -84,9 +129,24 @@ def conform(table: pa.Table | pa.RecordBatch, contract: Contract, where: str,
             raise ContractViolation(
                 f"{where}: column {spec.name!r} is declared not null but has "
                 f"{column.null_count} null value(s), the first at data row {row}")
+        if spec.type == LogicalType.string and _has_nul(column):
+            row = first_row + pc.index(pc.match_substring(column, "\x00"), True).as_py() + 1
+            if row > first_row:
+                # PostgreSQL can't store such text (a category, a reason), and a run of NULs
+                # is what a file caught mid-write or zero-filled by a crash looks like
+                raise ContractViolation(f"{where}: column {spec.name!r} holds a NUL byte at data "
+                                        f"row {row} (binary data, or a file caught mid-write?)")
         columns.append(column)
     cls = pa.RecordBatch if isinstance(table, pa.RecordBatch) else pa.Table
     return cls.from_arrays(columns, schema=contract.arrow_schema())
+
+
+def _has_nul(column: pa.Array | pa.ChunkedArray) -> bool:
+    """A quick look at the raw bytes (which may hold a few outside the slice); the exact row
+    is looked for only when this finds one."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    return any(chunk.buffers()[2] is not None and not np.frombuffer(chunk.buffers()[2], np.uint8).all()
+               for chunk in chunks)
 
 
 def _widening(found, expected, column) -> bool:
@@ -111,6 +171,7 @@ def _csv_reason(exc: Exception, names: list[str], where: str) -> str:
 
 def read_csv(path: Path, contract: Contract) -> Iterator[pa.RecordBatch]:
     where = path.name
+    _require_utf8(path, where)
     stream = pa.input_stream(str(path), compression="detect")
     try:
         reader = pacsv.open_csv(
@@ -126,7 +187,10 @@ def read_csv(path: Path, contract: Contract) -> Iterator[pa.RecordBatch]:
         if "Empty CSV file" in str(exc):
             raise ContractViolation(f"{where}: empty file (no header, no rows)") from None
         raise ContractViolation(_csv_reason(exc, contract.names, where)) from None
-    names = reader.schema.names
+    try:
+        names = reader.schema.names
+    except UnicodeDecodeError:
+        raise ContractViolation(f"{where}: the header is not UTF-8 (wrong encoding?)") from None
     compare_columns(contract.names, names, where)
     rows = 0
     while True:
@@ -137,6 +201,9 @@ def read_csv(path: Path, contract: Contract) -> Iterator[pa.RecordBatch]:
         except (pa.ArrowInvalid, OSError, EOFError) as exc:
             raise ContractViolation(_csv_reason(exc, names, where)
                                     + f" (after data row {rows})") from None
+        except UnicodeDecodeError:
+            raise ContractViolation(f"{where}: not UTF-8 after data row {rows} "
+                                    "(wrong encoding?)") from None
         yield conform(chunk, contract, where, rows)
         rows += chunk.num_rows
 
@@ -158,17 +225,91 @@ def read_parquet(path: Path, contract: Contract) -> Iterator[pa.RecordBatch]:
         raise ContractViolation(f"{where}: unreadable after data row {rows} ({exc})") from None
 
 
-def read_jsonl(path: Path, contract: Contract) -> Iterator[pa.Table]:
+def _line_blocks(stream: pa.NativeFile, size: int) -> Iterator[bytes]:
+    """Whole lines, about `size` bytes at a time: a JSON value never spans a raw newline."""
+    pending: list[bytes] = []
+    while block := stream.read(size):
+        end = block.rfind(b"\n") + 1
+        if not end:
+            pending.append(block)  # a line longer than a block, gathered without re-copying
+            continue
+        yield b"".join([*pending, block[:end]])
+        pending = [block[end:]]
+    rest = b"".join(pending)
+    if rest.strip():
+        yield rest
+
+
+def _parse_json_block(block: bytes, contract: Contract, where: str, rows_before: int) -> pa.Table:
+    # one Arrow block per line block, so that no line straddles two
+    options = pajson.ReadOptions(block_size=len(block) + 1)
+    try:
+        table = pajson.read_json(pa.BufferReader(block), read_options=options)
+        # text that looks like a date is inferred as a timestamp: a string column must keep
+        # its text, and a date column is converted from it
+        as_text = [s for s in contract.columns if s.type in (LogicalType.string, LogicalType.date)
+                   and s.name in table.column_names
+                   and pa.types.is_timestamp(table.schema.field(s.name).type)]
+        if as_text:
+            explicit = pa.schema([(s.name, pa.string()) for s in as_text])
+            table = pajson.read_json(pa.BufferReader(block), read_options=options,
+                                     parse_options=pajson.ParseOptions(
+                                         explicit_schema=explicit, unexpected_field_behavior="infer"))
+    except pa.ArrowInvalid as exc:
+        text = re.sub(r"in row (\d+)", lambda m: f"in data row {rows_before + int(m.group(1)) + 1}",
+                      str(exc))
+        raise ContractViolation(f"{where}: not valid JSON lines ({text})") from None
+    except UnicodeDecodeError:
+        raise ContractViolation(f"{where}: not UTF-8 after data row {rows_before} "
+                                "(wrong encoding?)") from None
+    try:
+        # Arrow's JSON parser passes invalid UTF-8 through into string values, where it would
+        # fail far later (profiling, storing); CSV's converter checks it, here it is checked
+        table.validate(full=True)
+    except pa.ArrowInvalid:
+        raise ContractViolation(f"{where}: text that is not UTF-8 after data row {rows_before} "
+                                "(wrong encoding?)") from None
+    for spec in as_text:
+        if spec.type == LogicalType.date:
+            index = table.column_names.index(spec.name)
+            try:
+                table = table.set_column(index, spec.name, pc.cast(table.column(index), pa.date32()))
+            except pa.ArrowInvalid:
+                raise ContractViolation(f"{where}: column {spec.name!r}: expected date, found "
+                                        f"values that aren't dates after data row {rows_before}") from None
+    return table
+
+
+def read_jsonl(path: Path, contract: Contract, *, block_bytes: int | None = None) -> Iterator[pa.Table]:
+    """JSON lines in blocks of whole lines (`block_bytes`, default CHUNK_BYTES), each parsed and
+    conformed on its own, so memory is bounded by the block, not the file. A contract column
+    may be absent from some blocks (a sparse key reads as nulls), not from the whole file."""
     where = path.name
+    _require_utf8(path, where)
+    schema = contract.arrow_schema()
+    seen: list[str] = []
+    rows = 0
     stream = pa.input_stream(str(path), compression="detect")
     try:
-        table = pajson.read_json(stream, read_options=pajson.ReadOptions(block_size=CHUNK_BYTES))
-    except (pa.ArrowInvalid, OSError) as exc:
-        if "Empty JSON file" in str(exc):
-            raise ContractViolation(f"{where}: empty file (no rows)") from None
-        raise ContractViolation(f"{where}: not valid JSON lines ({exc})") from None
-    compare_columns(contract.names, table.column_names, where)
-    yield conform(table.select(contract.names), contract, where, 0)
+        for block in _line_blocks(stream, block_bytes or CHUNK_BYTES):
+            table = _parse_json_block(block, contract, where, rows)
+            if table.num_rows == 0:
+                continue
+            seen += [n for n in table.column_names if n not in seen]
+            absent = [s for s in contract.columns if s.name not in table.column_names]
+            if (len(table.column_names) != len(set(table.column_names))
+                    or any(n not in schema.names for n in table.column_names)
+                    or any(not s.nullable and s.name not in seen for s in absent)):
+                compare_columns(contract.names, seen, where, delimited=False)
+            for spec in absent:
+                table = table.append_column(spec.name, pa.nulls(table.num_rows, schema.field(spec.name).type))
+            yield conform(table.select(contract.names), contract, where, rows)
+            rows += table.num_rows
+    except (OSError, EOFError) as exc:
+        raise ContractViolation(f"{where}: unreadable after data row {rows} ({exc})") from None
+    if rows == 0:
+        raise ContractViolation(f"{where}: empty file (no rows)")
+    compare_columns(contract.names, seen, where, delimited=False)
 
 
 def read_schema(path: Path, fmt: str) -> pa.Schema:
@@ -180,8 +321,16 @@ def read_schema(path: Path, fmt: str) -> pa.Schema:
         stream = pa.input_stream(str(path), compression="detect")
         if fmt == "csv":
             options = pacsv.ConvertOptions(null_values=NULL_STRINGS, strings_can_be_null=True)
-            return pacsv.open_csv(stream, convert_options=options).schema
-        return pajson.read_json(stream).schema
+            schema = pacsv.open_csv(stream, convert_options=options).schema
+        else:
+            # the first block decides, as it would for a CSV file
+            block = next(_line_blocks(stream, CHUNK_BYTES), b"")
+            options = pajson.ReadOptions(block_size=len(block) + 1)
+            schema = pajson.read_json(pa.BufferReader(block), read_options=options).schema
+        # Arrow decodes the names only when asked: a header in another encoding fails here
+        return pa.schema(list(zip(schema.names, schema.types)))
+    except UnicodeDecodeError:
+        raise ContractViolation(f"{where}: can't infer a contract from it (not UTF-8)") from None
     except (pa.ArrowInvalid, OSError) as exc:
         raise ContractViolation(f"{where}: can't infer a contract from it ({exc})") from None
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, case, delete, func, insert, not_, or_, select, update
+from sqlalchemy import and_, case, delete, false, func, insert, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.models import Alert, AlertOccurrence, AlertStatus, Batch, BatchStatus, Dataset, Metric
@@ -194,7 +194,8 @@ LABELS = ("dataset", "column", "monitor", "detector", "severity")
 @dataclass(frozen=True, slots=True)
 class AlertFilter:
     """What the alerts page asks for. Empty tuples mean "any"; the seen bounds are whole UTC
-    days on `last_seen_at`, as in `alerts list`; `hidden` holds label sets to leave out."""
+    days on `last_seen_at`, as in `alerts list`; `hidden` holds label sets to leave out,
+    `only` (when not None) the label sets to keep, so an empty `only` matches nothing."""
 
     statuses: tuple[str, ...] = ()
     severities: tuple[str, ...] = ()
@@ -203,6 +204,16 @@ class AlertFilter:
     seen_from: dt.date | None = None
     seen_to: dt.date | None = None
     hidden: tuple[tuple[str, str | None, str, str, str], ...] = ()
+    only: tuple[tuple[str, str | None, str, str, str], ...] | None = None
+
+
+def _labelled(label_sets) -> Any:
+    """Whether an alert carries one of these label sets (false for none)."""
+    return or_(false(), *(and_(
+        Dataset.name == dataset,
+        Alert.column.is_(None) if column is None else Alert.column == column,
+        Alert.monitor == monitor, Alert.detector == detector, Alert.severity == severity)
+        for dataset, column, monitor, detector, severity in label_sets))
 
 
 def _day(value: dt.date) -> dt.datetime:
@@ -225,11 +236,9 @@ def _alert_conditions(alert_filter: AlertFilter) -> list:
     if f.seen_to is not None:
         conditions.append(Alert.last_seen_at < _day(f.seen_to + dt.timedelta(days=1)))
     if f.hidden:
-        conditions.append(not_(or_(*(and_(
-            Dataset.name == dataset,
-            Alert.column.is_(None) if column is None else Alert.column == column,
-            Alert.monitor == monitor, Alert.detector == detector, Alert.severity == severity)
-            for dataset, column, monitor, detector, severity in f.hidden))))
+        conditions.append(not_(_labelled(f.hidden)))
+    if f.only is not None:
+        conditions.append(_labelled(f.only))
     return conditions
 
 

@@ -12,6 +12,7 @@ STATUSES = ["open", "acknowledged", "resolved"]
 SEVERITIES = ["critical", "warning", "info"]
 DEFAULTS = {"alerts.status": ["open", "acknowledged"], "alerts.severity": [],
             "alerts.dataset": [], "alerts.monitor": [], "alerts.show_muted": False,
+            "alerts.only_muted": False,
             "alerts.seen_from": None, "alerts.seen_to": None}
 PARAMS = {"status": "alerts.status", "severity": "alerts.severity",
           "dataset": "alerts.dataset", "monitor": "alerts.monitor"}
@@ -25,7 +26,9 @@ def _from_link() -> None:
     that they are the person's."""
     params = st.query_params.to_dict()
     signature = repr(sorted(params.items()))
-    if state.get("alerts.link") == signature and all(k in state for k in DEFAULTS):
+    # "only muted" is drawn only while muted alerts are shown, so its key may come and go
+    drawn = [k for k in DEFAULTS if k != "alerts.only_muted"]
+    if state.get("alerts.link") == signature and all(k in state for k in drawn):
         return
     state["alerts.link"] = signature
     for key, default in DEFAULTS.items():
@@ -33,7 +36,8 @@ def _from_link() -> None:
     for param, key in PARAMS.items():
         if params.get(param):
             state[key] = [v for v in params[param].split(",") if v]
-    state["alerts.show_muted"] = params.get("muted") == "1"
+    state["alerts.show_muted"] = params.get("muted") in ("1", "only")
+    state["alerts.only_muted"] = params.get("muted") == "only"
     state["alerts.page"] = 1
 
 
@@ -69,11 +73,14 @@ when[0].date_input("Last seen from", key="alerts.seen_from", format="YYYY-MM-DD"
 when[1].date_input("Last seen to", key="alerts.seen_to", format="YYYY-MM-DD")
 when[2].toggle("Show muted alerts", key="alerts.show_muted",
                help="Alerts an active mute covers are hidden unless this is on.")
+if state["alerts.show_muted"]:
+    when[3].toggle("Only muted ones", key="alerts.only_muted")
 
 query = dict(statuses=tuple(state["alerts.status"]), severities=tuple(state["alerts.severity"]),
              datasets=tuple(state["alerts.dataset"]), monitors=tuple(state["alerts.monitor"]),
              seen_from=state["alerts.seen_from"], seen_to=state["alerts.seen_to"],
-             show_muted=state["alerts.show_muted"])
+             show_muted=state["alerts.show_muted"],
+             only_muted=state["alerts.show_muted"] and state.get("alerts.only_muted", False))
 if state.get("alerts.query") != query:
     # new filters: back to the first page, and the old selection means nothing any more
     state["alerts.query"] = query
@@ -115,10 +122,11 @@ st.caption(f"{total} alert(s) match" + (f"; showing {first + 1}–{first + len(f
                                          f"last seen first" if total else ""))
 event = st.dataframe(
     shown, key="alerts.table", on_select="rerun", selection_mode="multi-row", hide_index=True,
-    column_order=["id", "severity", "status", "muted", "dataset", "column", "monitor",
-                  "partition", "message", "occurrences", "last_seen_at", "detail"],
+    column_order=["id", "detail", "severity", "status",
+                  *(["muted"] if state["alerts.show_muted"] else []), "dataset", "column",
+                  "monitor", "partition", "message", "occurrences", "last_seen_at"],
     column_config={
-        "detail": st.column_config.LinkColumn("detail", display_text="open ↗"),
+        "detail": st.column_config.LinkColumn("detail", display_text="open ↗", width="small"),
         "last_seen_at": st.column_config.DatetimeColumn("last seen", format="YYYY-MM-DD HH:mm"),
         "message": st.column_config.TextColumn(width="large"),
         "muted": st.column_config.TextColumn("mute", width="small"),
@@ -138,7 +146,10 @@ if pages > 1:
                     key="alerts.page")
 
 st.subheader(f"Selected: {len(selected)}")
-if selected:
+if not selected:
+    st.caption("Tick rows in the table's left column to act on them together; `open ↗` "
+               "opens one alert with its chart and evidence.")
+else:
     st.caption("Acting on alert(s) " + ", ".join(f"#{i}" for i in selected))
     for alert_id in selected[:3]:
         st.page_link("dashboard/views/alert.py", label=f"Open alert #{alert_id} →",

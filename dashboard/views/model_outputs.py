@@ -16,13 +16,17 @@ dataset = st.selectbox("Model output", outputs, key="model_outputs.pick")
 columns = services.output_columns_frame(dataset)
 scores = columns[columns["profile"] == "quantiles"]["column"].tolist()
 classes = columns[columns["profile"] == "freq"]["column"].tolist()
-left, right = st.columns(2)
+left, middle, right = st.columns(3)
 score = left.selectbox("Score column", scores, key="model_outputs.score_column") if scores else None
-klass = right.selectbox("Class column", classes, key="model_outputs.class_column") if classes else None
+klass = middle.selectbox("Class column", classes, key="model_outputs.class_column") if classes else None
+DRIFT_SPANS = {"last 90 days": 90, "last 180 days": 180, "last 365 days": 365, "all history": None}
+span = right.selectbox("Drift tested over", list(DRIFT_SPANS), key="model_outputs.drift_span",
+                       help="Each partition is compared with the partitions before it; "
+                            "long spans take a few seconds the first time.")
 
 
 def drift_section(column: str, profile: str, key: str) -> None:
-    drift, measure, limit = services.drift_frame(dataset, column, profile)
+    drift, measure, limit = services.drift_frame(dataset, column, profile, DRIFT_SPANS[span])
     if drift.empty:
         st.info(f"Not enough history to compare {column} with a reference window yet.")
         return

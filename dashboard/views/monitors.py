@@ -16,8 +16,13 @@ if datasets.empty:
     st.info("No dataset yet, so nothing to watch. Land the demo with `python -m monitors demo`.")
     st.stop()
 who = identity.actor()
+problem = services.config_problem()
+if problem:
+    st.error(f"The monitors YAML cannot be used, so monitors cannot be listed or changed here:\n\n"
+             f"```\n{problem}\n```")
+    st.stop()
 
-EDIT_FIELDS = ("name", "detector", "severity", "column", "metric", "options")
+EDIT_FIELDS = ("name", "detector", "severity", "column", "metric", "options", "from", "to")
 
 
 def reset_form() -> None:

@@ -41,7 +41,7 @@ with muted:
     st.metric("Muted", counts["muted"], border=True,
               help="Open or acknowledged alerts an active mute keeps quiet")
     st.page_link(ALERTS_PAGE, label="Muted alerts →",
-                 query_params={"status": "open,acknowledged", "muted": "1"})
+                 query_params={"status": "open,acknowledged", "muted": "only"})
 
 st.subheader("Health per dataset")
 st.caption("A dataset's health is the worst severity among its open and acknowledged alerts "

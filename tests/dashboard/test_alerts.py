@@ -342,3 +342,39 @@ def test_evidence_rows_mask_sensitive_columns(app, sessions):
 def test_an_unknown_alert_says_so(app):
     open_page(app, DETAIL, alert="99999")
     assert "no alert #99999" in app.error[0].value
+
+
+def test_the_muted_link_shows_only_muted_alerts(app, sessions):
+    from monitors import mutes
+    from store.models import utcnow
+
+    with sessions.begin() as session:
+        mutes.add_mute(session, matchers={"monitor": "volume:*"}, reason="volume feed rebuilt",
+                       by="bob", ends_at=utcnow() + dt.timedelta(days=1), now=utcnow())
+        muted = {a["id"] for a in lifecycle.list_alerts(session, status=["open", "acknowledged"])
+                 if a["muted"]}
+    assert muted
+    open_page(app, ALERTS, status="open,acknowledged", muted="only")
+    assert set(table(app)["id"]) == muted
+    assert set(table(app)["muted"]) == {"muted"}
+
+
+# ---- the alert chart, without Streamlit -----------------------------------------------------
+
+def test_a_long_history_is_thinned_on_the_server_but_keeps_spikes_and_the_alert():
+    import numpy as np
+    import pandas as pd
+
+    from dashboard import charts
+
+    index = pd.date_range("2020-01-01", periods=20_000, freq="h")
+    values = pd.Series(np.sin(np.arange(20_000) / 24), index=index)
+    values.iloc[7_777] = 50.0      # a spike
+    fired = values.iloc[[12_345]]  # the alert's own point, unremarkable in value
+    figure = charts.metric_history(values, title="m", anomalies=fired)
+    line = next(t for t in figure.data if t.name == "m")
+    assert len(line.x) <= charts.MAX_POINTS + 2
+    assert 50.0 in line.y
+    assert float(charts.epoch_ms([index[12_345]])[0]) in line.x
+    assert figure.layout.xaxis.type == "date"
+    assert isinstance(line.x[0], float)  # epoch ms, a quarter of the JSON of datetimes

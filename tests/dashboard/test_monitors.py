@@ -147,3 +147,11 @@ def test_noise_counts_alerts_per_week_and_false_positives(app, demo, sessions):
     assert volume["per_week"] == pytest.approx(volume["alerts"] / (40 / 7), abs=0.01)
     assert volume["false_positive"] == 1
     assert volume["false_positive_share"] == pytest.approx(1 / min(len(ids), 2))
+
+
+def test_a_broken_config_file_is_named_not_overwritten(app, demo):
+    text = demo.config_path.read_text().replace("format: csv", "format: xlsx", 1)
+    demo.config_path.write_text(text)
+    open_page(app, "monitors")
+    assert "monitors.yaml:" in app.error[0].value and "format" in app.error[0].value
+    assert demo.config_path.read_text() == text

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,22 @@ def test_actions_wait_for_a_name(app, demo):
     open_page(app)
     assert app.button(key="pipeline.run_now").disabled
     assert app.button(key="pipeline.pause").disabled
+
+
+def test_the_worker_is_hosted_only_when_the_setting_asks(app, demo, sessions, monkeypatch):
+    open_page(app)
+    assert "No worker runs inside the dashboard" in app.caption[0].value
+
+    monkeypatch.setenv("MONITORS_DASHBOARD_WORKER", "1")
+    try:
+        app.date_input(key="pipeline.partition").set_value(dt.date(2026, 6, 30))
+        app.button(key="pipeline.rerun").click().run()
+        assert "This dashboard hosts the worker" in app.caption[0].value
+        rerun = runs(sessions)[-1]
+        deadline = time.monotonic() + 60
+        while runs(sessions)[-1].status in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert runs(sessions)[-1].status == "succeeded", runs(sessions)[-1].error
+        assert runs(sessions)[-1].id == rerun.id
+    finally:
+        st.cache_resource.clear()  # stops the hosted worker (its on_release)

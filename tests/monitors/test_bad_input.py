@@ -1,0 +1,323 @@
+"""The bad-input corpus: whatever a producer delivers, a batch lands correctly or is quarantined
+with a reason naming its file; nothing raises out of `ingest_file`, and nothing is lost.
+
+Decided behaviours (each asserted by an example test below, and relied on by the properties):
+
+| input                                   | CSV                                  | JSON lines                          |
+| --------------------------------------- | ------------------------------------ | ----------------------------------- |
+| UTF-8 byte-order mark                   | lands (the mark is skipped)          | lands                               |
+| UTF-16 / UTF-32 with a byte-order mark  | quarantined: "not UTF-8 ... UTF-16"  | same                                |
+| latin-1 (or any non-UTF-8) text         | quarantined: "not UTF-8"             | same                                |
+| NUL byte in a value                     | quarantined: "NUL byte", column, row | same (an escaped \\u0000 as well)    |
+| NUL bytes in the header (UTF-16, no BOM)| quarantined: "NUL bytes in the header"| -                                  |
+| "NaN", "nan", "" in a float column      | null (counted in `nulls`)            | a string: quarantined (typed format)|
+| NaN / Infinity literals                 | -                                    | NaN is null; ±Infinity lands        |
+| "inf", "-inf", "Infinity", "INF"        | lands, counted in `infinite`         | a string: quarantined               |
+| "NaN", "None", "NULL" in a string column| null (the null spellings)            | a string like any other             |
+| embedded newlines, quotes, CRLF, CR     | land, as quoted by RFC 4180          | CRLF and blank lines land           |
+| a 1 MB field                            | lands (rows up to the 8 MiB block)   | lands                               |
+| mixed types in a column                 | quarantined, naming the column       | same ("changed from number to ...") |
+| duplicated header / key                 | quarantined: "duplicated column(s)"  | quarantined: "specified twice"      |
+| empty header name                       | quarantined: "without a name"        | same                                |
+| trailing delimiter on every line        | quarantined: "trailing delimiter?"   | -                                   |
+| ragged rows (short or long)             | quarantined: "Expected 4 columns"    | -                                   |
+| a key absent from some lines            | -                                    | lands, null there                   |
+| a column absent from the whole batch    | quarantined: "missing column(s)"     | same                                |
+| zero rows                               | quarantined: "no rows"/"empty file"  | quarantined: "empty file"           |
+| 2,000 columns                           | lands; a lacking one is quarantined with a bounded reason |              |
+
+UTF-16 is refused rather than decoded: the contract's encoding is UTF-8 (JSON lines require
+it), a producer that switches encoding has changed its export and should hear about it, and
+latin-1 can't be told from UTF-8 reliably anyway, so accepting only the self-declaring UTF-16
+would make the rule depend on luck. NUL bytes are refused because PostgreSQL can't store them
+in text (category keys, evidence) and a run of them is what a file caught mid-write looks like.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitors import readers
+from monitors.contract import ColumnSpec, Contract
+from monitors.ingest import MAX_REASON, ingest_file
+from monitors.readers import NULL_STRINGS, read_jsonl
+from store import queries
+from store.models import Dataset
+
+DAY = dt.date(2026, 3, 2)
+NAMES = ["id", "amount", "country", "paid"]
+CONTRACT = Contract(columns=[
+    ColumnSpec(name="id", type="integer", nullable=False),
+    ColumnSpec(name="amount", type="float"),
+    ColumnSpec(name="country", type="string"),
+    ColumnSpec(name="paid", type="boolean"),
+])
+GOOD_CSV = "id,amount,country,paid\n1,10.5,ES,true\n2,,FR,false\n"
+MB = 1 << 20
+
+# each store is one test function's; examples share it, each with a dataset of its own
+PROPERTY = settings(max_examples=60, deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                           HealthCheck.too_slow, HealthCheck.data_too_large])
+_numbers = itertools.count()
+
+
+# --- what a generated batch holds and what must become of it -----------------------------
+
+
+@dataclass
+class Batch:
+    name: str
+    content: bytes = b""
+    rows: int = 0
+    amount_nulls: int = 0
+    amount_infinite: int = 0
+    country_nulls: int = 0
+    # None: the batch must land; else what its quarantine reason must contain ("a|b": either)
+    refused: str | None = None
+    defect: str = "none"
+
+
+amounts = st.one_of(
+    st.none(),
+    st.floats(allow_nan=False, allow_infinity=False, width=64),
+    st.sampled_from([math.inf, -math.inf, math.nan]),
+)
+# any text but NUL and lone surrogates, which the defects add on purpose
+country_text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12)
+rows_strategy = st.lists(
+    st.tuples(st.integers(-2**63, 2**63 - 1), amounts, st.one_of(st.none(), country_text),
+              st.one_of(st.none(), st.booleans())),
+    min_size=0, max_size=12)
+CSV_DEFECTS = ["mixed type", "ragged", "nul value", "nul number", "duplicated header",
+               "empty header", "trailing delimiter", "missing column", "null id", "not utf-8",
+               "utf-16"]
+JSONL_DEFECTS = ["mixed type", "nan string", "nul value", "duplicated key", "extra key",
+                 "missing key", "not utf-8", "utf-16", "truncated"]
+
+
+def _count(batch: Batch, amounts_found: list[float | None]) -> None:
+    batch.amount_nulls = sum(a is None or math.isnan(a) for a in amounts_found)
+    batch.amount_infinite = sum(a is not None and math.isinf(a) for a in amounts_found)
+
+
+def _amount_text(value: float | None, spellings: dict[str, str]) -> str:
+    if value is None:
+        return ""
+    if math.isnan(value):
+        return spellings["nan"]
+    if math.isinf(value):
+        return spellings["inf"] if value > 0 else "-" + spellings["inf"].lstrip("+")
+    return repr(value)
+
+
+def _csv_field(value: str) -> str:
+    # RFC 4180 quoting; Python's csv module leaves a lone CR unquoted, which no reader survives
+    if any(ch in value for ch in ',"\r\n'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+@st.composite
+def csv_batches(draw) -> Batch:
+    rows = draw(rows_strategy)
+    batch = Batch(name=f"b{next(_numbers)}.csv", rows=len(rows))
+    if rows and draw(st.booleans()):
+        # a 1 MB field, with the quotes and newlines that force quoting
+        at = draw(st.integers(0, len(rows) - 1))
+        rows[at] = (rows[at][0], rows[at][1], 'say "hi"\r\n' * (MB // 10), rows[at][3])
+    _count(batch, [a for _, a, _, _ in rows])
+    batch.country_nulls = sum(c is None or c in NULL_STRINGS for _, _, c, _ in rows)
+    spellings = {"nan": draw(st.sampled_from(["NaN", "nan", ""])),
+                 "inf": draw(st.sampled_from(["inf", "Infinity", "INF", "+inf"]))}
+    order = list(draw(st.permutations(NAMES)))  # a reordering is no breach
+    header = list(order)
+    lines = [[{"id": str(i), "amount": _amount_text(a, spellings), "country": "" if c is None else c,
+               "paid": "" if p is None else draw(st.sampled_from([str(p), str(p).lower(), str(int(p))]))}[n]
+              for n in order] for i, a, c, p in rows]
+    batch.defect = defect = draw(st.sampled_from(["none"] * 8 + CSV_DEFECTS))
+    if not rows:
+        batch.refused = "no rows"
+    row = draw(st.integers(0, len(rows) - 1)) if rows else None
+    # header defects come first (the header is checked before any row); row defects need rows
+    if defect == "mixed type" and rows:
+        column = draw(st.sampled_from(["id", "amount", "paid"]))
+        lines[row][order.index(column)] = draw(st.sampled_from(["x1", "1.5", "yes"]))
+        if not (column == "amount" and lines[row][order.index(column)] == "1.5"):
+            batch.refused = f"column {column!r}"
+        else:
+            batch.defect, values = "none", [a for _, a, _, _ in rows]
+            values[row] = 1.5
+            _count(batch, values)
+    elif defect == "ragged" and rows:
+        lines[row].append("extra") if draw(st.booleans()) else lines[row].pop()
+        batch.refused = "Expected 4 columns"
+    elif defect == "nul value" and rows:
+        lines[row][order.index("country")] += "\x00"
+        batch.refused = "NUL byte"
+    elif defect == "nul number" and rows:
+        lines[row][order.index("id")] += "\x00"
+        batch.refused = "column 'id'"
+    elif defect == "duplicated header":
+        header[draw(st.integers(0, 3))] = header[draw(st.integers(0, 3))]
+        if len(set(header)) < 4:
+            batch.refused = "duplicated column(s)"
+    elif defect == "empty header":
+        header[draw(st.integers(0, 3))] = ""
+        batch.refused = "without a name"
+    elif defect == "trailing delimiter":
+        for line in [header, *lines]:
+            line.append("")
+        batch.refused = "trailing delimiter?"
+    elif defect == "missing column":
+        gone = draw(st.integers(0, 3))
+        for line in [header, *lines]:
+            line.pop(gone)
+        batch.refused = f"missing column(s) {order[gone]}"
+    elif defect == "null id" and rows:
+        lines[row][order.index("id")] = ""
+        batch.refused = "declared not null"
+    elif defect == "not utf-8":
+        # a latin-1 'ñ' in one more row (a lone surrogate encodes back to the raw byte)
+        lines.append([{"id": "9", "amount": "2.5", "country": "Espa\udcf1a", "paid": "true"}[n]
+                      for n in order])
+        batch.refused = "UTF-8"
+    newline = draw(st.sampled_from(["\n", "\r\n", "\r"]))
+    text = "".join(",".join(_csv_field(v) for v in line) + newline for line in [header, *lines])
+    if defect == "utf-16":
+        batch.content, batch.refused = text.encode("utf-16"), "UTF-16"
+    else:
+        batch.content = text.encode(draw(st.sampled_from(["utf-8", "utf-8-sig"])), "surrogateescape")
+    return batch
+
+
+@st.composite
+def jsonl_batches(draw) -> Batch:
+    rows = draw(rows_strategy)
+    batch = Batch(name=f"b{next(_numbers)}.jsonl", rows=len(rows))
+    records = [{"id": i, "amount": a, "country": c, "paid": p} for i, a, c, p in rows]
+    if rows and draw(st.booleans()):
+        records[draw(st.integers(0, len(rows) - 1))]["country"] = "z" * MB
+    if len(rows) > 1 and draw(st.booleans()):
+        # a key absent from some lines (never all) reads as null there
+        for record in draw(st.lists(st.sampled_from(records[1:]), unique_by=id)):
+            record.pop("amount")
+    _count(batch, [r.get("amount") for r in records])
+    batch.country_nulls = sum(r["country"] is None for r in records)
+    lines = [json.dumps(r) for r in records]  # NaN and ±Infinity bare, as Python writes them
+    batch.defect = defect = draw(st.sampled_from(["none"] * 8 + JSONL_DEFECTS))
+    if not rows:
+        batch.refused = "empty file"
+    row = draw(st.integers(0, len(rows) - 1)) if rows else None
+    if defect == "mixed type" and rows:
+        lines[row] = json.dumps({**records[row], "id": "x1"})
+        batch.refused = "Column(/id)|column 'id'"  # within a block, or a block of its own
+    elif defect == "nan string" and rows:
+        lines[row] = json.dumps({**records[row], "amount": draw(st.sampled_from(["NaN", "inf"]))})
+        batch.refused = "Column(/amount)|column 'amount'"
+    elif defect == "nul value" and rows:
+        lines[row] = json.dumps({**records[row], "country": "a\x00b"})
+        batch.refused = "NUL byte"
+    elif defect == "duplicated key" and rows:
+        lines[row] = lines[row][:-1] + ', "id": 5}'
+        batch.refused = "specified twice"
+    elif defect == "extra key" and rows:
+        lines[row] = json.dumps({**records[row], "vip": 1})
+        batch.refused = "unexpected column(s) vip"
+    elif defect == "missing key" and rows:
+        lines = [json.dumps({k: v for k, v in r.items() if k != "country"}) for r in records]
+        batch.refused = "missing column(s) country"
+    elif defect == "truncated" and rows:
+        lines[-1] = lines[-1][: len(lines[-1]) // 2]
+        batch.refused = "not valid JSON lines"
+    elif defect == "not utf-8" and rows:
+        lines[row] = json.dumps({**records[row], "country": "Espa\udcf1a"}, ensure_ascii=False)
+        batch.refused = "UTF-8"
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    text = newline.join(lines) + draw(st.sampled_from(["", newline, newline * 3]))
+    if defect == "utf-16":
+        batch.content, batch.refused = text.encode("utf-16"), "UTF-16"
+    else:
+        batch.content = text.encode(draw(st.sampled_from(["utf-8", "utf-8-sig"])), "surrogateescape")
+    return batch
+
+
+# --- landing one generated batch over an earlier good one ------------------------------------
+
+
+def _new_dataset(sessions, tmp_path) -> int:
+    with sessions.begin() as session:
+        dataset = Dataset(name=f"bad{next(_numbers)}", format="csv", source=str(tmp_path),
+                          contract=CONTRACT.to_json())
+        session.add(dataset)
+        session.flush()
+        return dataset.id
+
+
+def _ingest(sessions, dataset_id, path):
+    with sessions.begin() as session:
+        return ingest_file(session, session.get(Dataset, dataset_id), path, DAY)
+
+
+def _metric(sessions, dataset_id, metric, column=None) -> float:
+    with sessions() as session:
+        series = queries.read_metric_series(session, dataset_id, metric, column)
+    assert len(series) == 1, f"{metric} {column}: {series.tolist()}"
+    return series.iloc[0]
+
+
+def check_lands_or_is_quarantined(sessions, tmp_path, batch: Batch) -> None:
+    dataset_id = _new_dataset(sessions, tmp_path)
+    good_path = tmp_path / f"good{next(_numbers)}.csv"
+    good_path.write_text(GOOD_CSV)
+    good = _ingest(sessions, dataset_id, good_path)
+    path = tmp_path / batch.name
+    path.write_bytes(batch.content)
+
+    outcome = _ingest(sessions, dataset_id, path)  # nothing may raise out of it
+
+    with sessions() as session:
+        current = queries.get_current_batch(session, dataset_id, DAY)
+        new_metrics = queries.count_metrics(session, outcome.batch_id)
+        good_metrics = queries.count_metrics(session, good.batch_id)
+    if batch.refused is None:
+        assert outcome.status == "ingested", f"{batch.defect}: {outcome.reason}"
+        assert outcome.rows == batch.rows
+        assert current.id == outcome.batch_id and good_metrics == 0 < new_metrics
+        assert _metric(sessions, dataset_id, "row_count") == batch.rows
+        assert _metric(sessions, dataset_id, "nulls", "amount") == batch.amount_nulls
+        assert _metric(sessions, dataset_id, "infinite", "amount") == batch.amount_infinite
+        assert _metric(sessions, dataset_id, "nulls", "country") == batch.country_nulls
+    else:
+        assert outcome.status == "quarantined", f"expected {batch.refused!r} ({batch.defect})"
+        assert outcome.reason.startswith(batch.name + ":")
+        assert any(part in outcome.reason for part in batch.refused.split("|")), (
+            batch.defect, outcome.reason[:300])
+        assert len(outcome.reason) <= MAX_REASON
+        assert new_metrics == 0
+        assert current.id == good.batch_id and good_metrics > 0
+        assert _metric(sessions, dataset_id, "row_count") == 2
+
+
+@PROPERTY
+@given(batch=csv_batches())
+def test_any_csv_batch_lands_correctly_or_is_quarantined_with_a_reason(sessions, tmp_path, batch):
+    check_lands_or_is_quarantined(sessions, tmp_path, batch)
+
+
+@PROPERTY
+@given(batch=jsonl_batches(), block_bytes=st.sampled_from([64, 4096, None]))
+def test_any_jsonl_batch_lands_correctly_or_is_quarantined_with_a_reason(
+        sessions, tmp_path, monkeypatch, batch, block_bytes):
+    # small blocks put sparse keys, type inference and row numbers across block boundaries
+    monkeypatch.setattr(readers, "CHUNK_BYTES", block_bytes or (8 << 20))
+    check_lands_or_is_quarantined(sessions, tmp_path, batch)
