@@ -24,7 +24,7 @@ from detectors import checks
 from detectors.result import Finding
 from monitors.alerts import Recorded, Signal, record_signals
 from monitors.catalog import source_folder, sync_datasets
-from monitors.config import MonitorsConfig, load_config
+from monitors.config import ConfigError, MonitorsConfig, load_config
 from monitors.contract import Contract
 from monitors.evaluate import (MetricHistory, Verdict, evaluate_check, evaluate_metric,
                                metrics_read_by)
@@ -89,8 +89,13 @@ def execute_run(sessions: sessionmaker[Session], settings: Settings, run_id: int
         if run.status == RunStatus.queued:  # executed inline (`run --now`), not claimed
             run.status, run.claimed_by = RunStatus.running, "inline"
         run.started_at = run.started_at or dt.datetime.now(dt.UTC)
-        config = load_config(settings.config_path)
-        run.config_version, run.code_version = config.version_hash(), code_version()
+        run.code_version = code_version()
+        try:
+            config = load_config(settings.config_path)
+        except ConfigError as exc:  # a broken config fails the run with the file's own words
+            run.status, run.error, run.finished_at = RunStatus.failed, str(exc), dt.datetime.now(dt.UTC)
+            return
+        run.config_version = config.version_hash()
         dataset_id, trigger = run.dataset_id, run.trigger
         partitions = list(pd.date_range(run.partition_from, run.partition_to, freq="D").date)
         run.progress_total, run.progress_done = len(partitions), 0

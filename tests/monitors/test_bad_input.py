@@ -321,3 +321,13 @@ def test_any_jsonl_batch_lands_correctly_or_is_quarantined_with_a_reason(
     # small blocks put sparse keys, type inference and row numbers across block boundaries
     monkeypatch.setattr(readers, "CHUNK_BYTES", block_bytes or (8 << 20))
     check_lands_or_is_quarantined(sessions, tmp_path, batch)
+
+
+# --- the decided behaviours, one example each ------------------------------------------------
+
+HEADER = "id,amount,country,paid\n"
+LANDS_CSV = {
+    "utf-8 byte-order mark": ("\ufeff" + HEADER + "1,1.5,ES,true\n").encode(), {"row_count": 1},
+    "nan spellings are nulls": (HEADER + "1,NaN,ES,true\n2,nan,ES,true\n3,,ES,true\n4,1,ES,true\n"
+                                ).encode(), {("nulls", "amount"): 3, ("count", "amount"): 1},
+}

@@ -232,3 +232,10 @@ def test_a_dead_webhook_leaves_the_run_green(sessions, settings, sales):
     assert "1 failed" in done.log
     with sessions() as session:
         assert [a["status"] for a in list_alerts(session) if a["monitor"] == "nulls:amount"] == ["open"]
+
+
+def test_a_broken_config_fails_the_run_with_its_line(sessions, settings, sales):
+    settings.config_path.write_text(settings.config_path.read_text().replace("format: csv", "format: xml"))
+    done = run(sessions, settings, "sales", START, START)
+    assert done.status == "failed"
+    assert "monitors.yaml:3: datasets.0.format" in done.error
