@@ -123,17 +123,15 @@ def pulling(url: str) -> list[MetricValue]:
     return profiler.metrics()
 
 
-def largest_difference(left: list[MetricValue], right: list[MetricValue]) -> tuple[float, str]:
+def largest_differences(left: list[MetricValue], right: list[MetricValue]) -> list[dict]:
+    """The three largest relative differences, metric by metric."""
     a = {(m.column, m.metric, m.key): m.value for m in left}
     b = {(m.column, m.metric, m.key): m.value for m in right}
     if a.keys() != b.keys():
-        return float("inf"), f"different metrics: {sorted(a.keys() ^ b.keys(), key=str)[:5]}"
-    worst, where = 0.0, ""
-    for key, value in a.items():
-        difference = abs(value - b[key]) / max(abs(b[key]), 1e-12)
-        if difference > worst:
-            worst, where = difference, "/".join(str(k) for k in key if k)
-    return worst, where
+        return [{"metric": f"different metrics: {sorted(a.keys() ^ b.keys(), key=str)[:5]}", "value": None}]
+    found = [{"metric": "/".join(str(k) for k in key if k),
+              "value": abs(value - b[key]) / max(abs(b[key]), 1e-12)} for key, value in a.items()]
+    return sorted(found, key=lambda d: -d["value"])[:3]
 
 
 def main() -> None:
@@ -147,18 +145,20 @@ def main() -> None:
         build(engine, args.rows)
         print(f"built {args.rows} + {args.rows // 10} rows in {time.perf_counter() - started:.1f} s", flush=True)
         times: dict[str, list[float]] = {"pushdown": [], "pulling": []}
+        cpu: dict[str, list[float]] = {"pushdown": [], "pulling": []}
         profiles: dict[str, list[MetricValue]] = {}
         peak: dict[str, float] = {}
         for _ in range(args.repeat):
             for name, run in (("pushdown", lambda: pushdown(engine)), ("pulling", lambda: pulling(url))):
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
                 profiles[name] = run()
                 times[name].append(round(time.perf_counter() - started, 3))
+                cpu[name].append(round(time.process_time() - started_cpu, 3))
                 # ru_maxrss only grows: pushdown runs first, so its figure is its own
                 peak.setdefault(name, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
                 print(f"{name}: {times[name][-1]:.2f} s", flush=True)
         engine.dispose()
-    difference, where = largest_difference(profiles["pushdown"], profiles["pulling"])
+    differences = largest_differences(profiles["pushdown"], profiles["pulling"])
     median = {name: statistics.median(found) for name, found in times.items()}
     document = {
         "benchmark": "bench/pushdown.py",
@@ -174,14 +174,18 @@ def main() -> None:
         "seconds": median,
         "all_seconds": times,
         "speedup": round(median["pulling"] / median["pushdown"], 2),
+        # where the work runs: pushdown leaves the client almost idle, the server does the rest
+        "client_cpu_seconds": {name: statistics.median(found) for name, found in cpu.items()},
         "client_peak_rss_mib": {name: round(value, 1) for name, value in peak.items()},
         "metrics": len(profiles["pushdown"]),
-        "largest_relative_difference": {"value": difference, "metric": where},
+        # BatchProfiler estimates distinct counts with HLL past 100k values; pushdown counts exactly
+        "largest_relative_differences": differences,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(document, indent=2) + "\n")
     print(f"pushdown {median['pushdown']:.2f} s, pulling {median['pulling']:.2f} s "
-          f"(x{document['speedup']}); largest relative difference {difference:.2e} ({where})")
+          f"(x{document['speedup']}); client CPU {document['client_cpu_seconds']}; "
+          f"largest relative differences {differences}")
 
 
 if __name__ == "__main__":

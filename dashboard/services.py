@@ -574,6 +574,15 @@ def runs_frame(dataset: str | None = None, status: str | None = None, limit: int
     return frame[columns]
 
 
+def active_runs_frame() -> pd.DataFrame:
+    """Queued and running runs, oldest first, however long the history behind them."""
+    frames = [runs_frame(status=status, limit=1000) for status in ("running", "queued")]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return runs_frame(status="queued", limit=0)
+    return pd.concat(frames).sort_values("id").reset_index(drop=True)
+
+
 def run_log(run_id: int) -> str:
     with session_factory()() as session:
         run = queue.get_run(session, run_id)
@@ -669,8 +678,10 @@ def _muted_label_sets(session: Session, labels: pd.DataFrame, now: dt.datetime) 
 
 def _with_muted(frame: pd.DataFrame, muted: set[tuple]) -> pd.DataFrame:
     frame = frame.copy()
-    frame["muted"] = [_label_set(v) in muted
-                      for v in frame[list(queries.LABELS)].itertuples(index=False)]
+    # bool even when empty: an empty object column used as a mask selects columns instead
+    frame["muted"] = pd.Series([_label_set(v) in muted
+                                for v in frame[list(queries.LABELS)].itertuples(index=False)],
+                               index=frame.index, dtype=bool)
     return frame
 
 

@@ -18,7 +18,7 @@ Queries per partition: one aggregate query for every column (counts, nulls, extr
 std, zeros, negatives, infinities, string lengths, COUNT(DISTINCT), and on PostgreSQL the
 quantiles through ``percentile_cont ... WITHIN GROUP``, which interpolates linearly between
 order statistics exactly as pandas does), then one GROUP BY per categorical column for its
-top-k. Dialects without these aggregates (SQLite) get two more kinds of query, see
+top-k and its distinct count. All of them read one snapshot on PostgreSQL. Dialects without these aggregates (SQLite) get two more kinds of query, see
 ``_deviations`` and ``_ranked_quantiles``.
 """
 from __future__ import annotations
@@ -44,6 +44,10 @@ from monitors.readers import ContractViolation
 # dialects with stddev_samp and percentile_cont(array) WITHIN GROUP as aggregates; the others
 # take the portable route (two-pass variance, one window query per column for quantiles)
 _NATIVE_STATISTICS = {"postgresql"}
+# where a float column can hold NaN and ±inf; elsewhere (SQLite turns NaN into NULL, MySQL
+# refuses both) binding them as parameters would fail or mean nothing
+_KEEPS_NAN = {"postgresql"}
+_KEEPS_INFINITY = {"postgresql", "sqlite"}
 # the source types a contract type accepts besides its own, as the file readers do
 _WIDENINGS = {(LogicalType.integer, LogicalType.float), (LogicalType.date, LogicalType.timestamp),
               (LogicalType.integer, LogicalType.boolean)}
@@ -58,8 +62,9 @@ def source_type(sql_type: sa.types.TypeEngine) -> LogicalType | None:
     """The logical type a reflected column type stands for; None when it has none."""
     # Boolean before Integer: some dialects derive one from the other
     for kind, logical in ((sa.Boolean, LogicalType.boolean), (sa.Integer, LogicalType.integer),
-                          (sa.Float, LogicalType.float), (sa.Numeric, LogicalType.float), (sa.String, LogicalType.string),
-                          (sa.DateTime, LogicalType.timestamp), (sa.Date, LogicalType.date)):
+                          (sa.Float, LogicalType.float), (sa.Numeric, LogicalType.float),
+                          (sa.String, LogicalType.string), (sa.DateTime, LogicalType.timestamp),
+                          (sa.Date, LogicalType.date)):
         if isinstance(sql_type, kind):
             return logical
     return None
@@ -90,6 +95,13 @@ class _Column:
         return (self.kind in (LogicalType.string, LogicalType.boolean)
                 or (self.numeric and self.spec.categorical))
 
+    @property
+    def grouped(self) -> bool:
+        """Whether its top-k query also answers its distinct count: the groups of a hashed
+        GROUP BY cost a fraction of COUNT(DISTINCT)'s sort (0.13 s against 0.4 s for 1M strings
+        of 300 values on PostgreSQL)."""
+        return self.counted and self.top_k > 0
+
     def _add(self, name: str, expression: ColumnElement) -> None:
         # labels are ours, never a column's name: data-borne names reach SQL only as quoted
         # identifiers through the reflected table
@@ -98,18 +110,14 @@ class _Column:
     def value(self, row: Mapping[str, Any], name: str) -> Any:
         return row[f"c{self.index}_{name}"]
 
-    # the predicates below are SQL expressions; NaN exists only where the dialect keeps it
-    def _has_nan(self) -> bool:
-        return self.found == LogicalType.float and self.dialect != "sqlite"
-
     def is_nan(self) -> ColumnElement[bool] | None:
-        if not self._has_nan():
+        if self.found != LogicalType.float or self.dialect not in _KEEPS_NAN:
             return None
         # PostgreSQL orders NaN equal to itself, unlike IEEE: '=' finds it
         return self.column == sa.literal(math.nan, sa.Float)
 
     def is_infinite(self) -> ColumnElement[bool] | None:
-        if self.found != LogicalType.float:
+        if self.found != LogicalType.float or self.dialect not in _KEEPS_INFINITY:
             return None
         return self.column.in_([sa.literal(math.inf, sa.Float), sa.literal(-math.inf, sa.Float)])
 
@@ -128,7 +136,8 @@ class _Column:
     def build(self) -> list[sa.Label]:
         present = self.present()
         self._add("count", sa.func.count(sa.case((present, 1))))
-        self._add("distinct", sa.func.count(sa.distinct(sa.case((present, self.column)))))
+        if not self.grouped:
+            self._add("distinct", sa.func.count(sa.distinct(sa.case((present, self.comparable())))))
         if self.numeric:
             self._numeric()
         elif self.kind == LogicalType.string:
@@ -162,10 +171,23 @@ class _Column:
             quantiles = sa.func.percentile_cont(ranks, type_=postgresql.ARRAY(sa.Float)).within_group(finite)
             self._add("quantiles", quantiles)
 
+    def comparable(self) -> ColumnElement:
+        """The column compared byte by byte where it is text, as Arrow compares strings.
+
+        PostgreSQL's "C" collation and SQLite's BINARY compare UTF-8 bytes: distinct values
+        are then distinct bytes whatever the column's collation (a case-insensitive one would
+        merge 'a' and 'A'), ordering is by code point, and PostgreSQL's COUNT(DISTINCT) over
+        1M strings ran 2.5 times faster than under the cluster's linguistic default."""
+        collation = {"postgresql": "C", "sqlite": "BINARY"}.get(self.dialect)
+        if self.found != LogicalType.string or collation is None:
+            return self.column
+        return self.column.collate(collation)
+
     def order_key(self) -> ColumnElement:
-        """Arrow's string spelling of the value in code-point order: BatchProfiler's tie-break.
-        PostgreSQL's "C" collation and SQLite's BINARY compare UTF-8 bytes, which is that order."""
-        spelled = self.column if self.found == LogicalType.string else sa.cast(self.column, sa.Text)
+        """BatchProfiler's tie-break: the value as Arrow spells it, in code-point order."""
+        if self.found == LogicalType.string:
+            return self.comparable()
+        spelled = sa.cast(self.column, sa.Text)
         collation = {"postgresql": "C", "sqlite": "BINARY"}.get(self.dialect)
         return spelled if collation is None else spelled.collate(collation)
 
@@ -254,19 +276,21 @@ def _deviations(connection: Connection, source: sa.Table, condition: ColumnEleme
     return {plan.index: (float(row[f"d{plan.index}"]), float(row[f"s{plan.index}"])) for plan in plans}
 
 
-def _top(connection: Connection, source: sa.Table, condition: ColumnElement[bool], plan: _Column,
-         top_k: int) -> list[tuple[str, int]]:
-    if top_k == 0:
-        return []
+def _top(connection: Connection, source: sa.Table, condition: ColumnElement[bool],
+         plan: _Column) -> tuple[list[tuple[str, int]], int]:
+    """The top-k values with their counts, and how many distinct values there are."""
+    value = plan.comparable()
     count = sa.func.count().label("n")
-    query = (sa.select(plan.column, count).select_from(source).where(condition, plan.present())
-             .group_by(plan.column).order_by(count.desc(), plan.order_key()).limit(top_k))
+    # the window runs over the groups before LIMIT keeps k of them
+    groups = sa.func.count().over().label("groups")
+    query = (sa.select(value, count, groups).select_from(source).where(condition, plan.present())
+             .group_by(value).order_by(count.desc(), plan.order_key()).limit(plan.top_k))
     rows = connection.execute(query).all()
     if not rows:
-        return []
-    values = [v + 0.0 if isinstance(v, float) else v for v, _ in rows]  # -0.0 is 0.0, as for pandas
+        return [], 0
+    values = [v + 0.0 if isinstance(v, float) else v for v, _, _ in rows]  # -0.0 is 0.0, as for pandas
     keys = pc.cast(pc.cast(pa.array(values), ARROW_TYPES[plan.kind]), pa.string()).to_pylist()
-    return [(key, int(n)) for key, (_, n) in zip(keys, rows)]
+    return [(key, int(n)) for key, (_, n, _) in zip(keys, rows)], int(rows[0][2])
 
 
 def _check(plan: _Column, row: Mapping[str, Any], rows: int, where: str) -> None:
@@ -289,7 +313,10 @@ def _metrics(connection: Connection, source: sa.Table, condition: ColumnElement[
     found: list[tuple[str, float]] = [("count", count), ("nulls", rows - count)]
     if rows:
         found.append(("null_fraction", (rows - count) / rows))
-    found.append(("distinct", int(plan.value(row, "distinct"))))
+    top, distinct = _top(connection, source, condition, plan) if plan.grouped else ([], None)
+    if distinct is None:
+        distinct = int(plan.value(row, "distinct"))
+    found.append(("distinct", distinct))
     if plan.numeric:
         finite = int(plan.value(row, "finite"))
         if finite:
@@ -300,7 +327,7 @@ def _metrics(connection: Connection, source: sa.Table, condition: ColumnElement[
         found += list(zip(QUANTILES, extra.get("quantiles") or []))
         found += [("zeros", plan.value(row, "zeros")), ("negatives", plan.value(row, "negatives"))]
         if plan.kind == LogicalType.float:
-            found.append(("infinite", plan.value(row, "infinite") if plan.found == LogicalType.float else 0))
+            found.append(("infinite", 0 if plan.is_infinite() is None else plan.value(row, "infinite")))
     elif plan.kind == LogicalType.string and count:
         found += [("length_min", plan.value(row, "length_min")),
                   ("length_mean", plan.value(row, "length_sum") / count),
@@ -310,10 +337,45 @@ def _metrics(connection: Connection, source: sa.Table, condition: ColumnElement[
                   ("max", _epoch_seconds(plan.value(row, "max")))]
     metrics = [MetricValue(plan.spec.name, metric, float(value)) for metric, value in found]
     if plan.counted:
-        top = _top(connection, source, condition, plan, plan.top_k)
         metrics += [MetricValue(plan.spec.name, "freq", float(n), key) for key, n in top]
-        metrics.append(MetricValue(plan.spec.name, "freq_other", float(max(count - sum(n for _, n in top), 0))))
+        other = max(count - sum(n for _, n in top), 0)
+        metrics.append(MetricValue(plan.spec.name, "freq_other", float(other)))
     return metrics
+
+
+def _snapshot(engine: Engine) -> Connection:
+    """A connection whose queries all see one snapshot, where the dialect offers it cheaply:
+    rows committed between the aggregate and the top-k queries would otherwise make the
+    frequencies disagree with the counts."""
+    connection = engine.connect()
+    if engine.dialect.name == "postgresql":
+        connection = connection.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    return connection
+
+
+def _statistics(connection: Connection, source: sa.Table, condition: ColumnElement[bool],
+                numeric: Sequence[_Column], row: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
+    """Each numeric column's std and quantiles: read from the aggregate row where the dialect
+    computed them, else from the extra queries of the portable route."""
+    extra: dict[int, dict[str, Any]] = {plan.index: {} for plan in numeric}
+    finite = {plan.index: int(plan.value(row, "finite")) for plan in numeric}
+    native = [plan for plan in numeric if plan.dialect in _NATIVE_STATISTICS]
+    for plan in native:
+        extra[plan.index]["std"] = plan.value(row, "std")
+        extra[plan.index]["quantiles"] = plan.value(row, "quantiles") if finite[plan.index] else None
+    portable = [plan for plan in numeric if plan.dialect not in _NATIVE_STATISTICS]
+    for plan in portable:
+        if finite[plan.index]:
+            extra[plan.index]["quantiles"] = _ranked_quantiles(connection, source, condition, plan,
+                                                               finite[plan.index])
+    spread = [plan for plan in portable if finite[plan.index] > 1]
+    means = {plan.index: float(plan.value(row, "mean")) for plan in spread}
+    for start in range(0, len(spread), MAX_SELECTED // 2):
+        part = spread[start:start + MAX_SELECTED // 2]
+        for index, (first, second) in _deviations(connection, source, condition, part, means).items():
+            n = finite[index]
+            extra[index]["std"] = math.sqrt(max(second - first * first / n, 0.0) / (n - 1))
+    return extra
 
 
 def profile_sql_partition(engine: Engine, table_name: str, partition_key: str, partition: object,
@@ -332,7 +394,7 @@ def profile_sql_partition(engine: Engine, table_name: str, partition_key: str, p
         plans = _plan(source, contract, partition_key, dialect, top_k, where)
         key = source.c[partition_key]
         condition = key == _partition_value(key, partition)
-        with engine.connect() as connection:
+        with _snapshot(engine) as connection:
             aggregates = [sa.func.count().label("rows")] + [label for plan in plans for label in plan.build()]
             row: dict[str, Any] = {}
             for start in range(0, len(aggregates), MAX_SELECTED):
@@ -341,23 +403,7 @@ def profile_sql_partition(engine: Engine, table_name: str, partition_key: str, p
             rows = int(row["rows"])
             for plan in plans:
                 _check(plan, row, rows, where)
-            numeric = [plan for plan in plans if plan.numeric]
-            extra: dict[int, dict[str, Any]] = {plan.index: {} for plan in numeric}
-            for plan in numeric:
-                n = int(plan.value(row, "finite"))
-                if dialect in _NATIVE_STATISTICS:
-                    extra[plan.index]["std"] = plan.value(row, "std")
-                    extra[plan.index]["quantiles"] = plan.value(row, "quantiles") if n else None
-                elif n:
-                    extra[plan.index]["quantiles"] = _ranked_quantiles(connection, source, condition, plan, n)
-            spread = [plan for plan in numeric if int(plan.value(row, "finite")) > 1]
-            if spread and dialect not in _NATIVE_STATISTICS:
-                sums = _deviations(connection, source, condition, spread,
-                                   {plan.index: float(plan.value(row, "mean")) for plan in spread})
-                for plan in spread:
-                    n = int(plan.value(row, "finite"))
-                    first, second = sums[plan.index]
-                    extra[plan.index]["std"] = math.sqrt(max(second - first * first / n, 0.0) / (n - 1))
+            extra = _statistics(connection, source, condition, [p for p in plans if p.numeric], row)
             metrics = [MetricValue(None, "row_count", float(rows)),
                        MetricValue(None, "column_count", float(len(plans)))]
             for plan in plans:

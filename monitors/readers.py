@@ -94,13 +94,18 @@ def compare_columns(expected: list[str], found: list[str], where: str, *,
 def _require_utf8(path: Path, where: str) -> None:
     try:
         with pa.input_stream(str(path), compression="detect") as stream:
-            head = stream.read(4)
+            head = stream.read(4096)
     except (OSError, EOFError, pa.ArrowInvalid):
         return  # a damaged compressed file: the reader itself says so, with the row
     for mark, encoding in FOREIGN_BOMS:
         if head.startswith(mark):
             raise ContractViolation(f"{where}: not UTF-8: it starts with a {encoding} byte-order "
                                     "mark (export it as UTF-8)")
+    first_line = re.split(rb"[\r\n]", head, maxsplit=1)[0]
+    if b"\x00" in first_line:
+        # ASCII text in UTF-16 has every other byte NUL; Arrow would call it a shape error
+        raise ContractViolation(f"{where}: NUL bytes in the first line (UTF-16 without a "
+                                "byte-order mark, or binary data?)")
 
 
 def conform(table: pa.Table | pa.RecordBatch, contract: Contract, where: str,
@@ -169,6 +174,17 @@ def _csv_reason(exc: Exception, names: list[str], where: str) -> str:
     return f"{where}: {text}"
 
 
+def _csv_header(path: Path) -> list[str]:
+    """The header in the file's order, which Arrow's "column #N" counts in. Only asked for
+    when the first block failed: read untyped, it can't fail on a value."""
+    try:
+        stream = pa.input_stream(str(path), compression="detect")
+        options = pacsv.ParseOptions(newlines_in_values=True)
+        return pacsv.open_csv(stream, parse_options=options).schema.names
+    except (pa.ArrowInvalid, OSError, EOFError, UnicodeDecodeError):
+        return []
+
+
 def read_csv(path: Path, contract: Contract) -> Iterator[pa.RecordBatch]:
     where = path.name
     _require_utf8(path, where)
@@ -186,7 +202,7 @@ def read_csv(path: Path, contract: Contract) -> Iterator[pa.RecordBatch]:
     except (pa.ArrowInvalid, OSError, EOFError) as exc:
         if "Empty CSV file" in str(exc):
             raise ContractViolation(f"{where}: empty file (no header, no rows)") from None
-        raise ContractViolation(_csv_reason(exc, contract.names, where)) from None
+        raise ContractViolation(_csv_reason(exc, _csv_header(path), where)) from None
     try:
         names = reader.schema.names
     except UnicodeDecodeError:

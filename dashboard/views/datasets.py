@@ -20,8 +20,19 @@ st.caption(f"{info['kind'].replace('_', ' ')} · {info['format']} · schedule `{
            f" · due {info['deadline_hours']:g} h after its day ends"
            + (" · **schedule paused**" if info["paused"] else ""))
 
-metrics_tab, schema_tab, batches_tab, freshness_tab = st.tabs(
-    ["Metrics over time", "Schema history", "Batches", "Freshness"])
+# what arrived and what was refused comes first: it is the first question about a dataset
+batches_tab, metrics_tab, schema_tab, freshness_tab = st.tabs(
+    ["Batches", "Metrics over time", "Schema history", "Freshness"])
+
+with batches_tab:
+    batches = services.batches_frame(dataset)
+    quarantined = batches[batches["status"] == "quarantined"]
+    if not quarantined.empty:
+        st.subheader(f"Quarantined ({len(quarantined)})")
+        st.dataframe(quarantined[["dataset", "partition", "reason"]], hide_index=True,
+                     key="datasets.quarantined")
+    st.subheader(f"Batches ({len(batches)})")
+    st.dataframe(batches, hide_index=True, key="datasets.batches")
 
 with metrics_tab:
     names_frame = services.metric_names_frame(dataset)
@@ -56,16 +67,6 @@ with schema_tab:
     st.caption(f"{changes} schema fingerprint(s) among the batches in force; {broken} "
                "delivery(ies) quarantined for breaking the contract. Newest first.")
     st.dataframe(schema, hide_index=True, key="datasets.schema")
-
-with batches_tab:
-    batches = services.batches_frame(dataset)
-    quarantined = batches[batches["status"] == "quarantined"]
-    if not quarantined.empty:
-        st.subheader(f"Quarantined ({len(quarantined)})")
-        st.dataframe(quarantined[["dataset", "partition", "reason"]], hide_index=True,
-                     key="datasets.quarantined")
-    st.subheader(f"Batches ({len(batches)})")
-    st.dataframe(batches, hide_index=True, key="datasets.batches")
 
 with freshness_tab:
     freshness = services.freshness_frame(dataset)

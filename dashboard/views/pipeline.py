@@ -77,17 +77,18 @@ with backfill_col, st.form("pipeline.backfill_form", border=True):
     if st.form_submit_button("Backfill", key="pipeline.backfill", disabled=not who.can_act, help=who.why_not):
         queue_range(start, end, "Backfill")
 
-active = services.runs_frame(status=None, limit=200)
-active = active[active["status"].isin(["queued", "running"])]
+active = services.active_runs_frame()
+refreshing = not active.empty
 
 
 # refreshes itself while something is queued or running, and stays still otherwise
-@st.fragment(run_every=2 if not active.empty else None)
+@st.fragment(run_every=2 if refreshing else None)
 def in_flight() -> None:
-    runs = services.runs_frame(limit=200)
-    live = runs[runs["status"].isin(["queued", "running"])].sort_values("id")
+    live = services.active_runs_frame()
     st.subheader(f"In flight ({len(live)})")
     if live.empty:
+        if refreshing:  # the last one just finished: redraw the page so its history shows it
+            st.rerun(scope="app")
         st.caption("Nothing queued or running.")
     for run in live.itertuples():
         label = (f"run {run.id} · {run.dataset} · {run.partition_from} to {run.partition_to} · "
@@ -98,7 +99,7 @@ def in_flight() -> None:
 
 in_flight()
 
-queued = active[active["status"] == "queued"].sort_values("id")
+queued = active[active["status"] == "queued"]
 labels = {int(r.id): f"run {r.id} · {r.dataset} · {r.partition_from} to {r.partition_to}"
           for r in queued.itertuples()}
 chosen = st.session_state.get("pipeline.cancel_id")

@@ -35,7 +35,11 @@ def url(demo, serve, page):
 def test_datasets_page(url, page):
     page.goto(f"{url}/datasets")
     page.get_by_role("heading", name="Datasets").wait_for(timeout=30_000)
-    settle(page, CHART, GRID)
+    settle(page, GRID)
+    assert page.get_by_text("Quarantined (1)").is_visible()
+    shot(page, "datasets-batches")
+    page.get_by_role("tab", name="Metrics over time").click()
+    settle(page, CHART)
     shot(page, "datasets-metrics")
     page.get_by_role("tab", name="Schema history").click()
     settle(page, GRID)

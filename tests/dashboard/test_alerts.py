@@ -26,10 +26,6 @@ DETAIL = "dashboard/views/alert.py"
 DEMO_END = dt.date(2026, 6, 30)
 
 
-def _template_url(server: str, name: str) -> str:
-    return f"{server}/{name}"
-
-
 @pytest.fixture(scope="session", params=BACKENDS)
 def demo_store(request, tmp_path_factory):
     """The demo landed once per backend (about 10 s); tests get copies."""

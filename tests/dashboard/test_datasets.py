@@ -133,7 +133,7 @@ def test_category_shares_are_charted_for_freq(app, demo):
 def test_schema_history_batches_and_freshness(app, demo):
     open_page(app, "datasets")
     frames = [frame.value for frame in app.dataframe]
-    datasets, contract, schema, quarantined, batches, late_or_missing = frames
+    datasets, quarantined, batches, contract, schema, late_or_missing = frames
     assert set(datasets["dataset"]) == {"customer_snapshot", "model_scores"}
     assert "province" in contract["name"].tolist()
     # the rename of province to region broke the contract on one day: its own row, with the reason

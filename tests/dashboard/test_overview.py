@@ -5,11 +5,12 @@ import datetime as dt
 import json
 
 import streamlit as st
+from sqlalchemy import delete
 from streamlit.testing.v1 import AppTest
 
 from monitors import alerts as lifecycle
 from monitors import mutes
-from store.models import utcnow
+from store.models import Alert, utcnow
 from tests.dashboard.test_alerts import ROOT, app, demo_store, open_page, settings  # noqa: F401
 
 OVERVIEW = "dashboard/views/overview.py"
@@ -72,3 +73,13 @@ def test_an_empty_store_says_how_to_begin(settings, tmp_path, monkeypatch):
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60).run()
     assert not at.exception
     assert "python -m monitors demo" in at.info[0].value
+
+
+def test_datasets_without_alerts_are_healthy(app, sessions):
+    with sessions.begin() as session:
+        session.execute(delete(Alert))
+    open_page(app, OVERVIEW)
+    health = frame_with(app, "health")
+    assert set(health["health"]) == {"ok"}
+    assert {m.label: m.value for m in app.metric}["Open alerts"] == "0"
+    assert any("No alert fired" in c.value for c in app.caption)

@@ -155,7 +155,8 @@ def test_names_needing_quotes_are_quoted_not_pasted(source):
     key = "Delivery Day"
     data = {"amount": [1.5, 2.5, None, 4.0], "category": ["a", "b", "a", None]}
     _create(source, table, data, partition_key=key, renames={"amount": column})
-    contract = Contract(columns=[ColumnSpec(name=column, type="float"), ColumnSpec(name="category", type="string")])
+    contract = Contract(columns=[ColumnSpec(name=column, type="float"),
+                                 ColumnSpec(name="category", type="string")])
 
     pushed = _index(profile_sql_partition(source, table, key, DAY, contract))
 
@@ -168,7 +169,8 @@ def test_names_needing_quotes_are_quoted_not_pasted(source):
 
 def test_a_missing_column_is_named_in_a_clear_error(source):
     _create(source, "orders", {"amount": [1.0, 2.0]})
-    contract = Contract(columns=[ColumnSpec(name="amount", type="float"), ColumnSpec(name="vat rate", type="float")])
+    contract = Contract(columns=[ColumnSpec(name="amount", type="float"),
+                                 ColumnSpec(name="vat rate", type="float")])
 
     with pytest.raises(ContractViolation, match=r"missing column\(s\) 'vat rate'"):
         profile_sql_partition(source, "orders", "day", DAY, contract)
@@ -184,7 +186,8 @@ def test_contract_types_and_not_null_are_checked_without_reading_rows(source):
         profile_sql_partition(source, "orders", "day", DAY, wrong_type)
 
     # integers widen to floats; 0/1 integers stand for booleans
-    widened = Contract(columns=[ColumnSpec(name="code", type="float"), ColumnSpec(name="quantity", type="boolean")])
+    widened = Contract(columns=[ColumnSpec(name="code", type="float"),
+                                ColumnSpec(name="quantity", type="boolean")])
     found = _index(profile_sql_partition(source, "orders", "day", DAY, widened))
     assert found[("code", "mean", "")] == 1.5 and found[("code", "infinite", "")] == 0
     assert found[("quantity", "freq", "true")] == 1 and found[("quantity", "freq", "false")] == 1
@@ -237,3 +240,29 @@ def test_ingest_sql_lands_the_pushdown_profile_and_notices_a_changed_value(sessi
         broken = ingest_sql(session, session.get(Dataset, dataset.id), DAY)
     assert broken.status == "quarantined"
     assert "'code' is declared not null" in broken.reason
+
+
+def test_a_wide_table_is_profiled_in_several_aggregate_queries(source):
+    # 230 float columns ask for more aggregates than one select list may hold (PostgreSQL: 1664,
+    # SQLite: 2000)
+    rng = np.random.default_rng(23)
+    names = [f"x{n:03d}" for n in range(230)]
+    data = {name: rng.normal(n, 1, 30).tolist() for n, name in enumerate(names)}
+    table = sa.Table("wide", sa.MetaData(), sa.Column("day", sa.Date), *(sa.Column(n, sa.Float) for n in names))
+    table.create(source)
+    with source.begin() as connection:
+        connection.execute(table.insert(), [{"day": DAY, **{n: data[n][i] for n in names}} for i in range(30)])
+    contract = Contract(columns=[ColumnSpec(name=n, type="float") for n in names])
+
+    pushed = profile_sql_partition(source, "wide", "day", DAY, contract)
+
+    assert_same_profile(pushed, _arrow_profile(data, contract))
+
+
+def test_top_k_zero_keeps_distinct_counts_and_lumps_every_value_in_other(source):
+    data = _values(np.random.default_rng(29), 200)
+    _create(source, "orders", data)
+    pushed = profile_sql_partition(source, "orders", "day", DAY, CONTRACT, top_k=0)
+    schema = CONTRACT.arrow_schema()
+    table = pa.table({f.name: pa.array(data[f.name], f.type, from_pandas=False) for f in schema}, schema=schema)
+    assert_same_profile(pushed, profile_table(table, categorical=CONTRACT.categorical(), top_k=0))
