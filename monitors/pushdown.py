@@ -51,6 +51,8 @@ _KEEPS_INFINITY = {"postgresql", "sqlite"}
 # the source types a contract type accepts besides its own, as the file readers do
 _WIDENINGS = {(LogicalType.integer, LogicalType.float), (LogicalType.date, LogicalType.timestamp),
               (LogicalType.integer, LogicalType.boolean)}
+# collations that compare UTF-8 bytes, hence code points, as Arrow does
+_BYTE_COLLATIONS = {"postgresql": "C", "sqlite": "BINARY"}
 # PostgreSQL refuses a select list longer than 1664 entries and SQLite one past 2000: a wide
 # table costs another scan per thousand aggregates (about a hundred columns)
 MAX_SELECTED = 1000
@@ -98,7 +100,7 @@ class _Column:
     @property
     def grouped(self) -> bool:
         """Whether its top-k query also answers its distinct count: the groups of a hashed
-        GROUP BY cost a fraction of COUNT(DISTINCT)'s sort (0.13 s against 0.4 s for 1M strings
+        GROUP BY cost a fraction of COUNT(DISTINCT)'s sort (0.16 s against 0.4 s for 1M strings
         of 300 values on PostgreSQL)."""
         return self.counted and self.top_k > 0
 
@@ -131,7 +133,10 @@ class _Column:
         return self.present() if infinite is None else sa.and_(self.present(), sa.not_(infinite))
 
     def finite_values(self) -> ColumnElement:
-        return sa.case((self.finite(), sa.cast(self.column, sa.Float)))
+        values = sa.cast(self.column, sa.Float)
+        if self.is_nan() is None and self.is_infinite() is None:
+            return values  # NULL stays NULL: a CASE per row per aggregate would buy nothing
+        return sa.case((self.finite(), values))
 
     def build(self) -> list[sa.Label]:
         present = self.present()
@@ -177,8 +182,8 @@ class _Column:
         PostgreSQL's "C" collation and SQLite's BINARY compare UTF-8 bytes: distinct values
         are then distinct bytes whatever the column's collation (a case-insensitive one would
         merge 'a' and 'A'), ordering is by code point, and PostgreSQL's COUNT(DISTINCT) over
-        1M strings ran 2.5 times faster than under the cluster's linguistic default."""
-        collation = {"postgresql": "C", "sqlite": "BINARY"}.get(self.dialect)
+        1M strings ran about twice as fast as under the cluster's linguistic default."""
+        collation = _BYTE_COLLATIONS.get(self.dialect)
         if self.found != LogicalType.string or collation is None:
             return self.column
         return self.column.collate(collation)
@@ -188,7 +193,7 @@ class _Column:
         if self.found == LogicalType.string:
             return self.comparable()
         spelled = sa.cast(self.column, sa.Text)
-        collation = {"postgresql": "C", "sqlite": "BINARY"}.get(self.dialect)
+        collation = _BYTE_COLLATIONS.get(self.dialect)
         return spelled if collation is None else spelled.collate(collation)
 
 

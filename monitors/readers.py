@@ -71,7 +71,6 @@ def compare_columns(expected: list[str], found: list[str], where: str, *,
     missing = [c for c in expected if c not in found]
     extra = [c for c in found if c not in expected and c.strip()]
     duplicated = sorted({c for c in found if found.count(c) > 1 and c.strip()})
-    counted = set(found)
     problems = []
     if missing:
         problems.append(f"missing column(s) {_listed(missing)}")
@@ -85,7 +84,7 @@ def compare_columns(expected: list[str], found: list[str], where: str, *,
         problems.append(f"duplicated column(s) {_listed(duplicated)}")
     if problems:
         hint = ""
-        if delimited and len(counted) == 1 and len(expected) > 1:
+        if delimited and len(found) == 1 and len(expected) > 1:
             hint = " (one column found: wrong delimiter?)"
         raise ContractViolation(f"{where}: {'; '.join(problems)}{hint}; expected {len(expected)} "
                                 f"columns {_shown(expected)}, found {len(found)} {_shown(found)}")
@@ -150,8 +149,8 @@ def _has_nul(column: pa.Array | pa.ChunkedArray) -> bool:
     """A quick look at the raw bytes (which may hold a few outside the slice); the exact row
     is looked for only when this finds one."""
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    return any(chunk.buffers()[2] is not None and not np.frombuffer(chunk.buffers()[2], np.uint8).all()
-               for chunk in chunks)
+    data = [chunk.buffers()[2] for chunk in chunks]
+    return any(buffer is not None and not np.frombuffer(buffer, np.uint8).all() for buffer in data)
 
 
 def _widening(found, expected, column) -> bool:
@@ -202,7 +201,12 @@ def read_csv(path: Path, contract: Contract) -> Iterator[pa.RecordBatch]:
     except (pa.ArrowInvalid, OSError, EOFError) as exc:
         if "Empty CSV file" in str(exc):
             raise ContractViolation(f"{where}: empty file (no header, no rows)") from None
-        raise ContractViolation(_csv_reason(exc, _csv_header(path), where)) from None
+        # Arrow converts the first block while opening; a wrong header explains more than
+        # the value it tripped on (two "id" columns both typed integer, say)
+        header = _csv_header(path)
+        if header:
+            compare_columns(contract.names, header, where)
+        raise ContractViolation(_csv_reason(exc, header, where)) from None
     try:
         names = reader.schema.names
     except UnicodeDecodeError:
@@ -270,7 +274,8 @@ def _parse_json_block(block: bytes, contract: Contract, where: str, rows_before:
             explicit = pa.schema([(s.name, pa.string()) for s in as_text])
             table = pajson.read_json(pa.BufferReader(block), read_options=options,
                                      parse_options=pajson.ParseOptions(
-                                         explicit_schema=explicit, unexpected_field_behavior="infer"))
+                                         explicit_schema=explicit,
+                                         unexpected_field_behavior="infer"))
     except pa.ArrowInvalid as exc:
         text = re.sub(r"in row (\d+)", lambda m: f"in data row {rows_before + int(m.group(1)) + 1}",
                       str(exc))
@@ -291,12 +296,14 @@ def _parse_json_block(block: bytes, contract: Contract, where: str, rows_before:
             try:
                 table = table.set_column(index, spec.name, pc.cast(table.column(index), pa.date32()))
             except pa.ArrowInvalid:
-                raise ContractViolation(f"{where}: column {spec.name!r}: expected date, found "
-                                        f"values that aren't dates after data row {rows_before}") from None
+                raise ContractViolation(
+                    f"{where}: column {spec.name!r}: expected date, found values that aren't "
+                    f"dates after data row {rows_before}") from None
     return table
 
 
-def read_jsonl(path: Path, contract: Contract, *, block_bytes: int | None = None) -> Iterator[pa.Table]:
+def read_jsonl(path: Path, contract: Contract, *,
+               block_bytes: int | None = None) -> Iterator[pa.Table]:
     """JSON lines in blocks of whole lines (`block_bytes`, default CHUNK_BYTES), each parsed and
     conformed on its own, so memory is bounded by the block, not the file. A contract column
     may be absent from some blocks (a sparse key reads as nulls), not from the whole file."""
@@ -313,12 +320,12 @@ def read_jsonl(path: Path, contract: Contract, *, block_bytes: int | None = None
                 continue
             seen += [n for n in table.column_names if n not in seen]
             absent = [s for s in contract.columns if s.name not in table.column_names]
-            if (len(table.column_names) != len(set(table.column_names))
-                    or any(n not in schema.names for n in table.column_names)
+            if (any(n not in schema.names for n in table.column_names)
                     or any(not s.nullable and s.name not in seen for s in absent)):
                 compare_columns(contract.names, seen, where, delimited=False)
             for spec in absent:
-                table = table.append_column(spec.name, pa.nulls(table.num_rows, schema.field(spec.name).type))
+                nulls = pa.nulls(table.num_rows, schema.field(spec.name).type)
+                table = table.append_column(spec.name, nulls)
             yield conform(table.select(contract.names), contract, where, rows)
             rows += table.num_rows
     except (OSError, EOFError) as exc:

@@ -266,3 +266,24 @@ def test_top_k_zero_keeps_distinct_counts_and_lumps_every_value_in_other(source)
     schema = CONTRACT.arrow_schema()
     table = pa.table({f.name: pa.array(data[f.name], f.type, from_pandas=False) for f in schema}, schema=schema)
     assert_same_profile(pushed, profile_table(table, categorical=CONTRACT.categorical(), top_k=0))
+
+
+def test_only_results_leave_the_database(source):
+    if source.dialect.name != "postgresql":
+        pytest.skip("sqlite3 reports no row count for a SELECT; PostgreSQL's driver does")
+    data = _values(np.random.default_rng(31), ROWS)
+    _create(source, "orders", data)
+    returned: list[tuple[int, str]] = []
+
+    def count_rows(connection, cursor, statement, parameters, context, executemany):
+        if "pg_catalog" not in statement:  # reflection reads the catalog, not the table
+            returned.append((cursor.rowcount, statement))
+
+    sa.event.listen(source, "after_cursor_execute", count_rows)
+    try:
+        profile_sql_partition(source, "orders", "day", DAY, CONTRACT, top_k=TOP_K)
+    finally:
+        sa.event.remove(source, "after_cursor_execute", count_rows)
+    # one aggregate row, then at most top_k rows for each of the three counted columns
+    assert returned and all("orders" in statement and rows >= 1 for rows, statement in returned)
+    assert sum(rows for rows, _ in returned) <= 1 + 3 * TOP_K
