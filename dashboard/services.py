@@ -218,8 +218,10 @@ def _column_history(dataset: str, column: str, metrics: list[str]) -> MetricHist
 def quantiles_frame(dataset: str, column: str) -> pd.DataFrame:
     """One row per partition: min, p01 ... p99, max, count of a numeric column."""
     history = _column_history(dataset, column, QUANTILE_KEYS)
-    frame = history.quantiles(column, dt.date.max).rename_axis("partition").reset_index()
-    return frame.dropna(subset=["p50"]).reset_index(drop=True)
+    frame = history.quantiles(column, dt.date.max).dropna(subset=["p50"])
+    if not frame.empty:
+        frame = frame.asfreq("D")  # a missing batch is a gap in the bands, not a bridge
+    return frame.rename_axis("partition").reset_index()
 
 
 @st.cache_data(ttl=30)

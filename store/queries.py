@@ -143,8 +143,12 @@ def read_column_metrics(session: Session, dataset_id: int, column: str | None,
     rows = session.execute(select(Metric.partition, Metric.metric, Metric.key, Metric.value).where(
         Metric.dataset_id == dataset_id, column_match, Metric.metric.in_(list(metrics)),
     ).order_by(Metric.partition)).all()
-    frame = pd.DataFrame(rows, columns=["partition", "metric", "key", "value"])
+    names = ["partition", "metric", "key", "value"]
+    # column by column: pandas builds a frame from Row objects one cell at a time (8x slower)
+    columns = list(zip(*rows)) if rows else [[] for _ in names]
+    frame = pd.DataFrame({name: list(values) for name, values in zip(names, columns)}, columns=names)
     frame["partition"] = pd.to_datetime(frame["partition"])
+    frame["value"] = frame["value"].astype("float64")
     return frame
 
 

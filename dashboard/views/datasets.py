@@ -84,4 +84,5 @@ with freshness_tab:
         problems = freshness[freshness["state"] != "on time"].sort_values("partition", ascending=False)
         if not problems.empty:
             st.subheader("Late and missing partitions")
-            st.dataframe(problems, hide_index=True, key="datasets.freshness")
+            st.dataframe(problems, hide_index=True, key="datasets.freshness",
+                         column_config={"partition": st.column_config.DateColumn()})

@@ -40,7 +40,8 @@ def drift_section(column: str, profile: str, key: str) -> None:
     else:
         st.caption(f"{len(over)} of {len(drift)} partitions over the limit ({limit:g}).")
         st.dataframe(over[["partition", "value", "limit", "detail"]].sort_values("partition", ascending=False),
-                     hide_index=True, key=f"model_outputs.{key}_drift_table")
+                     hide_index=True, key=f"model_outputs.{key}_drift_table",
+                     column_config={"partition": st.column_config.DateColumn()})
 
 
 st.subheader("Score distribution over time")
