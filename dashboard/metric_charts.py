@@ -19,7 +19,6 @@ INNER_BAND = "rgba(31, 119, 180, 0.32)"
 ALERT = "#d62728"
 LATE = "#ff7f0e"
 OK = "#2ca02c"
-MUTED = "#7f7f7f"
 
 
 def epoch_ms(values) -> np.ndarray:
@@ -157,15 +156,3 @@ def alerts_per_week_figure(alerts: pd.DataFrame, start, end, *, title: str | Non
                       margin=dict(l=10, r=10, t=40 if title else 10, b=10),
                       yaxis_title="alerts", xaxis_type="category")
     return fig
-
-
-def run_progress_figure(runs: pd.DataFrame) -> go.Figure:
-    """Durations of recent runs per dataset (seconds), coloured by outcome."""
-    colours = {"succeeded": OK, "failed": ALERT, "cancelled": MUTED}
-    fig = go.Figure()
-    for status, group in runs.dropna(subset=["duration_s"]).groupby("status"):
-        fig.add_trace(go.Scatter(x=epoch_ms(group["requested_at"]), y=group["duration_s"],
-                                 mode="markers", name=str(status),
-                                 marker=dict(color=colours.get(str(status), LINE), size=7),
-                                 text=group["dataset"], hovertemplate="%{text}: %{y:.1f} s<extra></extra>"))
-    return _layout(fig, None, "seconds", height=240)

@@ -171,3 +171,17 @@ def test_model_outputs_show_bands_class_mix_and_drift(app, demo):
     assert (drift_table["partition"] >= "2026-06-20").all()
     assert drift_table["detail"].str.contains("PSI|KS").all()
     assert traces(class_drift)
+
+
+def test_long_series_are_thinned_on_the_server_keeping_their_spikes():
+    import pandas as pd
+
+    from dashboard.metric_charts import MAX_POINTS, downsample
+
+    days = pd.date_range("2000-01-01", periods=20_000, freq="D")
+    values = np.sin(np.arange(20_000) / 50.0)
+    values[12_345], values[777] = 40.0, -40.0
+    thinned = downsample(pd.DataFrame({"partition": days, "value": values}))
+    assert len(thinned) <= MAX_POINTS
+    assert thinned["value"].max() == 40.0 and thinned["value"].min() == -40.0
+    assert thinned["partition"].is_monotonic_increasing

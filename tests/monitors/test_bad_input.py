@@ -320,7 +320,6 @@ def test_any_jsonl_batch_lands_correctly_or_is_quarantined_with_a_reason(
     check_lands_or_is_quarantined(sessions, tmp_path, batch)
 
 
-
 # --- the decided behaviours, one example each ------------------------------------------------
 
 HEADER = "id,amount,country,paid\n"
