@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from monitors import cli_alerts, cli_runs
 from monitors.backtest import backtest, find_monitor
@@ -23,20 +21,13 @@ from monitors.demo import land_demo
 from monitors.freshness import list_late_partitions
 from monitors.ingest import create_dataset, ingest_file
 from monitors.readers import ContractViolation
+from monitors.cli_io import EXIT_USAGE, date_argument, emit
 from monitors.settings import Settings, load_settings
 from store import queries
 from store.engine import open_store
 
-EXIT_USAGE = 2
 EXIT_QUARANTINED = 3
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,12 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="land the demo's datasets and incidents")
     demo.add_argument("--days", type=int, default=120, help="days of history (default 120)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    demo.add_argument("--end", type=_date, help="last partition (default: yesterday, UTC)")
+    demo.add_argument("--end", type=date_argument, help="last partition (default: yesterday, UTC)")
 
     ingest = commands.add_parser("ingest", help="land one batch file")
     ingest.add_argument("path", type=Path)
     ingest.add_argument("--dataset", required=True)
-    ingest.add_argument("--partition", type=_date, help="default: the date in the file name")
+    ingest.add_argument("--partition", type=date_argument, help="default: the date in the file name")
     ingest.add_argument("--create", action="store_true",
                         help="make an unknown dataset, its contract inferred from this batch")
     ingest.add_argument("--json", action="store_true")
@@ -78,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         "backtest", help="the alerts a monitor would have raised over stored history")
     backtest.add_argument("--monitor", required=True, help="its name, e.g. nulls:income")
     backtest.add_argument("--dataset", help="needed when the name exists on several datasets")
-    backtest.add_argument("--from", dest="start", type=_date, required=True)
-    backtest.add_argument("--to", dest="end", type=_date, required=True)
+    backtest.add_argument("--from", dest="start", type=date_argument, required=True)
+    backtest.add_argument("--to", dest="end", type=date_argument, required=True)
     backtest.add_argument("--json", action="store_true")
 
     serve = commands.add_parser("serve", help="the dashboard (lands the demo first on an empty store)")
@@ -99,14 +90,6 @@ def main(argv: list[str] | None = None) -> int:
     except (UnknownDataset, ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-
-
-def _print(args: argparse.Namespace, document: Any, lines: list[str]) -> None:
-    if getattr(args, "json", False):
-        json.dump(document, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
-    else:
-        print("\n".join(lines) if lines else "(none)")
 
 
 def _demo(args, settings: Settings, sessions) -> int:
@@ -144,7 +127,7 @@ def _ingest(args, settings: Settings, sessions) -> int:
     document = {"dataset": outcome.dataset, "partition": outcome.partition.isoformat(),
                 "status": outcome.status, "batch_id": outcome.batch_id, "rows": outcome.rows,
                 "reason": outcome.reason}
-    _print(args, document, [f"{outcome.dataset} {outcome.partition}: {outcome.status}"
+    emit(args, document, [f"{outcome.dataset} {outcome.partition}: {outcome.status}"
                             + (f" ({outcome.rows} rows)" if outcome.rows else "")])
     if outcome.status == "quarantined":
         print(f"quarantined: {outcome.reason}", file=sys.stderr)
@@ -169,7 +152,7 @@ def _datasets_list(args, settings: Settings, sessions) -> int:
                     session, d.id, today - dt.timedelta(days=1))],
                 "late_partitions": [p.isoformat() for p in list_late_partitions(session, d)],
             })
-    _print(args, documents, [f"{d['name']:<24} {d['kind']:<13} {d['format']:<8} {d['batches']:>5} batches "
+    emit(args, documents, [f"{d['name']:<24} {d['kind']:<13} {d['format']:<8} {d['batches']:>5} batches "
                              f"{d['first_partition']} .. {d['last_partition']}" for d in documents])
     return 0
 
@@ -178,7 +161,7 @@ def _batches_list(args, settings: Settings, sessions) -> int:
     with sessions() as session:
         dataset_id = find_dataset(session, args.dataset).id if args.dataset else None
         documents = [queries.batch_summary(b, name) for b, name in queries.list_batches(session, dataset_id)]
-    _print(args, documents, [f"{d['dataset']:<24} {d['partition']} {d['status']:<12} {d['rows'] or '':>7} "
+    emit(args, documents, [f"{d['dataset']:<24} {d['partition']} {d['status']:<12} {d['rows'] or '':>7} "
                              f"{d['reason'] or ''}" for d in documents])
     return 0
 
@@ -192,7 +175,7 @@ def _metrics(args, settings: Settings, sessions) -> int:
               + (f".{args.column}" if args.column else " (table level)"), file=sys.stderr)
         return EXIT_USAGE
     points = [{"partition": p.date().isoformat(), "value": v} for p, v in series.items()]
-    _print(args, {"dataset": args.dataset, "column": args.column, "metric": args.metric,
+    emit(args, {"dataset": args.dataset, "column": args.column, "metric": args.metric,
                   "key": args.key, "points": points},
            [f"{p['partition']} {p['value']:.6g}" for p in points])
     return 0
@@ -211,7 +194,7 @@ def _backtest(args, settings: Settings, sessions) -> int:
                 "alerts": [{**asdict(a), "partition": a.partition.isoformat()} for a in alerts]}
     lines = [f"{a.partition} {a.monitor} {a.message}" for a in alerts]
     lines.append(f"{len(alerts)} alert(s) over {len(weeks)} week(s) with any; real alerts untouched")
-    _print(args, document, lines)
+    emit(args, document, lines)
     return 0
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
-import json
 import re
 import sys
 from typing import Any
 
 from monitors.alerts import RESOLUTIONS, acknowledge, comment, get_alert, list_alerts, resolve
 from monitors.catalog import UnknownDataset
+from monitors.cli_io import EXIT_USAGE, emit
 from monitors.mutes import (
     MATCHER_KEYS,
     MAX_MUTE,
@@ -29,7 +29,6 @@ from monitors.mutes import (
 )
 from store.models import AlertStatus, Severity
 
-EXIT_USAGE = 2
 _DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -122,14 +121,6 @@ def _refusals_exit_2(handler):
     return guarded
 
 
-def _emit(args: argparse.Namespace, document: Any, lines: list[str]) -> None:
-    if getattr(args, "json", False):
-        json.dump(document, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
-    else:
-        print("\n".join(lines) if lines else "(none)")
-
-
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -147,7 +138,7 @@ def _alerts_list(args, settings, sessions) -> int:
         documents = list_alerts(session, status=args.status, dataset=args.dataset,
                                 severity=args.severity, monitor=args.monitor,
                                 include_muted=not args.unmuted, limit=args.limit, now=_now())
-    _emit(args, documents, [_alert_line(a) for a in documents])
+    emit(args, documents, [_alert_line(a) for a in documents])
     return 0
 
 
@@ -165,7 +156,7 @@ def _alerts_show(args, settings, sessions) -> int:
              "      timeline:"]
     lines += [f"        {e['at']} {e['kind']:<15} {e['by']}" + (f": {e['note']}" if e["note"] else "")
               for e in document["events"]]
-    _emit(args, document, lines)
+    emit(args, document, lines)
     return 0
 
 
@@ -205,7 +196,7 @@ def _mutes_add(args, settings, sessions) -> int:
     with sessions.begin() as session:
         if args.preview:
             covered = preview(session, matchers, now)
-            _emit(args, covered, [f"would cover alert {a['id']} {a['status']} {a['severity']} "
+            emit(args, covered, [f"would cover alert {a['id']} {a['status']} {a['severity']} "
                                   f"{a['dataset']} {a['column'] or '-'} {a['monitor']} "
                                   f"{a['partition']}: {a['message']}" for a in covered])
             return 0
@@ -213,7 +204,7 @@ def _mutes_add(args, settings, sessions) -> int:
                         ends_at=ends, starts_at=args.starts, now=now)
         covered = preview(session, mute.matchers, now)
         document = {**mute_summary(mute, now), "covers": [a["id"] for a in covered]}
-    _emit(args, document, [f"mute {document['id']} {document['state']} until {document['ends_at']}; "
+    emit(args, document, [f"mute {document['id']} {document['state']} until {document['ends_at']}; "
                            f"covers {len(covered)} open alert(s) now"])
     return 0
 
@@ -222,7 +213,7 @@ def _mutes_add(args, settings, sessions) -> int:
 def _mutes_list(args, settings, sessions) -> int:
     with sessions() as session:
         documents = list_mutes(session, _now(), state=args.state)
-    _emit(args, documents, [
+    emit(args, documents, [
         f"{m['id']:>4} {m['state']:<8} {m['starts_at']} .. {m['ends_at']} by {m['created_by']} "
         + " ".join(f"{k}={v}" for k, v in m["matchers"].items()) + f": {m['reason']}"
         for m in documents])

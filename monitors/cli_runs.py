@@ -8,26 +8,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import getpass
-import json
 import logging
 import sys
 from typing import Any
 
 from monitors import queue
+from monitors.cli_io import EXIT_USAGE, date_argument, emit
 from monitors.settings import Settings, load_settings
 from monitors.worker import Worker
 from store.engine import open_store
 from store.models import Dataset, RunStatus
 
 EXIT_FAILED = 1
-EXIT_USAGE = 2
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
 def _who() -> str:
@@ -41,9 +33,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser("run", help="queue a run or a backfill (--now: execute it here)")
     run.add_argument("--dataset", required=True)
     when = run.add_mutually_exclusive_group(required=True)
-    when.add_argument("--date", type=_date, help="one partition")
-    when.add_argument("--from", dest="date_from", type=_date, help="first partition (with --to)")
-    run.add_argument("--to", dest="date_to", type=_date, help="last partition (with --from)")
+    when.add_argument("--date", type=date_argument, help="one partition")
+    when.add_argument("--from", dest="date_from", type=date_argument, help="first partition (with --to)")
+    run.add_argument("--to", dest="date_to", type=date_argument, help="last partition (with --from)")
     run.add_argument("--now", action="store_true",
                      help="execute it in this process and return when it is done (exit 1 if it failed)")
     run.add_argument("--by", default=_who(), help="who asks (default: the login name)")
@@ -72,14 +64,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     worker.add_argument("--no-schedules", action="store_true",
                         help="only execute requests; leave the cron schedules to another worker")
     worker.add_argument("--executor", help=argparse.SUPPRESS)
-
-
-def _print(args: argparse.Namespace, document: Any, lines: list[str]) -> None:
-    if getattr(args, "json", False):
-        json.dump(document, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
-    else:
-        print("\n".join(lines) if lines else "(none)")
 
 
 def _line(run: dict[str, Any]) -> str:
@@ -122,7 +106,7 @@ def _run(args, settings: Settings, sessions) -> int:
     with sessions() as session:
         # a run whose worker died is carried on by its re-queued copy: report that one
         document = queue.run_summary(queue.latest_attempt(session, run_id), args.dataset)
-    _print(args, document, [_line(document)])
+    emit(args, document, [_line(document)])
     if args.now and document["status"] != RunStatus.succeeded:
         print(f"run {document['id']} {document['status']}: {document['error'] or ''}".rstrip(": "),
               file=sys.stderr)
@@ -137,7 +121,7 @@ def _runs_list(args, settings: Settings, sessions) -> int:
         if args.dataset:
             find_dataset(session, args.dataset)  # an unknown name is a usage error, not "(none)"
         documents = queue.list_runs(session, args.dataset, args.status, limit=args.limit)
-    _print(args, documents, [_line(d) for d in documents])
+    emit(args, documents, [_line(d) for d in documents])
     return 0
 
 
@@ -145,7 +129,7 @@ def _runs_cancel(args, settings: Settings, sessions) -> int:
     with sessions.begin() as session:
         run = queue.cancel(session, args.id, args.by)
         document = queue.run_summary(run, session.get(Dataset, run.dataset_id).name)
-    _print(args, document, [_line(document)])
+    emit(args, document, [_line(document)])
     return 0
 
 

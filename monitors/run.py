@@ -35,7 +35,7 @@ from monitors.plan import MonitorSpec, plan_monitors
 from monitors.readers import ContractViolation, detect_format, read_file
 from monitors.settings import Settings
 from store import queries
-from store.models import BatchStatus, Dataset, Run, RunStatus
+from store.models import Dataset, Run, RunStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 
