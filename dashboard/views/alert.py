@@ -1,12 +1,12 @@
 """One alert, and why: the metric's history with what the monitor expected, the evidence,
 the timeline, and every action a click away. Deep link: `/alert?alert=ID`."""
-import datetime as dt
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import charts, services
 from dashboard.identity import actor
+from dashboard.mute_form import mute_form
 
 SEVERITY_BADGES = {"critical": "red", "warning": "orange", "info": "blue"}
 STATUS_BADGES = {"open": "red", "acknowledged": "orange", "resolved": "green"}
@@ -181,31 +181,12 @@ with right:
 @st.dialog("Mute similar alerts", width="large",
            on_dismiss=lambda: state.update({"alert.mute_open": None}))
 def mute_similar() -> None:
-    st.caption("Similar: the same monitor on the same dataset and column. Widen it with a "
-               "glob, `income*` or `level:*`, and check the preview.")
-    fields = st.columns(3)
-    matchers = {key: fields[i].text_input(key, value=document[key] or "", key=f"alert.mute.{key}")
-                for i, key in enumerate(("dataset", "column", "monitor"))}
-    reason = st.text_input("Reason", key="alert.mute.reason",
-                           placeholder="why these alerts may stay quiet")
-    ends = st.columns(2)
-    end_date = ends[0].date_input("Ends on (UTC)", value=None, key="alert.mute.end_date",
-                                  min_value=dt.date.today(), format="YYYY-MM-DD")
-    end_time = ends[1].time_input("at", value=dt.time(9, 0), key="alert.mute.end_time")
-    try:
-        covered = services.mute_preview(matchers)
-    except ValueError as exc:
-        st.error(str(exc))
-    else:
-        st.markdown(f"**Preview:** this mute would cover {len(covered)} unresolved alert(s)")
-        st.dataframe(covered, hide_index=True, key="alert.mute.preview", height=180)
-    if st.button("Mute", key="alert.mute.save", type="primary"):
-        ends_at = dt.datetime.combine(end_date, end_time, dt.UTC) if end_date else None
-        try:
-            mute_id = services.add_mute(matchers, reason=reason, by=who.name, ends_at=ends_at)
-        except ValueError as exc:
-            st.error(f"Not muted: {exc}")
-            return
+    saved = mute_form("alert", {key: document[key] or "" for key in ("dataset", "column", "monitor")},
+                      by=who.name,
+                      caption="Similar: the same monitor on the same dataset and column. Widen it "
+                              "with a glob, `income*` or `level:*`, and check the preview.")
+    if saved:
+        mute_id, ends_at = saved
         state["alert.mute_open"] = None
         _changed(f"Mute {mute_id} stored until {ends_at:%Y-%m-%d %H:%M} UTC.")
 

@@ -1,12 +1,12 @@
 """Alerts: filter, select, act in bulk. Deep links from the overview fill the filters
 (`?status=open,acknowledged&dataset=...&monitor=...&severity=...&muted=1`)."""
-import datetime as dt
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import services
 from dashboard.identity import actor
+from dashboard.mute_form import mute_form
 
 STATUSES = ["open", "acknowledged", "resolved"]
 SEVERITIES = ["critical", "warning", "info"]
@@ -186,35 +186,14 @@ def _common(values: pd.Series) -> str:
 
 @st.dialog("Mute alerts", width="large", on_dismiss=_close_mute)
 def mute_dialog(scope: pd.DataFrame) -> None:
-    st.caption("A mute keeps matching alerts quiet until its end; globs like `income*` work. "
-               "Blank matchers match everything, so check the preview.")
-    fields = st.columns(len(MATCHERS))
     # detector and severity follow from the monitor: prefilling them would only make the
     # mute lapse when someone changes a monitor's severity
-    matchers = {key: fields[i].text_input(key, value=_common(scope[key]) if key in PREFILLED else "",
-                                          key=f"alerts.mute.{key}")
-                for i, key in enumerate(MATCHERS)}
-    reason = st.text_input("Reason", key="alerts.mute.reason",
-                           placeholder="why these alerts may stay quiet")
-    ends = st.columns(2)
-    end_date = ends[0].date_input("Ends on (UTC)", value=None, key="alerts.mute.end_date",
-                                  min_value=dt.date.today(), format="YYYY-MM-DD")
-    end_time = ends[1].time_input("at", value=dt.time(9, 0), key="alerts.mute.end_time")
-    try:
-        covered = services.mute_preview(matchers)
-    except ValueError as exc:
-        st.error(str(exc))
-    else:
-        st.markdown(f"**Preview:** this mute would cover {len(covered)} unresolved alert(s)")
-        st.dataframe(covered, hide_index=True, key="alerts.mute.preview", height=200)
-    if st.button("Mute", key="alerts.mute.save", type="primary"):
-        ends_at = (dt.datetime.combine(end_date, end_time, dt.UTC)
-                   if end_date is not None else None)
-        try:
-            mute_id = services.add_mute(matchers, reason=reason, by=who.name, ends_at=ends_at)
-        except ValueError as exc:
-            st.error(f"Not muted: {exc}")
-            return
+    prefill = {key: _common(scope[key]) if key in PREFILLED else "" for key in MATCHERS}
+    saved = mute_form("alerts", prefill, by=who.name,
+                      caption="A mute keeps matching alerts quiet until its end; globs like "
+                              "`income*` work. Blank matchers match everything, so check the preview.")
+    if saved:
+        mute_id, ends_at = saved
         _changed()
         state["alerts.mute_open"] = False
         state["alerts.flash"] = f"Mute {mute_id} stored until {ends_at:%Y-%m-%d %H:%M} UTC."
