@@ -30,9 +30,14 @@ with batches_tab:
     if not quarantined.empty:
         st.subheader(f"Quarantined ({len(quarantined)})")
         st.dataframe(quarantined[["dataset", "partition", "reason"]], hide_index=True,
-                     key="datasets.quarantined")
+                     key="datasets.quarantined",
+                     column_config={"reason": st.column_config.TextColumn(width="large")})
+        # a reason is a sentence naming columns: the grid cuts it, so the newest is spelt out
+        newest = quarantined.iloc[0]
+        st.caption(f"Newest, {newest['partition']}: {newest['reason']}")
     st.subheader(f"Batches ({len(batches)})")
-    st.dataframe(batches, hide_index=True, key="datasets.batches")
+    st.dataframe(batches, hide_index=True, key="datasets.batches",
+                 column_config={"arrived at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
 
 with metrics_tab:
     names_frame = services.metric_names_frame(dataset)
