@@ -2,16 +2,14 @@
 that must stay quiet, the inputs that cannot be judged, and Twitter's reference answer."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.reference_data import shared_data
 from detectors import Detection, detect_anomalies
 
-TWITTER = Path(__file__).resolve().parents[3] / "shared" / "data" / "twitter" / \
-    "anomalydetection_raw_data.csv"
 
 
 def daily(values, start="2024-01-01") -> pd.Series:
@@ -275,7 +273,8 @@ def test_a_series_that_is_not_a_series_raises():
 
 @pytest.fixture(scope="module")
 def twitter() -> pd.Series:
-    frame = pd.read_csv(TWITTER, parse_dates=["timestamp"], index_col="timestamp")
+    frame = pd.read_csv(shared_data("twitter", "anomalydetection_raw_data.csv"),
+                        parse_dates=["timestamp"], index_col="timestamp")
     return frame["count"]
 
 

@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.reference_data import shared_data
 from detectors import Detection, detect_breakouts
 
-SCRIBE = Path(__file__).resolve().parents[3] / "shared" / "data" / "twitter" / \
-    "breakoutdetection_scribe.csv"
 
 
 def daily(values, start="2025-01-01") -> pd.Series:
@@ -263,7 +261,7 @@ def test_twitter_scribe_example_comes_close_to_edm():
     is told to have no season: on these 160 points the period finder otherwise takes the
     spikes every few points for a cycle of 45 (3.5 cycles).
     """
-    frame = pd.read_csv(SCRIBE)
+    frame = pd.read_csv(shared_data("twitter", "breakoutdetection_scribe.csv"))
     series = pd.Series(frame["count"].to_numpy(dtype=float))
 
     found = found_at(detect_breakouts(series, min_size=24, period=0))
