@@ -2,7 +2,7 @@
 
 Lands the demo (default 120 days) into a fresh MONITORS_HOME, then matches every alert to
 the ground truth: an alert matches an incident of the same dataset when its partition lies
-from 2 days before to 3 days after the incident's (to the end of the span for incidents
+from the incident's partition to 3 days after it (to the end of the span for incidents
 that persist, a new category, a level shift, a drift, when the alert is on the incident's
 column), and it is on the incident's column or table-level. An alert's partition is its
 first firing. Alerts matching nothing are noise, reported per 30 days.
@@ -37,7 +37,7 @@ def matches(alert: dict, incident: dict, end: dt.date) -> bool:
     start = dt.date.fromisoformat(incident["partition"])
     lasting = incident["kind"] in PERSISTENT and alert["column"] is not None
     last = end if lasting else start + dt.timedelta(days=3)
-    return start - dt.timedelta(days=2) <= dt.date.fromisoformat(alert["first_partition"]) <= last
+    return start <= dt.date.fromisoformat(alert["first_partition"]) <= last
 
 
 def main() -> None:

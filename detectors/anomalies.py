@@ -57,7 +57,7 @@ def detect_anomalies(series: pd.Series, *, period: int | None = None,
                      direction: str = "both", since=None, trend: str = "rolling",
                      trend_window: int | None = None, seasonal: str = "median",
                      relative: bool | None = None, episodes: bool = True,
-                     sustained: bool = True) -> Detection:
+                     sustained: bool = True, min_change: float = 0.0) -> Detection:
     """Points whose seasonally and trend adjusted value is an extreme outlier.
 
     `period`: the seasonal period in points; when None, up to two periods are found from
@@ -75,7 +75,9 @@ def detect_anomalies(series: pd.Series, *, period: int | None = None,
     as a factor; False: never, as Twitter's package). `episodes`: anomalies at most
     EPISODE_GAP points apart are one episode, reported once at its first point with its
     peak z; False reports every anomalous point. `sustained`: also test short centred
-    medians of the remainder.
+    medians of the remainder. `min_change`: a practical-significance floor, the smallest
+    departure from expected (a fraction of it) worth reporting; a statistically clear but
+    tiny move (a count 3% above its band on a quiet week) is not an incident.
 
     Why max_anoms defaults to 0.2% and not Twitter's 2%: real metrics have heavier tails
     than the normal law the ESD critical values assume, so on most of them the test runs
@@ -84,6 +86,8 @@ def detect_anomalies(series: pd.Series, *, period: int | None = None,
     """
     _check_options(series, period, max_anoms, alpha, direction, trend, trend_window,
                    seasonal, relative, episodes, sustained)
+    if not _is_number(min_change) or not 0 <= min_change < 10:
+        raise ValueError(f"min_change: expected a fraction >= 0, got {min_change!r}")
     values = pd.Series(pd.to_numeric(pd.Series(series.to_numpy()), errors="coerce")
                        .astype(float).to_numpy(), index=series.index)
     values = values.where(np.isfinite(values))
@@ -140,6 +144,8 @@ def detect_anomalies(series: pd.Series, *, period: int | None = None,
     for run in _runs(sorted(strength), EPISODE_GAP if episodes else 0):
         i = run[0]
         value = float(x[i])
+        if min_change and _departure(i, i in spikes, value, expected[i], lasting, relative) < min_change:
+            continue
         if i in spikes:
             where = "above" if value > expected[i] else "below"
             detail = (f"[{label}] {_fmt(value)} {where} band [{_fmt(lower[i])}, "
@@ -159,6 +165,17 @@ def detect_anomalies(series: pd.Series, *, period: int | None = None,
             lower=float(lower[i]), upper=float(upper[i]), score=float(peak),
             detail=detail))
     return Detection(NAME, findings=tuple(findings), band=band)
+
+
+def _departure(i: int, spike: bool, value: float, expected: float, lasting: "_Lasting",
+               relative: bool) -> float:
+    """How far a finding is from expected, as a fraction of expected."""
+    if spike:
+        return abs(value - expected) / abs(expected) if expected else math.inf
+    offset = lasting.offset[i]
+    if relative:
+        return abs(math.expm1(offset))
+    return abs(offset) / abs(expected) if expected else math.inf
 
 
 def _unjudgeable(values: pd.Series, present: np.ndarray, tested: np.ndarray) -> str | None:

@@ -61,8 +61,9 @@ def _automatic(kind: str, contract: Contract, auto: AutomaticMonitors) -> list[M
         add(MonitorSpec("freshness:late", "freshness", "freshness", "warning", automatic=True))
         add(MonitorSpec("freshness:missing", "missing", "missing", "critical", automatic=True))
     if auto.volume:
+        # a volume within 10% of expected is not an incident anyone acts on
         add(MonitorSpec("volume:anomalies", "metric", "anomalies", "critical", metric="row_count",
-                        automatic=True))
+                        options={"min_change": 0.1}, automatic=True))
         add(MonitorSpec("volume:breakouts", "metric", "breakouts", "warning", metric="row_count",
                         point=False, automatic=True))
     for column in contract.columns:

@@ -316,3 +316,17 @@ def test_twitter_reference_last_day_only_with_since(twitter):
     at = found_at(detect_anomalies(twitter, since=since, trend="median", **TWITTER_STYLE))
     assert abs(len(at) - 25) <= 2
     assert all(a >= since for a in at)
+
+
+def test_min_change_drops_statistically_clear_but_tiny_departures():
+    days = pd.date_range("2026-01-05", periods=84, freq="D")
+    weekly = np.tile([1.0, 1.02, 1.03, 1.01, 0.97, 0.75, 0.7], 12)
+    values = pd.Series(1000 * weekly, index=days) + np.random.default_rng(3).normal(0, 2, 84)
+    values.iloc[60] *= 1.04   # 4% out: far outside a 0.2% noise band
+    values.iloc[70] *= 0.5    # half the volume
+    found = {f.at for f in detect_anomalies(values).findings}
+    assert {days[60], days[70]} <= found
+    floored = {f.at for f in detect_anomalies(values, min_change=0.1).findings}
+    assert days[70] in floored and days[60] not in floored
+    with pytest.raises(ValueError, match="^min_change"):
+        detect_anomalies(values, min_change=-1)
