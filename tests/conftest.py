@@ -7,6 +7,7 @@ missing server fails the suite instead. `MONITORS_TEST_DBS=sqlite` runs one half
 """
 from __future__ import annotations
 
+import datetime as dt
 import glob
 import itertools
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from monitors.demo import land_demo
 from monitors.settings import Settings, load_settings
 from store.engine import open_store
 
@@ -81,6 +83,51 @@ def settings(request, tmp_path, monkeypatch) -> Settings:
     else:
         monkeypatch.delenv("MONITORS_DB_URL", raising=False)
     return load_settings()
+
+
+DEMO_END = dt.date(2026, 6, 30)
+_templates: dict[str, tuple[Path, str | None]] = {}
+
+
+def _template(backend: str, request, tmp_path_factory) -> tuple[Path, str | None]:
+    """The demo landed once per backend: its MONITORS_HOME, and its database on PostgreSQL."""
+    if backend not in _templates:
+        home = tmp_path_factory.mktemp(f"demo-{backend}") / "home"
+        environ = {"MONITORS_HOME": str(home)}
+        database = None
+        if backend == "postgresql":
+            server = request.getfixturevalue("postgres_server")
+            database = f"demo_template_{len(_templates)}"
+            _admin(server, f'CREATE DATABASE "{database}"')
+            environ["MONITORS_DB_URL"] = f"{server}/{database}"
+        settings = load_settings(environ)
+        engine, sessions = open_store(settings.db_url)
+        land_demo(sessions, settings, days=40, seed=1, end=DEMO_END)
+        engine.dispose()
+        _templates[backend] = (home, database)
+    return _templates[backend]
+
+
+def _admin(server: str, statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
+        connection.execute(statement)
+
+
+@pytest.fixture
+def demo(settings: Settings, request, tmp_path_factory) -> Settings:
+    """The test's store and MONITORS_HOME hold the demo's 40 days, landed once per
+    backend and copied per test (a file copy on SQLite, a template database on
+    PostgreSQL). Request it before `sessions`: the test's database is replaced."""
+    backend = "postgresql" if settings.db_url.startswith("postgresql") else "sqlite"
+    home, database = _template(backend, request, tmp_path_factory)
+    shutil.copytree(home, settings.home, dirs_exist_ok=True)
+    if database is not None:
+        server, name = settings.db_url.rsplit("/", 1)
+        _admin(server, f'DROP DATABASE "{name}"')
+        _admin(server, f'CREATE DATABASE "{name}" TEMPLATE "{database}"')
+    return settings
 
 
 @pytest.fixture

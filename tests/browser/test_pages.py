@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.conftest import shot
-from tests.dashboard.test_datasets import demo  # noqa: F401 (fixture)
 
 GRID = "[data-testid='stDataFrame'] canvas"
 CHART = ".js-plotly-plot"

@@ -4,81 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
-from pathlib import Path
 
 import pytest
-import streamlit as st
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from monitors import alerts as lifecycle
 from monitors import queue
-from monitors.demo import land_demo
-from monitors.settings import Settings, load_settings
-from store.engine import open_store
 from store.models import Alert, AlertEvent, MuteRule
-from tests.conftest import BACKENDS, _fresh_database
+from tests.dashboard.apptest import open_page, sign_in
 
-ROOT = Path(__file__).resolve().parents[2]
 ALERTS = "dashboard/views/alerts.py"
 DETAIL = "dashboard/views/alert.py"
-DEMO_END = dt.date(2026, 6, 30)
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-def demo_store(request, tmp_path_factory):
-    """The demo landed once per backend (about 10 s); tests get copies."""
-    home = tmp_path_factory.mktemp(f"demo-{request.param}") / "home"
-    if request.param == "postgresql":
-        url = _fresh_database(request.getfixturevalue("postgres_server"))
-    else:
-        url = f"sqlite:///{home / 'monitors.db'}"
-    template = Settings(home=home, db_url=url, config_path=home / "monitors.yaml")
-    engine, sessions = open_store(url)
-    land_demo(sessions, template, days=40, seed=1, end=DEMO_END)
-    engine.dispose()
-    return request.param, template
-
-
-@pytest.fixture
-def settings(demo_store, tmp_path, monkeypatch) -> Settings:
-    """A fresh copy of the demo store in this test's MONITORS_HOME (overrides conftest's)."""
-    backend, template = demo_store
-    home = tmp_path / "home"
-    shutil.copytree(template.home, home)
-    monkeypatch.setenv("MONITORS_HOME", str(home))
-    monkeypatch.delenv("MONITORS_CONFIG", raising=False)
-    if backend == "postgresql":
-        import psycopg
-
-        server, source = template.db_url.rsplit("/", 1)
-        target = f"{source}_{tmp_path.name[-20:].replace('-', '_').lower()}"
-        with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{target}" TEMPLATE "{source}"')
-        monkeypatch.setenv("MONITORS_DB_URL", f"{server}/{target}")
-    else:
-        monkeypatch.delenv("MONITORS_DB_URL", raising=False)
-    return load_settings()
-
-
-@pytest.fixture
-def app(settings):
-    # AppTest shares Streamlit's caches across tests: each test starts from its own store
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
-    at.session_state["identity.who"] = "alice"
-    return at
-
-
-def open_page(at: AppTest, page: str, **params) -> AppTest:
-    at.run()
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
+@pytest.fixture(autouse=True)
+def _demo_alerts(demo):
+    """Every test here triages the demo's real alerts."""
 
 
 def select_rows(at: AppTest, positions: list[int]) -> AppTest:
@@ -219,7 +161,7 @@ def test_new_alerts_are_announced_without_reloading_the_table(app):
 
 
 def test_acting_needs_a_name(app):
-    app.session_state["identity.who"] = ""
+    sign_in(app, "")
     open_page(app, ALERTS)
     select_rows(app, [0])
     assert app.button(key="alerts.ack").disabled

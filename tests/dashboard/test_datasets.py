@@ -1,91 +1,14 @@
-"""The datasets and model outputs pages in AppTest, on the demo's store and on an empty one.
-
-`demo` (also used by test_monitors and test_pipeline) fills the test's store with the
-demo's 40 days: landed once per backend and copied per test (a file copy on SQLite, a
-template database on PostgreSQL), since landing takes ten seconds."""
+"""The datasets and model outputs pages in AppTest, on the demo's store (the `demo`
+fixture) and on an empty one."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
-from streamlit.testing.v1 import AppTest
 
-from monitors.demo import land_demo
-from monitors.settings import Settings, load_settings
-from store.engine import open_store
-
-ROOT = Path(__file__).resolve().parents[2]
-DEMO_END = dt.date(2026, 6, 30)
-_templates: dict[str, tuple[Path, str | None]] = {}
-
-
-def _template(backend: str, request, tmp_path_factory) -> tuple[Path, str | None]:
-    """The demo landed once per backend: its MONITORS_HOME, and its database on PostgreSQL."""
-    if backend not in _templates:
-        home = tmp_path_factory.mktemp(f"demo-{backend}") / "home"
-        environ = {"MONITORS_HOME": str(home)}
-        database = None
-        if backend == "postgresql":
-            server = request.getfixturevalue("postgres_server")
-            database = f"demo_template_{len(_templates)}"
-            _admin(server, f'CREATE DATABASE "{database}"')
-            environ["MONITORS_DB_URL"] = f"{server}/{database}"
-        settings = load_settings(environ)
-        engine, sessions = open_store(settings.db_url)
-        land_demo(sessions, settings, days=40, seed=1, end=DEMO_END)
-        engine.dispose()
-        _templates[backend] = (home, database)
-    return _templates[backend]
-
-
-def _admin(server: str, statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
-        connection.execute(statement)
-
-
-@pytest.fixture
-def demo(settings: Settings, request, tmp_path_factory) -> Settings:
-    """The test's store and MONITORS_HOME hold the demo's 40 days (request it before
-    `sessions`: on PostgreSQL the test's database is replaced by a copy)."""
-    backend = "postgresql" if settings.db_url.startswith("postgresql") else "sqlite"
-    home, database = _template(backend, request, tmp_path_factory)
-    shutil.copytree(home, settings.home, dirs_exist_ok=True)
-    if database is not None:
-        server, name = settings.db_url.rsplit("/", 1)
-        _admin(server, f'DROP DATABASE "{name}"')
-        _admin(server, f'CREATE DATABASE "{name}" TEMPLATE "{database}"')
-    return settings
-
-
-@pytest.fixture
-def app(settings, monkeypatch) -> AppTest:
-    monkeypatch.delenv("MONITORS_DASHBOARD_WORKER", raising=False)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
-    sign_in(at, "alice")
-    return at
-
-
-def sign_in(at: AppTest, name: str) -> None:
-    """What typing one's name in the sidebar leaves behind (dashboard.identity's keys)."""
-    at.session_state["identity.name"] = name
-    at.session_state["identity.input"] = name
-
-
-def open_page(app: AppTest, page: str) -> AppTest:
-    app.run()
-    app.switch_page(f"dashboard/views/{page}.py").run()
-    assert not app.exception, app.exception
-    return app
+from tests.dashboard.apptest import open_page
 
 
 def traces(chart) -> list[dict]:

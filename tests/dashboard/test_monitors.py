@@ -16,7 +16,7 @@ from monitors.contract import Contract
 from monitors.plan import plan_monitors
 from store import queries
 from store.models import Alert
-from tests.dashboard.test_datasets import app, demo, open_page  # noqa: F401 (fixtures)
+from tests.dashboard.apptest import open_page
 
 START, END = dt.date(2026, 5, 22), dt.date(2026, 6, 30)
 

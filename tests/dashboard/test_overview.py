@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 from monitors import alerts as lifecycle
 from monitors import mutes
 from store.models import Alert, utcnow
-from tests.dashboard.test_alerts import ROOT, app, demo_store, open_page, settings  # noqa: F401
+from tests.dashboard.apptest import ENTRY, open_page
 
 OVERVIEW = "dashboard/views/overview.py"
 
@@ -20,7 +20,7 @@ def frame_with(at: AppTest, column: str):
     return next(df.value for df in at.dataframe if column in df.value.columns)
 
 
-def test_the_overview_shows_health_counts_batches_and_runs(app, sessions):
+def test_the_overview_shows_health_counts_batches_and_runs(demo, app, sessions):
     open_page(app, OVERVIEW)
     with sessions() as session:
         unresolved = lifecycle.list_alerts(session, status=["open", "acknowledged"])
@@ -39,7 +39,7 @@ def test_the_overview_shows_health_counts_batches_and_runs(app, sessions):
     assert noisy["alerts"].is_monotonic_decreasing
 
 
-def test_batches_of_a_partition_tell_late_and_missing_apart(app):
+def test_batches_of_a_partition_tell_late_and_missing_apart(demo, app):
     open_page(app, OVERVIEW)
     app.date_input(key="overview.partition").set_value(dt.date(2026, 6, 26)).run()
     late = frame_with(app, "state").set_index("dataset")["state"]
@@ -51,7 +51,7 @@ def test_batches_of_a_partition_tell_late_and_missing_apart(app):
     assert any("1 arrived, 1 missing" in h.value for h in app.subheader)
 
 
-def test_a_mute_moves_alerts_from_open_to_muted(app, sessions):
+def test_a_mute_moves_alerts_from_open_to_muted(demo, app, sessions):
     with sessions.begin() as session:
         mutes.add_mute(session, matchers={"dataset": "model_scores"}, reason="model retraining",
                        by="bob", ends_at=utcnow() + dt.timedelta(days=2), now=utcnow())
@@ -70,12 +70,12 @@ def test_an_empty_store_says_how_to_begin(settings, tmp_path, monkeypatch):
     monkeypatch.delenv("MONITORS_DB_URL", raising=False)
     st.cache_resource.clear()
     st.cache_data.clear()
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60).run()
+    at = AppTest.from_file(str(ENTRY), default_timeout=60).run()
     assert not at.exception
     assert "python -m monitors demo" in at.info[0].value
 
 
-def test_datasets_without_alerts_are_healthy(app, sessions):
+def test_datasets_without_alerts_are_healthy(demo, app, sessions):
     with sessions.begin() as session:
         session.execute(delete(Alert))
     open_page(app, OVERVIEW)

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from monitors import queue
 from store.models import Dataset, Run
-from tests.dashboard.test_datasets import app, demo, sign_in  # noqa: F401 (fixtures)
+from tests.dashboard.apptest import sign_in
 
 PAGE = "dashboard/views/pipeline.py"
 YESTERDAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
