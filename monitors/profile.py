@@ -342,8 +342,10 @@ class _Moments:
             return
         mean = float(values.mean(dtype=np.float64))
         deviations = values.astype(np.float64, copy=False) - mean
-        # squared in place and summed by numpy, not np.dot: BLAS threads spin on a busy machine
-        np.square(deviations, out=deviations)
+        # squared in place and summed by numpy, not np.dot: BLAS threads spin on a busy machine;
+        # deviations past ~1e154 overflow when squared: the spread is then unmeasurable (inf)
+        with np.errstate(over="ignore"):
+            np.square(deviations, out=deviations)
         m2 = float(deviations.sum())
         total = self.n + n
         delta = mean - self.mean
@@ -355,7 +357,7 @@ class _Moments:
         found = []
         if self.n:
             found.append(("mean", self.mean))
-        if self.n > 1:
+        if self.n > 1 and math.isfinite(self.m2):  # every stored value is finite
             found.append(("std", math.sqrt(self.m2 / (self.n - 1))))
         return found
 
