@@ -315,9 +315,9 @@ def _plans(dataset: str, config: MonitorsConfig) -> tuple[list[MonitorSpec], set
         found = find_dataset(session, dataset)
         name, kind, contract = found.name, found.kind, Contract.model_validate(found.contract)
     declared = config.dataset(name)
-    live = {s.name for s in plan_monitors(name, kind, contract, declared)}
-    automatic = {s.name for s in plan_monitors(name, kind, contract, None)}
-    return plan_monitors(name, kind, contract, _everything(declared)), live, automatic
+    live = {s.name for s in plan_monitors(kind, contract, declared)}
+    automatic = {s.name for s in plan_monitors(kind, contract, None)}
+    return plan_monitors(kind, contract, _everything(declared)), live, automatic
 
 
 def monitor_specs(dataset: str) -> list[MonitorSpec]:
@@ -455,7 +455,7 @@ def set_monitor_enabled(dataset: str, name: str, enabled: bool, *, by: str) -> s
 def _same_as_automatic(monitor: MonitorConfig, spec: MonitorSpec, dataset: str) -> bool:
     with session_factory()() as session:
         found = find_dataset(session, dataset)
-        auto = {s.name: s for s in plan_monitors(found.name, found.kind,
+        auto = {s.name: s for s in plan_monitors(found.kind,
                                                  Contract.model_validate(found.contract), None)}
     original = auto.get(monitor.name)
     return original is not None and (monitor.metric, monitor.column, monitor.detector,
@@ -917,7 +917,7 @@ def alert_document(alert_id: int, generation: int = 0) -> dict | None:
 
 
 def _alert_spec(dataset, monitor: str) -> MonitorSpec | None:
-    specs = plan_monitors(dataset.name, dataset.kind, Contract.model_validate(dataset.contract),
+    specs = plan_monitors(dataset.kind, Contract.model_validate(dataset.contract),
                           _config().dataset(dataset.name))
     return next((s for s in specs if s.name == monitor), None)
 

@@ -15,7 +15,7 @@ from monitors.catalog import find_dataset
 from monitors.config import MonitorConfig, MonitorsConfig
 from monitors.contract import Contract
 from monitors.evaluate import MetricHistory, metrics_read_by
-from monitors.plan import MonitorSpec, _from_config, plan_monitors
+from monitors.plan import MonitorSpec, spec_from_config, plan_monitors
 from monitors.run import evaluate_partition
 from store import queries
 from store.models import Dataset
@@ -45,7 +45,7 @@ def find_monitor(session: Session, config: MonitorsConfig, name: str,
     candidates = [find_dataset(session, dataset)] if dataset else list(queries.list_datasets(session))
     found = []
     for candidate in candidates:
-        specs = plan_monitors(candidate.name, candidate.kind,
+        specs = plan_monitors(candidate.kind,
                               Contract.model_validate(candidate.contract), config.dataset(candidate.name))
         found += [(candidate, s) for s in specs if s.name == name]
     if not found:
@@ -62,7 +62,7 @@ def backtest(session: Session, dataset: Dataset, spec: MonitorSpec | MonitorConf
     if start > end:
         raise ValueError(f"the range is empty: {start} is after {end}")
     if isinstance(spec, MonitorConfig):
-        spec = _from_config(spec)
+        spec = spec_from_config(spec)
     history = MetricHistory(queries.read_metrics(session, dataset.id, until=end,
                                                  metrics=sorted(metrics_read_by([spec]))))
     alerts: list[BacktestAlert] = []

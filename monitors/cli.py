@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from monitors import cli_alerts, cli_runs
 from monitors.backtest import backtest, find_monitor
@@ -25,6 +26,7 @@ from monitors.cli_io import EXIT_USAGE, date_argument, emit
 from monitors.settings import Settings, load_settings
 from store import queries
 from store.engine import open_store
+from store.models import Batch
 
 EXIT_QUARANTINED = 3
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,7 +162,7 @@ def _datasets_list(args, settings: Settings, sessions) -> int:
 def _batches_list(args, settings: Settings, sessions) -> int:
     with sessions() as session:
         dataset_id = find_dataset(session, args.dataset).id if args.dataset else None
-        documents = [queries.batch_summary(b, name) for b, name in queries.list_batches(session, dataset_id)]
+        documents = [batch_summary(b, name) for b, name in queries.list_batches(session, dataset_id)]
     emit(args, documents, [f"{d['dataset']:<24} {d['partition']} {d['status']:<12} {d['rows'] or '':>7} "
                              f"{d['reason'] or ''}" for d in documents])
     return 0
@@ -210,6 +212,14 @@ def _serve(args, settings: Settings, sessions) -> int:
     os.environ.setdefault("MONITORS_DASHBOARD_WORKER", "1")
     os.execv(sys.executable, command)
     return 0  # not reached
+
+
+def batch_summary(batch: Batch, dataset_name: str) -> dict[str, Any]:
+    """A batch as `batches list` shows it (DESIGN.md's fields, then provenance)."""
+    return {"dataset": dataset_name, "partition": batch.partition.isoformat(),
+            "status": batch.status, "rows": batch.rows, "reason": batch.reason,
+            "id": batch.id, "source": batch.source, "fingerprint": batch.fingerprint,
+            "arrived_at": batch.arrived_at.isoformat(), "ingested_at": batch.ingested_at.isoformat()}
 
 
 COMMANDS = {

@@ -27,25 +27,28 @@ class MonitorSpec:
     check: CheckConfig | None = None
 
 
-def plan_monitors(dataset_name: str, kind: str, contract: Contract,
+def plan_monitors(kind: str, contract: Contract,
                   declared: DatasetConfig | None) -> list[MonitorSpec]:
     """Every spec for a dataset, automatic first; a configured monitor with the same name
     replaces the automatic one (that is how an automatic monitor is tuned or disabled)."""
-    auto = declared.automatic if declared else AutomaticMonitors()
-    specs = {s.name: s for s in _automatic(kind, contract, auto)}
-    if declared:
-        for check in declared.checks:
-            specs[check.label()] = MonitorSpec(
-                name=check.label(), kind="check", detector=check.check, severity=check.severity,
-                column=check.column, options=dict(check.options), check=check)
-        for monitor in declared.monitors:
-            specs[monitor.name] = _from_config(monitor)
-    disabled = {c.label() for c in declared.checks if not c.enabled} if declared else set()
-    disabled |= {m.name for m in declared.monitors if not m.enabled} if declared else set()
+    if declared is None:
+        return _automatic(kind, contract, AutomaticMonitors())
+    specs = {s.name: s for s in _automatic(kind, contract, declared.automatic)}
+    disabled = set()
+    for check in declared.checks:
+        specs[check.label()] = MonitorSpec(
+            name=check.label(), kind="check", detector=check.check, severity=check.severity,
+            column=check.column, options=dict(check.options), check=check)
+        if not check.enabled:
+            disabled.add(check.label())
+    for monitor in declared.monitors:
+        specs[monitor.name] = spec_from_config(monitor)
+        if not monitor.enabled:
+            disabled.add(monitor.name)
     return [s for name, s in specs.items() if name not in disabled]
 
 
-def _from_config(monitor: MonitorConfig) -> MonitorSpec:
+def spec_from_config(monitor: MonitorConfig) -> MonitorSpec:
     return MonitorSpec(name=monitor.name, kind="metric", detector=monitor.detector,
                        severity=monitor.severity, column=monitor.column, metric=monitor.metric,
                        options=dict(monitor.options),

@@ -363,32 +363,3 @@ def read_file(path: Path, fmt: str, contract: Contract) -> Iterator[pa.RecordBat
     if fmt not in readers:
         raise ValueError(f"format {fmt!r} is not a file format ({', '.join(readers)})")
     return readers[fmt](path, contract)
-
-
-def read_sql(url: str, table_name: str, partition_key: str, partition: object,
-             contract: Contract, chunk_rows: int = 100_000) -> Iterator[pa.Table]:
-    """One partition of a SQL table, streamed in chunks. Names come from config and are
-    quoted by SQLAlchemy, never pasted into SQL."""
-    from sqlalchemy import column, create_engine, select, table
-    from sqlalchemy.exc import SQLAlchemyError
-
-    where = f"{table_name} where {partition_key} = {partition}"
-    source = table(table_name, *(column(n) for n in [*contract.names, partition_key]))
-    query = select(*(source.c[n] for n in contract.names)).where(
-        source.c[partition_key] == partition)
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            result = connection.execution_options(stream_results=True).execute(query)
-            rows = 0
-            for part in result.partitions(chunk_rows):
-                arrays = list(zip(*part)) or [[] for _ in contract.names]
-                chunk = pa.table({n: pa.array(a) for n, a in zip(contract.names, arrays)})
-                yield conform(chunk, contract, where, rows)
-                rows += chunk.num_rows
-    except SQLAlchemyError as exc:
-        raise ContractViolation(f"{where}: {str(exc).splitlines()[0]}") from None
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise ContractViolation(f"{where}: values that don't convert ({exc})") from None
-    finally:
-        engine.dispose()

@@ -132,8 +132,9 @@ def _execute(sessions, settings, config: MonitorsConfig, run_id, dataset_id, par
         name, kind = dataset.name, dataset.kind
         contract = Contract.model_validate(dataset.contract)
         declared = config.dataset(name)
-        specs = plan_monitors(name, kind, contract, declared)
+        specs = plan_monitors(kind, contract, declared)
         owner = declared.owner if declared else None
+    config_version = config.version_hash()
     log.write(f"{name}: {len(partitions)} partition(s), {len(specs)} monitor(s)")
     inputs: dict[str, str] = {}
     total = Recorded()
@@ -160,7 +161,7 @@ def _execute(sessions, settings, config: MonitorsConfig, run_id, dataset_id, par
             with log.stage("alerts"):
                 signals = [to_signal(dataset, v, owner) for v in verdicts if not v.skipped]
                 recorded = record_signals(session, signals, now=now or dt.datetime.now(dt.UTC),
-                                          config_version=config.version_hash(), run_id=run_id)
+                                          config_version=config_version, run_id=run_id)
             run = session.get(Run, run_id)
             run.progress_done, run.inputs = done, dict(inputs)
             fired = sum(1 for v in verdicts if v.finding is not None)
@@ -178,10 +179,11 @@ def land_pending(session: Session, settings: Settings, dataset: Dataset, partiti
     folder = source_folder(settings.home, dataset.source)
     if not folder.is_dir():
         return []
-    files = sorted(p for p in folder.iterdir() if p.is_file() and detect_format(p)
-                   and partition_from_name(p) == partition)
+    files = [p for p in folder.iterdir() if p.is_file() and detect_format(p)
+             and partition_from_name(p) == partition]
     # oldest delivery first, so the latest one ends up in force
-    return [ingest_file(session, dataset, p, partition) for p in sorted(files, key=lambda p: p.stat().st_mtime)]
+    return [ingest_file(session, dataset, p, partition)
+            for p in sorted(files, key=lambda p: (p.stat().st_mtime, p.name))]
 
 
 def evaluate_partition(session: Session, dataset: Dataset, specs: list[MonitorSpec],

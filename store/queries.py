@@ -101,14 +101,6 @@ def list_missing_partitions(session: Session, dataset_id: int, until: dt.date) -
     return missing
 
 
-def batch_summary(batch: Batch, dataset_name: str) -> dict[str, Any]:
-    """The CLI's and dashboard's view of a batch (DESIGN.md's `batches list` fields)."""
-    return {"dataset": dataset_name, "partition": batch.partition.isoformat(),
-            "status": batch.status, "rows": batch.rows, "reason": batch.reason,
-            "id": batch.id, "source": batch.source, "fingerprint": batch.fingerprint,
-            "arrived_at": batch.arrived_at.isoformat(), "ingested_at": batch.ingested_at.isoformat()}
-
-
 def read_metrics(session: Session, dataset_id: int, until: dt.date | None = None,
                  metrics: Sequence[str] | None = None) -> pd.DataFrame:
     """A dataset's stored metrics in long format (partition, column, metric, key, value),

@@ -26,7 +26,7 @@ def planned(sessions, settings, dataset: str) -> set[str]:
         found = queries.get_dataset(session, dataset)
         contract = Contract.model_validate(found.contract)
     config = load_config(settings.config_path)
-    return {s.name for s in plan_monitors(dataset, found.kind, contract, config.dataset(dataset))}
+    return {s.name for s in plan_monitors(found.kind, contract, config.dataset(dataset))}
 
 
 def pick(app: AppTest, monitor: str, dataset: str = "customer_snapshot") -> AppTest:
