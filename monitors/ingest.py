@@ -17,6 +17,7 @@ import pyarrow as pa
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from monitors.faults import kill_point
 from monitors.freshness import arrival_delay_hours
 from monitors.contract import Contract, infer_contract, schema_fingerprint
 from monitors.profile import BatchProfiler, MetricValue
@@ -76,9 +77,23 @@ def ingest_file(session: Session, dataset: Dataset, path: Path, partition: dt.da
         raise ValueError(f"{path.name}: no partition given and no YYYY-MM-DD in the file name")
     fmt = detect_format(path) or dataset.format
     contract = Contract.model_validate(dataset.contract)
+    written = _stamp(path)
+
+    def profile() -> list[MetricValue]:
+        metrics = _profile_stream(read_file(path, fmt, contract), contract)
+        # what was read may be a prefix of what the upstream is still writing
+        if _stamp(path) != written:
+            raise ContractViolation(f"{path.name}: the file changed while it was being read "
+                                    "(still being written upstream?)")
+        return metrics
+
     return _land(session, dataset, partition, fingerprint_file(path), str(path),
-                 arrived_at or arrival_time(path),
-                 lambda: _profile_stream(read_file(path, fmt, contract), contract), contract)
+                 arrived_at or arrival_time(path), profile, contract)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
 
 
 def ingest_sql(session: Session, dataset: Dataset, partition: dt.date,
@@ -119,6 +134,7 @@ def _profile_stream(chunks: Iterable[pa.RecordBatch | pa.Table], contract: Contr
     profiler = BatchProfiler(contract.arrow_schema(), categorical=contract.categorical())
     for chunk in chunks:
         profiler.update(chunk)
+        kill_point("ingest.profiling")
     return profiler.metrics()
 
 
@@ -157,6 +173,7 @@ def _land(session: Session, dataset: Dataset, partition: dt.date, fingerprint: s
     session.add(batch)
     session.flush()
     queries.add_metrics(session, batch, _metric_rows(metrics, partition, arrived_at))
+    kill_point("ingest.writing")
     return IngestOutcome(dataset.name, partition, "ingested", batch.id, rows)
 
 

@@ -5,6 +5,7 @@ reason: the file, the row or column, what was expected and what was found.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,14 +164,27 @@ def _widening(found, expected, column) -> bool:
     return pair in {("integer", "float"), ("date", "timestamp")}
 
 
-def _csv_reason(exc: Exception, names: list[str], where: str) -> str:
+def _csv_reason(exc: Exception, names: list[str], path: Path) -> str:
     text = str(exc)
     column = re.search(r"In CSV column #(\d+)", text)
     if column and int(column.group(1)) < len(names):
         text = text.replace(column.group(0), f"column {names[int(column.group(1))]!r}")
     if "invalid UTF8" in text or "UTF8" in text:
         text += " (the file is not UTF-8: wrong encoding?)"
-    return f"{where}: {text}"
+    if "Expected" in text and _ends_mid_row(path):
+        text += " (the file ends inside a row: truncated, or still being written upstream?)"
+    return f"{path.name}: {text}"
+
+
+def _ends_mid_row(path: Path) -> bool:
+    if path.suffix == ".gz":  # a cut gzip fails on its own, with its own message
+        return False
+    with path.open("rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell() == 0:
+            return False
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) not in (b"\n", b"\r")
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -206,7 +220,7 @@ def read_csv(path: Path, contract: Contract) -> Iterator[pa.RecordBatch]:
         header = _csv_header(path)
         if header:
             compare_columns(contract.names, header, where)
-        raise ContractViolation(_csv_reason(exc, header, where)) from None
+        raise ContractViolation(_csv_reason(exc, header, path)) from None
     try:
         names = reader.schema.names
     except UnicodeDecodeError:
@@ -219,7 +233,7 @@ def read_csv(path: Path, contract: Contract) -> Iterator[pa.RecordBatch]:
         except StopIteration:
             break
         except (pa.ArrowInvalid, OSError, EOFError) as exc:
-            raise ContractViolation(_csv_reason(exc, names, where)
+            raise ContractViolation(_csv_reason(exc, names, path)
                                     + f" (after data row {rows})") from None
         except UnicodeDecodeError:
             raise ContractViolation(f"{where}: not UTF-8 after data row {rows} "

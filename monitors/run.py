@@ -28,6 +28,7 @@ from monitors.config import ConfigError, MonitorsConfig, load_config
 from monitors.contract import Contract
 from monitors.evaluate import (MetricHistory, Verdict, evaluate_check, evaluate_metric,
                                metrics_read_by)
+from monitors.faults import kill_point
 from monitors.freshness import arrival_delay_hours
 from monitors.notify import HttpSender, Sender, notify_config_from, notify_run
 from monitors.ingest import ingest_file, ingest_sql, partition_from_name
@@ -164,6 +165,7 @@ def _execute(sessions, settings, config: MonitorsConfig, run_id, dataset_id, par
                                           config_version=config_version, run_id=run_id)
             run = session.get(Run, run_id)
             run.progress_done, run.inputs = done, dict(inputs)
+            kill_point("alerts.writing")
             fired = sum(1 for v in verdicts if v.finding is not None)
             log.write(f"{partition}: {fired} finding(s); alerts new {len(recorded.new)}, "
                       f"updated {len(recorded.updated)}, resolved {len(recorded.resolved)}")

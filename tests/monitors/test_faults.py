@@ -1,0 +1,232 @@
+"""A worker killed at a named point (monitors.faults) leaves no partial batch, no duplicate
+metrics or alerts; its run is marked lost and redone, and ends where an uninterrupted run
+ends. A file caught mid-write by the upstream is quarantined, then lands once complete."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import func, select
+
+from monitors import queue
+from monitors.catalog import sync_datasets
+from monitors.config import load_config
+from monitors.faults import POINTS
+from monitors.run import execute_run
+from monitors.settings import load_settings
+from store.engine import open_store
+from store.models import Alert, AlertEvent, AlertOccurrence, Batch, Dataset, Metric, Run
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRST = dt.date(2026, 6, 1)
+DAYS = [FIRST + dt.timedelta(days=n) for n in range(4)]
+BROKEN = DAYS[2]  # delivered with a text in an integer column: quarantined
+CONFIG = {
+    "datasets": [{
+        "name": "orders", "format": "csv", "source": "landing/orders",
+        "contract": {"columns": [{"name": "id", "type": "integer", "nullable": False},
+                                 {"name": "amount", "type": "float"},
+                                 {"name": "channel", "type": "string"}]},
+        "checks": [{"check": "not_null", "column": "amount", "severity": "warning"}],
+    }],
+}
+
+
+def orders_csv(partition: dt.date, rows: int = 200) -> str:
+    lines = ["id,amount,channel"]
+    for i in range(rows):
+        amount = "" if i % 40 == 0 else f"{(i * 7 + partition.day) % 97 + 0.5}"
+        lines.append(f"{i},{amount},{('web', 'app', 'branch')[i % 3]}")
+    if partition == BROKEN:
+        lines[100] = "one hundred,1.0,web"
+    return "\n".join(lines) + "\n"
+
+
+def deliver(home: Path, partition: dt.date, text: str) -> Path:
+    path = home / "landing" / "orders" / f"orders_{partition}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    # delivered on time, the morning after its day: no freshness alert to depend on the clock
+    arrived = dt.datetime.combine(partition + dt.timedelta(days=1), dt.time(1), dt.UTC).timestamp()
+    os.utime(path, (arrived, arrived))
+    return path
+
+
+def prepare(settings, sessions) -> int:
+    """The config, the four days' files, and a run requested for them: its id."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.config_path.write_text(yaml.safe_dump(CONFIG))
+    for partition in DAYS:
+        deliver(settings.home, partition, orders_csv(partition))
+    with sessions.begin() as session:
+        sync_datasets(session, load_config(settings.config_path), settings.home)
+        dataset = session.scalar(select(Dataset).where(Dataset.name == "orders"))
+        return queue.request_run(session, dataset, DAYS[0], DAYS[-1], trigger="manual", by="test").id
+
+
+def worker(kill_at: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "MONITORS_KILL_AT"}
+    if kill_at:
+        env["MONITORS_KILL_AT"] = kill_at
+    return subprocess.run([sys.executable, "-m", "monitors", "worker", "--once", "--no-schedules",
+                           "--lease-seconds", "2", "--poll-seconds", "0.1"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+
+
+def store_state(sessions) -> dict:
+    """What a user could see of the store, free of ids and clocks, to compare two stores."""
+    with sessions() as session:
+        batches = session.execute(select(Batch.id, Batch.partition, Batch.status, Batch.rows,
+                                         Batch.fingerprint).order_by(Batch.partition, Batch.id)).all()
+        partition_of = {b.id: b.partition for b in batches}
+        metrics = session.execute(select(Metric.batch_id, Metric.column, Metric.metric, Metric.key,
+                                         Metric.value)).all()
+        alerts = session.scalars(select(Alert).order_by(Alert.fingerprint)).all()
+        occurrences = session.execute(select(Alert.fingerprint, AlertOccurrence.partition)
+                                      .join(Alert, Alert.id == AlertOccurrence.alert_id)).all()
+        events = session.execute(select(Alert.fingerprint, AlertEvent.kind)
+                                 .join(Alert, Alert.id == AlertEvent.alert_id)).all()
+    return {
+        "batches": [(b.partition, b.status, b.rows, b.fingerprint) for b in batches],
+        "metrics": sorted((partition_of[m.batch_id], m.column or "", m.metric, m.key,
+                           None if m.value is None else round(m.value, 9)) for m in metrics),
+        "alerts": [(a.fingerprint, a.monitor, a.status, a.occurrences, a.message) for a in alerts],
+        "occurrences": sorted(occurrences),
+        "events": sorted(events),
+    }
+
+
+def assert_consistent(state: dict) -> None:
+    """No partial batch and nothing twice, whatever point the process died at."""
+    metric_keys = [m[:4] for m in state["metrics"]]
+    assert len(metric_keys) == len(set(metric_keys)), "a metric was stored twice"
+    landed = {b[0] for b in state["batches"] if b[1] == "ingested"}
+    assert {m[0] for m in state["metrics"]} == landed, "metric rows without their batch, or a batch without its metrics"
+    per_batch = {p: sum(1 for m in state["metrics"] if m[0] == p) for p in landed}
+    assert len(set(per_batch.values())) <= 1, f"a batch with part of its profile: {per_batch}"
+    assert len(state["batches"]) == len({(b[0], b[3]) for b in state["batches"]}), "a delivery landed twice"
+    assert len(state["occurrences"]) == len(set(state["occurrences"])), "an occurrence was stored twice"
+    open_fingerprints = [a[0] for a in state["alerts"] if a[2] != "resolved"]
+    assert len(open_fingerprints) == len(set(open_fingerprints)), "an alert was opened twice"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> dict:
+    """The store an uninterrupted run leaves (SQLite, in this process): what every killed
+    and redone run must end with."""
+    home = tmp_path_factory.mktemp("uninterrupted") / "home"
+    settings = load_settings({"MONITORS_HOME": str(home)})
+    engine, sessions = open_store(settings.db_url)
+    run_id = prepare(settings, sessions)
+    execute_run(sessions, settings, run_id, notify=False)
+    state = store_state(sessions)
+    engine.dispose()
+    assert [b[1] for b in state["batches"]] == ["ingested", "ingested", "quarantined", "ingested"]
+    monitors = {a[1] for a in state["alerts"]}
+    assert {"contract", "not_null:amount"} <= monitors, state["alerts"]
+    return state
+
+
+# point to kill at -> (batches, alerts' partitions) the store must hold right after the kill
+KILLS = {
+    "ingest.profiling#2": (1, set()),       # the second day's file half read
+    "ingest.writing#2": (1, set()),         # the second day's batch and metrics written
+    "alerts.writing#1": (4, set()),         # every batch landed; the first day's alerts written
+    "alerts.writing#3": (4, set(DAYS[:2])),  # two days' alerts committed, the third's written
+}
+
+
+def test_every_kill_point_is_exercised():
+    assert {k.split("#")[0] for k in KILLS} == set(POINTS)
+
+
+@pytest.mark.parametrize("kill_at", KILLS)
+def test_a_worker_killed_mid_run_loses_nothing_and_the_redone_run_ends_as_an_uninterrupted_one(
+        kill_at, settings, sessions, uninterrupted):
+    run_id = prepare(settings, sessions)
+
+    killed = worker(kill_at)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    after_kill = store_state(sessions)
+    assert_consistent(after_kill)
+    batches, alerted = KILLS[kill_at]
+    assert len(after_kill["batches"]) == batches
+    assert {p for _, p in after_kill["occurrences"]} == alerted
+    with sessions() as session:
+        run = session.get(Run, run_id)
+        assert (run.status, run.progress_done) == ("running", len(alerted))
+
+    time.sleep(2.1)  # the dead worker's lease runs out
+    redone = worker()
+    assert redone.returncode == 0, redone.stderr[-2000:]
+    with sessions() as session:
+        lost = session.get(Run, run_id)
+        retry = session.scalar(select(Run).where(Run.retry_of == run_id))
+        left = session.scalar(select(func.count(Run.id)).where(Run.status.in_(("queued", "running"))))
+    assert lost.status == "failed" and lost.error.startswith("worker lost"), lost.error
+    assert retry is not None and retry.status == "succeeded", retry and retry.error
+    assert left == 0
+    final = store_state(sessions)
+    assert_consistent(final)
+    assert final == uninterrupted
+
+
+def test_a_file_caught_mid_write_is_quarantined_then_lands_once_complete(settings, sessions):
+    run_id = prepare(settings, sessions)
+    complete = orders_csv(DAYS[0])
+    half = complete[: len(complete) // 2]
+    assert not half.endswith("\n")  # cut inside a row, as a copy in progress is
+    deliver(settings.home, DAYS[0], half)
+    with sessions.begin() as session:
+        session.get(Run, run_id).partition_to = DAYS[0]
+    execute_run(sessions, settings, run_id, notify=False)
+    with sessions() as session:
+        [batch] = session.scalars(select(Batch)).all()
+        assert batch.status == "quarantined"
+        assert batch.reason.startswith("orders_2026-06-01.csv: CSV parse error: Expected 3 columns, got 2")
+        assert batch.reason.endswith("(the file ends inside a row: truncated, or still being "
+                                     "written upstream?)")
+        assert session.scalar(select(func.count(Metric.id))) == 0
+        [alert] = session.scalars(select(Alert).where(Alert.monitor == "contract")).all()
+        assert alert.status == "open"
+
+    deliver(settings.home, DAYS[0], complete)  # the upstream finishes writing
+    with sessions.begin() as session:
+        dataset = session.scalar(select(Dataset))
+        rerun_id = queue.request_run(session, dataset, DAYS[0], DAYS[0], trigger="manual", by="test").id
+    execute_run(sessions, settings, rerun_id, notify=False)
+    with sessions() as session:
+        statuses = session.execute(select(Batch.status, Batch.rows).order_by(Batch.id)).all()
+        assert [tuple(s) for s in statuses] == [("quarantined", None), ("ingested", 200)]
+        contract = session.scalar(select(Alert).where(Alert.monitor == "contract"))
+        assert contract.status == "resolved"
+
+
+def test_a_file_that_grows_while_it_is_read_is_not_landed(settings, sessions, monkeypatch):
+    import monitors.ingest
+
+    run_id = prepare(settings, sessions)
+    with sessions.begin() as session:
+        session.get(Run, run_id).partition_to = DAYS[0]
+    profile_stream = monitors.ingest._profile_stream
+
+    def upstream_still_writing(chunks, contract):
+        metrics = profile_stream(chunks, contract)
+        with (settings.home / "landing" / "orders" / f"orders_{DAYS[0]}.csv").open("a") as file:
+            file.write("200,1.5,web\n")
+        return metrics
+
+    monkeypatch.setattr(monitors.ingest, "_profile_stream", upstream_still_writing)
+    execute_run(sessions, settings, run_id, notify=False)
+    with sessions() as session:
+        [batch] = session.scalars(select(Batch)).all()
+        assert batch.status == "quarantined"
+        assert batch.reason == ("orders_2026-06-01.csv: the file changed while it was being read "
+                                "(still being written upstream?)")
+        assert session.scalar(select(func.count(Metric.id))) == 0
