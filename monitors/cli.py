@@ -25,7 +25,7 @@ from monitors.readers import ContractViolation
 from monitors.cli_io import EXIT_USAGE, date_argument, emit
 from monitors.settings import Settings, load_settings
 from store import queries
-from store.engine import open_store
+from store.engine import open_store, wait_for_store
 from store.models import Batch
 
 EXIT_QUARANTINED = 3
@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_settings()
     try:
-        _, sessions = open_store(settings.db_url)
+        # a worker is a service: it waits for its database; a command says it is unreachable
+        _, sessions = (wait_for_store if args.command == "worker" else open_store)(settings.db_url)
         handler = COMMANDS[(args.command, getattr(args, "action", None))]
         return handler(args, settings, sessions)
     except (UnknownDataset, ConfigError, ValueError) as exc:

@@ -38,6 +38,9 @@ from monitors.settings import Settings
 from store.models import Dataset, Run, RunStatus
 
 log = logging.getLogger("monitors.worker")
+# the longest a poller waits between attempts on a failing database: once it is back, work
+# resumes within this many seconds
+MAX_BACKOFF = 10.0
 
 Executor = Callable[..., None]
 T = TypeVar("T")
@@ -491,7 +494,8 @@ class Worker:
                     with self.sessions.begin() as session:
                         ours = queue.renew_lease(session, state.run_id, self.worker_id, self.lease)
                 except OperationalError as exc:
-                    log.warning("run %s: lease not renewed (%s); next beat retries", state.run_id, exc.orig)
+                    log.warning("run %s: lease not renewed (%s); next beat retries", state.run_id,
+                                str(exc.orig or exc).splitlines()[0])
                     continue
                 except Exception:  # a dead heartbeat would let a live run be declared lost
                     log.exception("run %s: lease not renewed; next beat retries", state.run_id)
@@ -537,12 +541,12 @@ class Worker:
                 failures = 0
             except OperationalError as exc:
                 failures += 1
-                wait = min(self.poll_interval * 2 ** failures, 30.0)
+                wait = min(self.poll_interval * 2 ** failures, MAX_BACKOFF)
                 log.warning("poller: database error (%s); retrying in %.1f s",
                             str(exc.orig or exc).splitlines()[0], wait)
             except Exception:  # a poller that died quietly would leave the queue unserved
                 failures += 1
-                wait = min(self.poll_interval * 2 ** failures, 30.0)
+                wait = min(self.poll_interval * 2 ** failures, MAX_BACKOFF)
                 log.exception("poller: unexpected error; retrying in %.1f s", wait)
             self._wake.wait(wait)
             self._wake.clear()

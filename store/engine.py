@@ -1,14 +1,18 @@
 """Engine and session setup, and bringing the schema up to date on start."""
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+log = logging.getLogger("store")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -45,3 +49,23 @@ def open_store(url: str) -> tuple[Engine, sessionmaker[Session]]:
     engine = make_engine(url)
     upgrade(engine)
     return engine, sessionmaker(engine, expire_on_commit=False)
+
+
+def wait_for_store(url: str, delays: tuple[float, ...] = (1, 2, 5, 10)) -> tuple[Engine, sessionmaker[Session]]:
+    """`open_store`, waiting as long as it takes while the database is unreachable: a worker
+    started before its database (a reboot of both, say) waits instead of dying."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(url)
+    attempt = 0
+    while True:
+        try:
+            upgrade(engine)
+            return engine, sessionmaker(engine, expire_on_commit=False)
+        except OperationalError as exc:
+            delay = delays[min(attempt, len(delays) - 1)]
+            attempt += 1
+            # the driver's own words name host and port, never the password
+            log.warning("store unreachable (%s); trying again in %.0f s",
+                        str(exc.orig or exc).strip().splitlines()[0], delay)
+            time.sleep(delay)

@@ -8,13 +8,9 @@ missing server fails the suite instead. `MONITORS_TEST_DBS=sqlite` runs one half
 from __future__ import annotations
 
 import datetime as dt
-import glob
 import itertools
 import os
 import shutil
-import socket
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,46 +18,29 @@ import pytest
 from monitors.demo import land_demo
 from monitors.settings import Settings, load_settings
 from store.engine import open_store
+from tests.postgres import PostgresServer, server_binaries
 
 BACKENDS = [b for b in os.environ.get("MONITORS_TEST_DBS", "sqlite,postgresql").split(",") if b]
 _database_numbers = itertools.count()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _as_postgres(command: list[str]) -> list[str]:
-    # initdb refuses to run as root
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
-
-
 @pytest.fixture(scope="session")
-def postgres_server():
-    """The URL of a PostgreSQL server for this test session (without a database name)."""
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: [int(x) for x in p.split("/")[-2].split(".")])
-    if not bins:
+def postgres_binaries() -> Path:
+    binaries = server_binaries()
+    if binaries is None:
         if os.environ.get("CI") == "true":
             pytest.fail("PostgreSQL's server binaries are missing: .ci/run must install postgresql")
         pytest.skip("PostgreSQL is not installed")
-    pgbin = Path(bins[-1])
-    root = Path(tempfile.mkdtemp(prefix="pgtest-"))
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    port = _free_port()
-    subprocess.run(_as_postgres([str(pgbin / "initdb"), "-D", str(root / "data"), "-U", "postgres",
-                                 "-A", "trust", "-E", "UTF8", "--no-sync"]),
-                   check=True, capture_output=True)
-    subprocess.run(_as_postgres([str(pgbin / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"),
-                                 "-w", "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 "
-                                             "-c fsync=off -c max_connections=200", "start"]),
-                   check=True, capture_output=True)
-    yield f"postgresql://postgres@127.0.0.1:{port}"
-    subprocess.run(_as_postgres([str(pgbin / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "stop"]),
-                   capture_output=True)
-    shutil.rmtree(root, ignore_errors=True)
+    return binaries
+
+
+@pytest.fixture(scope="session")
+def postgres_server(postgres_binaries):
+    """The URL of a PostgreSQL server for this test session (without a database name)."""
+    server = PostgresServer(postgres_binaries)
+    server.start()
+    yield server.url
+    server.remove()
 
 
 def _fresh_database(server_url: str) -> str:

@@ -3,81 +3,20 @@ metrics or alerts; its run is marked lost and redone, and ends where an uninterr
 ends. A file caught mid-write by the upstream is quarantined, then lands once complete."""
 from __future__ import annotations
 
-import datetime as dt
-import os
-import subprocess
-import sys
+import socket
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 from sqlalchemy import func, select
 
 from monitors import queue
-from monitors.catalog import sync_datasets
-from monitors.config import load_config
 from monitors.faults import POINTS
 from monitors.run import execute_run
 from monitors.settings import load_settings
 from store.engine import open_store
 from store.models import Alert, AlertEvent, AlertOccurrence, Batch, Dataset, Metric, Run
-
-ROOT = Path(__file__).resolve().parents[2]
-FIRST = dt.date(2026, 6, 1)
-DAYS = [FIRST + dt.timedelta(days=n) for n in range(4)]
-BROKEN = DAYS[2]  # delivered with a text in an integer column: quarantined
-CONFIG = {
-    "datasets": [{
-        "name": "orders", "format": "csv", "source": "landing/orders",
-        "contract": {"columns": [{"name": "id", "type": "integer", "nullable": False},
-                                 {"name": "amount", "type": "float"},
-                                 {"name": "channel", "type": "string"}]},
-        "checks": [{"check": "not_null", "column": "amount", "severity": "warning"}],
-    }],
-}
-
-
-def orders_csv(partition: dt.date, rows: int = 200) -> str:
-    lines = ["id,amount,channel"]
-    for i in range(rows):
-        amount = "" if i % 40 == 0 else f"{(i * 7 + partition.day) % 97 + 0.5}"
-        lines.append(f"{i},{amount},{('web', 'app', 'branch')[i % 3]}")
-    if partition == BROKEN:
-        lines[100] = "one hundred,1.0,web"
-    return "\n".join(lines) + "\n"
-
-
-def deliver(home: Path, partition: dt.date, text: str) -> Path:
-    path = home / "landing" / "orders" / f"orders_{partition}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    # delivered on time, the morning after its day: no freshness alert to depend on the clock
-    arrived = dt.datetime.combine(partition + dt.timedelta(days=1), dt.time(1), dt.UTC).timestamp()
-    os.utime(path, (arrived, arrived))
-    return path
-
-
-def prepare(settings, sessions) -> int:
-    """The config, the four days' files, and a run requested for them: its id."""
-    settings.home.mkdir(parents=True, exist_ok=True)
-    settings.config_path.write_text(yaml.safe_dump(CONFIG))
-    for partition in DAYS:
-        deliver(settings.home, partition, orders_csv(partition))
-    with sessions.begin() as session:
-        sync_datasets(session, load_config(settings.config_path), settings.home)
-        dataset = session.scalar(select(Dataset).where(Dataset.name == "orders"))
-        return queue.request_run(session, dataset, DAYS[0], DAYS[-1], trigger="manual", by="test").id
-
-
-def worker(kill_at: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "MONITORS_KILL_AT"}
-    if kill_at:
-        env["MONITORS_KILL_AT"] = kill_at
-    return subprocess.run([sys.executable, "-m", "monitors", "worker", "--once", "--no-schedules",
-                           "--lease-seconds", "2", "--poll-seconds", "0.1"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
-
+from tests.monitors.pipeline import CONFIG, DAYS, deliver, orders_csv, prepare, worker
 
 def store_state(sessions) -> dict:
     """What a user could see of the store, free of ids and clocks, to compare two stores."""
@@ -230,3 +169,25 @@ def test_a_file_that_grows_while_it_is_read_is_not_landed(settings, sessions, mo
         assert batch.reason == ("orders_2026-06-01.csv: the file changed while it was being read "
                                 "(still being written upstream?)")
         assert session.scalar(select(func.count(Metric.id))) == 0
+
+
+def test_a_dead_webhook_leaves_the_workers_run_succeeded_and_its_token_out_of_the_logs(settings, sessions):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run_id = prepare(settings, sessions)
+    config = {**CONFIG, "notifications": {"attempts": 2, "routes": [
+        {"url": f"http://127.0.0.1:{port}/services/T01/B02/s3cr3t-token"}]}}
+    settings.config_path.write_text(yaml.safe_dump(config))
+
+    done = worker()
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    with sessions() as session:
+        run = session.get(Run, run_id)
+        alerts = session.scalars(select(Alert)).all()
+    assert run.status == "succeeded", run.error
+    assert "notifications: 0 sent, 1 failed" in run.log
+    assert alerts and all(a.status == "open" and a.notified_at is None for a in alerts)
+    assert f"webhook 127.0.0.1:{port} failed 2 times, giving up" in done.stderr
+    assert "s3cr3t" not in done.stderr + run.log and "/services/" not in done.stderr + run.log
