@@ -29,6 +29,7 @@ Conventions a reader of the stored series should know:
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import deque
 from collections.abc import Callable, Collection
@@ -510,10 +511,23 @@ class _Temporal(_Column):
         return found
 
 
+MAX_KEY_CHARS = 200
+
+
+def category_key(value: str) -> str:
+    """A category as a metric key: a value longer than MAX_KEY_CHARS (a free-text field
+    taken for a category) is cut, with a digest of the whole value so that two long values
+    sharing a prefix stay apart."""
+    if len(value) <= MAX_KEY_CHARS:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{value[:MAX_KEY_CHARS - 14]}…#{digest}"
+
+
 def _frequencies(column: str, values: _Values, count: int, top_k: int) -> list[MetricValue]:
     top = values.top(top_k)
     listed = sum(c for _, c in top)
-    rows = [MetricValue(column, "freq", float(c), key) for key, c in top]
+    rows = [MetricValue(column, "freq", float(c), category_key(key)) for key, c in top]
     rows.append(MetricValue(column, "freq_other", float(max(count - listed, 0))))
     return rows
 

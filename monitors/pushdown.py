@@ -38,7 +38,7 @@ from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
 from monitors.contract import ARROW_TYPES, ColumnSpec, Contract, LogicalType
-from monitors.profile import QUANTILES, MetricValue
+from monitors.profile import QUANTILES, MetricValue, category_key
 from monitors.readers import ContractViolation
 
 # dialects with stddev_samp and percentile_cont(array) WITHIN GROUP as aggregates; the others
@@ -342,7 +342,8 @@ def _metrics(connection: Connection, source: sa.Table, condition: ColumnElement[
                   ("max", _epoch_seconds(plan.value(row, "max")))]
     metrics = [MetricValue(plan.spec.name, metric, float(value)) for metric, value in found]
     if plan.counted:
-        metrics += [MetricValue(plan.spec.name, "freq", float(n), key) for key, n in top]
+        metrics += [MetricValue(plan.spec.name, "freq", float(n), category_key(key))
+                    for key, n in top]
         other = max(count - sum(n for _, n in top), 0)
         metrics.append(MetricValue(plan.spec.name, "freq_other", float(other)))
     return metrics

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from monitors.profile import QUANTILES, BatchProfiler, MetricValue, profile_table
+from monitors.profile import MAX_KEY_CHARS, QUANTILES, BatchProfiler, MetricValue, profile_table
 
 ROWS = 5_000
 CATEGORIES = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]
@@ -152,6 +152,16 @@ def test_integer_codes_named_categorical_get_frequencies():
     assert found[("code", "freq_other", "")] == 1
     assert found[("code", "mean", "")] == pytest.approx(np.mean([3, 3, 3, 7, 7, 1]))
     assert ("code", "freq", "3") not in _index(profile_table(table))
+
+
+def test_a_huge_value_among_the_top_k_is_stored_under_a_short_key_of_its_own():
+    shared = "x" * 1_000_000  # a megabyte of free text taken for a category
+    table = pa.table({"note": [shared + "a"] * 3 + [shared + "b"] * 2 + ["short"]})
+    found = _index(profile_table(table, top_k=3))
+    keys = {key: n for (column, metric, key), n in found.items() if metric == "freq"}
+    assert keys.pop("short") == 1
+    assert sorted(keys.values()) == [2, 3]  # a shared prefix does not merge them
+    assert all(len(key) <= MAX_KEY_CHARS and key.startswith("xxx") for key in keys)
 
 
 def test_seven_chunks_give_the_one_chunk_result(frame):
