@@ -2,13 +2,15 @@
 
 `notify_run` is the whole pipeline, stage by stage (Alertmanager's notify stages):
 
-1. candidates: the run's new and reopened alerts of this dataset that are still unresolved;
+1. candidates: the run's new and reopened alerts of this dataset, and those whose delivery
+   failed before, that are still unresolved;
 2. nothing at all for a backfill: replayed history is not news;
 3. drop the muted ones: a mute recorded on them by the run, or one active now;
 4. drop those notified within `repeat_interval` (a flapping alert says so once);
 5. route by severity and owner; one message per endpoint (Slack-compatible JSON);
 6. send through a `Sender`, retrying with backoff; a failure is logged, never raised,
-   so a dead endpoint cannot fail a run; alerts delivered somewhere get `notified_at`.
+   so a dead endpoint cannot fail a run; alerts delivered somewhere get `notified_at`;
+   the others get a `notify_failed` event and are candidates again at the next run.
 
 Every dropped alert is reported with the reason (`Notified.skipped`).
 Webhook URLs carry secrets (Slack's do): logs name the host only.
@@ -27,18 +29,20 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from monitors.alerts import Recorded
 from monitors.mutes import active_mutes, alert_fields, is_muted
-from store.models import Alert, AlertStatus, Dataset
+from store.models import Alert, AlertEvent, AlertStatus, Dataset
 
 log = logging.getLogger(__name__)
 
 # Slack refuses messages with more than 50 blocks; a summary needs far fewer
 MAX_LISTED = 20
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+# the alert event that marks a message owed to its endpoint
+DELIVERY_FAILED = "notify_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +191,7 @@ def notify_run(session: Session, *, dataset: str | Dataset, recorded: Recorded, 
     writes `notified_at` (the caller commits that too)."""
     outcome = Notified()
     name = dataset if isinstance(dataset, str) else dataset.name
-    candidates = list(dict.fromkeys([*recorded.new, *recorded.reopened]))
+    candidates = list(dict.fromkeys([*recorded.new, *recorded.reopened, *_owed(session, name)]))
     if not candidates:
         return outcome
     if backfill:
@@ -224,8 +228,23 @@ def notify_run(session: Session, *, dataset: str | Dataset, recorded: Recorded, 
             outcome.notified.append(alert.id)
         elif alert.id not in outcome.skipped:
             outcome.skipped[alert.id] = "delivery failed"
+            session.add(AlertEvent(alert_id=alert.id, kind=DELIVERY_FAILED, by="notifier", at=now,
+                                   note=f"webhook {', '.join(outcome.failed)} unreachable: "
+                                        "the next run sends it again"))
     session.flush()
     return outcome
+
+
+def _owed(session: Session, dataset: str) -> list[int]:
+    """Unresolved alerts whose last delivery failed, so that an endpoint down for a while
+    delays a message instead of losing it."""
+    return list(session.scalars(
+        select(Alert.id).distinct()
+        .join(Dataset, Dataset.id == Alert.dataset_id)
+        .join(AlertEvent, AlertEvent.alert_id == Alert.id)
+        .where(Dataset.name == dataset, Alert.status != AlertStatus.resolved,
+               AlertEvent.kind == DELIVERY_FAILED,
+               or_(Alert.notified_at.is_(None), AlertEvent.at > Alert.notified_at))))
 
 
 def _quiet_reason(alert: Alert, dataset: str, recorded: Recorded, mutes, now: dt.datetime,

@@ -3,8 +3,11 @@ metrics or alerts; its run is marked lost and redone, and ends where an uninterr
 ends. A file caught mid-write by the upstream is quarantined, then lands once complete."""
 from __future__ import annotations
 
+import json
 import socket
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
@@ -171,7 +174,8 @@ def test_a_file_that_grows_while_it_is_read_is_not_landed(settings, sessions, mo
         assert session.scalar(select(func.count(Metric.id))) == 0
 
 
-def test_a_dead_webhook_leaves_the_workers_run_succeeded_and_its_token_out_of_the_logs(settings, sessions):
+def test_a_dead_webhook_leaves_the_run_succeeded_and_its_token_unlogged_and_is_sent_once_back(
+        settings, sessions):
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -191,3 +195,29 @@ def test_a_dead_webhook_leaves_the_workers_run_succeeded_and_its_token_out_of_th
     assert alerts and all(a.status == "open" and a.notified_at is None for a in alerts)
     assert f"webhook 127.0.0.1:{port} failed 2 times, giving up" in done.stderr
     assert "s3cr3t" not in done.stderr + run.log and "/services/" not in done.stderr + run.log
+
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Hook)  # the endpoint is back
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with sessions.begin() as session:
+            queue.request_run(session, session.scalar(select(Dataset)), DAYS[-1], DAYS[-1],
+                              trigger="manual", by="test")
+        assert worker().returncode == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    [message] = received
+    assert message["text"].startswith(f"orders: {len(alerts)} new alert")
+    with sessions() as session:
+        assert all(a.notified_at is not None for a in session.scalars(select(Alert)))

@@ -14,7 +14,9 @@ import pytest
 
 from monitors.mutes import add_mute
 from monitors.notify import HttpSender, NotifyConfig, Route, notify_config_from, notify_run
-from store.models import Alert
+from sqlalchemy import select
+
+from store.models import Alert, AlertEvent
 from tests.monitors.test_alerts import NOW, day, fires, passes, record
 from tests.monitors.test_alerts import sales  # noqa: F401  (a fixture)
 
@@ -247,3 +249,23 @@ def test_routes_come_from_plain_config_with_secrets_from_the_environment(caplog)
 def test_a_bad_notification_config_names_what_is_wrong(data, message):
     with pytest.raises(ValueError, match=message):
         notify_config_from(data, {})
+
+
+def test_a_message_the_endpoint_missed_goes_out_with_the_next_run(sessions, sales):
+    first = record(sessions, [fires(sales, day(0))])
+    down = notify(sessions, first, sender=RecordingSender(failures=99),
+                  config=NotifyConfig(routes=[Route(HOOK)], attempts=2, **FAST))
+    assert down.skipped == {first.new[0]: "delivery failed"}
+    with sessions() as session:
+        [event] = session.scalars(select(AlertEvent).where(AlertEvent.kind == "notify_failed")).all()
+        assert event.note == "webhook hooks.example.com unreachable: the next run sends it again"
+
+    back = RecordingSender()
+    quiet_run = record(sessions, [fires(sales, day(1), monitor="other", point=False)], now=NOW + HOUR)
+    outcome = notify(sessions, quiet_run, sender=back, now=NOW + HOUR)
+    assert sorted(outcome.notified) == sorted([first.new[0], *quiet_run.new])
+    assert "row_count_anomaly on 2026-11-10" in back.posts[0][1]["text"]
+
+    again = RecordingSender()
+    notify(sessions, record(sessions, [], now=NOW + 2 * HOUR), sender=again, now=NOW + 2 * HOUR)
+    assert again.posts == []  # delivered once, not owed any more
