@@ -843,29 +843,38 @@ def alerts_after(alert_id: int) -> tuple[int, pd.DataFrame]:
 
 
 def _each(ids, act) -> tuple[list[int], list[str]]:
-    """Apply `act(session, id)` to every alert in one transaction; an alert a rule refuses
-    (already acknowledged, already resolved) is reported, the others still go through."""
+    """Apply `act(session, id)` to every alert; an alert a rule refuses (already
+    acknowledged, changed by someone else since it was loaded) is reported, the others
+    still go through. One transaction per alert: it holds one alert's lock at a time, so
+    it can never wait in a cycle with a run that holds many."""
     done, refused = [], []
-    with session_factory().begin() as session:
-        for alert_id in ids:
-            try:
+    for alert_id in ids:
+        try:
+            with session_factory().begin() as session:
                 act(session, int(alert_id))
-            except ValueError as exc:
-                refused.append(str(exc))
-            else:
-                done.append(int(alert_id))
+        except ValueError as exc:
+            refused.append(str(exc))
+        else:
+            done.append(int(alert_id))
     _triage_changed()
     return done, refused
 
 
-def acknowledge_alerts(ids, *, by: str, note: str | None = None) -> tuple[list[int], list[str]]:
-    return _each(ids, lambda s, i: lifecycle.acknowledge(s, i, by=by, note=note or None))
+def acknowledge_alerts(ids, *, by: str, note: str | None = None,
+                       seen: dict[int, str] | None = None) -> tuple[list[int], list[str]]:
+    """`seen`: alert id -> the status the person saw; an alert whose status changed since
+    is refused with who changed it and when."""
+    seen = seen or {}
+    return _each(ids, lambda s, i: lifecycle.acknowledge(s, i, by=by, note=note or None,
+                                                         seen=seen.get(i)))
 
 
-def resolve_alerts(ids, *, by: str, resolution: str,
-                   note: str | None = None) -> tuple[list[int], list[str]]:
+def resolve_alerts(ids, *, by: str, resolution: str, note: str | None = None,
+                   seen: dict[int, str] | None = None) -> tuple[list[int], list[str]]:
+    """`seen` as for `acknowledge_alerts`."""
+    seen = seen or {}
     return _each(ids, lambda s, i: lifecycle.resolve(s, i, by=by, resolution=resolution,
-                                                     note=note or None))
+                                                     note=note or None, seen=seen.get(i)))
 
 
 def comment_alert(alert_id: int, *, by: str, note: str) -> None:
@@ -1010,13 +1019,16 @@ def masked_examples(document: dict) -> pd.DataFrame:
     return examples
 
 
-def rerun_alert_partition(alert_id: int, *, by: str) -> int:
-    """Queue a run of the alert's dataset for its partition, and note it on the alert."""
+def rerun_alert_partition(alert_id: int, *, by: str, partition: str | None = None) -> int:
+    """Queue a run of the alert's dataset for its partition, and note it on the alert.
+    `partition`: the one the person saw on the alert; a run that fired on a later one
+    since must not redirect their rerun."""
     with session_factory().begin() as session:
         document = lifecycle.get_alert(session, alert_id)
-        if not document["partition"]:
+        partition = partition or document["partition"]
+        if not partition:
             raise ValueError(f"alert {alert_id} has no partition to rerun")
-        partition = dt.date.fromisoformat(document["partition"])
+        partition = dt.date.fromisoformat(partition)
         run = queue.request_run(session, find_dataset(session, document["dataset"]), partition,
                                 partition, trigger=queue.RunTrigger.manual, by=by)
         lifecycle.note_rerun_requested(session, alert_id, by=by, run_id=run.id)

@@ -30,6 +30,14 @@ mute covers it, and loud again by itself when the mute ends. Alerts a mute cover
 are opened or reopened also get a `muted` event and are reported in `Recorded.muted`, which
 notification leaves out.
 
+Concurrency. The worker and any number of dashboards change the same alerts. Every
+function here that decides a change from an alert's state first locks what it reads
+(`store.locks`: row locks on PostgreSQL, the writer lock on SQLite), so it decides on the
+state as of its own write: a triage action and a run's verdict on one alert happen one
+after the other, never over each other, and neither needs to retry. A person's action
+carries the status they saw (`seen`); when someone else changed it since, `AlertChanged`
+says who did what and when, and nothing changes. Comments and rerun notes always apply.
+
 The caller owns the transaction: these functions flush, never commit.
 """
 from __future__ import annotations
@@ -49,6 +57,7 @@ from sqlalchemy.orm import Session
 from detectors.result import Finding
 from monitors.catalog import find_dataset
 from monitors.mutes import active_mutes, alert_fields, covering_mute
+from store.locks import lock_for_write
 from store.models import (
     Alert,
     AlertEvent,
@@ -77,6 +86,15 @@ class EventKind(StrEnum):
     muted = "muted"
     commented = "commented"
     rerun_requested = "rerun_requested"
+
+
+# the events that set an alert's status, the last one says who set the current one
+STATUS_EVENTS = (EventKind.opened, EventKind.reopened, EventKind.acknowledged,
+                 EventKind.resolved)
+
+
+class AlertChanged(ValueError):
+    """The alert's status is no longer the one the person acting on it saw."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +163,7 @@ def record_signals(session: Session, signals: Iterable[Signal], *, now: dt.datet
     verdicts = _one_verdict_per_partition(signals)
     if not verdicts:
         return recorded
+    lock_for_write(session)
     latest = _latest_alerts(session, {fp for fp, _ in verdicts})
     occurrences = _occurrences(session, [a.id for a in latest.values()])
     names = _dataset_names(session, {s.dataset_id for s in verdicts.values()})
@@ -313,8 +332,11 @@ def _latest_alerts(session: Session, fingerprints: set[str]) -> dict[str, Alert]
     ordered = sorted(fingerprints)
     for start in range(0, len(ordered), _CHUNK):
         chunk = ordered[start:start + _CHUNK]
+        # locked and re-read even when this session holds them already: a triage action
+        # committed since must be what the verdicts apply to
         for alert in session.scalars(select(Alert).where(Alert.fingerprint.in_(chunk))
-                                     .order_by(Alert.id)).all():
+                                     .order_by(Alert.id).with_for_update()
+                                     .execution_options(populate_existing=True)).all():
             latest[alert.fingerprint] = alert  # ascending ids: the last one wins
     return latest
 
@@ -340,29 +362,34 @@ def _dataset_names(session: Session, ids: set[int]) -> dict[int, str]:
 # ---- what people do -------------------------------------------------------------------
 
 def acknowledge(session: Session, alert_id: int, *, by: str, note: str | None = None,
-                now: dt.datetime | None = None) -> Alert:
-    """Someone is on it: open -> acknowledged."""
-    alert, by, now = _get(session, alert_id), _who(by), _when(now)
+                now: dt.datetime | None = None, seen: str | None = None) -> Alert:
+    """Someone is on it: open -> acknowledged. `seen`: the status the person saw (see
+    `AlertChanged`)."""
+    by, now = _who(by), _when(now)
+    alert = _get_for_change(session, alert_id, seen)
     if alert.status == AlertStatus.resolved:
-        raise ValueError(f"alert {alert_id} is resolved ({alert.resolution}): there is nothing "
-                         "to acknowledge; comment on it instead")
+        raise ValueError(f"alert {alert_id} is {_last_change(session, alert)}: there is "
+                         "nothing to acknowledge; comment on it instead")
     if alert.status == AlertStatus.acknowledged:
-        raise ValueError(f"alert {alert_id} is already acknowledged")
+        raise ValueError(f"alert {alert_id} is already {_last_change(session, alert)}")
     alert.status = AlertStatus.acknowledged
     _add_event(session, alert, EventKind.acknowledged, by, now, note)
     return alert
 
 
 def resolve(session: Session, alert_id: int, *, by: str, resolution: str,
-            note: str | None = None, now: dt.datetime | None = None) -> Alert:
+            note: str | None = None, now: dt.datetime | None = None,
+            seen: str | None = None) -> Alert:
     """Close an alert with a resolution: fixed, expected, false_positive or
-    no_action_needed ("false positive" and "no-action-needed" are accepted too)."""
-    alert, by, now = _get(session, alert_id), _who(by), _when(now)
+    no_action_needed ("false positive" and "no-action-needed" are accepted too). `seen`:
+    the status the person saw (see `AlertChanged`)."""
+    by, now = _who(by), _when(now)
     normal = (resolution or "").strip().lower().replace(" ", "_").replace("-", "_")
     if normal not in RESOLUTIONS:
         raise ValueError(f"unknown resolution {resolution!r}: one of {', '.join(RESOLUTIONS)}")
+    alert = _get_for_change(session, alert_id, seen)
     if alert.status == AlertStatus.resolved:
-        raise ValueError(f"alert {alert_id} is already resolved ({alert.resolution})")
+        raise ValueError(f"alert {alert_id} is already {_last_change(session, alert)}")
     alert.status, alert.resolution, alert.resolved_at = AlertStatus.resolved, normal, now
     _add_event(session, alert, EventKind.resolved, by, now,
                f"{normal}: {note}" if note else normal)
@@ -371,6 +398,8 @@ def resolve(session: Session, alert_id: int, *, by: str, resolution: str,
 
 def comment(session: Session, alert_id: int, *, by: str, note: str,
             now: dt.datetime | None = None) -> Alert:
+    """A note on the timeline; it changes no state, so it applies whatever happened since
+    the person loaded the alert."""
     alert, by, now = _get(session, alert_id), _who(by), _when(now)
     if not (note or "").strip():
         raise ValueError("a comment needs a note")
@@ -391,6 +420,32 @@ def _get(session: Session, alert_id: int) -> Alert:
     if alert is None:
         raise ValueError(f"no alert with id {alert_id}")
     return alert
+
+
+def _get_for_change(session: Session, alert_id: int, seen: str | None) -> Alert:
+    """The alert as of now, held until the caller commits; AlertChanged when its status
+    is not the one the person saw."""
+    lock_for_write(session)
+    alert = session.scalars(select(Alert).where(Alert.id == alert_id).with_for_update()
+                            .execution_options(populate_existing=True)).one_or_none()
+    if alert is None:
+        raise ValueError(f"no alert with id {alert_id}")
+    if seen is not None and alert.status != seen:
+        raise AlertChanged(f"alert {alert_id} was {_last_change(session, alert)} since you "
+                           f"loaded it (you saw it {seen}); reload it and decide again")
+    return alert
+
+
+def _last_change(session: Session, alert: Alert) -> str:
+    """Who set the alert's current status, and when: "resolved (fixed) by bo at ...",
+    "reopened by system at ..."."""
+    event = session.scalars(select(AlertEvent).where(
+        AlertEvent.alert_id == alert.id, AlertEvent.kind.in_(STATUS_EVENTS))
+        .order_by(AlertEvent.id.desc()).limit(1)).first()
+    if event is None:
+        return str(alert.status)
+    what = f"{event.kind} ({alert.resolution})" if alert.resolution else event.kind
+    return f"{what} by {event.by} at {event.at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _who(by: str | None) -> str:

@@ -10,6 +10,10 @@ A mute's state is derived, never stored (Alertmanager's silences): `pending` bef
 `starts_at`, `active` until `ends_at`, `expired` after. Expiring early moves `ends_at` to
 now. Reason, author and end are required, and no mute lasts longer than `MAX_MUTE`, so a
 forgotten mute cannot hide a dataset for good.
+
+A mute is only ever changed by expiring it, under a lock (`store.locks`): of two people
+expiring the same mute at once, the second is told who already did, instead of
+overwriting the first one's end and name.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from store.locks import lock_for_write
 from store.models import Alert, AlertStatus, Dataset, MuteRule, Severity
 
 MATCHER_KEYS = ("dataset", "column", "monitor", "detector", "severity")
@@ -133,11 +138,14 @@ def expire(session: Session, mute_id: int, by: str, now: dt.datetime) -> MuteRul
     if not (by or "").strip():
         raise ValueError("expiring a mute needs a name (by)")
     _require_aware(now, "now")
-    mute = session.get(MuteRule, mute_id)
+    lock_for_write(session)
+    mute = session.scalars(select(MuteRule).where(MuteRule.id == mute_id).with_for_update()
+                           .execution_options(populate_existing=True)).one_or_none()
     if mute is None:
         raise ValueError(f"no mute with id {mute_id}")
     if mute_state(mute, now) is MuteState.expired:
-        raise ValueError(f"mute {mute_id} already expired at {mute.ends_at.isoformat()}")
+        raise ValueError(f"mute {mute_id} already expired at {mute.ends_at.isoformat()}"
+                         + (f" (expired by {mute.expired_by})" if mute.expired_by else ""))
     # a pending mute expired early keeps start <= end, so it never reads as pending again
     mute.starts_at = min(mute.starts_at, now)
     mute.ends_at = now

@@ -17,9 +17,10 @@ def _generation() -> int:
     return state.setdefault("triage.generation", 0)
 
 
-def _changed(message: str) -> None:
+def _changed(message: str | None, refused: list[str] = ()) -> None:
     state["triage.generation"] = _generation() + 1
     state["alert.flash"] = message
+    state["alert.refused"] = list(refused)
     st.rerun()
 
 
@@ -57,6 +58,12 @@ st.markdown(f"> {document['message']}")
 flash = state.pop("alert.flash", None)
 if flash:
     st.success(flash)
+for refusal in state.pop("alert.refused", []):
+    st.error(f"Not changed: {refusal}")
+# what was on screen when a button was clicked: its rerun may already read a newer alert
+seen_status, seen_partition = state.get("alert.seen", {}).get(
+    alert_id, (document["status"], document["partition"]))
+state["alert.seen"] = {alert_id: (document["status"], document["partition"])}
 
 # ---- actions ------------------------------------------------------------------------------
 if who.why_not:
@@ -65,23 +72,25 @@ resolved = document["status"] == "resolved"
 acts = st.columns([2, 3, 2, 2, 2], vertical_alignment="bottom")
 if acts[0].button("Acknowledge", key="alert.ack", type="primary",
                   disabled=not who.can_act or document["status"] != "open"):
-    done, refused = services.acknowledge_alerts([alert_id], by=who.name)
-    _changed(f"Acknowledged by {who.name}." if done else "; ".join(refused))
+    done, refused = services.acknowledge_alerts([alert_id], by=who.name,
+                                                seen={alert_id: seen_status})
+    _changed(f"Acknowledged by {who.name}." if done else None, refused)
 resolution = acts[1].selectbox("Resolution", services.RESOLUTIONS, key="alert.resolution")
 if acts[2].button("Resolve", key="alert.resolve", disabled=not who.can_act or resolved):
-    done, refused = services.resolve_alerts([alert_id], by=who.name, resolution=resolution)
-    _changed(f"Resolved as {resolution} by {who.name}." if done else "; ".join(refused))
+    done, refused = services.resolve_alerts([alert_id], by=who.name, resolution=resolution,
+                                            seen={alert_id: seen_status})
+    _changed(f"Resolved as {resolution} by {who.name}." if done else None, refused)
 if acts[3].button("Mute similar…", key="alert.mute_similar", disabled=not who.can_act):
     state["alert.mute_open"] = alert_id
 if acts[4].button("Rerun partition", key="alert.rerun", disabled=not who.can_act,
                   help=f"Queue a run of {document['dataset']} for {document['partition']}"):
     try:
-        run_id = services.rerun_alert_partition(alert_id, by=who.name)
+        run_id = services.rerun_alert_partition(alert_id, by=who.name, partition=seen_partition)
     except ValueError as exc:
         st.error(f"No rerun: {exc}")
     else:
         state.setdefault("alert.runs", {})[alert_id] = run_id
-        _changed(f"Run {run_id} queued for {document['dataset']} {document['partition']}.")
+        _changed(f"Run {run_id} queued for {document['dataset']} {seen_partition}.")
 
 with st.form("alert.comment_form", clear_on_submit=True, border=False):
     line = st.columns([6, 1], vertical_alignment="bottom")

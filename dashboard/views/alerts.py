@@ -113,6 +113,8 @@ new_alerts_banner()
 flash = state.pop("alerts.flash", None)
 if flash:
     st.success(flash)
+for refusal in state.pop("alerts.refused", []):
+    st.error(f"Not changed: {refusal}")
 
 shown = frame.assign(muted=frame["muted"].map({True: "muted", False: ""}),
                      detail="alert?alert=" + frame["id"].astype(str))
@@ -139,6 +141,10 @@ if rows != state.get("alerts.rows"):
     state["alerts.selected"] = [previous[p] for p in rows if p < len(previous)]
     state["alerts.rows"] = rows
 state["alerts.ids"] = ids
+# the statuses on screen when a button was clicked: an action on one that changed since
+# is refused rather than applied to a state nobody saw
+seen = state.get("alerts.seen", {})
+state["alerts.seen"] = dict(zip(ids, frame["status"]))
 selected = state.get("alerts.selected", [])
 
 if pages > 1:
@@ -159,19 +165,19 @@ if who.why_not:
 disabled = not (who.can_act and selected)
 act = st.columns([2, 3, 3, 2, 2], vertical_alignment="bottom")
 if act[0].button("Acknowledge", key="alerts.ack", disabled=disabled, type="primary"):
-    done, refused = services.acknowledge_alerts(selected, by=who.name)
+    done, refused = services.acknowledge_alerts(selected, by=who.name, seen=seen)
     _changed()
-    state["alerts.flash"] = f"Acknowledged {len(done)} alert(s) as {who.name}." + (
-        " Not changed: " + "; ".join(refused) if refused else "")
+    state["alerts.flash"] = f"Acknowledged {len(done)} alert(s) as {who.name}." if done else None
+    state["alerts.refused"] = refused
     st.rerun()
 resolution = act[1].selectbox("Resolution", services.RESOLUTIONS, key="alerts.resolution")
 note = act[2].text_input("Note (optional)", key="alerts.note")
 if act[3].button("Resolve", key="alerts.resolve", disabled=disabled):
     done, refused = services.resolve_alerts(selected, by=who.name, resolution=resolution,
-                                            note=note)
+                                            note=note, seen=seen)
     _changed()
-    state["alerts.flash"] = f"Resolved {len(done)} alert(s) as {resolution}." + (
-        " Not changed: " + "; ".join(refused) if refused else "")
+    state["alerts.flash"] = f"Resolved {len(done)} alert(s) as {resolution}." if done else None
+    state["alerts.refused"] = refused
     st.rerun()
 if act[4].button("Mute…", key="alerts.mute", disabled=disabled):
     state["alerts.mute_open"] = True
