@@ -1,13 +1,21 @@
 """The datasets the store knows: mirrored from the config file, or made from a first batch."""
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from monitors.config import DatasetConfig, MonitorsConfig
+from monitors.file_roots import OutsideRoots, inside_roots
+from monitors.ingest import partition_from_name
+from monitors.readers import detect_format
+from monitors.settings import Settings
 from store import queries
 from store.models import Dataset
+
+log = logging.getLogger(__name__)
 
 
 class UnknownDataset(LookupError):
@@ -27,6 +35,26 @@ def source_folder(home: Path, source: str) -> Path:
     """A file dataset's landing folder; relative sources live under MONITORS_HOME."""
     path = Path(source)
     return path if path.is_absolute() else home / path
+
+
+def delivered_files(settings: Settings, dataset: Dataset, partition: dt.date) -> list[Path]:
+    """The files delivered to a file dataset's landing folder for `partition` (named with
+    its date), oldest first, each resolved: what is read is what was checked. A file that
+    leads outside the file roots (a symlink) is skipped with a warning; a folder that does
+    raises OutsideRoots, which fails the run with the reason."""
+    folder = inside_roots(source_folder(settings.home, dataset.source), settings.file_roots)
+    if not folder.is_dir():
+        return []
+    files = []
+    for path in folder.iterdir():
+        if not (path.is_file() and detect_format(path) and partition_from_name(path) == partition):
+            continue
+        try:
+            files.append(inside_roots(path, settings.file_roots))
+        except OutsideRoots as exc:
+            log.warning("dataset %s, partition %s: skipped, not read: %s", dataset.name, partition, exc)
+    # oldest delivery first, so the latest one ends up in force
+    return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
 
 
 def sync_datasets(session: Session, config: MonitorsConfig, home: Path) -> list[Dataset]:

@@ -18,9 +18,11 @@ from monitors import cli_alerts, cli_runs
 from monitors.backtest import backtest, find_monitor
 from monitors.catalog import UnknownDataset, find_dataset, sync_datasets
 from monitors.config import ConfigError, load_config
+from monitors.credentials import mask_url
 from monitors.demo import land_demo
+from monitors.file_roots import inside_roots
 from monitors.freshness import list_late_partitions
-from monitors.ingest import create_dataset, ingest_file
+from monitors.ingest import create_dataset, ingest_file, partition_from_name
 from monitors.readers import ContractViolation
 from monitors.cli_io import EXIT_USAGE, date_argument, emit
 from monitors.settings import Settings, load_settings
@@ -114,19 +116,23 @@ def _ingest(args, settings: Settings, sessions) -> int:
     if not args.path.is_file():
         print(f"error: no such file: {args.path}", file=sys.stderr)
         return EXIT_USAGE
+    # OutsideRoots is a usage error and stores nothing; the resolved path is what was
+    # checked, so it is what gets read
+    path = inside_roots(args.path, settings.file_roots)
+    partition = args.partition or partition_from_name(args.path)
     with sessions.begin() as session:
-        sync_datasets(session, load_config(settings.config_path), settings.home)
+        sync_datasets(session, load_config(settings.config_path, settings), settings.home)
         try:
             dataset = find_dataset(session, args.dataset)
         except UnknownDataset:
             if not args.create:
                 raise
             try:
-                dataset = create_dataset(session, args.dataset, args.path)
+                dataset = create_dataset(session, args.dataset, path)
             except ContractViolation as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return EXIT_USAGE
-        outcome = ingest_file(session, dataset, args.path, args.partition)
+        outcome = ingest_file(session, dataset, path, partition)
     document = {"dataset": outcome.dataset, "partition": outcome.partition.isoformat(),
                 "status": outcome.status, "batch_id": outcome.batch_id, "rows": outcome.rows,
                 "reason": outcome.reason}
@@ -145,7 +151,9 @@ def _datasets_list(args, settings: Settings, sessions) -> int:
         for d in queries.list_datasets(session):
             partitions = queries.list_partitions(session, d.id)
             documents.append({
-                "name": d.name, "kind": d.kind, "format": d.format, "source": d.source,
+                "name": d.name, "kind": d.kind, "format": d.format,
+                # a SQL source written with its password shows without it
+                "source": mask_url(d.source) if d.format == "sql" else d.source,
                 "partition_key": d.partition_key, "schedule": d.schedule,
                 "deadline_hours": d.deadline_hours, "contract": d.contract,
                 "batches": len(partitions),

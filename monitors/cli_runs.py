@@ -94,7 +94,7 @@ def _run(args, settings: Settings, sessions) -> int:
         first, last = args.date_from, args.date_to
         trigger = queue.RunTrigger.backfill if first != last else queue.RunTrigger.manual
     with sessions.begin() as session:
-        sync_datasets(session, load_config(settings.config_path), settings.home)
+        sync_datasets(session, load_config(settings.config_path, settings), settings.home)
         dataset = find_dataset(session, args.dataset)
         run = queue.request_run(session, dataset, first, last, trigger=trigger, by=args.by)
         run_id, dataset_id = run.id, dataset.id

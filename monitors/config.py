@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from monitors.contract import Contract
+from monitors.credentials import holds_secret
+from monitors.file_roots import inside_roots
 from monitors.schedule import cron_trigger
+from monitors.settings import Settings
 
 DATASET_NAME = r"^[A-Za-z0-9_.-]{1,200}$"
 
@@ -70,13 +73,19 @@ class AutomaticMonitors(BaseModel):
     drift: bool = True         # distribution drift of model scores and classes
 
 
+class _EveryVariableSet(dict):
+    def get(self, key: str, default: Any = None) -> str:
+        return "https://variable.invalid/"
+
+
 class DatasetConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=DATASET_NAME)
     kind: Literal["data", "model_output"] = "data"
     format: Literal["csv", "parquet", "jsonl", "sql"]
-    # files: a folder (relative to MONITORS_HOME or absolute); sql: a SQLAlchemy URL
+    # files: a folder (relative to MONITORS_HOME or absolute) inside the file roots;
+    # sql: a SQLAlchemy URL, where ${NAME} stands for an environment variable (a password)
     source: str
     # sql: the table to read, one partition per value of partition_key
     table: str | None = None
@@ -88,6 +97,20 @@ class DatasetConfig(BaseModel):
     automatic: AutomaticMonitors = AutomaticMonitors()
     checks: list[CheckConfig] = []
     monitors: list[MonitorConfig] = []
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str, info: ValidationInfo) -> str:
+        fmt = info.data.get("format")
+        if fmt == "sql" and holds_secret(value):
+            raise ValueError("the URL holds a password: write ${NAME} in its place and set the "
+                             "environment variable NAME (this file is versioned, and the source "
+                             "is stored and shown)")
+        # roots are checked when the file is loaded for a process (parse_config's settings)
+        settings: Settings | None = (info.context or {}).get("settings")
+        if settings is not None and fmt not in (None, "sql"):
+            inside_roots(settings.home / value, settings.file_roots)
+        return value
 
     @field_validator("schedule")
     @classmethod
@@ -108,7 +131,9 @@ class MonitorsConfig(BaseModel):
     @classmethod
     def _routes(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         from monitors.notify import notify_config_from  # notify imports the store, not config
-        notify_config_from(value, environ={})  # shape only: url_env values are read at send time
+        # shape only: url_env values are read at send time, so here each counts as set (an
+        # empty environment would warn "not set" on every load, wherever it is set)
+        notify_config_from(value, environ=_EveryVariableSet())
         return value
 
     @field_validator("datasets")
@@ -153,7 +178,10 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
     return line
 
 
-def parse_config(text: str, origin: str = "<config>") -> MonitorsConfig:
+def parse_config(text: str, origin: str = "<config>",
+                 settings: Settings | None = None) -> MonitorsConfig:
+    """The config in `text`; with `settings`, file sources must also lie inside its file
+    roots (monitors.file_roots)."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         data = yaml.load(text, Loader=loader) or {}
@@ -162,7 +190,7 @@ def parse_config(text: str, origin: str = "<config>") -> MonitorsConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: the top level must be a mapping with a 'datasets' key")
     try:
-        return MonitorsConfig.model_validate(data)
+        return MonitorsConfig.model_validate(data, context={"settings": settings})
     except ValidationError as exc:
         # the node tree (slow to build) is only needed to say where the errors are
         node = yaml.compose(text, Loader=loader)
@@ -174,11 +202,12 @@ def parse_config(text: str, origin: str = "<config>") -> MonitorsConfig:
         raise ConfigError("\n".join(problems)) from None
 
 
-def load_config(path: Path) -> MonitorsConfig:
-    """The config at `path`; an absent file is an empty config (datasets may be made by CLI)."""
+def load_config(path: Path, settings: Settings | None = None) -> MonitorsConfig:
+    """The config at `path`; an absent file is an empty config (datasets may be made by CLI).
+    Pass the process's settings wherever the config's sources are going to be read."""
     if not path.exists():
         return MonitorsConfig()
-    return parse_config(path.read_text(encoding="utf-8"), str(path))
+    return parse_config(path.read_text(encoding="utf-8"), str(path), settings)
 
 
 def save_config(config: MonitorsConfig, path: Path) -> None:

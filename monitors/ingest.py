@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from monitors.faults import kill_point
 from monitors.freshness import arrival_delay_hours
 from monitors.contract import Contract, infer_contract, schema_fingerprint
+from monitors.credentials import expand
 from monitors.profile import BatchProfiler, MetricValue
 from monitors.pushdown import profile_sql_partition
 from monitors.readers import ContractViolation, detect_format, fingerprint_file, read_file, read_schema
@@ -110,7 +111,7 @@ def ingest_sql(session: Session, dataset: Dataset, partition: dt.date,
     table = dataset.table_name or dataset.name
     metrics: list[MetricValue] = []
     violation: ContractViolation | None = None
-    engine = create_engine(dataset.source)
+    engine = create_engine(expand(dataset.source))  # ${NAME}: the secret, read only now
     try:
         metrics = profile_sql_partition(engine, table, dataset.partition_key, partition, contract)
     except ContractViolation as exc:

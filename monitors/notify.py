@@ -315,5 +315,8 @@ def _host(url: str) -> str:
 
 
 def _scrub(exc: BaseException, url: str, host: str) -> str:
-    # urllib quotes the whole URL in some messages ("unknown url type: ...")
-    return f"{type(exc).__name__}: {exc}".replace(url, host)
+    # urllib quotes the whole URL in some messages ("unknown url type: ..."), a proxy or a
+    # server may quote the path alone, and Slack's token is in the path
+    text = f"{type(exc).__name__}: {exc}".replace(url, host)
+    secret = urlsplit(url)._replace(scheme="", netloc="").geturl()
+    return text.replace(secret, "/***") if secret.strip("/") else text

@@ -38,6 +38,7 @@ from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
 from monitors.contract import ARROW_TYPES, ColumnSpec, Contract, LogicalType
+from monitors.credentials import scrub
 from monitors.profile import QUANTILES, MetricValue, category_key
 from monitors.readers import ContractViolation
 
@@ -415,7 +416,9 @@ def profile_sql_partition(engine: Engine, table_name: str, partition_key: str, p
             for plan in plans:
                 metrics += _metrics(connection, source, condition, plan, row, rows, extra.get(plan.index, {}))
     except SQLAlchemyError as exc:
-        raise ContractViolation(f"{where}: {str(exc).splitlines()[0]}") from None
+        # the reason is shown everywhere (batches, alerts, notifications); some drivers
+        # quote their connection string in it
+        raise ContractViolation(f"{where}: {scrub(str(exc).splitlines()[0], engine.url)}") from None
     except ValueError as exc:
         # a result processor that can't parse what SQLite holds in a DATE or DATETIME column
         raise ContractViolation(f"{where}: values that don't convert ({exc})") from None
