@@ -19,8 +19,7 @@ from monitors.mutes import (
     preview,
 )
 from store.models import AlertEvent, MuteRule
-from tests.monitors.test_alerts import NOW, alerts, day, fires, passes, record, run_cli
-from tests.monitors.test_alerts import sales  # noqa: F401  (a fixture)
+from tests.monitors.signals import NOW, alerts, day, fires, passes, record, run_cli
 
 # matchers are checked against the datasets the store knows
 pytestmark = pytest.mark.usefixtures("sales")

@@ -17,8 +17,7 @@ from monitors.notify import HttpSender, NotifyConfig, Route, notify_config_from,
 from sqlalchemy import select
 
 from store.models import Alert, AlertEvent
-from tests.monitors.test_alerts import NOW, day, fires, passes, record
-from tests.monitors.test_alerts import sales  # noqa: F401  (a fixture)
+from tests.monitors.signals import NOW, day, fires, passes, record
 
 HOOK = "https://hooks.example.com/services/T01/B02/s3cr3t-token"
 FAST = dict(backoff=dt.timedelta(milliseconds=5))
