@@ -257,16 +257,22 @@ def _landed(home: Path, dataset: str, template_path: Path) -> Path:
     return home / "landing" / dataset / f"{dataset}_{template_path.name.split('_', 1)[1]}"
 
 
-def _drain(sessions, settings, run_ids: list[int]) -> dict:
-    """The worker as production runs it (two runs at a time), until the queue is empty;
-    then what the runs recorded."""
-    from monitors.worker import Worker
+def _drain(sessions, settings, run_ids: list[int], workers: int) -> dict:
+    """The queue worked off as a 2-core deployment would: `workers` worker processes
+    (`python -m monitors worker --once`), one run at a time each, since runs are mostly
+    Python and one process's threads share one core; then what the runs recorded."""
     from store.models import Alert, Run
 
-    worker = Worker(sessions, settings, max_parallel=2, schedules=False, poll_interval=0.5,
-                    lease=dt.timedelta(minutes=10))
+    environ = {**os.environ, "MONITORS_HOME": str(settings.home), "MONITORS_DB_URL": settings.db_url}
+    command = [sys.executable, "-m", "monitors", "worker", "--once", "--no-schedules",
+               "--parallel", "1", "--lease-seconds", "600", "--poll-seconds", "0.5"]
     started = time.perf_counter()
-    executed = worker.drain()
+    processes = [subprocess.Popen(command, cwd=ROOT, env=environ, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(workers)]
+    for process in processes:
+        _, err = process.communicate()
+        if process.returncode:
+            raise RuntimeError(f"worker exited {process.returncode}: {err[-2000:]}")
     seconds = time.perf_counter() - started
     stages: Counter = Counter()
     statuses: Counter = Counter()
@@ -281,7 +287,7 @@ def _drain(sessions, settings, run_ids: list[int]) -> dict:
                 print(f"  run {run.id} {run.status}: {run.error}", flush=True)
         alerts = session.query(Alert).count()
     stages["outside_stages"] = stages["run_wall"] - sum(v for k, v in stages.items() if k != "run_wall")
-    return {"seconds": round(seconds, 1), "runs": len(executed), "statuses": dict(statuses),
+    return {"seconds": round(seconds, 1), "runs": len(run_ids), "statuses": dict(statuses),
             "stage_seconds_summed_over_runs": {k: round(v, 1) for k, v in sorted(stages.items())},
             "alerts_in_store": alerts}
 
@@ -345,7 +351,7 @@ def cycle_on_store(store: str, url: str | None, args, files: dict[int, list[Path
         if backfilled:
             print(f"[{store}] backfill: {len(backfilled)} datasets x {args.days} partitions", flush=True)
             run_ids = _request(sessions, backfilled, first, last, "backfill")
-            measured = _drain(sessions, settings, run_ids)
+            measured = _drain(sessions, settings, run_ids, args.workers)
             per_dataset = measured["seconds"] / len(backfilled)
             measured |= {"datasets_measured": len(backfilled), "partitions": args.days,
                          "seconds_per_dataset": round(per_dataset, 1),
@@ -361,7 +367,7 @@ def cycle_on_store(store: str, url: str | None, args, files: dict[int, list[Path
             _deliver(home, name, today[template_of[name]])
         delivered = time.perf_counter() - started
         run_ids = _request(sessions, names, end, end, "schedule")
-        measured = _drain(sessions, settings, run_ids)
+        measured = _drain(sessions, settings, run_ids, args.workers)
         measured |= {"delivery_seconds": round(delivered, 2),
                      "seconds": round(time.perf_counter() - started, 1),
                      "target_seconds": 300}
@@ -393,7 +399,7 @@ def run_cycle(args) -> dict:
             "rows_per_batch": f"about {args.rows} (weekly season x0.72..x1.03, growth, 2% noise)",
             "days_of_history": args.days, "templates": args.templates,
             "formats": "even templates Parquet, odd ones CSV; dataset i uses template i % templates",
-            "worker": "monitors.worker.Worker(max_parallel=2).drain(), one process",
+            "worker": f"{args.workers} x `python -m monitors worker --once --parallel 1`",
             "stores": {}}
     pushdown = _bench_module("pushdown")
     for store in args.stores.split(","):
@@ -538,6 +544,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365, help="days of history before the cycle's day")
     parser.add_argument("--rows", type=int, default=1000, help="rows per batch (before the weekly season)")
     parser.add_argument("--stores", default="sqlite,postgresql")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (one per core)")
     parser.add_argument("--declared", type=int, default=0,
                         help="datasets declared in the config (at least --datasets); only --datasets are run")
     parser.add_argument("--templates", type=int, default=10, help="distinct seeded file generators")

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from monitors.catalog import find_dataset
 from monitors.config import MonitorConfig, MonitorsConfig
 from monitors.contract import Contract
-from monitors.evaluate import MetricHistory, metrics_read_by
+from monitors.evaluate import HISTORY_DAYS, MetricHistory, metrics_read_by
 from monitors.plan import MonitorSpec, spec_from_config, plan_monitors
 from monitors.run import evaluate_partition
 from store import queries
@@ -64,7 +64,9 @@ def backtest(session: Session, dataset: Dataset, spec: MonitorSpec | MonitorConf
     if isinstance(spec, MonitorConfig):
         spec = spec_from_config(spec)
     history = MetricHistory(queries.read_metrics(session, dataset.id, until=end,
-                                                 metrics=sorted(metrics_read_by([spec]))))
+                                                 since=start - dt.timedelta(days=HISTORY_DAYS),
+                                                 metrics=sorted(metrics_read_by([spec]))),
+                            window_days=HISTORY_DAYS)
     alerts: list[BacktestAlert] = []
     condition_open = False  # a condition alert (drift, breakout) stays one alert until it passes
     for partition in pd.date_range(start, end, freq="D").date:

@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 import detectors
@@ -48,10 +49,18 @@ class Verdict:
     failed: bool = False        # the monitor itself raised
 
 
-class MetricHistory:
-    """A dataset's stored metrics (long format), sliced per monitor and partition."""
+# a partition is judged on the 26 weeks before it (its seasons, its regimes, its categories):
+# a daily run then costs the same for a dataset of any age, and a backfill judges each
+# partition on what its daily run saw
+HISTORY_DAYS = 182
 
-    def __init__(self, frame: pd.DataFrame):
+
+class MetricHistory:
+    """A dataset's stored metrics (long format), sliced per monitor and partition: up to
+    the partition, and at most `window_days` back when given."""
+
+    def __init__(self, frame: pd.DataFrame, window_days: int | None = None):
+        self.window = None if window_days is None else pd.Timedelta(days=window_days)
         frame = frame.assign(column=frame["column"].fillna(""))
         self._groups = {key: group for key, group in frame.groupby(["column", "metric"], sort=False)}
         # a backfill asks for the same series and category table once per partition: each is
@@ -74,7 +83,7 @@ class MetricHistory:
             whole = pd.Series(rows["value"].to_numpy(dtype=float),
                               index=pd.DatetimeIndex(rows["partition"]), name=metric)
             self._series[column or "", metric, key] = whole
-        series = whole[whole.index <= pd.Timestamp(until)]
+        series = whole[self._judged(whole.index, until)]
         if series.empty:
             return series
         return series.asfreq("D")
@@ -88,11 +97,16 @@ class MetricHistory:
                 self._all_rows(column, "freq_other").set_index("partition")["value"])
         whole, other = self._categories[column]
         # a category first seen after `until` is all-NaN before it: not a column yet
-        frame = whole[whole.index <= pd.Timestamp(until)].dropna(axis=1, how="all")
+        frame = whole[self._judged(whole.index, until)].dropna(axis=1, how="all")
         if frame.empty:
             return pd.DataFrame()
         frame["other"] = other.reindex(frame.index).fillna(0)
         return frame
+
+    def _judged(self, index: pd.DatetimeIndex, until: dt.date) -> np.ndarray:
+        end = pd.Timestamp(until)
+        inside = index <= end
+        return inside if self.window is None else inside & (index > end - self.window)
 
     def quantiles(self, column: str, until: dt.date) -> pd.DataFrame:
         """Numeric profiles: one row per partition, columns min, p01..p99, max, count."""

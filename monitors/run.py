@@ -13,7 +13,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -23,15 +23,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from detectors import checks
 from detectors.result import Finding
 from monitors.alerts import Recorded, Signal, record_signals
-from monitors.catalog import source_folder, sync_datasets
+from monitors.catalog import delivered_files, sync_datasets
 from monitors.config import ConfigError, MonitorsConfig, load_config
 from monitors.contract import Contract
-from monitors.evaluate import (MetricHistory, Verdict, evaluate_check, evaluate_metric,
-                               metrics_read_by)
+from monitors.evaluate import (HISTORY_DAYS, MetricHistory, Verdict, evaluate_check,
+                               evaluate_metric, metrics_read_by)
 from monitors.faults import kill_point
 from monitors.freshness import arrival_delay_hours
 from monitors.notify import HttpSender, Sender, notify_config_from, notify_run
-from monitors.ingest import ingest_file, ingest_sql, partition_from_name
+from monitors.ingest import ingest_file, ingest_sql
 from monitors.plan import MonitorSpec, plan_monitors
 from monitors.readers import ContractViolation, detect_format, read_file
 from monitors.settings import Settings
@@ -92,17 +92,17 @@ def execute_run(sessions: sessionmaker[Session], settings: Settings, run_id: int
         run.started_at = run.started_at or dt.datetime.now(dt.UTC)
         run.code_version = code_version()
         try:
-            config = load_config(settings.config_path)
+            config, config_version = config_for_runs(settings)
         except ConfigError as exc:  # a broken config fails the run with the file's own words
             run.status, run.error, run.finished_at = RunStatus.failed, str(exc), dt.datetime.now(dt.UTC)
             return
-        run.config_version = config.version_hash()
+        run.config_version = config_version
         dataset_id, trigger = run.dataset_id, run.trigger
         partitions = list(pd.date_range(run.partition_from, run.partition_to, freq="D").date)
         run.progress_total, run.progress_done = len(partitions), 0
     try:
-        status, error, recorded = _execute(sessions, settings, config, run_id, dataset_id,
-                                           partitions, log, should_stop, now)
+        status, error, recorded = _execute(sessions, settings, config, config_version, run_id,
+                                           dataset_id, partitions, log, should_stop, now)
         if notify and status == RunStatus.succeeded:
             with log.stage("notify"), sessions.begin() as session:
                 sent = notify_run(session, dataset=session.get(Dataset, dataset_id),
@@ -125,8 +125,26 @@ def execute_run(sessions: sessionmaker[Session], settings: Settings, run_id: int
         run.log = "\n".join(log.lines)
 
 
-def _execute(sessions, settings, config: MonitorsConfig, run_id, dataset_id, partitions,
-             log: RunLog, should_stop, now) -> tuple[str, str | None, Recorded]:
+def config_for_runs(settings: Settings) -> tuple[MonitorsConfig, str]:
+    """The config and its version, parsed again only when the file changes: a worker runs
+    every dataset of a large config in turn (200 datasets of 50 columns: 0.6 s a parse).
+    Runs only read it."""
+    try:
+        stat = settings.config_path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+    except FileNotFoundError:
+        stamp = None
+    return _parsed_config(settings, stamp)
+
+
+@lru_cache(maxsize=8)
+def _parsed_config(settings: Settings, _stamp) -> tuple[MonitorsConfig, str]:
+    config = load_config(settings.config_path, settings)
+    return config, config.version_hash()
+
+
+def _execute(sessions, settings, config: MonitorsConfig, config_version: str, run_id,
+             dataset_id, partitions, log: RunLog, should_stop, now) -> tuple[str, str | None, Recorded]:
     with sessions.begin() as session:
         sync_datasets(session, config, settings.home)
         dataset = session.get(Dataset, dataset_id)
@@ -135,7 +153,6 @@ def _execute(sessions, settings, config: MonitorsConfig, run_id, dataset_id, par
         declared = config.dataset(name)
         specs = plan_monitors(kind, contract, declared)
         owner = declared.owner if declared else None
-    config_version = config.version_hash()
     log.write(f"{name}: {len(partitions)} partition(s), {len(specs)} monitor(s)")
     inputs: dict[str, str] = {}
     total = Recorded()
@@ -146,8 +163,11 @@ def _execute(sessions, settings, config: MonitorsConfig, run_id, dataset_id, par
                     log.write(f"{partition}: {outcome.status}"
                               + (f" ({outcome.reason})" if outcome.reason else ""))
     with log.stage("history"), sessions() as session:
-        history = MetricHistory(queries.read_metrics(session, dataset_id, until=partitions[-1],
-                                                     metrics=sorted(metrics_read_by(specs))))
+        history = MetricHistory(
+            queries.read_metrics(session, dataset_id, until=partitions[-1],
+                                 since=partitions[0] - dt.timedelta(days=HISTORY_DAYS),
+                                 metrics=sorted(metrics_read_by(specs))),
+            window_days=HISTORY_DAYS)
     for done, partition in enumerate(partitions, start=1):
         if should_stop():
             log.write(f"stopped before {partition}: handed back to the worker")
@@ -178,14 +198,9 @@ def land_pending(session: Session, settings: Settings, dataset: Dataset, partiti
     partition). Already-landed content is a no-op, so this is safe to repeat."""
     if dataset.format == "sql":
         return [ingest_sql(session, dataset, partition)]
-    folder = source_folder(settings.home, dataset.source)
-    if not folder.is_dir():
-        return []
-    files = [p for p in folder.iterdir() if p.is_file() and detect_format(p)
-             and partition_from_name(p) == partition]
-    # oldest delivery first, so the latest one ends up in force
-    return [ingest_file(session, dataset, p, partition)
-            for p in sorted(files, key=lambda p: (p.stat().st_mtime, p.name))]
+    # only files inside the file roots, oldest delivery first (the latest ends up in force)
+    return [ingest_file(session, dataset, path, partition)
+            for path in delivered_files(settings, dataset, partition)]
 
 
 def evaluate_partition(session: Session, dataset: Dataset, specs: list[MonitorSpec],

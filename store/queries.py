@@ -102,11 +102,13 @@ def list_missing_partitions(session: Session, dataset_id: int, until: dt.date) -
 
 
 def read_metrics(session: Session, dataset_id: int, until: dt.date | None = None,
-                 metrics: Sequence[str] | None = None) -> pd.DataFrame:
+                 metrics: Sequence[str] | None = None, since: dt.date | None = None) -> pd.DataFrame:
     """A dataset's stored metrics in long format (partition, column, metric, key, value),
     the history monitors evaluate; one query, however many monitors read it."""
     query = select(Metric.partition, Metric.column, Metric.metric, Metric.key, Metric.value).where(
         Metric.dataset_id == dataset_id)
+    if since is not None:
+        query = query.where(Metric.partition >= since)
     if until is not None:
         query = query.where(Metric.partition <= until)
     if metrics is not None:
