@@ -44,16 +44,13 @@ def upgrade(engine: Engine) -> None:
 
 def open_store(url: str) -> tuple[Engine, sessionmaker[Session]]:
     """The engine and session factory for `url`, with the schema brought up to date."""
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(url)
-    upgrade(engine)
-    return engine, sessionmaker(engine, expire_on_commit=False)
+    return wait_for_store(url, delays=())
 
 
 def wait_for_store(url: str, delays: tuple[float, ...] = (1, 2, 5, 10)) -> tuple[Engine, sessionmaker[Session]]:
-    """`open_store`, waiting as long as it takes while the database is unreachable: a worker
-    started before its database (a reboot of both, say) waits instead of dying."""
+    """`open_store`, waiting as long as it takes while the database is unreachable (the
+    next delay, then the last one again and again): a worker started before its database
+    (a reboot of both, say) waits instead of dying. No delays: the first error is raised."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)
@@ -63,6 +60,9 @@ def wait_for_store(url: str, delays: tuple[float, ...] = (1, 2, 5, 10)) -> tuple
             upgrade(engine)
             return engine, sessionmaker(engine, expire_on_commit=False)
         except OperationalError as exc:
+            if not delays:
+                engine.dispose()
+                raise
             delay = delays[min(attempt, len(delays) - 1)]
             attempt += 1
             # the driver's own words name host and port, never the password
