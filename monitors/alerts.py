@@ -86,6 +86,7 @@ class EventKind(StrEnum):
     muted = "muted"
     commented = "commented"
     rerun_requested = "rerun_requested"
+    notify_failed = "notify_failed"   # a message owed to its endpoint (monitors.notify)
 
 
 # the events that set an alert's status, the last one says who set the current one

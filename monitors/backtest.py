@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from monitors.catalog import find_dataset
 from monitors.config import MonitorConfig, MonitorsConfig
 from monitors.contract import Contract
-from monitors.evaluate import HISTORY_DAYS, MetricHistory, metrics_read_by
+from monitors.evaluate import HISTORY_DAYS, MetricHistory, history_since, metrics_read_by
 from monitors.plan import MonitorSpec, spec_from_config, plan_monitors
 from monitors.run import evaluate_partition
 from store import queries
@@ -64,7 +64,7 @@ def backtest(session: Session, dataset: Dataset, spec: MonitorSpec | MonitorConf
     if isinstance(spec, MonitorConfig):
         spec = spec_from_config(spec)
     history = MetricHistory(queries.read_metrics(session, dataset.id, until=end,
-                                                 since=start - dt.timedelta(days=HISTORY_DAYS),
+                                                 since=history_since(start),
                                                  metrics=sorted(metrics_read_by([spec]))),
                             window_days=HISTORY_DAYS)
     alerts: list[BacktestAlert] = []

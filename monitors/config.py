@@ -73,11 +73,6 @@ class AutomaticMonitors(BaseModel):
     drift: bool = True         # distribution drift of model scores and classes
 
 
-class _EveryVariableSet(dict):
-    def get(self, key: str, default: Any = None) -> str:
-        return "https://variable.invalid/"
-
-
 class DatasetConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -131,9 +126,7 @@ class MonitorsConfig(BaseModel):
     @classmethod
     def _routes(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         from monitors.notify import notify_config_from  # notify imports the store, not config
-        # shape only: url_env values are read at send time, so here each counts as set (an
-        # empty environment would warn "not set" on every load, wherever it is set)
-        notify_config_from(value, environ=_EveryVariableSet())
+        notify_config_from(value, environ=None)  # the shape: url_env is read at send time
         return value
 
     @field_validator("datasets")

@@ -55,6 +55,11 @@ class Verdict:
 HISTORY_DAYS = 182
 
 
+def history_since(first: dt.date) -> dt.date:
+    """The oldest partition any of `first` and the partitions after it is judged on."""
+    return first - dt.timedelta(days=HISTORY_DAYS - 1)
+
+
 class MetricHistory:
     """A dataset's stored metrics (long format), sliced per monitor and partition: up to
     the partition, and at most `window_days` back when given."""

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from monitors.alerts import Recorded
+from monitors.alerts import EventKind, Recorded
 from monitors.mutes import active_mutes, alert_fields, is_muted
 from store.models import Alert, AlertEvent, AlertStatus, Dataset
 
@@ -41,8 +41,6 @@ log = logging.getLogger(__name__)
 # Slack refuses messages with more than 50 blocks; a summary needs far fewer
 MAX_LISTED = 20
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
-# the alert event that marks a message owed to its endpoint
-DELIVERY_FAILED = "notify_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +69,7 @@ class NotifyConfig:
 
 
 def notify_config_from(data: Mapping[str, Any] | None,
-                       environ: Mapping[str, str] = os.environ) -> NotifyConfig:
+                       environ: Mapping[str, str] | None = os.environ) -> NotifyConfig:
     """A NotifyConfig from plain data (the `notifications` section of the monitors YAML):
 
         repeat_interval: 4h            # m, h or d
@@ -82,7 +80,8 @@ def notify_config_from(data: Mapping[str, Any] | None,
             owners: [growth]
 
     A route whose variable is unset is left out with a warning: notifications are off
-    where no secret is configured (a laptop, CI), not broken."""
+    where no secret is configured (a laptop, CI), not broken. With `environ=None` the shape
+    alone is checked (the config file's validation) and `url_env` routes are left out."""
     data = dict(data or {})
     unknown = sorted(set(data) - {"routes", "repeat_interval", "attempts"})
     if unknown:
@@ -98,21 +97,26 @@ def notify_config_from(data: Mapping[str, Any] | None,
                              "(url, url_env, severities, owners)")
         if ("url" in entry) == ("url_env" in entry):
             raise ValueError(f"notifications.routes[{number}]: give url or url_env, one of them")
-        url = entry.get("url") or environ.get(entry["url_env"])
-        if not url:
-            log.warning("notifications.routes[%d]: %s is not set; this route is off",
-                        number, entry["url_env"])
-            continue
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise ValueError(f"notifications.routes[{number}]: not an http(s) URL "
-                             f"(host {_host(url)})")
         severities = _names(entry.get("severities"), f"notifications.routes[{number}].severities")
         unknown_severities = sorted(set(severities or ()) - set(_SEVERITY_ORDER))
         if unknown_severities:
             raise ValueError(f"notifications.routes[{number}]: unknown severity "
                              f"{', '.join(unknown_severities)} (critical, warning, info)")
-        routes.append(Route(url, severities=severities,
-                            owners=_names(entry.get("owners"), f"notifications.routes[{number}].owners")))
+        owners = _names(entry.get("owners"), f"notifications.routes[{number}].owners")
+        if "url_env" in entry:
+            if environ is None:  # the shape only: the variable is read where messages are sent
+                continue
+            url = environ.get(entry["url_env"])
+            if not url:
+                log.warning("notifications.routes[%d]: %s is not set; this route is off",
+                            number, entry["url_env"])
+                continue
+        else:
+            url = entry["url"]
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError(f"notifications.routes[{number}]: not an http(s) URL "
+                             f"(host {_host(url)})")
+        routes.append(Route(url, severities=severities, owners=owners))
     options: dict[str, Any] = {}
     if "repeat_interval" in data:
         options["repeat_interval"] = _interval(str(data["repeat_interval"]))
@@ -228,7 +232,7 @@ def notify_run(session: Session, *, dataset: str | Dataset, recorded: Recorded, 
             outcome.notified.append(alert.id)
         elif alert.id not in outcome.skipped:
             outcome.skipped[alert.id] = "delivery failed"
-            session.add(AlertEvent(alert_id=alert.id, kind=DELIVERY_FAILED, by="notifier", at=now,
+            session.add(AlertEvent(alert_id=alert.id, kind=EventKind.notify_failed, by="notifier", at=now,
                                    note=f"webhook {', '.join(outcome.failed)} unreachable: "
                                         "the next run sends it again"))
     session.flush()
@@ -243,7 +247,7 @@ def _owed(session: Session, dataset: str) -> list[int]:
         .join(Dataset, Dataset.id == Alert.dataset_id)
         .join(AlertEvent, AlertEvent.alert_id == Alert.id)
         .where(Dataset.name == dataset, Alert.status != AlertStatus.resolved,
-               AlertEvent.kind == DELIVERY_FAILED,
+               AlertEvent.kind == EventKind.notify_failed,
                or_(Alert.notified_at.is_(None), AlertEvent.at > Alert.notified_at))))
 
 

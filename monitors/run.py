@@ -27,7 +27,7 @@ from monitors.catalog import delivered_files, sync_datasets
 from monitors.config import ConfigError, MonitorsConfig, load_config
 from monitors.contract import Contract
 from monitors.evaluate import (HISTORY_DAYS, MetricHistory, Verdict, evaluate_check,
-                               evaluate_metric, metrics_read_by)
+                               evaluate_metric, history_since, metrics_read_by)
 from monitors.faults import kill_point
 from monitors.freshness import arrival_delay_hours
 from monitors.notify import HttpSender, Sender, notify_config_from, notify_run
@@ -165,7 +165,7 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
     with log.stage("history"), sessions() as session:
         history = MetricHistory(
             queries.read_metrics(session, dataset_id, until=partitions[-1],
-                                 since=partitions[0] - dt.timedelta(days=HISTORY_DAYS),
+                                 since=history_since(partitions[0]),
                                  metrics=sorted(metrics_read_by(specs))),
             window_days=HISTORY_DAYS)
     for done, partition in enumerate(partitions, start=1):
