@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from detectors._rules import (check_choice, check_flag, check_integer, check_number,
+                              fmt_number, under_test)
 from detectors.result import Detection, Finding
 from detectors.seasonal import MIN_CYCLES, find_periods, seasonal_adjust
 
@@ -85,20 +87,18 @@ def detect_anomalies(series: pd.Series, *, period: int | None = None,
     (`since` = today) tests one point, and the cap does not bind.
     """
     _check_options(series, period, max_anoms, alpha, direction, trend, trend_window,
-                   seasonal, relative, episodes, sustained)
-    if not _is_number(min_change) or not 0 <= min_change < 10:
-        raise ValueError(f"min_change: expected a fraction >= 0, got {min_change!r}")
+                   seasonal, relative, episodes, sustained, min_change)
     values = pd.Series(pd.to_numeric(pd.Series(series.to_numpy()), errors="coerce")
                        .astype(float).to_numpy(), index=series.index)
     values = values.where(np.isfinite(values))
     present = values.notna().to_numpy()
-    tested = _under_test(series.index, since)
+    tested = under_test(series.index, since)
     if not series.index.is_monotonic_increasing:
         # a history handed over in any order is judged in time order
         series = series.sort_index(kind="stable")
         values = values.sort_index(kind="stable")
         present = values.notna().to_numpy()
-        tested = _under_test(series.index, since)
+        tested = under_test(series.index, since)
     reason = _unjudgeable(values, present, tested)
     if reason:
         return Detection(NAME, skipped=reason)
@@ -148,13 +148,13 @@ def detect_anomalies(series: pd.Series, *, period: int | None = None,
             continue
         if i in spikes:
             where = "above" if value > expected[i] else "below"
-            detail = (f"[{label}] {_fmt(value)} {where} band [{_fmt(lower[i])}, "
-                      f"{_fmt(upper[i])}] (z={z[i]:.1f})")
+            detail = (f"[{label}] {fmt_number(value)} {where} band [{fmt_number(lower[i])}, "
+                      f"{fmt_number(upper[i])}] (z={z[i]:.1f})")
         else:
             off = lasting.offset[i]
             where = "above" if off > 0 else "below"
-            by = f"{abs(math.expm1(off)):.1%}" if relative else _fmt(abs(off))
-            detail = (f"[{label}, {lasting.width}-point median] {_fmt(value)}, with the "
+            by = f"{abs(math.expm1(off)):.1%}" if relative else fmt_number(abs(off))
+            detail = (f"[{label}, {lasting.width}-point median] {fmt_number(value)}, with the "
                       f"points around it {by} {where} expected (z={lasting.z[i]:.1f})")
         peak = max(strength[j] for j in run)
         if len(run) > 1:
@@ -390,63 +390,22 @@ def _scale_floor(x: np.ndarray) -> float:
     return max(span * 1e-6, np.finfo(float).tiny)
 
 
-# --- options and input ------------------------------------------------------------------
+# --- options --------------------------------------------------------------------------
 
 def _check_options(series, period, max_anoms, alpha, direction, trend, trend_window,
-                   seasonal, relative, episodes, sustained) -> None:
+                   seasonal, relative, episodes, sustained, min_change) -> None:
     if not isinstance(series, pd.Series):
         raise ValueError(f"series: expected a pandas Series, got {type(series).__name__}")
-    if period is not None and (not _is_int(period) or period < 2):
-        raise ValueError(f"period: expected an integer >= 2 or None, got {period!r}")
-    if not _is_number(max_anoms) or not 0 < max_anoms <= 0.49:
-        raise ValueError(f"max_anoms: expected a fraction in (0, 0.49], got {max_anoms!r}")
-    if not _is_number(alpha) or not 0 < alpha < 1:
-        raise ValueError(f"alpha: expected a probability in (0, 1), got {alpha!r}")
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction: expected one of {', '.join(DIRECTIONS)}, "
-                         f"got {direction!r}")
-    if trend not in TRENDS:
-        raise ValueError(f"trend: expected one of {', '.join(TRENDS)}, got {trend!r}")
-    if trend_window is not None:
-        if not _is_int(trend_window) or trend_window < 3:
-            raise ValueError(f"trend_window: expected an integer >= 3 or None, "
-                             f"got {trend_window!r}")
-        if trend != "rolling":
-            raise ValueError("trend_window: only applies to trend='rolling'")
-    if seasonal not in SEASONALS:
-        raise ValueError(f"seasonal: expected one of {', '.join(SEASONALS)}, got {seasonal!r}")
-    if relative is not None and not isinstance(relative, bool):
-        raise ValueError(f"relative: expected True, False or None, got {relative!r}")
-    for name, flag in (("episodes", episodes), ("sustained", sustained)):
-        if not isinstance(flag, bool):
-            raise ValueError(f"{name}: expected True or False, got {flag!r}")
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return (isinstance(value, (int, float, np.integer, np.floating))
-            and not isinstance(value, bool) and math.isfinite(value))
-
-
-def _under_test(index: pd.Index, since) -> np.ndarray:
-    if since is None:
-        return np.ones(len(index), dtype=bool)
-    if isinstance(index, pd.DatetimeIndex):
-        try:
-            start = pd.Timestamp(since)
-            if index.tz is not None and start.tz is None:
-                start = start.tz_localize(index.tz)
-            return np.asarray(index >= start)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"since: not comparable with a DatetimeIndex: {since!r}") from error
-    try:
-        return np.asarray(index >= since)
-    except TypeError as error:
-        raise ValueError(f"since: not comparable with the series' index: {since!r}") from error
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
+    check_integer(period, "period", ge=2, allow_none=True)
+    check_number(max_anoms, "max_anoms", gt=0, le=0.49)
+    check_number(alpha, "alpha", gt=0, lt=1)
+    check_choice(direction, "direction", DIRECTIONS)
+    check_choice(trend, "trend", TRENDS)
+    check_integer(trend_window, "trend_window", ge=3, allow_none=True)
+    if trend_window is not None and trend != "rolling":
+        raise ValueError("trend_window: only applies to trend='rolling'")
+    check_choice(seasonal, "seasonal", SEASONALS)
+    check_flag(relative, "relative", allow_none=True)
+    check_flag(episodes, "episodes")
+    check_flag(sustained, "sustained")
+    check_number(min_change, "min_change", ge=0, lt=10)

@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from numbers import Real
 
 import numpy as np
 import pandas as pd
 import ruptures as rpt
 from ruptures.base import BaseCost
 
+from detectors._rules import (check_integer, check_number, first_under_test, fmt_number,
+                              is_integer, under_test)
 from detectors.result import Detection, Finding
 from detectors.seasonal import find_period, seasonal_adjust
 
-DETECTOR = "breakout"
+NAME = "breakouts"
+# the tag that opens a finding's detail ("[breakout] level 100 -> 150 (+50%) from ...")
+TAG = "breakout"
 
 # min_size when not given: an eighth of the history, between these bounds. 24 is what
 # Twitter's BreakoutDetection example uses; below 5 points a line through a regime is noise.
@@ -124,19 +127,19 @@ def detect_breakouts(series: pd.Series, *, period: int | None = None,
     level had to leave, and `score` the change in robust noise standard deviations.
     """
     _check_options(series, period, min_size, penalty, min_change)
-    _first_tested(series.index, since)
+    under_test(series.index, since)  # a since that does not fit is refused before any skip
     values = pd.to_numeric(series, errors="coerce").astype(float)
     valid = np.isfinite(values.to_numpy())
     n = int(valid.sum())
     if n == 0:
-        return Detection(DETECTOR, skipped="no data: the series is empty or all missing")
+        return Detection(NAME, skipped="no data: the series is empty or all missing")
     if n < MIN_POINTS:
-        return Detection(DETECTOR, skipped=f"history {n} < {MIN_POINTS} points")
+        return Detection(NAME, skipped=f"history {n} < {MIN_POINTS} points")
     size = _min_size(n) if min_size is None else min_size
     if n < 2 * size:
-        return Detection(DETECTOR, skipped=f"history {n} < 2 x min_size {size} points")
+        return Detection(NAME, skipped=f"history {n} < 2 x min_size {size} points")
     if np.ptp(values.to_numpy()[valid]) == 0:
-        return Detection(DETECTOR, skipped="constant series: nothing can shift")
+        return Detection(NAME, skipped="constant series: nothing can shift")
 
     # the season only needs the spacing of the index, which a time zone does not change
     naive = values
@@ -153,7 +156,7 @@ def detect_breakouts(series: pd.Series, *, period: int | None = None,
     sigma = _noise(adjusted)
     if sigma == 0:
         # every step the same: a straight line, which has no breakout
-        return Detection(DETECTOR)
+        return Detection(NAME)
     running = pd.Series(adjusted).rolling(CLIP_WINDOW, center=True, min_periods=1).median()
     running = running.to_numpy()
     clipped = np.clip(adjusted, running - CLIP_SIGMAS * sigma, running + CLIP_SIGMAS * sigma)
@@ -163,11 +166,11 @@ def detect_breakouts(series: pd.Series, *, period: int | None = None,
         pen=penalty * PARAMETERS_PER_CHANGE * sigma ** 2 * math.log(n))[:-1]
     changes = _prune(cost, list(candidates), n, size, penalty, min_change)
 
-    first = _first_tested(labels, since)
+    first = first_under_test(labels, since)
     findings = tuple(
         _finding(cost, changes, i, labels, size, sigma, min_change)
         for i, at in enumerate(changes) if at >= first)
-    return Detection(DETECTOR, findings=findings)
+    return Detection(NAME, findings=findings)
 
 
 # --- internals --------------------------------------------------------------------------
@@ -176,22 +179,10 @@ def detect_breakouts(series: pd.Series, *, period: int | None = None,
 def _check_options(series, period, min_size, penalty, min_change) -> None:
     if not isinstance(series, pd.Series):
         raise ValueError(f"series: expected a pandas Series, got {type(series).__name__}")
-    if period is not None and (not _is_int(period) or period < 0):
-        raise ValueError(f"period: expected None or an integer >= 0, got {period!r}")
-    if min_size is not None and (not _is_int(min_size) or min_size < 2):
-        raise ValueError(f"min_size: expected None or an integer >= 2, got {min_size!r}")
-    if not _is_number(penalty) or not penalty > 0:
-        raise ValueError(f"penalty: expected a number > 0, got {penalty!r}")
-    if not _is_number(min_change) or not 0 <= min_change < math.inf:
-        raise ValueError(f"min_change: expected a number >= 0, got {min_change!r}")
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool) and not math.isnan(value)
+    check_integer(period, "period", ge=0, allow_none=True)
+    check_integer(min_size, "min_size", ge=2, allow_none=True)
+    check_number(penalty, "penalty", gt=0)
+    check_number(min_change, "min_change", ge=0)
 
 
 def _min_size(n: int) -> int:
@@ -252,30 +243,6 @@ def _levels(cost, starts, ats, ends, size) -> tuple[np.ndarray, np.ndarray]:
     return old_intercept + old_slope * middle, new_intercept + new_slope * middle
 
 
-def _first_tested(labels: pd.Index, since) -> int:
-    """Position of the first label at or after `since` (len(labels) when none is)."""
-    if since is None:
-        return 0
-    if isinstance(labels, pd.DatetimeIndex):
-        if _is_number(since):
-            raise ValueError(f"since: {since!r} is a number and the index holds times")
-        try:
-            since = pd.Timestamp(since)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"since: {since!r} is not a time ({error})") from None
-        if since.tz is None and labels.tz is not None:
-            since = since.tz_localize(labels.tz)
-        elif since.tz is not None and labels.tz is None:
-            raise ValueError(f"since: {since!r} has a time zone and the index has none")
-    elif pd.api.types.is_numeric_dtype(labels.dtype) and not _is_number(since):
-        raise ValueError(f"since: {since!r} cannot be compared with a numeric index")
-    try:
-        return int(labels.searchsorted(since, side="left"))
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"since: {since!r} cannot be compared with the index ({error})") \
-            from None
-
-
 def _finding(cost, changes, i, labels, size, sigma, min_change) -> Finding:
     at = changes[i]
     start = changes[i - 1] if i > 0 else 0
@@ -291,7 +258,7 @@ def _finding(cost, changes, i, labels, size, sigma, min_change) -> Finding:
         label = label.item()
     if isinstance(label, pd.Timestamp):
         when = label.strftime("%Y-%m-%d %H:%M").removesuffix(" 00:00")
-    elif _is_int(label):
+    elif is_integer(label):
         when = f"point {label}"
     else:
         when = str(label)
@@ -299,5 +266,5 @@ def _finding(cost, changes, i, labels, size, sigma, min_change) -> Finding:
         at=label, value=after, expected=before,
         lower=before - half_width, upper=before + half_width,
         score=abs(after - before) / sigma,
-        detail=f"[{DETECTOR}] level {before:.4g} -> {after:.4g}{relative} from {when}",
+        detail=f"[{TAG}] level {fmt_number(before)} -> {fmt_number(after)}{relative} from {when}",
         before=before, after=after)

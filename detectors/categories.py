@@ -2,8 +2,10 @@
 recent history. Works from stored top-k frequencies, so no raw history is needed."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
+from detectors._rules import check_integer, check_number, under_test
 from detectors.result import Detection, Finding
 
 NAME = "new_category"
@@ -15,17 +17,16 @@ def detect_new_categories(counts: pd.DataFrame, *, lookback: int = 28, min_share
     of rows with that value (missing = 0). A category is new at a point when it holds at
     least `min_share` of that point's rows and had no row in the `lookback` points before.
     Points before `since` are context only."""
-    if lookback < 1:
-        raise ValueError(f"lookback must be at least 1, got {lookback}")
-    if not 0 < min_share < 1:
-        raise ValueError(f"min_share must be in (0, 1), got {min_share}")
-    if min_history < 1:
-        raise ValueError(f"min_history must be at least 1, got {min_history}")
+    check_integer(lookback, "lookback", ge=1)
+    check_number(min_share, "min_share", gt=0, lt=1)
+    check_integer(min_history, "min_history", ge=1)
+    if not isinstance(counts, pd.DataFrame):
+        raise ValueError(f"counts: expected a pandas DataFrame, got {type(counts).__name__}")
+    under_test(counts.index, since)  # a since that does not fit is refused before any skip
     if counts.empty:
         return Detection(NAME, skipped="no category counts")
     counts = counts.sort_index().fillna(0)
-    positions = range(len(counts)) if since is None else [
-        i for i, at in enumerate(counts.index) if at >= since]
+    positions = np.flatnonzero(under_test(counts.index, since)).tolist()
     findings = []
     for i in positions:
         history = counts.iloc[max(0, i - lookback):i]

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from detectors._rules import check_integer, check_number
 from detectors.result import Detection, Finding
 
 LOGICAL_TYPES = ("integer", "float", "string", "boolean", "date", "timestamp")
@@ -279,11 +280,8 @@ def _check_common(check: str, df: Any, columns: Sequence[str], max_fraction: flo
     if missing:
         raise ValueError(f"{check}: column {missing[0]!r} is not in the batch "
                          f"(columns: {', '.join(map(str, df.columns[:20]))})")
-    if (isinstance(max_fraction, bool) or not isinstance(max_fraction, (int, float))
-            or not 0.0 <= max_fraction <= 1.0):
-        raise ValueError(f"{check}: max_fraction must be a number in [0, 1], got {max_fraction!r}")
-    if isinstance(examples, bool) or not isinstance(examples, int) or examples < 0:
-        raise ValueError(f"{check}: examples must be a non-negative integer, got {examples!r}")
+    check_number(max_fraction, "max_fraction", ge=0, le=1)
+    check_integer(examples, "examples", ge=0)
 
 
 def _empty(detector: str) -> Detection:

@@ -57,6 +57,7 @@ from scipy import stats
 from scipy.interpolate import PchipInterpolator
 from scipy.spatial.distance import jensenshannon
 
+from detectors._rules import check_choice, check_integer, check_number, fmt_number, under_test
 from detectors.result import Detection, Finding
 
 QUANTILES: dict[str, float] = {"p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.50,
@@ -95,8 +96,7 @@ def categorical_profile(values: Iterable[Any] | pd.Series, *, top_k: int = 20,
                         other: str = "other") -> dict[str, float]:
     """Counts of the `top_k` most frequent categories plus `other` for the rest (nulls are
     not a category here: the null fraction is watched as its own metric)."""
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(f"categorical_profile: top_k must be a positive integer, got {top_k!r}")
+    check_integer(top_k, "top_k", ge=1)
     counts = pd.Series(values).dropna().astype(str).value_counts()
     if other in counts.index:
         raise ValueError(f"categorical_profile: a category is literally named {other!r}; "
@@ -154,7 +154,7 @@ def numeric_drift(reference: Mapping[str, float], current: Mapping[str, float], 
     known, that distance's own test says the difference is significant at `alpha`. Profiles with fewer than `min_count`
     values are not judged (`skipped`).
     """
-    _numeric_options(max_psi, max_ks, alpha, bins, interpolation, min_count, "numeric_drift")
+    _numeric_options(max_psi, max_ks, alpha, bins, interpolation, min_count)
     ref = _sketch(reference, "reference", interpolation)
     cur = _sketch(current, "current", interpolation)
     return _compare_numeric(ref, cur, max_psi=max_psi, max_ks=max_ks, alpha=alpha, bins=bins,
@@ -169,7 +169,7 @@ def categorical_drift(reference: Mapping[str, float], current: Mapping[str, floa
     Drifted when the Jensen-Shannon distance >= max_js and the chi-square test rejects
     "same distribution" at `alpha`.
     """
-    _categorical_options(max_js, alpha, min_count, "categorical_drift")
+    _categorical_options(max_js, alpha, min_count)
     ref = _counts(reference, "reference", other)
     cur = _counts(current, "current", other)
     return _compare_categorical(ref, cur, max_js=max_js, alpha=alpha, min_count=min_count)
@@ -197,24 +197,23 @@ def detect_drift(profiles: pd.DataFrame | Mapping[Any, Mapping[str, float]], *,
     `kind` is found from the keys when "auto"; `name` (the column) goes into the details.
     """
     det = "drift"
-    if reference not in REFERENCES:
-        raise ValueError(f"detect_drift: reference must be one of {', '.join(REFERENCES)}, "
-                         f"got {reference!r}")
+    check_choice(reference, "reference", REFERENCES)
     if window is None:
         window = 1 if reference == "previous" else 7
-    _positive_int(window, "window", "detect_drift")
+    check_integer(window, "window", ge=1)
     if reference == "previous" and window != 1:
-        raise ValueError(f"detect_drift: window={window} contradicts reference='previous' "
+        raise ValueError(f"window: {window} contradicts reference='previous' "
                          f"(use reference='trailing')")
-    _positive_int(min_periods, "min_periods", "detect_drift")
+    check_integer(min_periods, "min_periods", ge=1)
     if min_periods > window:
-        raise ValueError(f"detect_drift: min_periods ({min_periods}) exceeds window ({window})")
-    if kind not in KINDS:
-        raise ValueError(f"detect_drift: kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    _numeric_options(max_psi, max_ks, alpha, bins, interpolation, min_count, "detect_drift")
-    _categorical_options(max_js, alpha, min_count, "detect_drift")
+        raise ValueError(f"min_periods: {min_periods} exceeds window ({window})")
+    check_choice(kind, "kind", KINDS)
+    _numeric_options(max_psi, max_ks, alpha, bins, interpolation, min_count)
+    _categorical_options(max_js, alpha, min_count)
 
     labels, rows = _rows(profiles)
+    # a since that does not fit is refused before any skip
+    tested = np.flatnonzero(under_test(pd.Index(labels), since)).tolist()
     if not rows:
         return Detection(det, skipped="no profiles")
     if kind == "auto":
@@ -222,7 +221,6 @@ def detect_drift(profiles: pd.DataFrame | Mapping[Any, Mapping[str, float]], *,
         kind = "numeric" if all(k in keys for k in QUANTILES) else "categorical"
     subject = name or "value"
 
-    tested = _tested_positions(labels, since)
     # only the partitions under test and their references are read: a daily run over years
     # of stored profiles parses eight of them, not every one
     needed = sorted({j for i in tested for j in range(max(0, i - window), i + 1)})
@@ -256,8 +254,8 @@ def detect_drift(profiles: pd.DataFrame | Mapping[Any, Mapping[str, float]], *,
                     at=labels[i], value=dist, expected=None, lower=None, upper=lim,
                     score=dist / lim, before=res.median_reference, after=res.median_current,
                     detail=f"[drift] {subject}: {measure} {dist:.2f} vs {against} "
-                           f"(limit {lim:.2f}); median {_num(res.median_reference)} -> "
-                           f"{_num(res.median_current)}"))
+                           f"(limit {lim:.2f}); median {fmt_number(res.median_reference)} -> "
+                           f"{fmt_number(res.median_current)}"))
         else:
             res = _compare_categorical(_merge_counts(refs), parsed[i], max_js=max_js,
                                        alpha=alpha, min_count=min_count)
@@ -424,7 +422,7 @@ def _compare_numeric(ref: _Sketch, cur: _Sketch, *, max_psi: float, max_ks: floa
     ks_bits = [f"limit {max_ks:.2f}"] if max_ks is not None else []
     ks_bits += [f"p {_p(ks_p)}"] if ks_p is not None else []
     ks_text = f"KS {ks:.2f}" + (f" ({', '.join(ks_bits)})" if ks_bits else "")
-    detail = f"{psi_text}, {ks_text}; median {_num(med_ref)} -> {_num(med_cur)}"
+    detail = f"{psi_text}, {ks_text}; median {fmt_number(med_ref)} -> {fmt_number(med_cur)}"
     return NumericDrift(psi, ks, psi_p, ks_p, n, m, med_ref, med_cur, by_psi or by_ks, detail)
 
 
@@ -515,7 +513,7 @@ def _rows(profiles: Any) -> tuple[list[Any], list[dict[str, Any]]]:
     if isinstance(profiles, pd.DataFrame):
         frame = profiles.sort_index()
         if frame.index.has_duplicates:
-            raise ValueError("detect_drift: profiles has duplicated partitions")
+            raise ValueError("profiles: duplicated partitions")
         rows = [{str(k): v for k, v in rec.items() if not _missing(v)}
                 for rec in frame.to_dict(orient="records")]
         return list(frame.index), rows
@@ -523,31 +521,16 @@ def _rows(profiles: Any) -> tuple[list[Any], list[dict[str, Any]]]:
         try:
             labels = sorted(profiles)
         except TypeError as exc:
-            raise ValueError(f"detect_drift: partitions must be sortable: {exc}") from None
+            raise ValueError(f"profiles: partitions must be sortable: {exc}") from None
         rows = []
         for label in labels:
             prof = profiles[label]
             if not isinstance(prof, Mapping):
-                raise ValueError(f"detect_drift: profile of {label!r} is not a mapping")
+                raise ValueError(f"profiles: the profile of {label!r} is not a mapping")
             rows.append({str(k): v for k, v in prof.items() if not _missing(v)})
         return labels, rows
-    raise ValueError("detect_drift: profiles must be a DataFrame (one row per partition) or a "
+    raise ValueError("profiles: expected a DataFrame (one row per partition) or a "
                      f"mapping partition -> profile, not {type(profiles).__name__}")
-
-
-def _tested_positions(labels: list[Any], since: Any) -> list[int]:
-    if since is None:
-        return list(range(len(labels)))
-    if labels and isinstance(labels[0], pd.Timestamp):
-        since = pd.Timestamp(since)
-        tz = labels[0].tzinfo
-        if tz is not None and since.tzinfo is None:
-            since = since.tz_localize(tz)
-    try:
-        return [i for i, lab in enumerate(labels) if lab >= since]
-    except TypeError as exc:
-        raise ValueError(f"detect_drift: since {since!r} can't be compared with the "
-                         f"partitions: {exc}") from None
 
 
 def _why_untested(labels, parsed, tested, window, min_periods, min_count) -> str:
@@ -600,52 +583,20 @@ def _nan(v: float | None) -> float:
     return math.nan if v is None else v
 
 
-def _numeric_options(max_psi, max_ks, alpha, bins, interpolation, min_count, fn) -> None:
-    _positive_number(max_psi, "max_psi", fn)
-    if max_ks is not None:
-        _positive_number(max_ks, "max_ks", fn)
-        if max_ks > 1:
-            raise ValueError(f"{fn}: max_ks is a distance between CDFs, at most 1; got {max_ks}")
-    _alpha(alpha, fn)
-    _positive_int(bins, "bins", fn)
-    if bins < 2:
-        raise ValueError(f"{fn}: bins must be at least 2, got {bins}")
-    if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"{fn}: interpolation must be one of {', '.join(INTERPOLATIONS)}, "
-                         f"got {interpolation!r}")
-    _positive_int(min_count, "min_count", fn)
+def _numeric_options(max_psi, max_ks, alpha, bins, interpolation, min_count) -> None:
+    check_number(max_psi, "max_psi", gt=0)
+    check_number(max_ks, "max_ks", gt=0, le=1, allow_none=True)  # a distance between CDFs
+    check_number(alpha, "alpha", gt=0, le=1)
+    check_integer(bins, "bins", ge=2)
+    check_choice(interpolation, "interpolation", INTERPOLATIONS)
+    check_integer(min_count, "min_count", ge=1)
 
 
-def _categorical_options(max_js, alpha, min_count, fn) -> None:
-    _positive_number(max_js, "max_js", fn)
-    if max_js > 1:
-        raise ValueError(f"{fn}: max_js is a base-2 Jensen-Shannon distance, at most 1; "
-                         f"got {max_js}")
-    _alpha(alpha, fn)
-    _positive_int(min_count, "min_count", fn)
-
-
-def _positive_number(v: Any, option: str, fn: str) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) \
-            or not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{fn}: {option} must be a positive number, got {v!r}")
-
-
-def _positive_int(v: Any, option: str, fn: str) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{fn}: {option} must be a positive integer, got {v!r}")
-
-
-def _alpha(v: Any, fn: str) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
-        raise ValueError(f"{fn}: alpha must be in (0, 1], got {v!r}")
+def _categorical_options(max_js, alpha, min_count) -> None:
+    check_number(max_js, "max_js", gt=0, le=1)  # a base-2 Jensen-Shannon distance
+    check_number(alpha, "alpha", gt=0, le=1)
+    check_integer(min_count, "min_count", ge=1)
 
 
 def _p(p: float) -> str:
     return "< 1e-16" if p < 1e-16 else (f"{p:.2g}" if p < 0.01 else f"{p:.2f}")
-
-
-def _num(x: float) -> str:
-    if x == 0 or 1e-3 <= abs(x) < 1e5:
-        return f"{x:.4g}" if abs(x) < 1e4 else f"{x:,.0f}"
-    return f"{x:.3g}"

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from detectors._rules import check_choice, check_integer, check_number, fmt_number, under_test
 from detectors.result import Detection, Finding
 
 BASELINES = ("previous", "season", "median")
@@ -28,15 +29,15 @@ def absolute_threshold(series: pd.Series, *, lower: float | None = None,
     The score is how far out the point is, relative to the bound it broke (to the band's
     width when there are both bounds), so 0.5 means "half a band beyond".
     """
-    name = "absolute_threshold"
-    values = _as_series(series, name)
+    name = "absolute"
+    values = _as_series(series)
     if lower is None and upper is None:
-        raise ValueError(f"{name}: give lower, upper or both")
-    lo = _finite(lower, "lower", name)
-    hi = _finite(upper, "upper", name)
+        raise ValueError("lower, upper: give lower, upper or both")
+    lo = check_number(lower, "lower", allow_none=True)
+    hi = check_number(upper, "upper", allow_none=True)
     if lo is not None and hi is not None and lo > hi:
-        raise ValueError(f"{name}: lower ({lower}) is greater than upper ({upper})")
-    tested = _under_test(values, since, name)
+        raise ValueError(f"lower: {lower} is greater than upper ({upper})")
+    tested = values[under_test(values.index, since)]
     if tested.empty:
         return Detection(name, skipped="no points under test")
     present = tested.dropna()
@@ -61,8 +62,8 @@ def absolute_threshold(series: pd.Series, *, lower: float | None = None,
         findings.append(Finding(
             at=at, value=float(value), expected=None, lower=lo, upper=hi,
             score=float(excess / unit),
-            detail=f"[absolute] {_label(at)}: {_num(value)} {side} the "
-                   f"{'lower' if side == 'below' else 'upper'} bound {_num(bound)}"))
+            detail=f"[absolute] {_label(at)}: {fmt_number(value)} {side} the "
+                   f"{'lower' if side == 'below' else 'upper'} bound {fmt_number(bound)}"))
     return Detection(name, tuple(findings), band=band)
 
 
@@ -87,36 +88,28 @@ def proportional_threshold(series: pd.Series, *, baseline: str = "previous", per
     the typical spacing of its points) times `period`, so a missing day does not shift the
     comparison onto the wrong weekday.
     """
-    name = "proportional_threshold"
-    values = _as_series(series, name)
-    if baseline not in BASELINES:
-        raise ValueError(f"{name}: baseline must be one of {', '.join(BASELINES)}, "
-                         f"got {baseline!r}")
-    if direction not in DIRECTIONS:
-        raise ValueError(f"{name}: direction must be one of {', '.join(DIRECTIONS)}, "
-                         f"got {direction!r}")
-    _positive_int(period, "period", name)
-    _positive_int(window, "window", name)
-    _positive_int(seasons, "seasons", name)
-    up = _limit(max_increase, "max_increase", name)
-    down = _limit(max_decrease, "max_decrease", name)
+    name = "proportional"
+    values = _as_series(series)
+    check_choice(baseline, "baseline", BASELINES)
+    check_choice(direction, "direction", DIRECTIONS)
+    check_integer(period, "period", ge=1)
+    check_integer(window, "window", ge=1)
+    check_integer(seasons, "seasons", ge=1)
+    # relative limits: 0.5 = 50%; a fall can't exceed 100% of the baseline
+    up = check_number(max_increase, "max_increase", gt=0, allow_none=True)
+    down = check_number(max_decrease, "max_decrease", gt=0, le=1, allow_none=True)
     if up is None and down is None:
         up = down = DEFAULT_RELATIVE_LIMIT
-    if down is not None and down > 1:
-        raise ValueError(f"{name}: max_decrease is a fraction of the baseline and can't exceed 1 "
-                         f"(a fall of more than 100%), got {max_decrease}")
-    floor = _finite(min_abs_change, "min_abs_change", name)
-    if floor is None or floor < 0:
-        raise ValueError(f"{name}: min_abs_change must be a number >= 0, got {min_abs_change!r}")
+    floor = check_number(min_abs_change, "min_abs_change", ge=0)
     if direction == "up":
         down = None
     elif direction == "down":
         up = None
     if up is None and down is None:
-        raise ValueError(f"{name}: direction={direction!r} leaves no limit to test "
+        raise ValueError(f"direction: {direction!r} leaves no limit to test "
                          f"(give max_increase for 'up', max_decrease for 'down')")
 
-    tested_index = _under_test(values, since, name).index
+    tested_index = values.index[under_test(values.index, since)]
     if values.dropna().empty:
         return Detection(name, skipped="series is empty or all missing")
     # a season baseline needs a majority of its seasons
@@ -164,8 +157,8 @@ def proportional_threshold(series: pd.Series, *, baseline: str = "previous", per
             lower=None if math.isnan(lo) else float(lo),
             upper=None if math.isnan(hi) else float(hi),
             score=abs(rel),
-            detail=f"[proportional] {_label(at)}: {_num(value)} is {moved} {what} "
-                   f"({_num(ref)}); limit {'+' if change > 0 else '-'}{limit:.0%}"))
+            detail=f"[proportional] {_label(at)}: {fmt_number(value)} is {moved} {what} "
+                   f"({fmt_number(ref)}); limit {'+' if change > 0 else '-'}{limit:.0%}"))
     return Detection(name, tuple(findings), band=band)
 
 
@@ -247,65 +240,20 @@ def _step_text(step: pd.Timedelta) -> str:
     return str(step)
 
 
-def _as_series(series: Any, name: str) -> pd.Series:
+def _as_series(series: Any) -> pd.Series:
     if not isinstance(series, pd.Series):
-        raise ValueError(f"{name}: series must be a pandas Series, not {type(series).__name__}")
+        raise ValueError(f"series: expected a pandas Series, got {type(series).__name__}")
     if not series.index.is_monotonic_increasing:
         series = series.sort_index()
     if series.index.has_duplicates:
-        raise ValueError(f"{name}: series has duplicated index labels")
+        raise ValueError("series: duplicated index labels")
     try:
         return series.astype("float64")
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: series must hold numbers: {exc}") from None
-
-
-def _under_test(values: pd.Series, since: Any, name: str) -> pd.Series:
-    if since is None:
-        return values
-    if isinstance(values.index, pd.DatetimeIndex):
-        try:
-            since = pd.Timestamp(since)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name}: since {since!r} is not a timestamp: {exc}") from None
-        tz = values.index.tz
-        if tz is not None and since.tzinfo is None:
-            since = since.tz_localize(tz)
-        elif tz is None and since.tzinfo is not None:
-            since = since.tz_convert("UTC").tz_localize(None)
-    try:
-        return values[values.index >= since]
-    except TypeError as exc:
-        raise ValueError(f"{name}: since {since!r} can't be compared with the index: "
-                         f"{exc}") from None
-
-
-def _finite(value: Any, option: str, name: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-            or not math.isfinite(float(value)):
-        raise ValueError(f"{name}: {option} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _limit(value: Any, option: str, name: str) -> float | None:
-    limit = _finite(value, option, name)
-    if limit is not None and limit <= 0:
-        raise ValueError(f"{name}: {option} must be > 0 (a fraction, 0.5 = 50%), got {value!r}")
-    return limit
-
-
-def _positive_int(value: Any, option: str, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}: {option} must be a positive integer, got {value!r}")
+        raise ValueError(f"series: expected numbers: {exc}") from None
 
 
 def _label(at: Any) -> str:
     if isinstance(at, pd.Timestamp):
         return at.strftime("%Y-%m-%d") if at == at.normalize() else at.isoformat()
     return str(at)
-
-
-def _num(x: float) -> str:
-    return f"{x:,.4g}" if abs(x) < 1e4 else f"{x:,.0f}"
