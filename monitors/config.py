@@ -12,8 +12,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from detectors import registry
 from monitors.contract import Contract
 from monitors.credentials import holds_secret
+from monitors.errors import Invalid
 from monitors.file_roots import inside_roots
 from monitors.schedule import cron_trigger
 from monitors.settings import Settings
@@ -22,8 +24,19 @@ DATASET_NAME = r"^[A-Za-z0-9_.-]{1,200}$"
 
 
 Severity = Literal["critical", "warning", "info"]
-CHECKS = ("not_null", "in_range", "allowed_values", "unique", "matches_pattern", "expression")
-DETECTORS = ("absolute", "proportional", "anomalies", "breakouts", "drift", "new_category")
+# the names come from the detector registry, which also knows each one's options
+CHECKS = registry.CHECKS
+DETECTORS = registry.MONITORS
+
+
+def check_options(detector: str, options: Any) -> dict[str, Any]:
+    """`options` as a plain dict when `detector` takes every one of them with the right type
+    (detectors.registry); else Invalid naming each bad option and listing the allowed ones.
+    What config loading applies to every monitor and check, for callers that edit one."""
+    try:
+        return registry.validate_options(detector, options)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
 
 
 class CheckConfig(BaseModel):
@@ -38,6 +51,12 @@ class CheckConfig(BaseModel):
     options: dict[str, Any] = {}     # min/max, values, pattern, expr, max_fraction
     severity: Severity = "critical"
     enabled: bool = True
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        check = info.data.get("check")  # absent when the check's name was refused
+        return value if check is None else registry.validate_options(check, value)
 
     def label(self) -> str:
         subject = ",".join(self.columns or [self.column or "rows"])
@@ -56,6 +75,12 @@ class MonitorConfig(BaseModel):
     options: dict[str, Any] = {}
     severity: Severity = "warning"
     enabled: bool = True
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        detector = info.data.get("detector")  # absent when the detector's name was refused
+        return value if detector is None else registry.validate_options(detector, value)
 
 
 class AutomaticMonitors(BaseModel):

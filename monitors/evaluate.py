@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-import detectors
-from detectors import checks
-from detectors.categories import detect_new_categories
+from detectors import registry
 from detectors.result import Detection, Finding
 from monitors.plan import MonitorSpec
 
@@ -141,43 +138,36 @@ def evaluate_metric(spec: MonitorSpec, history: MetricHistory, partition: dt.dat
 
 
 def _detect(spec: MonitorSpec, history: MetricHistory, partition: dt.date, at: pd.Timestamp) -> Detection:
+    entry = registry.detector(spec.detector)
     options = dict(spec.options)
-    if spec.detector == "drift":
+    # breakouts are judged over a look-back: a new regime is told apart only once it lasted
+    since = at - pd.Timedelta(days=BREAKOUT_LOOKBACK_DAYS) if spec.detector == "breakouts" else at
+    detect = entry.function()
+    if entry.input == registry.SERIES:
+        series = history.series(spec.column, spec.metric, partition, key=options.pop("key", ""))
+        return detect(series, since=since, **options)
+    if entry.input == registry.CATEGORY_COUNTS:
+        counts = history.categories(spec.column, partition).drop(columns="other", errors="ignore")
+        return detect(counts, since=since, **options)
+    if entry.input == registry.PROFILES:
+        # a categorical column's profile is its category counts, a numeric one's its quantiles
         profiles = (history.categories(spec.column, partition) if spec.metric == "freq"
                     else history.quantiles(spec.column, partition))
-        return detectors.detect_drift(profiles, since=at, name=spec.column, **options)
-    if spec.detector == "new_category":
-        return detect_new_categories(history.categories(spec.column, partition).drop(
-            columns="other", errors="ignore"), since=at, **options)
-    series = history.series(spec.column, spec.metric, partition, key=options.pop("key", ""))
-    if spec.detector == "anomalies":
-        return detectors.detect_anomalies(series, since=at, **options)
-    if spec.detector == "breakouts":
-        since = at - pd.Timedelta(days=BREAKOUT_LOOKBACK_DAYS)
-        return detectors.detect_breakouts(series, since=since, **options)
-    if spec.detector == "absolute":
-        return detectors.absolute_threshold(series, since=at, **options)
-    if spec.detector == "proportional":
-        return detectors.proportional_threshold(series, since=at, **options)
-    raise ValueError(f"monitor {spec.name!r}: unknown detector {spec.detector!r}")
-
-
-CHECKS: dict[str, Callable[..., Detection]] = {
-    "not_null": lambda df, spec, **o: checks.not_null(df, spec.column, **o),
-    "in_range": lambda df, spec, **o: checks.in_range(df, spec.column, **o),
-    "allowed_values": lambda df, spec, **o: checks.allowed_values(df, spec.column, o.pop("values"), **o),
-    "unique": lambda df, spec, **o: checks.unique(df, spec.check.columns or spec.column, **o),
-    "matches_pattern": lambda df, spec, **o: checks.matches_pattern(df, spec.column, o.pop("pattern"), **o),
-    "expression": lambda df, spec, **o: checks.expression(df, o.pop("expr"), **o),
-}
+        return detect(profiles, since=since, name=spec.column, **options)
+    raise ValueError(f"monitor {spec.name!r}: {spec.detector!r} judges a batch's rows, "
+                     f"not a metric's history")
 
 
 def evaluate_check(spec: MonitorSpec, frame: pd.DataFrame, partition: dt.date,
                    sensitive: list[str]) -> Verdict:
     """Run a static check over a batch's rows; sensitive columns are masked in examples."""
     try:
-        detection = CHECKS[spec.detector](frame, spec, at=pd.Timestamp(partition),
-                                          mask=sensitive, **dict(spec.options))
+        entry = registry.detector(spec.detector)
+        subject = {"column": (spec.column,),
+                   "columns": ((spec.check.columns if spec.check else None) or spec.column,),
+                   None: ()}[entry.subject]
+        detection = entry.function()(frame, *subject, at=pd.Timestamp(partition),
+                                     mask=sensitive, **dict(spec.options))
     except Exception as exc:  # a broken check is reported, the run goes on
         return monitor_failed(spec, partition, exc)
     if detection.skipped:

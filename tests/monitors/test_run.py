@@ -89,8 +89,10 @@ def test_a_backtest_raises_what_the_live_runs_raised(demo, settings):
 def test_a_failing_monitor_becomes_a_finding_and_the_run_goes_on(demo, settings):
     config = load_config(settings.config_path)
     customers = config.dataset("customer_snapshot")
+    # a number of the right type but out of range: loading the config checks an option's name
+    # and type (detectors.registry), the detector its range, when the monitor runs
     broken = customers.model_copy(update={"monitors": [MonitorConfig(
-        name="broken", metric="row_count", detector="anomalies", options={"max_anoms": "lots"})]})
+        name="broken", metric="row_count", detector="anomalies", options={"max_anoms": 0.9})]})
     save_config(config.model_copy(update={"datasets": [
         broken if d.name == "customer_snapshot" else d for d in config.datasets]}), settings.config_path)
 
