@@ -25,6 +25,8 @@ def detect_new_categories(counts: pd.DataFrame, *, lookback: int = 28, min_share
     under_test(counts.index, since)  # a since that does not fit is refused before any skip
     if counts.empty:
         return Detection(NAME, skipped="no category counts")
+    if not counts.notna().to_numpy().any():
+        return Detection(NAME, skipped="every count is missing")
     counts = counts.sort_index().fillna(0)
     positions = np.flatnonzero(under_test(counts.index, since)).tolist()
     findings = []

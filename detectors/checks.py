@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from detectors._rules import check_integer, check_number
+from detectors._rules import check_flag, check_integer, check_number
 from detectors.result import Detection, Finding
 
 LOGICAL_TYPES = ("integer", "float", "string", "boolean", "date", "timestamp")
@@ -114,6 +114,7 @@ def matches_pattern(df: pd.DataFrame, column: str, pattern: str, *, full: bool =
     """Every present value matches the regular expression `pattern` (the whole value when
     `full`, else anywhere in it). Non-text values are matched on their text form."""
     _check_common("matches_pattern", df, [column], max_fraction, examples)
+    check_flag(full, "full")
     if not isinstance(pattern, str):
         raise ValueError(f"matches_pattern: pattern must be a string, not {type(pattern).__name__}")
     try:

@@ -208,6 +208,8 @@ def detect_drift(profiles: pd.DataFrame | Mapping[Any, Mapping[str, float]], *,
     if min_periods > window:
         raise ValueError(f"min_periods: {min_periods} exceeds window ({window})")
     check_choice(kind, "kind", KINDS)
+    if not isinstance(other, str):
+        raise ValueError(f"other: expected the name of the 'other' category, got {other!r}")
     _numeric_options(max_psi, max_ks, alpha, bins, interpolation, min_count)
     _categorical_options(max_js, alpha, min_count)
 

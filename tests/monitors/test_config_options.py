@@ -1,0 +1,88 @@
+"""A monitor's or a check's options are checked against its detector when the config is
+loaded: a typo or a value of the wrong type is refused there, with the file, the line, the
+option and the options allowed, instead of failing every run that follows."""
+import pytest
+
+from monitors.config import ConfigError, MonitorConfig, check_options, load_config, parse_config
+from monitors.errors import Invalid
+
+CONFIG = """\
+datasets:
+  - name: sales
+    format: csv
+    source: landing/sales
+    monitors:
+      - name: rows
+        metric: row_count
+        detector: anomalies
+        options:
+{options}
+"""
+
+
+def config(options: str) -> str:
+    return CONFIG.format(options="\n".join(f"          {line}" for line in options.splitlines()))
+
+
+def test_good_options_load_and_stay_a_plain_dict():
+    loaded = parse_config(config("alpha: 0.01\nmax_anoms: 0.01\ndirection: up\nkey: ''"))
+
+    (monitor,) = loaded.dataset("sales").monitors
+    assert monitor.options == {"alpha": 0.01, "max_anoms": 0.01, "direction": "up", "key": ""}
+
+
+def test_an_unknown_option_is_refused_at_load_naming_it_and_the_allowed_ones(tmp_path):
+    path = tmp_path / "monitors.yaml"
+    path.write_text(config("alpha: 0.01\nmax_anom: 0.01"))
+
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+
+    message = str(refused.value)
+    assert message.startswith(f"{path}:10: datasets.0.monitors.0.options: ")
+    assert "max_anom: not an option of anomalies" in message
+    assert "(options of anomalies: key, period, max_anoms, alpha, direction" in message
+
+
+@pytest.mark.parametrize("options, option", [
+    ("max_anoms: lots", "max_anoms"),
+    ("period: 7.5", "period"),
+    ("direction: sideways", "direction"),
+    ("episodes: maybe", "episodes"),
+    ("alpha: '0.05'", "alpha"),  # text in quotes is not the number the detector wants
+])
+def test_an_ill_typed_option_is_refused_at_load_naming_it(options, option):
+    with pytest.raises(ConfigError, match=rf"monitors\.yaml:10: datasets\.0\.monitors\.0\.options: "
+                                          rf".*{option}: input should be"):
+        parse_config(config(options), "monitors.yaml")
+
+
+def test_a_checks_options_are_checked_against_the_check():
+    text = """\
+datasets:
+  - name: sales
+    format: csv
+    source: landing/sales
+    checks:
+      - check: allowed_values
+        column: country
+        options: {value: [FR, DE]}
+"""
+    with pytest.raises(ConfigError) as refused:
+        parse_config(text, "monitors.yaml")
+
+    message = str(refused.value)
+    assert "monitors.yaml:8: datasets.0.checks.0.options: " in message
+    assert "values: required by allowed_values" in message
+    assert "value: not an option of allowed_values" in message
+
+
+def test_a_monitor_built_in_code_is_checked_too_and_editors_get_invalid():
+    with pytest.raises(ValueError, match="penalty"):
+        MonitorConfig(name="m", metric="mean", detector="breakouts", options={"penalty": "high"})
+
+    assert check_options("breakouts", {"penalty": 3.0}) == {"penalty": 3.0}
+    with pytest.raises(Invalid, match=r"^penalty: .*\(options of breakouts: "):
+        check_options("breakouts", {"penalty": "high"})
+    with pytest.raises(Invalid, match="^detector: 'breakout' is not one of"):
+        check_options("breakout", {})
