@@ -4,7 +4,9 @@ option and the options allowed, instead of failing every run that follows."""
 import pytest
 
 from monitors.config import ConfigError, MonitorConfig, check_options, load_config, parse_config
+from monitors.contract import ColumnSpec, Contract
 from monitors.errors import Invalid
+from monitors.plan import plan_monitors
 
 CONFIG = """\
 datasets:
@@ -86,3 +88,15 @@ def test_a_monitor_built_in_code_is_checked_too_and_editors_get_invalid():
         check_options("breakouts", {"penalty": "high"})
     with pytest.raises(Invalid, match="^detector: 'breakout' is not one of"):
         check_options("breakout", {})
+
+
+def test_the_automatic_monitors_options_are_ones_their_detectors_take():
+    contract = Contract(columns=[ColumnSpec(name="amount", type="float"),
+                                 ColumnSpec(name="country", type="string"),
+                                 ColumnSpec(name="score", type="float")])
+    specs = [s for s in plan_monitors("model_output", contract, None) if s.kind in ("metric", "check")]
+
+    assert {s.detector for s in specs} >= {"anomalies", "breakouts", "proportional", "drift",
+                                           "new_category"}
+    for spec in specs:
+        assert check_options(spec.detector, spec.options) == spec.options, spec.name
