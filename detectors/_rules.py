@@ -125,8 +125,8 @@ def check_flag(value: Any, option: str, *, allow_none: bool = False) -> bool | N
     if value is None and allow_none:
         return None
     if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{option}: expected True{', False or None' if allow_none else ' or False'}"
-                         f", got {value!r}")
+        wanted = "True, False or None" if allow_none else "True or False"
+        raise ValueError(f"{option}: expected {wanted}, got {value!r}")
     return bool(value)
 
 
@@ -138,7 +138,8 @@ def _within(x: float, gt, ge, lt, le) -> bool:
 def _wanted(kind: str, gt, ge, lt, le, allow_none: bool) -> str:
     bounds = [f"{sign} {bound:g}" for sign, bound in ((">", gt), (">=", ge), ("<", lt), ("<=", le))
               if bound is not None]
-    return kind + (" " + " and ".join(bounds) if bounds else "") + (" or None" if allow_none else "")
+    text = kind + (" " + " and ".join(bounds) if bounds else "")
+    return text + (" or None" if allow_none else "")
 
 
 # --- numbers in messages ------------------------------------------------------------------

@@ -206,7 +206,8 @@ def _wrong_type(annotation) -> object:
         return "sideways"
     if annotation is typing.Any:
         return None
-    base = args[0] if typing.get_origin(annotation) in (typing.Union, type(int | None)) else annotation
+    optional = typing.get_origin(annotation) in (typing.Union, type(int | None))
+    base = args[0] if optional else annotation
     return {float: "lots", int: 2.5, bool: "yes", str: 12}.get(
         base, "abc" if typing.get_origin(base) is list else None)
 

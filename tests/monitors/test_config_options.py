@@ -94,7 +94,8 @@ def test_the_automatic_monitors_options_are_ones_their_detectors_take():
     contract = Contract(columns=[ColumnSpec(name="amount", type="float"),
                                  ColumnSpec(name="country", type="string"),
                                  ColumnSpec(name="score", type="float")])
-    specs = [s for s in plan_monitors("model_output", contract, None) if s.kind in ("metric", "check")]
+    specs = [s for s in plan_monitors("model_output", contract, None)
+             if s.kind in ("metric", "check")]
 
     assert {s.detector for s in specs} >= {"anomalies", "breakouts", "proportional", "drift",
                                            "new_category"}
