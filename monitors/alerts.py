@@ -55,9 +55,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from detectors.result import Finding
-from monitors.catalog import find_dataset
 from monitors.mutes import active_mutes, alert_fields, covering_mute
 from store.locks import lock_for_write
+from store.queries import find_dataset
 from store.models import (
     Alert,
     AlertEvent,
