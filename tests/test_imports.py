@@ -23,6 +23,7 @@ FORBIDDEN = {
 }
 PACKAGES = ("monitors", "store", "detectors", "dashboard")
 HEAVY = ("statsmodels", "scipy", "ruptures")
+LATER = (*HEAVY, "pandas", "pyarrow", "alembic", "apscheduler", "datasketches", "plotly")
 
 
 def imported_roots(path: Path) -> set[str]:
@@ -189,6 +190,17 @@ def test_pages_import_only_dashboard_modules_of_the_project():
 def test_the_cli_the_store_and_the_alert_lifecycle_start_without_the_detectors_libraries():
     code = ("import monitors.cli, monitors.alerts, store.queries; import sys; "
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_cli_parser_loads_neither_pandas_nor_the_pipelines_libraries():
+    # what makes `python -m monitors --help` quicker than `import pandas, sqlalchemy`
+    # (bench/startup.py): each command imports its implementation when it runs
+    code = ("import sys, monitors.cli; monitors.cli.build_parser(); "
+            f"print(sorted(m for m in {LATER!r} if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
