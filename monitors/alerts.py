@@ -57,7 +57,6 @@ from sqlalchemy.orm import Session
 from detectors.result import Finding
 from monitors.mutes import active_mutes, alert_fields, covering_mute
 from store.locks import lock_for_write
-from store.queries import find_dataset
 from store.models import (
     Alert,
     AlertEvent,
@@ -68,6 +67,7 @@ from store.models import (
     Severity,
     utcnow,
 )
+from store.queries import find_dataset
 
 REOPEN_WINDOW = dt.timedelta(days=3)
 RESOLUTIONS = ("fixed", "expected", "false_positive", "no_action_needed")

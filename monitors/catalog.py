@@ -13,8 +13,8 @@ from monitors.ingest import partition_from_name
 from monitors.readers import detect_format
 from monitors.settings import Settings
 from store import queries
-from store.queries import UnknownDataset, find_dataset  # the lookup is the store's; named here too
 from store.models import Dataset
+from store.queries import UnknownDataset, find_dataset  # the lookup is the store's; named here too
 
 __all__ = ["UnknownDataset", "delivered_files", "find_dataset", "source_folder", "sync_datasets"]
 

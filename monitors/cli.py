@@ -15,16 +15,15 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from monitors import cli_alerts, cli_runs
 from monitors.cli_io import EXIT_USAGE, date_argument, emit
 from monitors.settings import Settings, load_settings
+from store import queries
 from store.engine import open_store, wait_for_store
+from store.models import Batch
 from store.queries import UnknownDataset
-
-if TYPE_CHECKING:
-    from store.models import Batch
 
 EXIT_QUARANTINED = 3
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,7 +118,6 @@ def _ingest(args, settings: Settings, sessions) -> int:
     from monitors.file_roots import inside_roots
     from monitors.ingest import create_dataset, ingest_file, partition_from_name
     from monitors.readers import ContractViolation
-    from store.queries import find_dataset
 
     # OutsideRoots is a usage error and stores nothing; the resolved path is what was
     # checked, so it is what gets read
@@ -128,7 +126,7 @@ def _ingest(args, settings: Settings, sessions) -> int:
     with sessions.begin() as session:
         sync_datasets(session, load_config(settings.config_path, settings), settings.home)
         try:
-            dataset = find_dataset(session, args.dataset)
+            dataset = queries.find_dataset(session, args.dataset)
         except UnknownDataset:
             if not args.create:
                 raise
@@ -152,7 +150,6 @@ def _ingest(args, settings: Settings, sessions) -> int:
 def _datasets_list(args, settings: Settings, sessions) -> int:
     from monitors.credentials import mask_url
     from monitors.freshness import list_late_partitions
-    from store import queries
 
     today = dt.datetime.now(dt.UTC).date()
     with sessions() as session:
@@ -178,8 +175,6 @@ def _datasets_list(args, settings: Settings, sessions) -> int:
 
 
 def _batches_list(args, settings: Settings, sessions) -> int:
-    from store import queries
-
     with sessions() as session:
         dataset_id = queries.find_dataset(session, args.dataset).id if args.dataset else None
         documents = [batch_summary(b, name) for b, name in queries.list_batches(session, dataset_id)]
@@ -189,8 +184,6 @@ def _batches_list(args, settings: Settings, sessions) -> int:
 
 
 def _metrics(args, settings: Settings, sessions) -> int:
-    from store import queries
-
     with sessions() as session:
         dataset = queries.find_dataset(session, args.dataset)
         series = queries.read_metric_series(session, dataset.id, args.metric, args.column, args.key)
@@ -226,8 +219,6 @@ def _backtest(args, settings: Settings, sessions) -> int:
 
 
 def _serve(args, settings: Settings, sessions) -> int:
-    from store import queries
-
     with sessions() as session:
         empty = not queries.list_datasets(session)
     if empty:
