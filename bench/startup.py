@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "targets": {name: {"ratio": round(ratios[name], 3), "target": target,
                            "met": ratios[name] <= target} for name, target in TARGETS.items()},
     }
-    print(f"{"import pandas, sqlalchemy":<34} {medians['baseline']:.3f} s")
+    print(f"{'import pandas, sqlalchemy':<34} {medians['baseline']:.3f} s")
     for name, label in (("help", "--help"), ("alerts_list", f"alerts list --json ({alerts} alerts)")):
         target = results["targets"][name]
         print(f"{label:<34} {medians[name]:.3f} s  {target['ratio']:.2f}x  "
