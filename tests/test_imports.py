@@ -93,8 +93,9 @@ def imported_modules(path: Path, root: Path) -> set[str]:
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: from the package, up level - 1
-                base = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+            if node.level:  # relative: `.` is the package, each further dot one up
+                parts = package.split(".")
+                base = parts[:len(parts) - node.level + 1]
                 source = ".".join(base + ([node.module] if node.module else []))
             else:
                 source = node.module or ""
