@@ -55,7 +55,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from detectors.result import Finding
-from monitors.catalog import find_dataset
 from monitors.mutes import active_mutes, alert_fields, covering_mute
 from store.locks import lock_for_write
 from store.models import (
@@ -68,6 +67,7 @@ from store.models import (
     Severity,
     utcnow,
 )
+from store.queries import find_dataset
 
 REOPEN_WINDOW = dt.timedelta(days=3)
 RESOLUTIONS = ("fixed", "expected", "false_positive", "no_action_needed")

@@ -14,21 +14,11 @@ from monitors.readers import detect_format
 from monitors.settings import Settings
 from store import queries
 from store.models import Dataset
+from store.queries import UnknownDataset, find_dataset  # the lookup is the store's; named here too
+
+__all__ = ["UnknownDataset", "delivered_files", "find_dataset", "source_folder", "sync_datasets"]
 
 log = logging.getLogger(__name__)
-
-
-class UnknownDataset(LookupError):
-    def __init__(self, name: str, known: list[str]):
-        listing = ", ".join(known) if known else "none yet"
-        super().__init__(f"unknown dataset {name!r} (known: {listing})")
-
-
-def find_dataset(session: Session, name: str) -> Dataset:
-    dataset = queries.get_dataset(session, name)
-    if dataset is None:
-        raise UnknownDataset(name, [d.name for d in queries.list_datasets(session)])
-    return dataset
 
 
 def source_folder(home: Path, source: str) -> Path:

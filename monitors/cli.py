@@ -2,6 +2,9 @@
 
 Listing commands take `--json` and then print one JSON document on stdout and nothing else.
 Exit codes: 0 done, 2 usage error or unknown dataset, 3 batch quarantined.
+
+A command's implementation is imported by its handler, when it runs: `--help` and the
+listings then start without the pipeline (pyarrow, the detectors, the scheduler).
 """
 from __future__ import annotations
 
@@ -15,20 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from monitors import cli_alerts, cli_runs
-from monitors.backtest import backtest, find_monitor
-from monitors.catalog import UnknownDataset, find_dataset, sync_datasets
-from monitors.config import ConfigError, load_config
-from monitors.credentials import mask_url
-from monitors.demo import land_demo
-from monitors.file_roots import inside_roots
-from monitors.freshness import list_late_partitions
-from monitors.ingest import create_dataset, ingest_file, partition_from_name
-from monitors.readers import ContractViolation
 from monitors.cli_io import EXIT_USAGE, date_argument, emit
 from monitors.settings import Settings, load_settings
 from store import queries
 from store.engine import open_store, wait_for_store
 from store.models import Batch
+from store.queries import UnknownDataset
 
 EXIT_QUARANTINED = 3
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,12 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         _, sessions = (wait_for_store if args.command == "worker" else open_store)(settings.db_url)
         handler = COMMANDS[(args.command, getattr(args, "action", None))]
         return handler(args, settings, sessions)
-    except (UnknownDataset, ConfigError, ValueError) as exc:
+    except (UnknownDataset, ValueError) as exc:  # a ConfigError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
 
 def _demo(args, settings: Settings, sessions) -> int:
+    from monitors.demo import land_demo
+
     started = time.perf_counter()
 
     def progress(done: int, total: int, day: str) -> None:
@@ -116,6 +113,12 @@ def _ingest(args, settings: Settings, sessions) -> int:
     if not args.path.is_file():
         print(f"error: no such file: {args.path}", file=sys.stderr)
         return EXIT_USAGE
+    from monitors.catalog import sync_datasets
+    from monitors.config import load_config
+    from monitors.file_roots import inside_roots
+    from monitors.ingest import create_dataset, ingest_file, partition_from_name
+    from monitors.readers import ContractViolation
+
     # OutsideRoots is a usage error and stores nothing; the resolved path is what was
     # checked, so it is what gets read
     path = inside_roots(args.path, settings.file_roots)
@@ -123,7 +126,7 @@ def _ingest(args, settings: Settings, sessions) -> int:
     with sessions.begin() as session:
         sync_datasets(session, load_config(settings.config_path, settings), settings.home)
         try:
-            dataset = find_dataset(session, args.dataset)
+            dataset = queries.find_dataset(session, args.dataset)
         except UnknownDataset:
             if not args.create:
                 raise
@@ -145,6 +148,9 @@ def _ingest(args, settings: Settings, sessions) -> int:
 
 
 def _datasets_list(args, settings: Settings, sessions) -> int:
+    from monitors.credentials import mask_url
+    from monitors.freshness import list_late_partitions
+
     today = dt.datetime.now(dt.UTC).date()
     with sessions() as session:
         documents = []
@@ -170,7 +176,7 @@ def _datasets_list(args, settings: Settings, sessions) -> int:
 
 def _batches_list(args, settings: Settings, sessions) -> int:
     with sessions() as session:
-        dataset_id = find_dataset(session, args.dataset).id if args.dataset else None
+        dataset_id = queries.find_dataset(session, args.dataset).id if args.dataset else None
         documents = [batch_summary(b, name) for b, name in queries.list_batches(session, dataset_id)]
     emit(args, documents, [f"{d['dataset']:<24} {d['partition']} {d['status']:<12} {d['rows'] or '':>7} "
                              f"{d['reason'] or ''}" for d in documents])
@@ -179,7 +185,7 @@ def _batches_list(args, settings: Settings, sessions) -> int:
 
 def _metrics(args, settings: Settings, sessions) -> int:
     with sessions() as session:
-        dataset = find_dataset(session, args.dataset)
+        dataset = queries.find_dataset(session, args.dataset)
         series = queries.read_metric_series(session, dataset.id, args.metric, args.column, args.key)
     if series.empty:
         print(f"error: no values of metric {args.metric!r} for {args.dataset}"
@@ -193,6 +199,9 @@ def _metrics(args, settings: Settings, sessions) -> int:
 
 
 def _backtest(args, settings: Settings, sessions) -> int:
+    from monitors.backtest import backtest, find_monitor
+    from monitors.config import load_config
+
     config = load_config(settings.config_path)
     with sessions() as session:
         dataset, spec = find_monitor(session, config, args.monitor, args.dataset)

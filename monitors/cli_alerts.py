@@ -15,7 +15,6 @@ import sys
 from typing import Any
 
 from monitors.alerts import RESOLUTIONS, acknowledge, comment, get_alert, list_alerts, resolve
-from monitors.catalog import UnknownDataset
 from monitors.cli_io import EXIT_USAGE, emit
 from monitors.mutes import (
     MATCHER_KEYS,
@@ -28,6 +27,7 @@ from monitors.mutes import (
     preview,
 )
 from store.models import AlertStatus, Severity
+from store.queries import UnknownDataset
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

@@ -15,9 +15,9 @@ from typing import Any
 from monitors import queue
 from monitors.cli_io import EXIT_USAGE, date_argument, emit
 from monitors.settings import Settings, load_settings
-from monitors.worker import Worker
 from store.engine import open_store
 from store.models import Dataset, RunStatus
+from store.queries import UnknownDataset, find_dataset
 
 EXIT_FAILED = 1
 
@@ -81,8 +81,8 @@ def _logging() -> None:
 
 
 def _run(args, settings: Settings, sessions) -> int:
-    # imported here: they pull in pandas, which a `worker` process may never need
-    from monitors.catalog import find_dataset, sync_datasets
+    # imported here, as in every handler: a command loads what it runs, and no more
+    from monitors.catalog import sync_datasets
     from monitors.config import load_config
 
     if args.date is not None:
@@ -99,6 +99,8 @@ def _run(args, settings: Settings, sessions) -> int:
         run = queue.request_run(session, dataset, first, last, trigger=trigger, by=args.by)
         run_id, dataset_id = run.id, dataset.id
     if args.now:
+        from monitors.worker import Worker
+
         _logging()
         worker = Worker(sessions, settings, executor=args.executor, schedules=False, max_parallel=1)
         with worker.stop_on_signals():
@@ -115,8 +117,6 @@ def _run(args, settings: Settings, sessions) -> int:
 
 
 def _runs_list(args, settings: Settings, sessions) -> int:
-    from monitors.catalog import find_dataset
-
     with sessions() as session:
         if args.dataset:
             find_dataset(session, args.dataset)  # an unknown name is a usage error, not "(none)"
@@ -134,6 +134,8 @@ def _runs_cancel(args, settings: Settings, sessions) -> int:
 
 
 def _worker(args, settings: Settings, sessions) -> int:
+    from monitors.worker import Worker  # the scheduler, and through it the pipeline
+
     _logging()
     worker = Worker(sessions, settings, executor=args.executor,
                     lease=dt.timedelta(seconds=args.lease_seconds), poll_interval=args.poll_seconds,
@@ -159,14 +161,11 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Run requests, the run queue and the worker.")
     add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     args = parser.parse_args(argv)
-    from monitors.catalog import UnknownDataset
-    from monitors.config import ConfigError
-
     settings = load_settings()
     try:
         _, sessions = open_store(settings.db_url)
         return COMMANDS[(args.command, getattr(args, "action", None))](args, settings, sessions)
-    except (UnknownDataset, ConfigError, ValueError) as exc:
+    except (UnknownDataset, ValueError) as exc:  # a ConfigError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

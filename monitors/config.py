@@ -17,6 +17,7 @@ from monitors.contract import Contract
 from monitors.credentials import holds_secret
 from monitors.errors import Invalid
 from monitors.file_roots import inside_roots
+from monitors.notifications import NotificationsConfig
 from monitors.schedule import cron_trigger
 from monitors.settings import Settings
 
@@ -144,15 +145,8 @@ class MonitorsConfig(BaseModel):
 
     version: Literal[1] = 1
     datasets: list[DatasetConfig] = []
-    # webhook routes (monitors.notify.notify_config_from documents the keys)
-    notifications: dict[str, Any] | None = None
-
-    @field_validator("notifications")
-    @classmethod
-    def _routes(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        from monitors.notify import notify_config_from  # notify imports the store, not config
-        notify_config_from(value, environ=None)  # the shape: url_env is read at send time
-        return value
+    # webhook routes (monitors.notifications documents the keys); url_env is read at send time
+    notifications: NotificationsConfig | None = None
 
     @field_validator("datasets")
     @classmethod

@@ -33,7 +33,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from monitors.alerts import EventKind, Recorded
+from monitors.errors import Invalid
 from monitors.mutes import active_mutes, alert_fields, is_muted
+from monitors.notifications import NotificationsConfig, check_http_url, parse_notifications
+from monitors.notifications import host_of as _host  # logs name the host of a URL only
 from store.models import Alert, AlertEvent, AlertStatus, Dataset
 
 log = logging.getLogger(__name__)
@@ -68,82 +71,34 @@ class NotifyConfig:
     backoff: dt.timedelta = dt.timedelta(seconds=2)  # doubled after each failed attempt
 
 
-def notify_config_from(data: Mapping[str, Any] | None,
+def notify_config_from(data: NotificationsConfig | Mapping[str, Any] | None,
                        environ: Mapping[str, str] | None = os.environ) -> NotifyConfig:
-    """A NotifyConfig from plain data (the `notifications` section of the monitors YAML):
+    """The NotifyConfig to send with, from the config's typed `notifications` section (or
+    the same as plain data, checked here; monitors.notifications documents the keys).
 
-        repeat_interval: 4h            # m, h or d
-        routes:
-          - url_env: ONCALL_WEBHOOK    # the URL from the environment: secrets stay out of the file
-            severities: [critical]
-          - url: https://hooks.example.com/services/...
-            owners: [growth]
-
-    A route whose variable is unset is left out with a warning: notifications are off
-    where no secret is configured (a laptop, CI), not broken. With `environ=None` the shape
-    alone is checked (the config file's validation) and `url_env` routes are left out."""
-    data = dict(data or {})
-    unknown = sorted(set(data) - {"routes", "repeat_interval", "attempts"})
-    if unknown:
-        raise ValueError(f"notifications: unknown key {', '.join(unknown)} "
-                         "(routes, repeat_interval, attempts)")
+    A `url_env` route's variable is read now, where messages are sent: a route whose
+    variable is unset is left out with a warning, so notifications are off where no secret
+    is configured (a laptop, CI), not broken. With `environ=None` the shape alone is checked
+    and `url_env` routes are left out."""
+    section = parse_notifications(data)
     routes = []
-    for number, entry in enumerate(data.get("routes") or [], start=1):
-        if not isinstance(entry, Mapping):
-            raise ValueError(f"notifications.routes[{number}]: a mapping with url or url_env")
-        extra = sorted(set(entry) - {"url", "url_env", "severities", "owners"})
-        if extra:
-            raise ValueError(f"notifications.routes[{number}]: unknown key {', '.join(extra)} "
-                             "(url, url_env, severities, owners)")
-        if ("url" in entry) == ("url_env" in entry):
-            raise ValueError(f"notifications.routes[{number}]: give url or url_env, one of them")
-        severities = _names(entry.get("severities"), f"notifications.routes[{number}].severities")
-        unknown_severities = sorted(set(severities or ()) - set(_SEVERITY_ORDER))
-        if unknown_severities:
-            raise ValueError(f"notifications.routes[{number}]: unknown severity "
-                             f"{', '.join(unknown_severities)} (critical, warning, info)")
-        owners = _names(entry.get("owners"), f"notifications.routes[{number}].owners")
-        if "url_env" in entry:
+    for number, entry in enumerate(section.routes, start=1):
+        url = entry.url
+        if entry.url_env is not None:
             if environ is None:  # the shape only: the variable is read where messages are sent
                 continue
-            url = environ.get(entry["url_env"])
+            url = environ.get(entry.url_env)
             if not url:
                 log.warning("notifications.routes[%d]: %s is not set; this route is off",
-                            number, entry["url_env"])
+                            number, entry.url_env)
                 continue
-        else:
-            url = entry["url"]
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise ValueError(f"notifications.routes[{number}]: not an http(s) URL "
-                             f"(host {_host(url)})")
-        routes.append(Route(url, severities=severities, owners=owners))
-    options: dict[str, Any] = {}
-    if "repeat_interval" in data:
-        options["repeat_interval"] = _interval(str(data["repeat_interval"]))
-    if "attempts" in data:
-        attempts = data["attempts"]
-        if not isinstance(attempts, int) or isinstance(attempts, bool) or not 1 <= attempts <= 10:
-            raise ValueError("notifications.attempts: a whole number from 1 to 10")
-        options["attempts"] = attempts
-    return NotifyConfig(routes=routes, **options)
-
-
-def _names(value: Any, where: str) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise ValueError(f"{where}: a name or a list of names")
-
-
-def _interval(text: str) -> dt.timedelta:
-    amount, unit = text[:-1].strip(), text[-1:]
-    units = {"m": "minutes", "h": "hours", "d": "days"}
-    if unit not in units or not amount.isdigit():
-        raise ValueError(f"notifications.repeat_interval: {text!r} is not like 30m, 4h or 1d")
-    return dt.timedelta(**{units[unit]: int(amount)})
+            try:
+                check_http_url(url)
+            except ValueError as exc:
+                raise Invalid(f"notifications.routes[{number}]: {exc}") from None
+        routes.append(Route(url, severities=entry.severities, owners=entry.owners))
+    return NotifyConfig(routes=routes, repeat_interval=section.repeat_every,
+                        attempts=section.attempts)
 
 
 class PermanentFailure(Exception):
@@ -311,11 +266,6 @@ def _send(sender: Sender, url: str, payload: dict[str, Any], config: NotifyConfi
                         attempt, attempts, delay, _scrub(exc, url, host))
             time.sleep(delay)
     return False
-
-
-def _host(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port}" if parts.port else (parts.hostname or "(no host)")
 
 
 def _scrub(exc: BaseException, url: str, host: str) -> str:

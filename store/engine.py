@@ -1,13 +1,19 @@
-"""Engine and session setup, and bringing the schema up to date on start."""
+"""Engine and session setup, and bringing the schema up to date on start.
+
+Every command opens the store, and nearly always the schema is already at head: that is
+answered by reading the stored revision and the migration files' revisions, and alembic
+(a quarter of a second to import) is loaded only when there is something to apply.
+"""
 from __future__ import annotations
 
+import ast
+import functools
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,8 +39,64 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+@functools.cache
+def script_heads() -> frozenset[str] | None:
+    """The head revision(s) of the migration scripts, read from their `revision` and
+    `down_revision` lines; None when a script says it some other way (then alembic,
+    which knows every way, decides)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted((MIGRATIONS / "versions").glob("*.py")):
+        values = _literal_assignments(path)
+        revision, down = values.get("revision"), values.get("down_revision")
+        down = (down,) if isinstance(down, str) else down or ()
+        if (not isinstance(revision, str) or not isinstance(down, tuple)
+                or not all(isinstance(d, str) for d in down) or values.get("depends_on")):
+            return None
+        revisions.add(revision)
+        parents.update(down)
+    heads = revisions - parents
+    return frozenset(heads) if heads and parents <= revisions else None
+
+
+def _literal_assignments(path: Path) -> dict[str, Any]:
+    """A module's top-level `name = literal` (or `name: type = literal`) statements; a value
+    that is not a literal stays an AST node, which no check above accepts."""
+    values: dict[str, Any] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name):
+            try:
+                values[target.id] = ast.literal_eval(value)
+            except ValueError:
+                values[target.id] = value
+    return values
+
+
+def at_head(engine: Engine) -> bool:
+    """Whether the store's recorded revision is the scripts' head: nothing to apply."""
+    heads = script_heads()
+    if heads is None:
+        return False
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return False
+        stored = set(connection.scalars(text("SELECT version_num FROM alembic_version")))
+    return stored == heads
+
+
 def upgrade(engine: Engine) -> None:
     """Apply every pending migration; a no-op on an up-to-date store."""
+    if at_head(engine):
+        return
+    from alembic import command  # only here: a store at head never loads alembic
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:

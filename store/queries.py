@@ -1,20 +1,42 @@
-"""Query functions: verb first, session first. The caller owns the transaction."""
+"""Query functions: verb first, session first. The caller owns the transaction.
+
+pandas is imported by the functions that return frames, not here: looking up a dataset or
+an alert (the CLI, the alert lifecycle) then costs no pandas import.
+"""
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import and_, case, delete, false, func, insert, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.models import Alert, AlertOccurrence, AlertStatus, Batch, BatchStatus, Dataset, Metric
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class UnknownDataset(LookupError):
+    """No dataset of that name; the message lists the known ones, so a typo is seen at once."""
+
+    def __init__(self, name: str, known: list[str]):
+        listing = ", ".join(known) if known else "none yet"
+        super().__init__(f"unknown dataset {name!r} (known: {listing})")
+
 
 def get_dataset(session: Session, name: str) -> Dataset | None:
     return session.scalar(select(Dataset).where(Dataset.name == name))
+
+
+def find_dataset(session: Session, name: str) -> Dataset:
+    """The dataset called `name`, or UnknownDataset."""
+    dataset = get_dataset(session, name)
+    if dataset is None:
+        raise UnknownDataset(name, [d.name for d in list_datasets(session)])
+    return dataset
 
 
 def list_datasets(session: Session) -> Sequence[Dataset]:
@@ -70,6 +92,8 @@ def count_metrics(session: Session, batch_id: int | None = None) -> int:
 def read_metric_series(session: Session, dataset_id: int, metric: str, column: str | None = None,
                        key: str = "", until: dt.date | None = None) -> pd.Series:
     """A stored metric as a time series indexed by partition (a DatetimeIndex)."""
+    import pandas as pd
+
     column_match = Metric.column.is_(None) if column is None else Metric.column == column
     query = select(Metric.partition, Metric.value).where(
         Metric.dataset_id == dataset_id, Metric.metric == metric, Metric.key == key, column_match)
@@ -105,6 +129,8 @@ def read_metrics(session: Session, dataset_id: int, until: dt.date | None = None
                  metrics: Sequence[str] | None = None, since: dt.date | None = None) -> pd.DataFrame:
     """A dataset's stored metrics in long format (partition, column, metric, key, value),
     the history monitors evaluate; one query, however many monitors read it."""
+    import pandas as pd
+
     query = select(Metric.partition, Metric.column, Metric.metric, Metric.key, Metric.value).where(
         Metric.dataset_id == dataset_id)
     if since is not None:
@@ -138,6 +164,8 @@ def read_column_metrics(session: Session, dataset_id: int, column: str | None,
                         metrics: Sequence[str]) -> pd.DataFrame:
     """One column's stored metrics (partition, metric, key, value): a chart reads one column,
     not the dataset's whole history."""
+    import pandas as pd
+
     column_match = Metric.column.is_(None) if column is None else Metric.column == column
     rows = session.execute(select(Metric.partition, Metric.metric, Metric.key, Metric.value).where(
         Metric.dataset_id == dataset_id, column_match, Metric.metric.in_(list(metrics)),
@@ -162,6 +190,8 @@ def count_alerts_by_monitor(session: Session) -> pd.DataFrame:
     """Per dataset and monitor: alerts, still unresolved, resolved by a person (not
     auto-resolved), resolved as false positive, and the span of partitions they were about
     (the raw material of noise statistics)."""
+    import pandas as pd
+
     by_person = (Alert.status == AlertStatus.resolved) & (Alert.resolution != "auto")
     rows = session.execute(select(
         Dataset.name, Alert.monitor, func.count(Alert.id),
@@ -254,6 +284,8 @@ def count_alerts(session: Session, alert_filter: AlertFilter) -> int:
 def list_alert_page(session: Session, alert_filter: AlertFilter, *, limit: int,
                     offset: int = 0) -> pd.DataFrame:
     """One page of alerts, last seen first; ties broken by id so pages never overlap."""
+    import pandas as pd
+
     query = (select(Alert.id, Alert.severity, Alert.status, Dataset.name, Alert.column,
                     Alert.monitor, Alert.detector, Alert.partition, Alert.message,
                     Alert.occurrences, Alert.value, Alert.expected, Alert.lower, Alert.upper,
@@ -267,6 +299,8 @@ def list_alert_page(session: Session, alert_filter: AlertFilter, *, limit: int,
 def count_alerts_by_labels(session: Session, statuses: Sequence[str] | None = None) -> pd.DataFrame:
     """Alerts per label set and status, with the latest `last_seen_at`: a few hundred rows
     however many alerts there are, enough to count health, mutes and noise."""
+    import pandas as pd
+
     query = (select(Dataset.name, Alert.column, Alert.monitor, Alert.detector, Alert.severity,
                     Alert.status, func.count(Alert.id), func.max(Alert.last_seen_at))
              .join(Dataset, Dataset.id == Alert.dataset_id)
@@ -280,6 +314,8 @@ def count_alerts_by_labels(session: Session, statuses: Sequence[str] | None = No
 
 def count_firings_per_day(session: Session, since: dt.date) -> pd.DataFrame:
     """Firings (one per alert and partition) per partition day and severity since a day."""
+    import pandas as pd
+
     rows = session.execute(
         select(AlertOccurrence.partition, Alert.severity, func.count(AlertOccurrence.id))
         .join(Alert, Alert.id == AlertOccurrence.alert_id)
@@ -291,6 +327,8 @@ def count_firings_per_day(session: Session, since: dt.date) -> pd.DataFrame:
 
 def list_partition_batches(session: Session, partition: dt.date) -> pd.DataFrame:
     """Every dataset with its deliveries for one partition (none: a row with no batch)."""
+    import pandas as pd
+
     rows = session.execute(
         select(Dataset.name, Dataset.deadline_hours, Dataset.paused, Batch.status, Batch.rows,
                Batch.arrived_at, Batch.reason)
@@ -306,6 +344,8 @@ def latest_alert_id(session: Session) -> int:
 
 def list_alerts_after(session: Session, alert_id: int, limit: int = 5) -> tuple[int, pd.DataFrame]:
     """How many alerts were opened after `alert_id`, and the newest few of them."""
+    import pandas as pd
+
     count = session.scalar(select(func.count(Alert.id)).where(Alert.id > alert_id)) or 0
     rows = session.execute(
         select(Alert.id, Alert.severity, Dataset.name, Alert.monitor, Alert.message)

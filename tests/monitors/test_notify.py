@@ -12,7 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from monitors.config import ConfigError, parse_config
 from monitors.mutes import add_mute
+from monitors.notifications import NotificationsConfig
 from monitors.notify import HttpSender, NotifyConfig, Route, notify_config_from, notify_run
 from sqlalchemy import select
 
@@ -248,6 +250,40 @@ def test_routes_come_from_plain_config_with_secrets_from_the_environment(caplog)
 def test_a_bad_notification_config_names_what_is_wrong(data, message):
     with pytest.raises(ValueError, match=message):
         notify_config_from(data, {})
+
+
+def test_the_config_file_types_its_notifications_and_the_url_env_is_read_at_send_time():
+    config = parse_config("datasets: []\n"
+                          "notifications:\n"
+                          "  repeat_interval: 30m\n"
+                          "  routes:\n"
+                          "    - url_env: ONCALL_HOOK\n"
+                          "      severities: critical\n")
+    assert isinstance(config.notifications, NotificationsConfig)
+    [route] = config.notifications.routes
+    assert (route.url_env, route.severities) == ("ONCALL_HOOK", ("critical",))
+
+    assert notify_config_from(config.notifications, {}).routes == []  # unset: this route is off
+    sending = notify_config_from(config.notifications, {"ONCALL_HOOK": HOOK})
+    assert [r.url for r in sending.routes] == [HOOK]
+    assert sending.repeat_interval == dt.timedelta(minutes=30)
+
+
+@pytest.mark.parametrize("section, where, message", [
+    ("  routes:\n    - url: https://a.example.com/x\n      url_env: X\n",
+     "4: notifications.routes.0", "give url or url_env"),
+    ("  routes:\n    - url: hooks.example.com/s3cr3t\n",
+     "4: notifications.routes.0.url", "not an http(s) URL (host (no host))"),
+    ("  routes:\n    - url_env: X\n      severities: [urgent]\n",
+     "5: notifications.routes.0.severities", "unknown severity urgent"),
+    ("  attempts: 0\n", "3: notifications.attempts", "a whole number from 1 to 10"),
+    ("  route: []\n", "3: notifications", "unknown key route (routes, repeat_interval, attempts)"),
+])
+def test_a_bad_notifications_section_is_refused_with_its_key_and_line(section, where, message):
+    with pytest.raises(ConfigError) as refused:
+        parse_config("datasets: []\nnotifications:\n" + section, "monitors.yaml")
+    assert str(refused.value).startswith(f"monitors.yaml:{where}: ")
+    assert message in str(refused.value) and "s3cr3t" not in str(refused.value)
 
 
 def test_a_message_the_endpoint_missed_goes_out_with_the_next_run(sessions, sales):
