@@ -123,7 +123,7 @@ def evaluate_metric(spec: MonitorSpec, history: MetricHistory, partition: dt.dat
     """Run a metric monitor for one partition."""
     at = pd.Timestamp(partition)
     try:
-        detection = _detect(spec, history, partition, at)
+        detection = _detect(spec, history, partition, since=at)
     except Exception as exc:  # one monitor's failure must not stop the run; it becomes a finding
         return monitor_failed(spec, partition, exc)
     if detection.skipped:
@@ -140,25 +140,36 @@ def evaluate_metric(spec: MonitorSpec, history: MetricHistory, partition: dt.dat
     return Verdict(spec, partition, finding)
 
 
-def _detect(spec: MonitorSpec, history: MetricHistory, partition: dt.date, at: pd.Timestamp) -> Detection:
+def detect_history(spec: MonitorSpec, history: MetricHistory, until: dt.date, *,
+                   since: pd.Timestamp | None = None) -> Detection:
+    """The spec's detector over its history up to `until`, every point from `since` under
+    test (all of them when None; breakouts look back from it as a run does), with the
+    Detection's band over them: what a chart of the monitor draws, through the same
+    dispatch and options as a run."""
+    return _detect(spec, history, until, since=since)
+
+
+def _detect(spec: MonitorSpec, history: MetricHistory, partition: dt.date, *,
+            since: pd.Timestamp | None) -> Detection:
     options = dict(spec.options)
     if spec.detector == "drift":
         profiles = (history.categories(spec.column, partition) if spec.metric == "freq"
                     else history.quantiles(spec.column, partition))
-        return detectors.detect_drift(profiles, since=at, name=spec.column, **options)
+        return detectors.detect_drift(profiles, since=since, name=spec.column, **options)
     if spec.detector == "new_category":
         return detect_new_categories(history.categories(spec.column, partition).drop(
-            columns="other", errors="ignore"), since=at, **options)
+            columns="other", errors="ignore"), since=since, **options)
     series = history.series(spec.column, spec.metric, partition, key=options.pop("key", ""))
     if spec.detector == "anomalies":
-        return detectors.detect_anomalies(series, since=at, **options)
+        return detectors.detect_anomalies(series, since=since, **options)
     if spec.detector == "breakouts":
-        since = at - pd.Timedelta(days=BREAKOUT_LOOKBACK_DAYS)
-        return detectors.detect_breakouts(series, since=since, **options)
+        # a run confirms a regime once it has lasted a while: it looks back from its partition
+        lookback = None if since is None else since - pd.Timedelta(days=BREAKOUT_LOOKBACK_DAYS)
+        return detectors.detect_breakouts(series, since=lookback, **options)
     if spec.detector == "absolute":
-        return detectors.absolute_threshold(series, since=at, **options)
+        return detectors.absolute_threshold(series, since=since, **options)
     if spec.detector == "proportional":
-        return detectors.proportional_threshold(series, since=at, **options)
+        return detectors.proportional_threshold(series, since=since, **options)
     raise ValueError(f"monitor {spec.name!r}: unknown detector {spec.detector!r}")
 
 
