@@ -2,8 +2,11 @@
 partition and per dataset, derived from arrival times, the deadline and the clock."""
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import json
 
+from monitors.cli import COMMANDS
 from monitors.delivery import (DeliveryState, delivery_state, list_dataset_deliveries,
                                list_partition_deliveries)
 from store.models import Batch, Dataset
@@ -71,3 +74,18 @@ def test_a_dataset_lists_each_partition_and_the_gaps_between_deliveries(sessions
     assert [(d.partition, str(d.state)) for d in deliveries] == [
         (days[0], "arrived"), (days[1], "late"), (days[2], "missing"), (days[3], "arrived")]
     assert deliveries[1].hours_after_day_end == 8.0
+
+
+def test_datasets_list_shows_the_delivery_due_now(sessions, settings, capsys):
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    with sessions.begin() as session:
+        add(session, "arrived", [(yesterday, "ingested", 1)])
+        add(session, "overdue", [], deadline_hours=0)
+        add(session, "not_yet_due", [], deadline_hours=48)
+    assert COMMANDS[("datasets", "list")](argparse.Namespace(json=True), settings, sessions) == 0
+    listed = {d["name"]: d for d in json.loads(capsys.readouterr().out)}
+    assert {name: d["delivery"]["state"] for name, d in listed.items()} == {
+        "arrived": "arrived", "overdue": "missing", "not_yet_due": "pending"}
+    assert listed["arrived"]["delivery"]["partition"] == yesterday.isoformat()
+    assert listed["arrived"]["delivery"]["rows"] == 100
+    assert "missing_partitions" in listed["overdue"]  # the fields it had stay

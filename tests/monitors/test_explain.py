@@ -31,11 +31,31 @@ def test_an_anomaly_alert_gets_its_band_and_the_point_it_fired_on(demo, sessions
 
 
 def test_a_breakout_alert_marks_where_the_new_level_begins(demo, sessions):
-    document = first_alert(sessions, "volume:breakouts")
+    document = first_alert(sessions, "level:products_held")
     with sessions() as session:
         history = explain.alert_history(session, load_config(demo.config_path), document)
+    assert history["label"] == "products_held · mean"
     assert history["band"] is None and history["breakouts"]
     assert all({"at", "before", "after"} <= set(b) for b in history["breakouts"])
+    assert pd.Timestamp(document["evidence"]["breakout_at"]) in {
+        pd.Timestamp(b["at"]) for b in history["breakouts"]}
+
+
+def test_a_proportional_alert_gets_the_band_each_batch_was_tested_against(demo, sessions):
+    document = first_alert(sessions, "nulls:income")
+    with sessions() as session:
+        history = explain.alert_history(session, load_config(demo.config_path), document)
+    assert history["label"] == "income · null_fraction"
+    assert history["band"]["upper"].notna().any() and history["note"].startswith("the band")
+
+
+def test_a_drift_alert_on_scores_shades_the_middle_of_the_distribution(demo, sessions):
+    document = first_alert(sessions, "drift:score", "model_scores")
+    with sessions() as session:
+        history = explain.alert_history(session, load_config(demo.config_path), document)
+    assert history["label"] == "score · p50" and "p05 to p95" in history["note"]
+    band = history["band"].dropna()
+    assert (band["lower"] <= band["upper"]).all()
 
 
 def test_a_monitor_without_a_series_of_its_own_gets_the_row_count_for_context(demo, sessions):
