@@ -21,9 +21,7 @@ from monitors.backtest import backtest
 from monitors.catalog import find_dataset
 from monitors.config import DETECTORS, ConfigError, MonitorConfig, MonitorsConfig
 from monitors.contract import Contract
-from monitors.evaluate import QUANTILE_KEYS
 from monitors.run import config_for_runs
-from monitors.schedule import cron_trigger
 from monitors.settings import load_settings
 from monitors.worker import Worker
 from store import queries
@@ -31,6 +29,7 @@ from store.engine import open_store
 from store.models import utcnow
 
 __all__ = ["DETECTORS", "MonitorConfig"]  # what the monitors page builds its edit form from
+
 
 @st.cache_resource
 def session_factory() -> sessionmaker[Session]:
@@ -64,7 +63,6 @@ def batches_frame(dataset: str | None = None) -> pd.DataFrame:
                 for b, name in queries.list_batches(session, dataset_id)]
     frame = pd.DataFrame(rows, columns=["dataset", "partition", "status", "rows", "arrived at", "reason"])
     return frame.sort_values(["partition", "dataset"], ascending=[False, True], kind="stable")
-
 
 
 # ---- datasets, model outputs, monitors and pipeline pages ----------------------------------
@@ -127,7 +125,6 @@ def metric_series_frame(dataset: str, column: str | None, metric: str, key: str 
     return downsample(frame, max_points)
 
 
-
 @st.cache_data(ttl=30)
 def schema_history_frame(dataset: str) -> pd.DataFrame:
     """Each run of batches with the same shape, newest first (monitors.delivery)."""
@@ -160,47 +157,24 @@ def freshness_frame(dataset: str) -> pd.DataFrame:
 
 @st.cache_data(ttl=30)
 def output_columns_frame(dataset: str) -> pd.DataFrame:
-    """The columns of a model output worth charting: numeric ones (scores: quantile bands)
-    and categorical ones (predicted classes: class mix); identifiers are left out."""
-    contract = contract_frame(dataset)
-    rows = []
-    for column in contract.itertuples():
-        if column.sensitive:
-            continue
-        if column.type in ("string", "boolean") or column.categorical:
-            rows.append({"column": column.name, "profile": "freq"})
-        elif column.type in ("integer", "float"):
-            rows.append({"column": column.name, "profile": "quantiles"})
-    return pd.DataFrame(rows, columns=["column", "profile"])
-
-
-def _column_history(dataset: str, column: str, metrics: list[str]):
+    """A model output's columns worth charting, with their profile (monitors.explain)."""
     with session_factory()() as session:
-        found = find_dataset(session, dataset)
-        return explain.column_history(session, found.id, column, metrics)
+        contract = Contract.model_validate(find_dataset(session, dataset).contract)
+    return pd.DataFrame(explain.chart_profiles(contract), columns=["column", "profile"])
 
 
 @st.cache_data(ttl=30)
 def quantiles_frame(dataset: str, column: str) -> pd.DataFrame:
     """One row per partition: min, p01 ... p99, max, count of a numeric column."""
-    history = _column_history(dataset, column, QUANTILE_KEYS)
-    # days without a batch are left out: plotly's filled bands cannot break over a gap
-    frame = history.quantiles(column, explain.EVERYTHING).dropna(subset=["p50"])
-    return frame.rename_axis("partition").reset_index()
+    with session_factory()() as session:
+        return explain.quantile_history(session, find_dataset(session, dataset).id, column)
 
 
 @st.cache_data(ttl=30)
 def class_mix_frame(dataset: str, column: str) -> pd.DataFrame:
-    """Per partition and class: the class's share of the batch's rows (`other` holds the
-    classes past the profile's top-k)."""
-    counts = _column_history(dataset, column, ["freq", "freq_other"]).categories(column, explain.EVERYTHING)
-    if counts.empty:
-        return pd.DataFrame(columns=["partition", "key", "share"])
-    shares = counts.div(counts.sum(axis=1), axis=0)
-    if "other" in shares and not (shares["other"] > 0).any():
-        shares = shares.drop(columns="other")
-    return (shares.rename_axis("partition").reset_index()
-            .melt(id_vars="partition", var_name="key", value_name="share").dropna())
+    """Per partition and class: the class's share of the batch's rows."""
+    with session_factory()() as session:
+        return explain.class_shares(session, find_dataset(session, dataset).id, column)
 
 
 @st.cache_data(ttl=600)
@@ -291,22 +265,9 @@ def backtest_frame(dataset: str, monitor_json: str, start: dt.date, end: dt.date
 
 @st.cache_data(ttl=30)
 def noise_frame(dataset: str | None = None) -> pd.DataFrame:
-    """Per monitor: alerts, alerts per week over the dataset's delivered span, how many are
-    unresolved, and the share of those a person resolved (`judged`) that were false
-    positives; auto-resolved alerts passed on their own and say nothing either way."""
+    """Per monitor: alerts per week, unresolved, false-positive share (monitors.admin)."""
     with session_factory()() as session:
-        counts = queries.count_alerts_by_monitor(session)
-        spans = queries.partition_spans(session)
-    if dataset is not None:
-        counts = counts[counts["dataset"] == dataset]
-    weeks = counts["dataset"].map(
-        lambda name: max(1.0, ((spans[name][1] - spans[name][0]).days + 1) / 7) if name in spans else 1.0)
-    frame = counts.assign(
-        per_week=(counts["alerts"] / weeks).round(2),
-        false_positive_share=(counts["false_positive"] / counts["judged"].where(counts["judged"] > 0)).round(3))
-    return frame[["dataset", "monitor", "alerts", "per_week", "unresolved", "judged",
-                  "false_positive", "false_positive_share"]].sort_values(
-        ["per_week", "dataset", "monitor"], ascending=[False, True, True], kind="stable").reset_index(drop=True)
+        return admin.monitor_noise(session, dataset)
 
 
 # -- pipeline
@@ -314,30 +275,13 @@ def noise_frame(dataset: str | None = None) -> pd.DataFrame:
 
 @st.cache_data(ttl=10)
 def schedules_frame() -> pd.DataFrame:
-    """Per dataset: its cron, paused or not, the next time the schedule fires (none while
-    paused), the watermark (last partition a successful run covered), and its queue."""
-    now = utcnow()
-    columns = ["dataset", "schedule", "paused", "next_run_at", "watermark", "queued", "running",
-               "last_status", "last_finished_at"]
-    rows = []
+    """Per dataset: cron, paused, next run, watermark and queue (monitors.queue)."""
     with session_factory()() as session:
-        runs = pd.DataFrame(queue.list_runs(session, limit=2000))
-        for d in queries.list_datasets(session):
-            try:
-                next_at = None if d.paused else cron_trigger(d.schedule).get_next_fire_time(None, now)
-            except ValueError:
-                next_at = None
-            mine = runs[runs["dataset"] == d.name] if not runs.empty else runs
-            finished = mine[mine["finished_at"].notna()] if not mine.empty else mine
-            rows.append({
-                "dataset": d.name, "schedule": d.schedule, "paused": d.paused,
-                "next_run_at": next_at, "watermark": queue.watermark(session, d),
-                "queued": int((mine["status"] == "queued").sum()) if not mine.empty else 0,
-                "running": int((mine["status"] == "running").sum()) if not mine.empty else 0,
-                "last_status": finished["status"].iloc[0] if not finished.empty else None,
-                "last_finished_at": pd.Timestamp(finished["finished_at"].iloc[0])
-                if not finished.empty else None})
-    return pd.DataFrame(rows, columns=columns)
+        frame = pd.DataFrame(queue.list_schedules(session, utcnow()), columns=[
+            "dataset", "schedule", "paused", "next_run_at", "watermark", "queued", "running",
+            "last_status", "last_finished_at"])
+    frame["last_finished_at"] = pd.to_datetime(frame["last_finished_at"], utc=True, format="ISO8601")
+    return frame
 
 
 def runs_frame(dataset: str | None = None, status: str | None = None, limit: int = 200) -> pd.DataFrame:
@@ -438,6 +382,7 @@ UNRESOLVED = ("open", "acknowledged")
 HEALTH_LEVELS = ("critical", "warning", "info", "ok")  # worst first
 MASK = "••••"
 RESOLUTIONS = lifecycle.RESOLUTIONS
+
 
 def expected_partition(today: dt.date | None = None) -> dt.date:
     """The partition a daily pipeline delivers today: yesterday's, in UTC."""

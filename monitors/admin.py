@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Callable
 
+import pandas as pd
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,7 @@ from monitors.contract import Contract
 from monitors.errors import Invalid, NotFound, Refused
 from monitors.plan import MonitorSpec, plan_monitors
 from monitors.settings import Settings
+from store import queries
 from store.models import Dataset, utcnow
 
 CONFIG_LOG = "config-changes.log"
@@ -183,6 +185,25 @@ def save_monitor(session: Session, settings: Settings, dataset: str,
                   what=f"saved {monitor.name} ({monitor.detector} on "
                        f"{monitor.column or 'table'}.{monitor.metric} "
                        f"{json.dumps(monitor.options, sort_keys=True)})")
+
+
+def monitor_noise(session: Session, dataset: str | None = None) -> pd.DataFrame:
+    """Per monitor: alerts, alerts per week over the dataset's delivered span, how many are
+    unresolved, and the share of those a person resolved (`judged`) that were false
+    positives; auto-resolved alerts passed on their own and say nothing either way.
+    Noisiest first."""
+    counts = queries.count_alerts_by_monitor(session)
+    spans = queries.partition_spans(session)
+    if dataset is not None:
+        counts = counts[counts["dataset"] == dataset]
+    weeks = counts["dataset"].map(
+        lambda name: max(1.0, ((spans[name][1] - spans[name][0]).days + 1) / 7) if name in spans else 1.0)
+    frame = counts.assign(
+        per_week=(counts["alerts"] / weeks).round(2),
+        false_positive_share=(counts["false_positive"] / counts["judged"].where(counts["judged"] > 0)).round(3))
+    return frame[["dataset", "monitor", "alerts", "per_week", "unresolved", "judged",
+                  "false_positive", "false_positive_share"]].sort_values(
+        ["per_week", "dataset", "monitor"], ascending=[False, True, True], kind="stable").reset_index(drop=True)
 
 
 def list_config_changes(settings: Settings, limit: int = 20) -> list[dict]:

@@ -148,3 +148,40 @@ def drift_history(session: Session, config: MonitorsConfig, dataset: str, column
         "detail": [findings[pd.Timestamp(at)].detail if pd.Timestamp(at) in findings else ""
                    for at in band.index]})
     return frame, measure, float(band["upper"].iloc[-1])
+
+
+def chart_profiles(contract: Contract) -> list[dict]:
+    """The columns of a model output worth charting, each with its profile: numeric ones
+    (scores: "quantiles" bands) and categorical ones (predicted classes: "freq", the class
+    mix); identifiers (sensitive columns) are left out."""
+    rows = []
+    for column in contract.columns:
+        if column.sensitive:
+            continue
+        if column.type in ("string", "boolean") or column.categorical:
+            rows.append({"column": column.name, "profile": "freq"})
+        elif column.type in ("integer", "float"):
+            rows.append({"column": column.name, "profile": "quantiles"})
+    return rows
+
+
+def quantile_history(session: Session, dataset_id: int, column: str) -> pd.DataFrame:
+    """One row per partition with a batch: min, p01 ... p99, max, count of a numeric column.
+    Days without a batch are left out: a filled band cannot break over a gap."""
+    history = column_history(session, dataset_id, column, QUANTILE_KEYS)
+    frame = history.quantiles(column, EVERYTHING).dropna(subset=["p50"])
+    return frame.rename_axis("partition").reset_index()
+
+
+def class_shares(session: Session, dataset_id: int, column: str) -> pd.DataFrame:
+    """Per partition and class (partition, key, share): the class's share of the batch's
+    rows; `other` holds the classes past the profile's top-k, left out when always empty."""
+    counts = column_history(session, dataset_id, column, ["freq", "freq_other"]).categories(
+        column, EVERYTHING)
+    if counts.empty:
+        return pd.DataFrame(columns=["partition", "key", "share"])
+    shares = counts.div(counts.sum(axis=1), axis=0)
+    if "other" in shares and not (shares["other"] > 0).any():
+        shares = shares.drop(columns="other")
+    return (shares.rename_axis("partition").reset_index()
+            .melt(id_vars="partition", var_name="key", value_name="share").dropna())
