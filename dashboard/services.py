@@ -380,7 +380,6 @@ def hosted_worker_state() -> str:
 ALERTS_PAGE_SIZE = 50
 UNRESOLVED = ("open", "acknowledged")
 HEALTH_LEVELS = ("critical", "warning", "info", "ok")  # worst first
-MASK = "••••"
 RESOLUTIONS = lifecycle.RESOLUTIONS
 
 
@@ -647,13 +646,8 @@ def alert_decomposition(alert_id: int) -> pd.DataFrame | None:
 
 
 def masked_examples(document: dict) -> pd.DataFrame:
-    """A static check's example rows, with the contract's sensitive columns masked (the
-    check masks them when it runs; this guards rows stored before a column was marked)."""
-    examples = pd.DataFrame((document.get("evidence") or {}).get("examples") or [])
-    for column in document.get("sensitive", []):
-        if column in examples.columns:
-            examples[column] = MASK
-    return examples
+    """A static check's example rows, sensitive columns masked (monitors.explain)."""
+    return explain.masked_examples(document)
 
 
 def rerun_alert_partition(alert_id: int, *, by: str, partition: str | None = None) -> int:

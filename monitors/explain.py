@@ -25,6 +25,7 @@ from store.models import Dataset
 
 # a chart shows everything stored: the history up to the end of time
 EVERYTHING = dt.date.max
+MASK = "••••"
 
 
 def live_spec(config: MonitorsConfig, dataset: Dataset, monitor: str) -> MonitorSpec | None:
@@ -103,6 +104,17 @@ def alert_history(session: Session, config: MonitorsConfig, document: dict) -> d
     return {"series": series, "band": band, "anomalies": anomalies, "others": others,
             "breakouts": breakouts, "thresholds": thresholds,
             "label": label + (f" [{key}]" if key else ""), "note": note}
+
+
+def masked_examples(document: dict) -> pd.DataFrame:
+    """A static check's example rows from the alert's evidence, with the contract's
+    sensitive columns (`document["sensitive"]`) masked: the check masks them when it runs;
+    this guards rows stored before a column was marked."""
+    examples = pd.DataFrame((document.get("evidence") or {}).get("examples") or [])
+    for column in document.get("sensitive", []):
+        if column in examples.columns:
+            examples[column] = MASK
+    return examples
 
 
 def decomposition(series: pd.Series) -> pd.DataFrame | None:

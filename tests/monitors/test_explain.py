@@ -72,3 +72,12 @@ def test_drift_is_judged_over_the_last_days_asked_for(demo, sessions):
     assert measure == "PSI" and limit > 0
     assert len(frame) <= 10 and frame["exceeded"].any()
     assert frame.loc[frame["exceeded"], "detail"].str.len().gt(0).all()
+
+
+def test_example_rows_hide_the_sensitive_columns():
+    document = {"evidence": {"examples": [{"customer_id": "c-17", "income": -5.0}]},
+                "sensitive": ["customer_id"]}
+    examples = explain.masked_examples(document)
+    assert examples["customer_id"].tolist() == [explain.MASK]
+    assert examples["income"].tolist() == [-5.0]
+    assert explain.masked_examples({"evidence": None}).empty
