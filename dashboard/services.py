@@ -28,7 +28,7 @@ from store import queries
 from store.engine import open_store
 from store.models import utcnow
 
-__all__ = ["DETECTORS", "MonitorConfig"]  # what the monitors page builds its edit form from
+# DETECTORS and MonitorConfig are passed on to the monitors page: its edit form is built from them
 
 
 @st.cache_resource

@@ -19,7 +19,6 @@ from monitors.backtest import backtest, find_monitor
 from monitors.catalog import UnknownDataset, find_dataset, sync_datasets
 from monitors.config import ConfigError, load_config
 from monitors.credentials import mask_url
-from monitors.delivery import expected_partition, list_partition_deliveries
 from monitors.demo import land_demo
 from monitors.file_roots import inside_roots
 from monitors.freshness import list_late_partitions
@@ -146,6 +145,9 @@ def _ingest(args, settings: Settings, sessions) -> int:
 
 
 def _datasets_list(args, settings: Settings, sessions) -> int:
+    # loaded when this listing runs, not by every command
+    from monitors.delivery import expected_partition, list_partition_deliveries
+
     now = dt.datetime.now(dt.UTC)
     today = now.date()
     with sessions() as session:

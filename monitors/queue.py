@@ -15,7 +15,6 @@ from sqlalchemy import Engine, and_, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from monitors.schedule import cron_trigger
-from store import queries
 from store.models import Dataset, Run, RunStatus, utcnow
 
 FINISHED = (RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled)
@@ -283,7 +282,8 @@ def list_schedules(session: Session, now: dt.datetime) -> list[dict[str, Any]]:
     and running, and the latest finished run's status and end (among the last 2000 runs)."""
     runs = list_runs(session, limit=2000)
     schedules = []
-    for dataset in queries.list_datasets(session):
+    # not store.queries.list_datasets: that module loads pandas, which a worker may never need
+    for dataset in session.scalars(select(Dataset).order_by(Dataset.name)).all():
         try:
             next_at = None if dataset.paused else cron_trigger(dataset.schedule).get_next_fire_time(None, now)
         except ValueError:
