@@ -78,12 +78,6 @@ def _everything(declared: DatasetConfig | None) -> DatasetConfig | None:
         "monitors": [m.model_copy(update={"enabled": True}) for m in declared.monitors]})
 
 
-def list_specs(session: Session, config: MonitorsConfig, dataset: str) -> list[MonitorSpec]:
-    """What watches the dataset now."""
-    found = find_dataset(session, dataset)
-    return plan_monitors(found.kind, Contract.model_validate(found.contract), config.dataset(found.name))
-
-
 def list_monitors(session: Session, config: MonitorsConfig, dataset: str) -> list[dict]:
     """Every monitor of a dataset, live or disabled: automatic ones, configured ones and
     automatic ones tuned by the config (same name); a disabled automatic one says when its
