@@ -29,6 +29,7 @@ from store.models import Dataset, utcnow
 
 CONFIG_LOG = "config-changes.log"
 CHANGE_FIELDS = ["at", "by", "dataset", "change", "version"]
+# what the dashboard's table shows of list_monitors' rows (they also carry `family`)
 MONITOR_FIELDS = ["monitor", "enabled", "state", "source", "kind", "detector", "metric", "column",
                   "severity", "options"]
 
@@ -80,8 +81,8 @@ def _everything(declared: DatasetConfig | None) -> DatasetConfig | None:
 
 def list_monitors(session: Session, config: MonitorsConfig, dataset: str) -> list[dict]:
     """Every monitor of a dataset, live or disabled: automatic ones, configured ones and
-    automatic ones tuned by the config (same name); a disabled automatic one says when its
-    family is switched off."""
+    automatic ones tuned by the config (same name), each with its automatic `family` (None
+    for a configured one); a disabled automatic one says when its family is switched off."""
     plans = _Plans(find_dataset(session, dataset), config)
     families = plans.declared.automatic if plans.declared else AutomaticMonitors()
     rows = []
@@ -97,7 +98,8 @@ def list_monitors(session: Session, config: MonitorsConfig, dataset: str) -> lis
         rows.append({"monitor": spec.name, "enabled": spec.name in plans.live, "state": state,
                      "source": source, "kind": spec.kind, "detector": spec.detector,
                      "metric": spec.metric, "column": spec.column, "severity": spec.severity,
-                     "options": json.dumps(spec.options, sort_keys=True) if spec.options else ""})
+                     "options": json.dumps(spec.options, sort_keys=True) if spec.options else "",
+                     "family": family})
     return rows
 
 

@@ -46,7 +46,10 @@ def test_a_freshness_monitor_switches_its_family(demo, sessions):
     with sessions() as session:
         admin.set_monitor_enabled(session, demo, DATASET, "freshness:late", False, by="alice")
     assert not declared(demo).automatic.freshness
-    assert monitors(sessions, demo)["freshness:missing"]["state"] == "disabled (family freshness off)"
+    listed = monitors(sessions, demo)
+    assert listed["freshness:missing"]["state"] == "disabled (family freshness off)"
+    assert (listed["freshness:missing"]["family"], listed["level:income"]["family"],
+            listed["nulls:income"]["family"]) == ("freshness", "levels", "nulls")
 
 
 def test_saving_a_monitor_writes_it_and_audits_it(demo, sessions):
