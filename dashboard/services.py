@@ -1,43 +1,34 @@
-"""The dashboard's one door to the system: queries return DataFrames, commands go through
-monitors. Pages never touch the store directly."""
+"""The dashboard's one door to the system: cached wrappers that return DataFrames, and
+commands passed through to monitors. The domain work lives in Streamlit-free modules the CLI
+reaches too (monitors.explain, monitors.admin, monitors.delivery); pages never touch the
+store directly."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
-from collections.abc import Callable
 from dataclasses import asdict
 
 import pandas as pd
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
-import detectors
 from dashboard import charts
 from dashboard.metric_charts import downsample
-from detectors.seasonal import find_periods, seasonal_adjust
+from monitors import admin, delivery, explain
 from monitors import alerts as lifecycle
 from monitors import mutes, queue
 from monitors.backtest import backtest
 from monitors.catalog import find_dataset
-from monitors.config import (
-    AutomaticMonitors,
-    ConfigError,
-    DatasetConfig,
-    MonitorConfig,
-    MonitorsConfig,
-    load_config,
-    save_config,
-)
+from monitors.config import DETECTORS, ConfigError, MonitorConfig, MonitorsConfig
 from monitors.contract import Contract
-from monitors.evaluate import QUANTILE_KEYS, MetricHistory
-from monitors.freshness import arrival_delay_hours
-from monitors.plan import MonitorSpec, plan_monitors
+from monitors.run import config_for_runs
 from monitors.settings import load_settings
-from monitors.worker import Worker, cron_trigger
+from monitors.worker import Worker
 from store import queries
 from store.engine import open_store
-from store.models import BatchStatus, utcnow
+from store.models import utcnow
+
+# DETECTORS and MonitorConfig are passed on to the monitors page: its edit form is built from them
 
 
 @st.cache_resource
@@ -80,7 +71,6 @@ def batches_frame(dataset: str | None = None) -> pd.DataFrame:
 
 MAX_SERIES_POINTS = 2000
 TABLE_LEVEL = "(table)"  # how table-level metrics (row_count, ...) are named in pickers
-CONFIG_LOG = "config-changes.log"
 WORKER_SETTING = "MONITORS_DASHBOARD_WORKER"
 
 
@@ -137,54 +127,29 @@ def metric_series_frame(dataset: str, column: str | None, metric: str, key: str 
 
 @st.cache_data(ttl=30)
 def schema_history_frame(dataset: str) -> pd.DataFrame:
-    """Each run of batches with the same shape: from, to, batches, the schema fingerprint
-    (short), columns; a quarantined delivery is its own row with the reason, since that is
-    the day the shape broke the contract."""
-    columns = ["from", "to", "batches", "status", "fingerprint", "columns", "reason"]
+    """Each run of batches with the same shape, newest first (monitors.delivery)."""
     with session_factory()() as session:
         found = queries.get_dataset(session, dataset)
-        batches = [b for b, _ in queries.list_batches(session, found.id)] if found else []
-    rows: list[dict] = []
-    for batch in batches:
-        if batch.status == BatchStatus.superseded:
-            continue
-        shape = (batch.status, batch.schema_fingerprint, batch.columns, batch.reason)
-        last = rows[-1] if rows else None
-        if last is not None and last["_shape"] == shape and batch.status == BatchStatus.ingested:
-            last["to"], last["batches"] = batch.partition, last["batches"] + 1
-            continue
-        rows.append({"from": batch.partition, "to": batch.partition, "batches": 1,
-                     "status": batch.status,
-                     "fingerprint": (batch.schema_fingerprint or "")[:12] or None,
-                     "columns": batch.columns, "reason": batch.reason, "_shape": shape})
-    frame = pd.DataFrame(rows, columns=[*columns, "_shape"]).drop(columns="_shape")
+        rows = delivery.list_schema_runs(session, found) if found is not None else []
+    frame = pd.DataFrame(rows, columns=["from", "to", "batches", "status", "fingerprint",
+                                        "columns", "reason"])
     return frame.sort_values("from", ascending=False, kind="stable").reset_index(drop=True)
 
 
 @st.cache_data(ttl=30)
 def freshness_frame(dataset: str) -> pd.DataFrame:
     """Per partition: when its batch in force arrived, the delay after its day ended, and
-    its state (on time, late, missing). Missing means a day between the first and the last
-    delivery with no batch in force; the days after the last delivery are `overdue_days`."""
+    its state (on time, late, missing, pending) as monitors.delivery derives it."""
     columns = ["partition", "arrived_at", "delay_hours", "state"]
     with session_factory()() as session:
         found = queries.get_dataset(session, dataset)
-        if found is None:
-            return pd.DataFrame(columns=columns)
-        deadline = found.deadline_hours
-        rows = [{"partition": b.partition, "arrived_at": b.arrived_at,
-                 "delay_hours": round(arrival_delay_hours(b.partition, b.arrived_at), 2)}
-                for b, _ in queries.list_batches(session, found.id)
-                if b.status == BatchStatus.ingested]
-        last = rows[-1]["partition"] if rows else None
-        missing = queries.list_missing_partitions(session, found.id, last) if last else []
-    for row in rows:
-        row["state"] = "late" if row["delay_hours"] > deadline else "on time"
-    rows += [{"partition": day, "arrived_at": None, "delay_hours": None, "state": "missing"}
-             for day in missing]
-    frame = pd.DataFrame(rows, columns=columns)
+        found_deliveries = delivery.list_dataset_deliveries(session, found, utcnow()) if found else []
+    frame = pd.DataFrame([{"partition": d.partition, "arrived_at": d.arrived_at,
+                           "delay_hours": d.hours_after_day_end,
+                           "state": "on time" if d.state == "arrived" else str(d.state)}
+                          for d in found_deliveries], columns=columns)
     frame["partition"] = pd.to_datetime(frame["partition"])
-    return frame.sort_values("partition", kind="stable").reset_index(drop=True)
+    return frame
 
 
 # -- model outputs
@@ -192,94 +157,41 @@ def freshness_frame(dataset: str) -> pd.DataFrame:
 
 @st.cache_data(ttl=30)
 def output_columns_frame(dataset: str) -> pd.DataFrame:
-    """The columns of a model output worth charting: numeric ones (scores: quantile bands)
-    and categorical ones (predicted classes: class mix); identifiers are left out."""
-    contract = contract_frame(dataset)
-    rows = []
-    for column in contract.itertuples():
-        if column.sensitive:
-            continue
-        if column.type in ("string", "boolean") or column.categorical:
-            rows.append({"column": column.name, "profile": "freq"})
-        elif column.type in ("integer", "float"):
-            rows.append({"column": column.name, "profile": "quantiles"})
-    return pd.DataFrame(rows, columns=["column", "profile"])
-
-
-def _column_history(dataset: str, column: str, metrics: list[str]) -> MetricHistory:
+    """A model output's columns worth charting, with their profile (monitors.explain)."""
     with session_factory()() as session:
-        found = queries.get_dataset(session, dataset)
-        frame = queries.read_column_metrics(session, found.id, column, metrics) if found else \
-            pd.DataFrame(columns=["partition", "metric", "key", "value"])
-    return MetricHistory(frame.assign(column=column))
+        contract = Contract.model_validate(find_dataset(session, dataset).contract)
+    return pd.DataFrame(explain.chart_profiles(contract), columns=["column", "profile"])
 
 
 @st.cache_data(ttl=30)
 def quantiles_frame(dataset: str, column: str) -> pd.DataFrame:
     """One row per partition: min, p01 ... p99, max, count of a numeric column."""
-    history = _column_history(dataset, column, QUANTILE_KEYS)
-    # days without a batch are left out: plotly's filled bands cannot break over a gap
-    frame = history.quantiles(column, dt.date.max).dropna(subset=["p50"])
-    return frame.rename_axis("partition").reset_index()
+    with session_factory()() as session:
+        return explain.quantile_history(session, find_dataset(session, dataset).id, column)
 
 
 @st.cache_data(ttl=30)
 def class_mix_frame(dataset: str, column: str) -> pd.DataFrame:
-    """Per partition and class: the class's share of the batch's rows (`other` holds the
-    classes past the profile's top-k)."""
-    counts = _column_history(dataset, column, ["freq", "freq_other"]).categories(column, dt.date.max)
-    if counts.empty:
-        return pd.DataFrame(columns=["partition", "key", "share"])
-    shares = counts.div(counts.sum(axis=1), axis=0)
-    if "other" in shares and not (shares["other"] > 0).any():
-        shares = shares.drop(columns="other")
-    return (shares.rename_axis("partition").reset_index()
-            .melt(id_vars="partition", var_name="key", value_name="share").dropna())
-
-
-def _monitor_options(dataset: str, name: str) -> dict:
-    spec = next((s for s in monitor_specs(dataset) if s.name == name), None)
-    return dict(spec.options) if spec is not None else {}
+    """Per partition and class: the class's share of the batch's rows."""
+    with session_factory()() as session:
+        return explain.class_shares(session, find_dataset(session, dataset).id, column)
 
 
 @st.cache_data(ttl=600)
 def drift_frame(dataset: str, column: str, profile: str,
                 days: int | None = None) -> tuple[pd.DataFrame, str, float]:
-    """The drift of a column against its reference window on the last `days` partitions
-    (every one when None; earlier ones serve as reference), with the options of the
-    dataset's `drift:<column>` monitor as a run would use them: a DataFrame (partition,
-    value, limit, exceeded, detail), the measure's name, the limit. Comparing costs a few
-    milliseconds per partition, so years of history are opt-in."""
-    options = _monitor_options(dataset, f"drift:{column}")
-    metrics = ["freq", "freq_other"] if profile == "freq" else QUANTILE_KEYS
-    history = _column_history(dataset, column, metrics)
-    profiles = (history.categories(column, dt.date.max) if profile == "freq"
-                else history.quantiles(column, dt.date.max))
-    measure = "JS distance" if profile == "freq" else "PSI"
-    columns = ["partition", "value", "limit", "exceeded", "detail"]
-    if profiles.empty:
-        return pd.DataFrame(columns=columns), measure, float("nan")
-    since = None if days is None else profiles.index.max() - pd.Timedelta(days=days - 1)
-    detection = detectors.detect_drift(profiles, name=column, since=since, **options)
-    if detection.band is None:
-        return pd.DataFrame(columns=columns), measure, float("nan")
-    band = detection.band
-    findings = {pd.Timestamp(f.at): f for f in detection.findings}
-    limit = float(band["upper"].iloc[-1])
-    frame = pd.DataFrame({
-        "partition": pd.to_datetime(band.index), "value": band["value"].to_numpy(),
-        "limit": band["upper"].to_numpy(),
-        "exceeded": [pd.Timestamp(at) in findings for at in band.index],
-        "detail": [findings[pd.Timestamp(at)].detail if pd.Timestamp(at) in findings else ""
-                   for at in band.index]})
-    return frame, measure, limit
+    """A column's drift over the last `days` partitions (monitors.explain.drift_history):
+    the frame, the measure's name, the limit. Years of history are opt-in: a few ms each."""
+    with session_factory()() as session:
+        return explain.drift_history(session, _config(), dataset, column, profile, days)
 
 
-# -- monitors
+# -- monitors (monitors.admin owns the listing, the writes and their audit)
 
 
 def _config() -> MonitorsConfig:
-    return load_config(load_settings().config_path)
+    """The monitors YAML, parsed again only when the file changes (as a run reads it)."""
+    return config_for_runs(load_settings())[0]
 
 
 def config_problem() -> str | None:
@@ -291,199 +203,46 @@ def config_problem() -> str | None:
     return None
 
 
-def _family(spec_name: str) -> str | None:
-    """The automatic family an automatic monitor's name belongs to."""
-    prefix = spec_name.split(":", 1)[0]
-    return {"contract": "contract", "freshness": "freshness", "volume": "volume",
-            "nulls": "nulls", "level": "levels", "categories": "categories",
-            "drift": "drift"}.get(prefix)
-
-
-def _everything(declared: DatasetConfig | None) -> DatasetConfig | None:
-    """The declaration with every family on and every item enabled: what could watch."""
-    if declared is None:
-        return None
-    return declared.model_copy(update={
-        "automatic": AutomaticMonitors(),
-        "checks": [c.model_copy(update={"enabled": True}) for c in declared.checks],
-        "monitors": [m.model_copy(update={"enabled": True}) for m in declared.monitors]})
-
-
-def _plans(dataset: str, config: MonitorsConfig) -> tuple[list[MonitorSpec], set[str], set[str]]:
-    """Every spec that could watch the dataset, the names live now, and the automatic names."""
-    with session_factory()() as session:
-        found = find_dataset(session, dataset)
-        name, kind, contract = found.name, found.kind, Contract.model_validate(found.contract)
-    declared = config.dataset(name)
-    live = {s.name for s in plan_monitors(kind, contract, declared)}
-    automatic = {s.name for s in plan_monitors(kind, contract, None)}
-    return plan_monitors(kind, contract, _everything(declared)), live, automatic
-
-
-def monitor_specs(dataset: str) -> list[MonitorSpec]:
-    """What watches the dataset now (plan_monitors over the config on disk)."""
-    specs, live, _ = _plans(dataset, _config())
-    return [s for s in specs if s.name in live]
-
-
 @st.cache_data(ttl=10)
 def monitors_frame(dataset: str) -> pd.DataFrame:
-    """Every monitor of a dataset, live or disabled: automatic ones, configured ones and
-    automatic ones tuned by the config (same name)."""
-    config = _config()
-    specs, live, automatic = _plans(dataset, config)
-    declared = config.dataset(dataset)
-    families = declared.automatic if declared else AutomaticMonitors()
-    rows = []
-    for spec in specs:
-        family = _family(spec.name) if spec.name in automatic else None
-        if spec.automatic:
-            source = "automatic"
-        else:
-            source = "automatic, tuned" if spec.name in automatic else "configured"
-        state = "enabled" if spec.name in live else "disabled"
-        if state == "disabled" and spec.automatic and family and not getattr(families, family):
-            state = f"disabled (family {family} off)"
-        rows.append({"monitor": spec.name, "enabled": spec.name in live, "state": state,
-                     "source": source, "kind": spec.kind, "detector": spec.detector,
-                     "metric": spec.metric, "column": spec.column, "severity": spec.severity,
-                     "options": json.dumps(spec.options, sort_keys=True) if spec.options else ""})
-    return pd.DataFrame(rows, columns=["monitor", "enabled", "state", "source", "kind", "detector",
-                                       "metric", "column", "severity", "options"])
+    """Every monitor of a dataset, live or disabled, with its state and source."""
+    with session_factory()() as session:
+        rows = admin.list_monitors(session, _config(), dataset)
+    return pd.DataFrame(rows, columns=admin.MONITOR_FIELDS)
 
 
 def editable_monitor(dataset: str, name: str) -> MonitorConfig | None:
-    """A metric monitor as the config would declare it (automatic ones included), for the
-    edit form; None for checks and the batch-state monitors (contract, freshness)."""
-    config = _config()
-    declared = config.dataset(dataset)
-    if declared is not None:
-        for monitor in declared.monitors:
-            if monitor.name == name:
-                return monitor
-    specs, _, _ = _plans(dataset, config)
-    spec = next((s for s in specs if s.name == name), None)
-    if spec is None or spec.kind != "metric" or not spec.metric:
-        return None
-    return MonitorConfig(name=spec.name, metric=spec.metric, column=spec.column,
-                         detector=spec.detector, options=dict(spec.options), severity=spec.severity)
-
-
-def _declared_or_new(config: MonitorsConfig, dataset: str) -> DatasetConfig:
-    """The dataset's declaration; a dataset made from a first batch (`ingest --create`) gets
-    one from its store row, so a monitor can be added to it."""
-    declared = config.dataset(dataset)
-    if declared is not None:
-        return declared
     with session_factory()() as session:
-        found = find_dataset(session, dataset)
-        return DatasetConfig(name=found.name, kind=found.kind, format=found.format,
-                             source=found.source, table=found.table_name,
-                             partition_key=found.partition_key, schedule=found.schedule,
-                             deadline_hours=found.deadline_hours)
+        return admin.editable_monitor(session, _config(), dataset, name)
 
 
-def _write_config(dataset: str, change: Callable[[DatasetConfig], DatasetConfig], *, by: str,
-                  what: str) -> str:
-    """Apply `change` to the dataset's declaration in the file on disk (read just before, so
-    a concurrent edit of another dataset is kept), validate the whole file, replace it
-    atomically, and log who did what. Returns the new config version."""
-    if not by:
-        raise ValueError("changing monitors needs a name: say who you are first")
-    settings = load_settings()
-    config = load_config(settings.config_path)
-    before = config.version_hash()
-    changed = change(_declared_or_new(config, dataset).model_copy(deep=True))
-    datasets = [changed if d.name == dataset else d for d in config.datasets]
-    if config.dataset(dataset) is None:
-        datasets.append(changed)
-    new = MonitorsConfig.model_validate({**config.model_dump(mode="json"),
-                                         "datasets": [d.model_dump(mode="json") for d in datasets]})
-    partial = settings.config_path.with_name(settings.config_path.name + ".partial")
-    save_config(new, partial)
-    load_config(partial)  # what was written parses back, or the old file stays
-    os.replace(partial, settings.config_path)
-    after = new.version_hash()
-    with (settings.home / CONFIG_LOG).open("a", encoding="utf-8") as log:
-        log.write(f"{utcnow().isoformat(timespec='seconds')}\t{by}\t{dataset}\t{what}\t"
-                  f"{before} -> {after}\n")
+def _config_changed() -> None:
     monitors_frame.clear()
     config_log_frame.clear()
     drift_frame.clear()
-    return after
 
 
 def set_monitor_enabled(dataset: str, name: str, enabled: bool, *, by: str) -> str:
-    """Enable or disable a monitor in the config file. A check or configured monitor flips
-    its `enabled`; an automatic metric monitor is disabled by a configured one of the same
-    name with `enabled: false` (removed again on enabling, when it tunes nothing); contract
-    and freshness monitors are switched with their automatic family."""
-    specs, _, automatic = _plans(dataset, _config())
-    spec = next((s for s in specs if s.name == name), None)
-    if spec is None:
-        raise ValueError(f"no monitor {name!r} on dataset {dataset!r}")
-
-    def change(declared: DatasetConfig) -> DatasetConfig:
-        for check in declared.checks:
-            if check.label() == name:
-                check.enabled = enabled
-                return declared
-        for monitor in declared.monitors:
-            if monitor.name == name:
-                monitor.enabled = enabled
-                if enabled and name in automatic and _same_as_automatic(monitor, spec, dataset):
-                    declared.monitors.remove(monitor)
-                return declared
-        family = _family(name)
-        if spec.kind in ("contract", "freshness", "missing") and family:
-            setattr(declared.automatic, family, enabled)
-            return declared
-        if family and not getattr(declared.automatic, family):
-            if not enabled:
-                return declared
-            setattr(declared.automatic, family, True)
-            return declared
-        if not enabled:
-            declared.monitors.append(MonitorConfig(
-                name=name, metric=spec.metric, column=spec.column, detector=spec.detector,
-                options=dict(spec.options), severity=spec.severity, enabled=False))
-        return declared
-
-    return _write_config(dataset, change, by=by, what=f"{'enabled' if enabled else 'disabled'} {name}")
-
-
-def _same_as_automatic(monitor: MonitorConfig, spec: MonitorSpec, dataset: str) -> bool:
+    """Write the change to the monitors YAML (audited); the new config version."""
     with session_factory()() as session:
-        found = find_dataset(session, dataset)
-        auto = {s.name: s for s in plan_monitors(found.kind,
-                                                 Contract.model_validate(found.contract), None)}
-    original = auto.get(monitor.name)
-    return original is not None and (monitor.metric, monitor.column, monitor.detector,
-                                     monitor.options, monitor.severity) == (
-        original.metric, original.column, original.detector, original.options, original.severity)
+        version = admin.set_monitor_enabled(session, load_settings(), dataset, name, enabled, by=by)
+    _config_changed()
+    return version
 
 
 def save_monitor(dataset: str, monitor: MonitorConfig, *, by: str) -> str:
-    """Add or replace (by name) a configured monitor; tuning an automatic one by name."""
-    def change(declared: DatasetConfig) -> DatasetConfig:
-        declared.monitors = [m for m in declared.monitors if m.name != monitor.name] + [monitor]
-        return declared
-
-    return _write_config(dataset, change, by=by, what=f"saved {monitor.name} "
-                         f"({monitor.detector} on {monitor.column or 'table'}.{monitor.metric} "
-                         f"{json.dumps(monitor.options, sort_keys=True)})")
+    """Add or replace a configured monitor (audited; Invalid and nothing written when it
+    does not validate); the new config version."""
+    with session_factory()() as session:
+        version = admin.save_monitor(session, load_settings(), dataset, monitor, by=by)
+    _config_changed()
+    return version
 
 
 @st.cache_data(ttl=10)
 def config_log_frame(limit: int = 20) -> pd.DataFrame:
     """The latest changes made to the monitors file from the dashboard, newest first."""
-    columns = ["at", "by", "dataset", "change", "version"]
-    path = load_settings().home / CONFIG_LOG
-    if not path.exists():
-        return pd.DataFrame(columns=columns)
-    lines = path.read_text(encoding="utf-8").splitlines()[-limit:]
-    rows = [dict(zip(columns, line.split("\t"))) for line in reversed(lines) if line.count("\t") == 4]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(admin.list_config_changes(load_settings(), limit), columns=admin.CHANGE_FIELDS)
 
 
 @st.cache_data(ttl=300, show_spinner="Replaying the monitor over history...")
@@ -506,22 +265,9 @@ def backtest_frame(dataset: str, monitor_json: str, start: dt.date, end: dt.date
 
 @st.cache_data(ttl=30)
 def noise_frame(dataset: str | None = None) -> pd.DataFrame:
-    """Per monitor: alerts, alerts per week over the dataset's delivered span, how many are
-    unresolved, and the share of those a person resolved (`judged`) that were false
-    positives; auto-resolved alerts passed on their own and say nothing either way."""
+    """Per monitor: alerts per week, unresolved, false-positive share (monitors.admin)."""
     with session_factory()() as session:
-        counts = queries.count_alerts_by_monitor(session)
-        spans = queries.partition_spans(session)
-    if dataset is not None:
-        counts = counts[counts["dataset"] == dataset]
-    weeks = counts["dataset"].map(
-        lambda name: max(1.0, ((spans[name][1] - spans[name][0]).days + 1) / 7) if name in spans else 1.0)
-    frame = counts.assign(
-        per_week=(counts["alerts"] / weeks).round(2),
-        false_positive_share=(counts["false_positive"] / counts["judged"].where(counts["judged"] > 0)).round(3))
-    return frame[["dataset", "monitor", "alerts", "per_week", "unresolved", "judged",
-                  "false_positive", "false_positive_share"]].sort_values(
-        ["per_week", "dataset", "monitor"], ascending=[False, True, True], kind="stable").reset_index(drop=True)
+        return admin.monitor_noise(session, dataset)
 
 
 # -- pipeline
@@ -529,30 +275,13 @@ def noise_frame(dataset: str | None = None) -> pd.DataFrame:
 
 @st.cache_data(ttl=10)
 def schedules_frame() -> pd.DataFrame:
-    """Per dataset: its cron, paused or not, the next time the schedule fires (none while
-    paused), the watermark (last partition a successful run covered), and its queue."""
-    now = utcnow()
-    columns = ["dataset", "schedule", "paused", "next_run_at", "watermark", "queued", "running",
-               "last_status", "last_finished_at"]
-    rows = []
+    """Per dataset: cron, paused, next run, watermark and queue (monitors.queue)."""
     with session_factory()() as session:
-        runs = pd.DataFrame(queue.list_runs(session, limit=2000))
-        for d in queries.list_datasets(session):
-            try:
-                next_at = None if d.paused else cron_trigger(d.schedule).get_next_fire_time(None, now)
-            except ValueError:
-                next_at = None
-            mine = runs[runs["dataset"] == d.name] if not runs.empty else runs
-            finished = mine[mine["finished_at"].notna()] if not mine.empty else mine
-            rows.append({
-                "dataset": d.name, "schedule": d.schedule, "paused": d.paused,
-                "next_run_at": next_at, "watermark": queue.watermark(session, d),
-                "queued": int((mine["status"] == "queued").sum()) if not mine.empty else 0,
-                "running": int((mine["status"] == "running").sum()) if not mine.empty else 0,
-                "last_status": finished["status"].iloc[0] if not finished.empty else None,
-                "last_finished_at": pd.Timestamp(finished["finished_at"].iloc[0])
-                if not finished.empty else None})
-    return pd.DataFrame(rows, columns=columns)
+        frame = pd.DataFrame(queue.list_schedules(session, utcnow()), columns=[
+            "dataset", "schedule", "paused", "next_run_at", "watermark", "queued", "running",
+            "last_status", "last_finished_at"])
+    frame["last_finished_at"] = pd.to_datetime(frame["last_finished_at"], utc=True, format="ISO8601")
+    return frame
 
 
 def runs_frame(dataset: str | None = None, status: str | None = None, limit: int = 200) -> pd.DataFrame:
@@ -651,13 +380,12 @@ def hosted_worker_state() -> str:
 ALERTS_PAGE_SIZE = 50
 UNRESOLVED = ("open", "acknowledged")
 HEALTH_LEVELS = ("critical", "warning", "info", "ok")  # worst first
-MASK = "••••"
 RESOLUTIONS = lifecycle.RESOLUTIONS
 
 
 def expected_partition(today: dt.date | None = None) -> dt.date:
     """The partition a daily pipeline delivers today: yesterday's, in UTC."""
-    return (today or utcnow().date()) - dt.timedelta(days=1)
+    return delivery.expected_partition(today or utcnow().date())
 
 
 def _label_set(values) -> tuple:
@@ -752,39 +480,14 @@ def noisiest_monitors_frame(limit: int = 10) -> pd.DataFrame:
 @st.cache_data(ttl=15)
 def partition_batches_frame(partition: dt.date) -> pd.DataFrame:
     """Each dataset's delivery for one partition: arrived, late, quarantined, missing, or
-    pending (its deadline has not passed yet); paused datasets say so."""
-    now = utcnow()
+    pending (its deadline has not passed yet); paused datasets say so (monitors.delivery)."""
     with session_factory()() as session:
-        batches = queries.list_partition_batches(session, partition)
-    rows = []
-    for name, group in batches.groupby("dataset", sort=True):
-        deadline_hours = float(group["deadline_hours"].iloc[0])
-        ingested = group[group["status"] == BatchStatus.ingested.value]
-        quarantined = group[group["status"] == BatchStatus.quarantined.value]
-        row = {"dataset": name, "state": None, "rows": None, "arrived at": None,
-               "hours after day end": None, "reason": None}
-        if not ingested.empty:
-            batch = ingested.iloc[-1]
-            delay = arrival_delay_hours(partition, batch["arrived_at"].to_pydatetime()
-                                        if hasattr(batch["arrived_at"], "to_pydatetime")
-                                        else batch["arrived_at"])
-            row |= {"state": "late" if delay > deadline_hours else "arrived",
-                    "rows": int(batch["rows"]) if pd.notna(batch["rows"]) else None,
-                    "arrived at": batch["arrived_at"], "hours after day end": round(delay, 1)}
-        elif not quarantined.empty:
-            batch = quarantined.iloc[-1]
-            row |= {"state": "quarantined", "arrived at": batch["arrived_at"],
-                    "reason": batch["reason"]}
-        else:
-            due = dt.datetime.combine(partition + dt.timedelta(days=1), dt.time(), dt.UTC) \
-                + dt.timedelta(hours=deadline_hours)
-            row["state"] = "missing" if now > due else "pending"
-            row["reason"] = f"due by {due:%Y-%m-%d %H:%M} UTC"
-        if bool(group["paused"].iloc[0]):
-            row["reason"] = "schedule paused" + (f"; {row['reason']}" if row["reason"] else "")
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["dataset", "state", "rows", "arrived at",
-                                       "hours after day end", "reason"])
+        found = delivery.list_partition_deliveries(session, partition, utcnow())
+    return pd.DataFrame([{"dataset": d.dataset, "state": str(d.state), "rows": d.rows,
+                          "arrived at": d.arrived_at, "hours after day end": d.hours_after_day_end,
+                          "reason": d.reason} for d in found],
+                        columns=["dataset", "state", "rows", "arrived at", "hours after day end",
+                                 "reason"])
 
 
 def last_runs_frame(limit: int = 8) -> pd.DataFrame:
@@ -925,98 +628,26 @@ def alert_document(alert_id: int, generation: int = 0) -> dict | None:
     return document
 
 
-def _alert_spec(dataset, monitor: str) -> MonitorSpec | None:
-    specs = plan_monitors(dataset.kind, Contract.model_validate(dataset.contract),
-                          _config().dataset(dataset.name))
-    return next((s for s in specs if s.name == monitor), None)
-
-
 @st.cache_data(ttl=120)
 def alert_history(alert_id: int) -> dict | None:
-    """What the alert's chart shows: the series its monitor judged (`series`, `label`), the
-    expected `band` over it, the values it fired on (`anomalies`), `breakouts` (at, before,
-    after), constant `thresholds` and a `note` saying what is drawn. Monitors without a
-    metric of their own (freshness, contract, checks) get the row count as context."""
+    """What the alert's chart shows (monitors.explain.alert_history), None for no alert."""
     document = alert_document(alert_id)
     if document is None:
         return None
     with session_factory()() as session:
-        dataset = find_dataset(session, document["dataset"])
-        spec = _alert_spec(dataset, document["monitor"])
-        options = dict(spec.options) if spec else {}
-        key = str(options.pop("key", ""))
-        column, band, note = document["column"], None, None
-        if spec is not None and spec.metric and spec.detector != "drift" and spec.metric != "freq":
-            metric = spec.metric
-        elif spec is not None and spec.detector == "drift" and spec.metric == "quantiles":
-            metric, key = "p50", ""
-            low = queries.read_metric_series(session, dataset.id, "p05", column)
-            high = queries.read_metric_series(session, dataset.id, "p95", column)
-            band = pd.DataFrame({"lower": low, "upper": high}).asfreq("D")
-            band["expected"] = band[["lower", "upper"]].mean(axis=1)
-            note = "the median with the middle 90% of values shaded (p05 to p95)"
-        else:
-            metric, column, key = "row_count", None, ""
-            note = "rows per batch, for context: this monitor has no metric series of its own"
-        series = queries.read_metric_series(session, dataset.id, metric, column, key)
-    if not series.empty:
-        series = series.asfreq("D")
-    breakouts, thresholds, flagged = [], {}, pd.DatetimeIndex([])
-    detector = spec.detector if spec else document["detector"]
-    try:
-        if series.notna().sum() >= 3 and note is None:
-            if detector == "anomalies":
-                found = detectors.detect_anomalies(series, **options)
-                band = found.band
-                flagged = pd.DatetimeIndex([pd.Timestamp(f.at) for f in found.findings])
-                note = "expected band: the anomaly detector refitted over the whole history shown"
-            elif detector in ("proportional", "absolute"):
-                found = getattr(detectors, f"{detector}_threshold")(series, **options)
-                band = found.band if detector == "proportional" else None
-                thresholds = ({k: options.get(k) for k in ("lower", "upper")}
-                              if detector == "absolute" else {})
-                note = "the band each batch was tested against" if band is not None else None
-            elif detector == "breakouts":
-                breakouts = [{"at": f.at, "before": f.before, "after": f.after}
-                             for f in detectors.detect_breakouts(series, **options).findings]
-                note = ("dashed lines: where a new level begins; flat lines: the level before "
-                        "and after it")
-    except (ValueError, TypeError) as exc:  # an option the detector refuses: draw without a band
-        note = f"no band drawn: {exc}"
-    evidence = document.get("evidence") or {}
-    if detector == "breakouts" and evidence.get("breakout_at"):
-        at = pd.Timestamp(evidence["breakout_at"])
-        if all(pd.Timestamp(b["at"]) != at for b in breakouts):
-            breakouts.append({"at": at, "before": evidence.get("before"),
-                              "after": evidence.get("after")})
-    fired = pd.DatetimeIndex([pd.Timestamp(f["partition"]) for f in document["firings"]])
-    anomalies = series.reindex(fired).dropna() if not series.empty else pd.Series(dtype=float)
-    # what the detector flags elsewhere in the history: other alerts, or ones since resolved
-    others = series.reindex(flagged.difference(fired)).dropna() if len(flagged) else None
-    label = metric if column is None else f"{column} · {metric}"
-    return {"series": series, "band": band, "anomalies": anomalies, "others": others,
-            "breakouts": breakouts,
-            "thresholds": thresholds, "label": label + (f" [{key}]" if key else ""), "note": note}
+        return explain.alert_history(session, _config(), document)
 
 
 @st.cache_data(ttl=300)
 def alert_decomposition(alert_id: int) -> pd.DataFrame | None:
-    """The alert's series split into trend, season and remainder (seasonal_adjust)."""
+    """The alert's series split into trend, season and remainder."""
     history = alert_history(alert_id)
-    if history is None or history["series"].notna().sum() < 3:
-        return None
-    series = history["series"]
-    return seasonal_adjust(series, find_periods(series) or None)
+    return None if history is None else explain.decomposition(history["series"])
 
 
 def masked_examples(document: dict) -> pd.DataFrame:
-    """A static check's example rows, with the contract's sensitive columns masked (the
-    check masks them when it runs; this guards rows stored before a column was marked)."""
-    examples = pd.DataFrame((document.get("evidence") or {}).get("examples") or [])
-    for column in document.get("sensitive", []):
-        if column in examples.columns:
-            examples[column] = MASK
-    return examples
+    """A static check's example rows, sensitive columns masked (monitors.explain)."""
+    return explain.masked_examples(document)
 
 
 def rerun_alert_partition(alert_id: int, *, by: str, partition: str | None = None) -> int:

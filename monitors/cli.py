@@ -148,11 +148,17 @@ def _ingest(args, settings: Settings, sessions) -> int:
 
 
 def _datasets_list(args, settings: Settings, sessions) -> int:
+    # loaded when this listing runs, not by every command
     from monitors.credentials import mask_url
+    from monitors.delivery import expected_partition, list_partition_deliveries
     from monitors.freshness import list_late_partitions
 
-    today = dt.datetime.now(dt.UTC).date()
+    now = dt.datetime.now(dt.UTC)
+    today = now.date()
     with sessions() as session:
+        # the partition due now (yesterday's): arrived, late, quarantined, missing or pending
+        deliveries = {d.dataset: d.to_json() for d in list_partition_deliveries(
+            session, expected_partition(today), now)}
         documents = []
         for d in queries.list_datasets(session):
             partitions = queries.list_partitions(session, d.id)
@@ -168,6 +174,7 @@ def _datasets_list(args, settings: Settings, sessions) -> int:
                 "missing_partitions": [p.isoformat() for p in queries.list_missing_partitions(
                     session, d.id, today - dt.timedelta(days=1))],
                 "late_partitions": [p.isoformat() for p in list_late_partitions(session, d)],
+                "delivery": deliveries.get(d.name),
             })
     emit(args, documents, [f"{d['name']:<24} {d['kind']:<13} {d['format']:<8} {d['batches']:>5} batches "
                              f"{d['first_partition']} .. {d['last_partition']}" for d in documents])

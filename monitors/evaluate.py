@@ -120,7 +120,7 @@ def evaluate_metric(spec: MonitorSpec, history: MetricHistory, partition: dt.dat
     """Run a metric monitor for one partition."""
     at = pd.Timestamp(partition)
     try:
-        detection = _detect(spec, history, partition, at)
+        detection = _detect(spec, history, partition, since=at)
     except Exception as exc:  # one monitor's failure must not stop the run; it becomes a finding
         return monitor_failed(spec, partition, exc)
     if detection.skipped:
@@ -137,11 +137,22 @@ def evaluate_metric(spec: MonitorSpec, history: MetricHistory, partition: dt.dat
     return Verdict(spec, partition, finding)
 
 
-def _detect(spec: MonitorSpec, history: MetricHistory, partition: dt.date, at: pd.Timestamp) -> Detection:
+def detect_history(spec: MonitorSpec, history: MetricHistory, until: dt.date, *,
+                   since: pd.Timestamp | None = None) -> Detection:
+    """The spec's detector over its history up to `until`, every point from `since` under
+    test (all of them when None; breakouts look back from it as a run does), with the
+    Detection's band over them: what a chart of the monitor draws, through the same
+    dispatch and options as a run."""
+    return _detect(spec, history, until, since=since)
+
+
+def _detect(spec: MonitorSpec, history: MetricHistory, partition: dt.date, *,
+            since: pd.Timestamp | None) -> Detection:
     entry = registry.detector(spec.detector)
     options = dict(spec.options)
-    # breakouts are judged over a look-back: a new regime is told apart only once it lasted
-    since = at - pd.Timedelta(days=BREAKOUT_LOOKBACK_DAYS) if spec.detector == "breakouts" else at
+    if spec.detector == "breakouts" and since is not None:
+        # breakouts are judged over a look-back: a new regime is told apart only once it lasted
+        since = since - pd.Timedelta(days=BREAKOUT_LOOKBACK_DAYS)
     detect = entry.function()
     if entry.input == registry.SERIES:
         series = history.series(spec.column, spec.metric, partition, key=options.pop("key", ""))

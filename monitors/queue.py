@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from monitors.schedule import cron_trigger
 from store.models import Dataset, Run, RunStatus, utcnow
 
 FINISHED = (RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled)
@@ -273,3 +274,27 @@ def request_catch_up(session: Session, dataset: Dataset, *, today: dt.date | Non
                                          by=by, today=yesterday + dt.timedelta(days=1)))
         day += dt.timedelta(days=1)
     return requested
+
+
+def list_schedules(session: Session, now: dt.datetime) -> list[dict[str, Any]]:
+    """Per dataset: its cron, paused or not, the next time the schedule fires (none while
+    paused, or for a cron the scheduler refuses), the watermark, how many runs are queued
+    and running, and the latest finished run's status and end (among the last 2000 runs)."""
+    runs = list_runs(session, limit=2000)
+    schedules = []
+    # not store.queries.list_datasets: that module loads pandas, which a worker may never need
+    for dataset in session.scalars(select(Dataset).order_by(Dataset.name)).all():
+        try:
+            next_at = None if dataset.paused else cron_trigger(dataset.schedule).get_next_fire_time(None, now)
+        except ValueError:
+            next_at = None
+        mine = [r for r in runs if r["dataset"] == dataset.name]
+        finished = next((r for r in mine if r["finished_at"] is not None), None)
+        schedules.append({
+            "dataset": dataset.name, "schedule": dataset.schedule, "paused": dataset.paused,
+            "next_run_at": next_at, "watermark": watermark(session, dataset),
+            "queued": sum(r["status"] == RunStatus.queued for r in mine),
+            "running": sum(r["status"] == RunStatus.running for r in mine),
+            "last_status": finished["status"] if finished else None,
+            "last_finished_at": finished["finished_at"] if finished else None})
+    return schedules

@@ -8,7 +8,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from dashboard import identity, metric_charts, services
-from monitors.config import DETECTORS, MonitorConfig
+from dashboard.services import DETECTORS, MonitorConfig
 
 st.title("Monitors")
 datasets = services.datasets_frame()
