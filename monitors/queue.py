@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy import Engine, and_, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from monitors.schedule import cron_trigger
 from store.models import Dataset, Run, RunStatus, utcnow
 
 FINISHED = (RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled)
@@ -280,6 +279,8 @@ def list_schedules(session: Session, now: dt.datetime) -> list[dict[str, Any]]:
     """Per dataset: its cron, paused or not, the next time the schedule fires (none while
     paused, or for a cron the scheduler refuses), the watermark, how many runs are queued
     and running, and the latest finished run's status and end (among the last 2000 runs)."""
+    from monitors.schedule import cron_trigger  # APScheduler: only where schedules are shown
+
     runs = list_runs(session, limit=2000)
     schedules = []
     # not store.queries.list_datasets: that module loads pandas, which a worker may never need
