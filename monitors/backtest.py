@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 from monitors.catalog import find_dataset
 from monitors.config import MonitorConfig, MonitorsConfig
 from monitors.contract import Contract
-from monitors.evaluate import HISTORY_DAYS, MetricHistory, history_since, metrics_read_by
-from monitors.plan import MonitorSpec, spec_from_config, plan_monitors
-from monitors.run import evaluate_partition
+from monitors.evaluate import (HISTORY_DAYS, MetricHistory, evaluate_partition, history_since,
+                               metrics_read_by)
+from monitors.plan import MonitorSpec, plan_monitors, spec_from_config
 from store import queries
 from store.models import Dataset
 
@@ -67,11 +67,13 @@ def backtest(session: Session, dataset: Dataset, spec: MonitorSpec | MonitorConf
                                                  since=history_since(start),
                                                  metrics=sorted(metrics_read_by([spec]))),
                             window_days=HISTORY_DAYS)
+    contract = Contract.model_validate(dataset.contract)  # once, for every partition
     alerts: list[BacktestAlert] = []
     condition_open = False  # a condition alert (drift, breakout) stays one alert until it passes
     for partition in pd.date_range(start, end, freq="D").date:
         clock = now or dt.datetime.combine(partition + dt.timedelta(days=2), dt.time(), dt.UTC)
-        for verdict in evaluate_partition(session, dataset, [spec], history, partition, clock):
+        for verdict in evaluate_partition(session, dataset, contract, [spec], history,
+                                          partition, clock):
             finding = verdict.finding
             if verdict.skipped:
                 continue
