@@ -56,6 +56,7 @@ from sqlalchemy.orm import Session
 
 from detectors.result import Finding
 from monitors.catalog import find_dataset
+from monitors.errors import Invalid, NotFound, Refused
 from monitors.mutes import active_mutes, alert_fields, covering_mute
 from store.locks import lock_for_write
 from store.models import (
@@ -94,7 +95,7 @@ STATUS_EVENTS = (EventKind.opened, EventKind.reopened, EventKind.acknowledged,
                  EventKind.resolved)
 
 
-class AlertChanged(ValueError):
+class AlertChanged(Refused):
     """The alert's status is no longer the one the person acting on it saw."""
 
 
@@ -286,7 +287,7 @@ def _one_verdict_per_partition(signals: Iterable[Signal]) -> dict[tuple[str, dt.
     chosen: dict[tuple[str, dt.date], Signal] = {}
     for signal in signals:
         if signal.severity not in Severity.__members__:
-            raise ValueError(f"monitor {signal.monitor!r}: unknown severity {signal.severity!r} "
+            raise Invalid(f"monitor {signal.monitor!r}: unknown severity {signal.severity!r} "
                              f"(one of {', '.join(Severity)})")
         key = (signal.fingerprint, signal.partition)
         current = chosen.get(key)
@@ -356,7 +357,7 @@ def _dataset_names(session: Session, ids: set[int]) -> dict[int, str]:
     names = dict(session.execute(select(Dataset.id, Dataset.name).where(Dataset.id.in_(ids))).all())
     missing = ids - set(names)
     if missing:
-        raise ValueError(f"signals name unknown dataset ids: {sorted(missing)}")
+        raise NotFound(f"signals name unknown dataset ids: {sorted(missing)}")
     return names
 
 
@@ -369,10 +370,10 @@ def acknowledge(session: Session, alert_id: int, *, by: str, note: str | None = 
     by, now = _who(by), _when(now)
     alert = _get_for_change(session, alert_id, seen)
     if alert.status == AlertStatus.resolved:
-        raise ValueError(f"alert {alert_id} is {_last_change(session, alert)}: there is "
+        raise Refused(f"alert {alert_id} is {_last_change(session, alert)}: there is "
                          "nothing to acknowledge; comment on it instead")
     if alert.status == AlertStatus.acknowledged:
-        raise ValueError(f"alert {alert_id} is already {_last_change(session, alert)}")
+        raise Refused(f"alert {alert_id} is already {_last_change(session, alert)}")
     alert.status = AlertStatus.acknowledged
     _add_event(session, alert, EventKind.acknowledged, by, now, note)
     return alert
@@ -387,10 +388,10 @@ def resolve(session: Session, alert_id: int, *, by: str, resolution: str,
     by, now = _who(by), _when(now)
     normal = (resolution or "").strip().lower().replace(" ", "_").replace("-", "_")
     if normal not in RESOLUTIONS:
-        raise ValueError(f"unknown resolution {resolution!r}: one of {', '.join(RESOLUTIONS)}")
+        raise Invalid(f"unknown resolution {resolution!r}: one of {', '.join(RESOLUTIONS)}")
     alert = _get_for_change(session, alert_id, seen)
     if alert.status == AlertStatus.resolved:
-        raise ValueError(f"alert {alert_id} is already {_last_change(session, alert)}")
+        raise Refused(f"alert {alert_id} is already {_last_change(session, alert)}")
     alert.status, alert.resolution, alert.resolved_at = AlertStatus.resolved, normal, now
     _add_event(session, alert, EventKind.resolved, by, now,
                f"{normal}: {note}" if note else normal)
@@ -403,7 +404,7 @@ def comment(session: Session, alert_id: int, *, by: str, note: str,
     the person loaded the alert."""
     alert, by, now = _get(session, alert_id), _who(by), _when(now)
     if not (note or "").strip():
-        raise ValueError("a comment needs a note")
+        raise Invalid("a comment needs a note")
     _add_event(session, alert, EventKind.commented, by, now, note.strip())
     return alert
 
@@ -419,7 +420,7 @@ def note_rerun_requested(session: Session, alert_id: int, *, by: str, run_id: in
 def _get(session: Session, alert_id: int) -> Alert:
     alert = session.get(Alert, alert_id)
     if alert is None:
-        raise ValueError(f"no alert with id {alert_id}")
+        raise NotFound(f"no alert with id {alert_id}")
     return alert
 
 
@@ -430,7 +431,7 @@ def _get_for_change(session: Session, alert_id: int, seen: str | None) -> Alert:
     alert = session.scalars(select(Alert).where(Alert.id == alert_id).with_for_update()
                             .execution_options(populate_existing=True)).one_or_none()
     if alert is None:
-        raise ValueError(f"no alert with id {alert_id}")
+        raise NotFound(f"no alert with id {alert_id}")
     if seen is not None and alert.status != seen:
         raise AlertChanged(f"alert {alert_id} was {_last_change(session, alert)} since you "
                            f"loaded it (you saw it {seen}); reload it and decide again")
@@ -451,7 +452,7 @@ def _last_change(session: Session, alert: Alert) -> str:
 
 def _who(by: str | None) -> str:
     if not (by or "").strip():
-        raise ValueError("every action on an alert needs a name (by)")
+        raise Refused("every action on an alert needs a name (by)")
     return by.strip()
 
 
@@ -469,7 +470,7 @@ def _add_event(session: Session, alert: Alert, kind: EventKind, by: str, at: dt.
 
 def _require_aware(value: dt.datetime, what: str) -> None:
     if value.tzinfo is None:
-        raise ValueError(f"{what} {value.isoformat()} has no time zone: give UTC times")
+        raise Invalid(f"{what} {value.isoformat()} has no time zone: give UTC times")
 
 
 # ---- what people see ------------------------------------------------------------------
@@ -569,7 +570,7 @@ def _choices(value: str | Sequence[str] | None, allowed: list[str], what: str) -
     chosen = _many(value)
     unknown = [v for v in chosen if v not in allowed]
     if unknown:
-        raise ValueError(f"unknown {what} {', '.join(map(repr, unknown))}: one of {', '.join(allowed)}")
+        raise Invalid(f"unknown {what} {', '.join(map(repr, unknown))}: one of {', '.join(allowed)}")
     return chosen
 
 

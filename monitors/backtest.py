@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from monitors.catalog import find_dataset
 from monitors.config import MonitorConfig, MonitorsConfig
 from monitors.contract import Contract
+from monitors.errors import Invalid, NotFound
 from monitors.evaluate import (HISTORY_DAYS, MetricHistory, evaluate_partition, history_since,
                                metrics_read_by)
 from monitors.plan import MonitorSpec, plan_monitors, spec_from_config
@@ -49,9 +50,9 @@ def find_monitor(session: Session, config: MonitorsConfig, name: str,
                               Contract.model_validate(candidate.contract), config.dataset(candidate.name))
         found += [(candidate, s) for s in specs if s.name == name]
     if not found:
-        raise ValueError(f"no monitor named {name!r}" + (f" on dataset {dataset!r}" if dataset else ""))
+        raise NotFound(f"no monitor named {name!r}" + (f" on dataset {dataset!r}" if dataset else ""))
     if len(found) > 1:
-        raise ValueError(f"monitor {name!r} exists on {len(found)} datasets "
+        raise Invalid(f"monitor {name!r} exists on {len(found)} datasets "
                          f"({', '.join(d.name for d, _ in found)}): name one with --dataset")
     return found[0]
 
@@ -60,7 +61,7 @@ def backtest(session: Session, dataset: Dataset, spec: MonitorSpec | MonitorConf
              start: dt.date, end: dt.date, *, now: dt.datetime | None = None) -> list[BacktestAlert]:
     """The alerts `spec` would have raised on each partition from `start` to `end`."""
     if start > end:
-        raise ValueError(f"the range is empty: {start} is after {end}")
+        raise Invalid(f"the range is empty: {start} is after {end}")
     if isinstance(spec, MonitorConfig):
         spec = spec_from_config(spec)
     history = MetricHistory(queries.read_metrics(session, dataset.id, until=end,

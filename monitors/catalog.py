@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from monitors.config import DatasetConfig, MonitorsConfig
+from monitors.errors import NotFound
 from monitors.file_roots import OutsideRoots, inside_roots
 from monitors.ingest import partition_from_name
 from monitors.readers import detect_format
@@ -18,7 +19,9 @@ from store.models import Dataset
 log = logging.getLogger(__name__)
 
 
-class UnknownDataset(LookupError):
+class UnknownDataset(NotFound):
+    """No dataset of that name; the message lists the known ones."""
+
     def __init__(self, name: str, known: list[str]):
         listing = ", ".join(known) if known else "none yet"
         super().__init__(f"unknown dataset {name!r} (known: {listing})")

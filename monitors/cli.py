@@ -17,7 +17,8 @@ from typing import Any
 from monitors import cli_alerts, cli_runs
 from monitors.backtest import backtest, find_monitor
 from monitors.catalog import UnknownDataset, find_dataset, sync_datasets
-from monitors.config import ConfigError, load_config
+from monitors.config import load_config
+from monitors.errors import Invalid, NotFound, Refused
 from monitors.credentials import mask_url
 from monitors.demo import land_demo
 from monitors.file_roots import inside_roots
@@ -92,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         _, sessions = (wait_for_store if args.command == "worker" else open_store)(settings.db_url)
         handler = COMMANDS[(args.command, getattr(args, "action", None))]
         return handler(args, settings, sessions)
-    except (UnknownDataset, ConfigError, ValueError) as exc:
+    # not found, refused, invalid (an unknown dataset, a bad config among them), and the
+    # plain ValueErrors of older code: one line on stderr, exit 2
+    except (NotFound, Refused, Invalid, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

@@ -15,8 +15,8 @@ import sys
 from typing import Any
 
 from monitors.alerts import RESOLUTIONS, acknowledge, comment, get_alert, list_alerts, resolve
-from monitors.catalog import UnknownDataset
 from monitors.cli_io import EXIT_USAGE, emit
+from monitors.errors import Invalid, NotFound, Refused
 from monitors.mutes import (
     MATCHER_KEYS,
     MAX_MUTE,
@@ -115,7 +115,7 @@ def _refusals_exit_2(handler):
     def guarded(args, settings, sessions) -> int:
         try:
             return handler(args, settings, sessions)
-        except (ValueError, UnknownDataset) as exc:
+        except (NotFound, Refused, Invalid, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
     return guarded

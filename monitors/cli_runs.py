@@ -159,14 +159,13 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Run requests, the run queue and the worker.")
     add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     args = parser.parse_args(argv)
-    from monitors.catalog import UnknownDataset
-    from monitors.config import ConfigError
+    from monitors.errors import Invalid, NotFound, Refused
 
     settings = load_settings()
     try:
         _, sessions = open_store(settings.db_url)
         return COMMANDS[(args.command, getattr(args, "action", None))](args, settings, sessions)
-    except (UnknownDataset, ConfigError, ValueError) as exc:
+    except (NotFound, Refused, Invalid, ValueError) as exc:  # one line, exit 2, as in monitors.cli
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

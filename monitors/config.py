@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from monitors.contract import Contract
 from monitors.credentials import holds_secret
+from monitors.errors import Invalid
 from monitors.file_roots import inside_roots
 from monitors.schedule import cron_trigger
 from monitors.settings import Settings
@@ -148,7 +149,7 @@ class MonitorsConfig(BaseModel):
         return hashlib.sha256(normal.encode()).hexdigest()[:16]
 
 
-class ConfigError(ValueError):
+class ConfigError(Invalid):
     """A config file that can't be used; the message names the file, key and line."""
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitors.errors import Invalid, NotFound, Refused
 from store.locks import lock_for_write
 from store.models import Alert, AlertStatus, Dataset, MuteRule, Severity
 
@@ -83,22 +84,22 @@ def clean_matchers(session: Session, matchers: Mapping[str, str | None]) -> dict
     and a severity that exist (a typo would otherwise mute nothing, silently)."""
     unknown = sorted(set(matchers) - set(MATCHER_KEYS))
     if unknown:
-        raise ValueError(f"unknown matcher {', '.join(unknown)}: a mute matches on "
+        raise Invalid(f"unknown matcher {', '.join(unknown)}: a mute matches on "
                          f"{', '.join(MATCHER_KEYS)}")
     cleaned = {k: str(v).strip() for k, v in matchers.items() if v is not None and str(v).strip()}
     if not cleaned:
-        raise ValueError(f"a mute needs at least one matcher ({', '.join(MATCHER_KEYS)}); "
+        raise Invalid(f"a mute needs at least one matcher ({', '.join(MATCHER_KEYS)}); "
                          "to mute everything of a dataset, give --dataset")
     if "dataset" in cleaned:
         names = list(session.scalars(select(Dataset.name).order_by(Dataset.name)).all())
         if not any(fnmatch.fnmatchcase(n, cleaned["dataset"]) for n in names):
             what = "pattern" if _is_pattern(cleaned["dataset"]) else "dataset"
-            raise ValueError(f"unknown dataset: {what} {cleaned['dataset']!r} matches no dataset "
+            raise Invalid(f"unknown dataset: {what} {cleaned['dataset']!r} matches no dataset "
                              f"(known: {', '.join(names) or 'none yet'})")
     if "severity" in cleaned:
         severities = [s.value for s in Severity]
         if not any(fnmatch.fnmatchcase(s, cleaned["severity"]) for s in severities):
-            raise ValueError(f"severity {cleaned['severity']!r} matches none of "
+            raise Invalid(f"severity {cleaned['severity']!r} matches none of "
                              f"{', '.join(severities)}")
     return cleaned
 
@@ -108,22 +109,22 @@ def add_mute(session: Session, *, matchers: Mapping[str, str | None], reason: st
              starts_at: dt.datetime | None = None) -> MuteRule:
     """Store a new mute after checking it; a refused mute stores nothing."""
     if not (by or "").strip():
-        raise ValueError("a mute needs an author (by)")
+        raise Refused("a mute needs an author (by)")
     if not (reason or "").strip():
-        raise ValueError("a mute needs a reason: say why these alerts may stay quiet")
+        raise Invalid("a mute needs a reason: say why these alerts may stay quiet")
     if ends_at is None:
-        raise ValueError(f"a mute needs an end time (at most {_days(MAX_MUTE)} after its start)")
+        raise Invalid(f"a mute needs an end time (at most {_days(MAX_MUTE)} after its start)")
     _require_aware(now, "now")
     _require_aware(ends_at, "the end time")
     starts_at = now if starts_at is None else starts_at
     _require_aware(starts_at, "the start time")
     if ends_at <= starts_at:
-        raise ValueError(f"the end time {ends_at.isoformat()} is not after the start "
+        raise Invalid(f"the end time {ends_at.isoformat()} is not after the start "
                          f"{starts_at.isoformat()}")
     if ends_at <= now:
-        raise ValueError(f"the end time {ends_at.isoformat()} is already past")
+        raise Invalid(f"the end time {ends_at.isoformat()} is already past")
     if ends_at - starts_at > MAX_MUTE:
-        raise ValueError(f"a mute lasts at most {_days(MAX_MUTE)}; this one would last "
+        raise Invalid(f"a mute lasts at most {_days(MAX_MUTE)}; this one would last "
                          f"{ends_at - starts_at} (from {starts_at.isoformat()} to "
                          f"{ends_at.isoformat()})")
     mute = MuteRule(matchers=clean_matchers(session, matchers), reason=reason.strip(),
@@ -136,15 +137,15 @@ def add_mute(session: Session, *, matchers: Mapping[str, str | None], reason: st
 def expire(session: Session, mute_id: int, by: str, now: dt.datetime) -> MuteRule:
     """End a mute now. Its alerts turn loud again at once, since `muted` is derived."""
     if not (by or "").strip():
-        raise ValueError("expiring a mute needs a name (by)")
+        raise Refused("expiring a mute needs a name (by)")
     _require_aware(now, "now")
     lock_for_write(session)
     mute = session.scalars(select(MuteRule).where(MuteRule.id == mute_id).with_for_update()
                            .execution_options(populate_existing=True)).one_or_none()
     if mute is None:
-        raise ValueError(f"no mute with id {mute_id}")
+        raise NotFound(f"no mute with id {mute_id}")
     if mute_state(mute, now) is MuteState.expired:
-        raise ValueError(f"mute {mute_id} already expired at {mute.ends_at.isoformat()}"
+        raise Refused(f"mute {mute_id} already expired at {mute.ends_at.isoformat()}"
                          + (f" (expired by {mute.expired_by})" if mute.expired_by else ""))
     # a pending mute expired early keeps start <= end, so it never reads as pending again
     mute.starts_at = min(mute.starts_at, now)
@@ -165,7 +166,7 @@ def mute_summary(mute: MuteRule, now: dt.datetime) -> dict[str, Any]:
 def list_mutes(session: Session, now: dt.datetime, *, state: str | None = None) -> list[dict[str, Any]]:
     """Every mute, newest first, optionally only those in one state."""
     if state is not None and state not in MuteState.__members__:
-        raise ValueError(f"unknown mute state {state!r} (one of {', '.join(MuteState)})")
+        raise Invalid(f"unknown mute state {state!r} (one of {', '.join(MuteState)})")
     documents = [mute_summary(m, now) for m in
                  session.scalars(select(MuteRule).order_by(MuteRule.id.desc())).all()]
     return [d for d in documents if state is None or d["state"] == state]
@@ -197,7 +198,7 @@ def alert_fields(alert: Alert, dataset_name: str) -> dict[str, Any]:
 
 def _require_aware(value: dt.datetime, what: str) -> None:
     if value.tzinfo is None:
-        raise ValueError(f"{what} {value.isoformat()} has no time zone: give UTC times")
+        raise Invalid(f"{what} {value.isoformat()} has no time zone: give UTC times")
 
 
 def _days(span: dt.timedelta) -> str:

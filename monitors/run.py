@@ -23,6 +23,7 @@ from monitors.alerts import Recorded, Signal, record_signals
 from monitors.catalog import delivered_files, sync_datasets
 from monitors.config import ConfigError, MonitorsConfig, load_config
 from monitors.contract import Contract
+from monitors.errors import NotFound
 from monitors.evaluate import (HISTORY_DAYS, MetricHistory, Verdict, evaluate_partition,
                                history_since, metrics_read_by)
 from monitors.faults import kill_point
@@ -81,7 +82,7 @@ def execute_run(sessions: sessionmaker[Session], settings: Settings, run_id: int
     with sessions.begin() as session:
         run = session.get(Run, run_id)
         if run is None:
-            raise ValueError(f"no run {run_id}")
+            raise NotFound(f"no run {run_id}")
         if run.status == RunStatus.queued:  # executed inline (`run --now`), not claimed
             run.status, run.claimed_by = RunStatus.running, "inline"
         run.started_at = run.started_at or dt.datetime.now(dt.UTC)
