@@ -17,6 +17,7 @@ from monitors.contract import Contract
 from monitors.errors import Invalid, NotFound
 from monitors.evaluate import (HISTORY_DAYS, MetricHistory, evaluate_partition, history_since,
                                metrics_read_by)
+from monitors.freshness import partition_day_end
 from monitors.plan import MonitorSpec, plan_monitors, spec_from_config
 from store import queries
 from store.models import Dataset
@@ -72,7 +73,8 @@ def backtest(session: Session, dataset: Dataset, spec: MonitorSpec | MonitorConf
     alerts: list[BacktestAlert] = []
     condition_open = False  # a condition alert (drift, breakout) stays one alert until it passes
     for partition in pd.date_range(start, end, freq="D").date:
-        clock = now or dt.datetime.combine(partition + dt.timedelta(days=2), dt.time(), dt.UTC)
+        # a day after the partition's day ended: any deadline has passed, as for a live run
+        clock = now or partition_day_end(partition) + dt.timedelta(days=1)
         for verdict in evaluate_partition(session, dataset, contract, [spec], history,
                                           partition, clock):
             finding = verdict.finding

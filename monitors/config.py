@@ -18,11 +18,13 @@ from monitors.errors import Invalid
 from monitors.file_roots import inside_roots
 from monitors.schedule import cron_trigger
 from monitors.settings import Settings
+from store.models import Severity
 
 DATASET_NAME = r"^[A-Za-z0-9_.-]{1,200}$"
 
 
-Severity = Literal["critical", "warning", "info"]
+# the names, not the enum: the config is written back to YAML as plain strings
+SeverityName = Literal[tuple(s.value for s in Severity)]
 CHECKS = ("not_null", "in_range", "allowed_values", "unique", "matches_pattern", "expression")
 DETECTORS = ("absolute", "proportional", "anomalies", "breakouts", "drift", "new_category")
 
@@ -37,7 +39,7 @@ class CheckConfig(BaseModel):
     column: str | None = None
     columns: list[str] | None = None  # unique over a compound key
     options: dict[str, Any] = {}     # min/max, values, pattern, expr, max_fraction
-    severity: Severity = "critical"
+    severity: SeverityName = "critical"
     enabled: bool = True
 
     def label(self) -> str:
@@ -55,7 +57,7 @@ class MonitorConfig(BaseModel):
     column: str | None = None        # None for table-level metrics
     detector: Literal[DETECTORS]
     options: dict[str, Any] = {}
-    severity: Severity = "warning"
+    severity: SeverityName = "warning"
     enabled: bool = True
 
 

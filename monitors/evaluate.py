@@ -24,11 +24,10 @@ from detectors.result import Detection, Finding
 from monitors.contract import Contract
 from monitors.freshness import arrival_delay_hours, partition_day_end, partition_due_at
 from monitors.plan import MonitorSpec
+from monitors.profile import QUANTILE_KEYS
 from monitors.readers import ContractViolation, detect_format, read_file
 from store import queries
 from store.models import Batch, Dataset
-
-QUANTILE_KEYS = ["min", "p01", "p05", "p25", "p50", "p75", "p95", "p99", "max", "count"]
 
 
 def metrics_read_by(specs) -> set[str]:

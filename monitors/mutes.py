@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from monitors.errors import Invalid, NotFound, Refused
 from store.locks import lock_for_write
-from store.models import Alert, AlertStatus, Dataset, MuteRule, Severity
+from store.models import UNRESOLVED, Alert, Dataset, MuteRule, Severity
 
 MATCHER_KEYS = ("dataset", "column", "monitor", "detector", "severity")
 MAX_MUTE = dt.timedelta(days=30)
@@ -178,7 +178,7 @@ def preview(session: Session, matchers: Mapping[str, str | None], now: dt.dateti
     cleaned = clean_matchers(session, matchers)
     rows = session.execute(
         select(Alert, Dataset.name).join(Dataset, Dataset.id == Alert.dataset_id)
-        .where(Alert.status != AlertStatus.resolved)
+        .where(Alert.status.in_(UNRESOLVED))
         .order_by(Alert.last_seen_at.desc(), Alert.id.desc())).all()
     covered = []
     for alert, dataset in rows:

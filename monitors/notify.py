@@ -34,13 +34,13 @@ from sqlalchemy.orm import Session
 
 from monitors.alerts import EventKind, Recorded
 from monitors.mutes import active_mutes, alert_fields, is_muted
-from store.models import Alert, AlertEvent, AlertStatus, Dataset
+from store.models import Alert, AlertEvent, AlertStatus, Dataset, Severity
 
 log = logging.getLogger(__name__)
 
 # Slack refuses messages with more than 50 blocks; a summary needs far fewer
 MAX_LISTED = 20
-_SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+_SEVERITY_ORDER = {s.value: rank for rank, s in enumerate(Severity)}  # worst first
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +101,7 @@ def notify_config_from(data: Mapping[str, Any] | None,
         unknown_severities = sorted(set(severities or ()) - set(_SEVERITY_ORDER))
         if unknown_severities:
             raise ValueError(f"notifications.routes[{number}]: unknown severity "
-                             f"{', '.join(unknown_severities)} (critical, warning, info)")
+                             f"{', '.join(unknown_severities)} ({', '.join(Severity)})")
         owners = _names(entry.get("owners"), f"notifications.routes[{number}].owners")
         if "url_env" in entry:
             if environ is None:  # the shape only: the variable is read where messages are sent
