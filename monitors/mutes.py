@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitors.errors import Invalid, NotFound, Refused
+from store import queries
 from store.locks import lock_for_write
 from store.models import UNRESOLVED, Alert, Dataset, MuteRule, Severity
 
@@ -71,6 +72,30 @@ def covering_mute(fields: Mapping[str, Any], mutes: Iterable[MuteRule],
 
 def is_muted(fields: Mapping[str, Any], mutes: Iterable[MuteRule], now: dt.datetime) -> bool:
     return covering_mute(fields, mutes, now) is not None
+
+
+def mute_covers(session: Session, mutes: Iterable[MuteRule]) -> tuple[queries.MuteCover, ...]:
+    """The mutes as the alert query matches them in SQL (`store.queries.MuteCover`), in
+    the order given. An exact matcher is its value; `*` constrains nothing; any other glob
+    becomes the label values in the store it matches, by `matches`' rule (a missing column
+    is ""). A label value first stored after this read is not covered by a glob until the
+    next read: the alert shows as loud for that one listing, never hidden by mistake."""
+    values: dict[str, list[str | None]] = {}  # read once per label, and only for globs
+    covers = []
+    for mute in mutes:
+        labels = []
+        for key, pattern in sorted(mute.matchers.items()):
+            if pattern == "*":
+                continue
+            if not _is_pattern(pattern):
+                labels.append((key, (pattern,)))
+                continue
+            if key not in values:
+                values[key] = queries.list_label_values(session, key)
+            labels.append((key, tuple(v for v in values[key]
+                                      if fnmatch.fnmatchcase(v or "", pattern))))
+        covers.append(queries.MuteCover(mute.id, tuple(labels)))
+    return tuple(covers)
 
 
 def active_mutes(session: Session, now: dt.datetime) -> list[MuteRule]:
