@@ -186,6 +186,8 @@ def partition_spans(session: Session) -> dict[str, tuple[dt.date, dt.date]]:
 # Aggregates and pages in SQL, so the pages stay fast at 10k alerts. Mutes are globs matched
 # in Python, but only on an alert's labels: the caller matches them against the few distinct
 # label sets (`count_alerts_by_labels`) and hands the muted ones back as `AlertFilter.hidden`.
+# `AlertFilter`, `count_alerts` and `list_alert_page` serve the dashboard's table until it
+# calls `monitors.alerts.alert_page` (the one alert query, below); then they go.
 
 ALERT_PAGE_COLUMNS = ["id", "severity", "status", "dataset", "column", "monitor", "detector",
                       "partition", "message", "occurrences", "value", "expected", "lower",
