@@ -25,10 +25,10 @@ The reopen window is measured between partitions, not wall-clock time: a backfil
 months of partitions within seconds, and it must reopen and open exactly as the live daily
 runs did.
 
-Muting is derived at read time (`muted` in `list_alerts` and `alert_page`): an alert is muted while an active
-mute covers it, and loud again by itself when the mute ends. Alerts a mute covers when they
-are opened or reopened also get a `muted` event and are reported in `Recorded.muted`, which
-notification leaves out.
+Muting is derived at read time (`muted` in `list_alerts` and `alert_page`): an alert is
+muted while an active mute covers it, and loud again by itself when the mute ends. Alerts a
+mute covers when they are opened or reopened also get a `muted` event and are reported in
+`Recorded.muted`, which notification leaves out.
 
 Concurrency. The worker and any number of dashboards change the same alerts. Every
 function here that decides a change from an alert's state first locks what it reads
@@ -289,7 +289,7 @@ def _one_verdict_per_partition(signals: Iterable[Signal]) -> dict[tuple[str, dt.
     for signal in signals:
         if signal.severity not in Severity.__members__:
             raise Invalid(f"monitor {signal.monitor!r}: unknown severity {signal.severity!r} "
-                             f"(one of {', '.join(Severity)})")
+                          f"(one of {', '.join(Severity)})")
         key = (signal.fingerprint, signal.partition)
         current = chosen.get(key)
         if current is None or _rank(signal) > _rank(current):
@@ -372,7 +372,7 @@ def acknowledge(session: Session, alert_id: int, *, by: str, note: str | None = 
     alert = _get_for_change(session, alert_id, seen)
     if alert.status == AlertStatus.resolved:
         raise Refused(f"alert {alert_id} is {_last_change(session, alert)}: there is "
-                         "nothing to acknowledge; comment on it instead")
+                      "nothing to acknowledge; comment on it instead")
     if alert.status == AlertStatus.acknowledged:
         raise Refused(f"alert {alert_id} is already {_last_change(session, alert)}")
     alert.status = AlertStatus.acknowledged

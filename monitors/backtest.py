@@ -54,7 +54,7 @@ def find_monitor(session: Session, config: MonitorsConfig, name: str,
         raise NotFound(f"no monitor named {name!r}" + (f" on dataset {dataset!r}" if dataset else ""))
     if len(found) > 1:
         raise Invalid(f"monitor {name!r} exists on {len(found)} datasets "
-                         f"({', '.join(d.name for d, _ in found)}): name one with --dataset")
+                      f"({', '.join(d.name for d, _ in found)}): name one with --dataset")
     return found[0]
 
 

@@ -110,22 +110,22 @@ def clean_matchers(session: Session, matchers: Mapping[str, str | None]) -> dict
     unknown = sorted(set(matchers) - set(MATCHER_KEYS))
     if unknown:
         raise Invalid(f"unknown matcher {', '.join(unknown)}: a mute matches on "
-                         f"{', '.join(MATCHER_KEYS)}")
+                      f"{', '.join(MATCHER_KEYS)}")
     cleaned = {k: str(v).strip() for k, v in matchers.items() if v is not None and str(v).strip()}
     if not cleaned:
         raise Invalid(f"a mute needs at least one matcher ({', '.join(MATCHER_KEYS)}); "
-                         "to mute everything of a dataset, give --dataset")
+                      "to mute everything of a dataset, give --dataset")
     if "dataset" in cleaned:
         names = list(session.scalars(select(Dataset.name).order_by(Dataset.name)).all())
         if not any(fnmatch.fnmatchcase(n, cleaned["dataset"]) for n in names):
             what = "pattern" if _is_pattern(cleaned["dataset"]) else "dataset"
             raise Invalid(f"unknown dataset: {what} {cleaned['dataset']!r} matches no dataset "
-                             f"(known: {', '.join(names) or 'none yet'})")
+                          f"(known: {', '.join(names) or 'none yet'})")
     if "severity" in cleaned:
         severities = [s.value for s in Severity]
         if not any(fnmatch.fnmatchcase(s, cleaned["severity"]) for s in severities):
             raise Invalid(f"severity {cleaned['severity']!r} matches none of "
-                             f"{', '.join(severities)}")
+                          f"{', '.join(severities)}")
     return cleaned
 
 
@@ -145,13 +145,13 @@ def add_mute(session: Session, *, matchers: Mapping[str, str | None], reason: st
     _require_aware(starts_at, "the start time")
     if ends_at <= starts_at:
         raise Invalid(f"the end time {ends_at.isoformat()} is not after the start "
-                         f"{starts_at.isoformat()}")
+                      f"{starts_at.isoformat()}")
     if ends_at <= now:
         raise Invalid(f"the end time {ends_at.isoformat()} is already past")
     if ends_at - starts_at > MAX_MUTE:
         raise Invalid(f"a mute lasts at most {_days(MAX_MUTE)}; this one would last "
-                         f"{ends_at - starts_at} (from {starts_at.isoformat()} to "
-                         f"{ends_at.isoformat()})")
+                      f"{ends_at - starts_at} (from {starts_at.isoformat()} to "
+                      f"{ends_at.isoformat()})")
     mute = MuteRule(matchers=clean_matchers(session, matchers), reason=reason.strip(),
                     created_by=by.strip(), created_at=now, starts_at=starts_at, ends_at=ends_at)
     session.add(mute)
@@ -171,7 +171,7 @@ def expire(session: Session, mute_id: int, by: str, now: dt.datetime) -> MuteRul
         raise NotFound(f"no mute with id {mute_id}")
     if mute_state(mute, now) is MuteState.expired:
         raise Refused(f"mute {mute_id} already expired at {mute.ends_at.isoformat()}"
-                         + (f" (expired by {mute.expired_by})" if mute.expired_by else ""))
+                      + (f" (expired by {mute.expired_by})" if mute.expired_by else ""))
     # a pending mute expired early keeps start <= end, so it never reads as pending again
     mute.starts_at = min(mute.starts_at, now)
     mute.ends_at = now

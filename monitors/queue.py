@@ -161,7 +161,7 @@ def cancel(session: Session, run_id: int, by: str) -> Run:
     if cancelled is None:
         if run.status == RunStatus.running:
             raise Refused(f"run {run_id} is running (claimed by {run.claimed_by}); "
-                             "only queued runs can be cancelled")
+                          "only queued runs can be cancelled")
         raise Refused(f"run {run_id} is already {run.status}; only queued runs can be cancelled")
     return run
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, case, delete, false, func, insert, not_, null, or_, select, true, update
+from sqlalchemy import (and_, case, delete, false, func, insert, not_, null, or_, select, true,
+                        update)
 from sqlalchemy.orm import Session
 
 from store.models import Alert, AlertOccurrence, AlertStatus, Batch, BatchStatus, Dataset, Metric

@@ -70,7 +70,8 @@ def test_wrong_input_is_invalid(sessions, sales):
 
 @pytest.mark.parametrize("argv, message", [
     (("alerts", "show", "42"), "error: no alert with id 42"),                   # not found
-    (("alerts", "ack", "1", "--by", " "), "error: every action on an alert needs a name"),  # refused
+    (("alerts", "ack", "1", "--by", " "),                                       # refused
+     "error: every action on an alert needs a name"),
     (("mutes", "add", "--by", "ana", "--reason", "r", "--dataset", "sales"),    # invalid
      "error: a mute needs an end time"),
 ])
