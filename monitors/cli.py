@@ -18,9 +18,9 @@ from monitors import cli_alerts, cli_runs
 from monitors.backtest import backtest, find_monitor
 from monitors.catalog import UnknownDataset, find_dataset, sync_datasets
 from monitors.config import load_config
-from monitors.errors import Invalid, NotFound, Refused
 from monitors.credentials import mask_url
 from monitors.demo import land_demo
+from monitors.errors import Invalid, NotFound, Refused
 from monitors.file_roots import inside_roots
 from monitors.freshness import list_late_partitions
 from monitors.ingest import create_dataset, ingest_file, partition_from_name
