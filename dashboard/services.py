@@ -19,7 +19,7 @@ from monitors import alerts as lifecycle
 from monitors import mutes, queue
 from monitors.backtest import backtest
 from monitors.catalog import find_dataset
-from monitors.config import DETECTORS, ConfigError, MonitorConfig, MonitorsConfig
+from monitors.config import DETECTORS, ConfigError, MonitorConfig, MonitorsConfig  # noqa: F401
 from monitors.contract import Contract
 from monitors.run import config_for_runs
 from monitors.settings import load_settings

@@ -25,10 +25,10 @@ The reopen window is measured between partitions, not wall-clock time: a backfil
 months of partitions within seconds, and it must reopen and open exactly as the live daily
 runs did.
 
-Muting is derived at read time (`muted` in `list_alerts`): an alert is muted while an active
-mute covers it, and loud again by itself when the mute ends. Alerts a mute covers when they
-are opened or reopened also get a `muted` event and are reported in `Recorded.muted`, which
-notification leaves out.
+Muting is derived at read time (`muted` in `list_alerts` and `alert_page`): an alert is
+muted while an active mute covers it, and loud again by itself when the mute ends. Alerts a
+mute covers when they are opened or reopened also get a `muted` event and are reported in
+`Recorded.muted`, which notification leaves out.
 
 Concurrency. The worker and any number of dashboards change the same alerts. Every
 function here that decides a change from an alert's state first locks what it reads
@@ -55,7 +55,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from detectors.result import Finding
-from monitors.mutes import active_mutes, alert_fields, covering_mute
+from monitors.errors import Invalid, NotFound, Refused
+from monitors.mutes import active_mutes, alert_fields, covering_mute, mute_covers
+from store import queries
 from store.locks import lock_for_write
 from store.models import (
     Alert,
@@ -94,7 +96,7 @@ STATUS_EVENTS = (EventKind.opened, EventKind.reopened, EventKind.acknowledged,
                  EventKind.resolved)
 
 
-class AlertChanged(ValueError):
+class AlertChanged(Refused):
     """The alert's status is no longer the one the person acting on it saw."""
 
 
@@ -286,8 +288,8 @@ def _one_verdict_per_partition(signals: Iterable[Signal]) -> dict[tuple[str, dt.
     chosen: dict[tuple[str, dt.date], Signal] = {}
     for signal in signals:
         if signal.severity not in Severity.__members__:
-            raise ValueError(f"monitor {signal.monitor!r}: unknown severity {signal.severity!r} "
-                             f"(one of {', '.join(Severity)})")
+            raise Invalid(f"monitor {signal.monitor!r}: unknown severity {signal.severity!r} "
+                          f"(one of {', '.join(Severity)})")
         key = (signal.fingerprint, signal.partition)
         current = chosen.get(key)
         if current is None or _rank(signal) > _rank(current):
@@ -356,7 +358,7 @@ def _dataset_names(session: Session, ids: set[int]) -> dict[int, str]:
     names = dict(session.execute(select(Dataset.id, Dataset.name).where(Dataset.id.in_(ids))).all())
     missing = ids - set(names)
     if missing:
-        raise ValueError(f"signals name unknown dataset ids: {sorted(missing)}")
+        raise NotFound(f"signals name unknown dataset ids: {sorted(missing)}")
     return names
 
 
@@ -369,10 +371,10 @@ def acknowledge(session: Session, alert_id: int, *, by: str, note: str | None = 
     by, now = _who(by), _when(now)
     alert = _get_for_change(session, alert_id, seen)
     if alert.status == AlertStatus.resolved:
-        raise ValueError(f"alert {alert_id} is {_last_change(session, alert)}: there is "
-                         "nothing to acknowledge; comment on it instead")
+        raise Refused(f"alert {alert_id} is {_last_change(session, alert)}: there is "
+                      "nothing to acknowledge; comment on it instead")
     if alert.status == AlertStatus.acknowledged:
-        raise ValueError(f"alert {alert_id} is already {_last_change(session, alert)}")
+        raise Refused(f"alert {alert_id} is already {_last_change(session, alert)}")
     alert.status = AlertStatus.acknowledged
     _add_event(session, alert, EventKind.acknowledged, by, now, note)
     return alert
@@ -387,10 +389,10 @@ def resolve(session: Session, alert_id: int, *, by: str, resolution: str,
     by, now = _who(by), _when(now)
     normal = (resolution or "").strip().lower().replace(" ", "_").replace("-", "_")
     if normal not in RESOLUTIONS:
-        raise ValueError(f"unknown resolution {resolution!r}: one of {', '.join(RESOLUTIONS)}")
+        raise Invalid(f"unknown resolution {resolution!r}: one of {', '.join(RESOLUTIONS)}")
     alert = _get_for_change(session, alert_id, seen)
     if alert.status == AlertStatus.resolved:
-        raise ValueError(f"alert {alert_id} is already {_last_change(session, alert)}")
+        raise Refused(f"alert {alert_id} is already {_last_change(session, alert)}")
     alert.status, alert.resolution, alert.resolved_at = AlertStatus.resolved, normal, now
     _add_event(session, alert, EventKind.resolved, by, now,
                f"{normal}: {note}" if note else normal)
@@ -403,7 +405,7 @@ def comment(session: Session, alert_id: int, *, by: str, note: str,
     the person loaded the alert."""
     alert, by, now = _get(session, alert_id), _who(by), _when(now)
     if not (note or "").strip():
-        raise ValueError("a comment needs a note")
+        raise Invalid("a comment needs a note")
     _add_event(session, alert, EventKind.commented, by, now, note.strip())
     return alert
 
@@ -419,7 +421,7 @@ def note_rerun_requested(session: Session, alert_id: int, *, by: str, run_id: in
 def _get(session: Session, alert_id: int) -> Alert:
     alert = session.get(Alert, alert_id)
     if alert is None:
-        raise ValueError(f"no alert with id {alert_id}")
+        raise NotFound(f"no alert with id {alert_id}")
     return alert
 
 
@@ -430,7 +432,7 @@ def _get_for_change(session: Session, alert_id: int, seen: str | None) -> Alert:
     alert = session.scalars(select(Alert).where(Alert.id == alert_id).with_for_update()
                             .execution_options(populate_existing=True)).one_or_none()
     if alert is None:
-        raise ValueError(f"no alert with id {alert_id}")
+        raise NotFound(f"no alert with id {alert_id}")
     if seen is not None and alert.status != seen:
         raise AlertChanged(f"alert {alert_id} was {_last_change(session, alert)} since you "
                            f"loaded it (you saw it {seen}); reload it and decide again")
@@ -451,7 +453,7 @@ def _last_change(session: Session, alert: Alert) -> str:
 
 def _who(by: str | None) -> str:
     if not (by or "").strip():
-        raise ValueError("every action on an alert needs a name (by)")
+        raise Refused("every action on an alert needs a name (by)")
     return by.strip()
 
 
@@ -469,7 +471,7 @@ def _add_event(session: Session, alert: Alert, kind: EventKind, by: str, at: dt.
 
 def _require_aware(value: dt.datetime, what: str) -> None:
     if value.tzinfo is None:
-        raise ValueError(f"{what} {value.isoformat()} has no time zone: give UTC times")
+        raise Invalid(f"{what} {value.isoformat()} has no time zone: give UTC times")
 
 
 # ---- what people see ------------------------------------------------------------------
@@ -478,44 +480,60 @@ def list_alerts(session: Session, *, status: str | Sequence[str] | None = None,
                 dataset: str | Sequence[str] | None = None,
                 severity: str | Sequence[str] | None = None,
                 monitor: str | Sequence[str] | None = None,
-                since: dt.datetime | dt.date | None = None,
-                until: dt.datetime | dt.date | None = None,
+                since: dt.date | None = None, until: dt.date | None = None,
                 include_muted: bool = True, limit: int | None = None, offset: int = 0,
                 now: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """Alerts as the CLI and the dashboard show them, last seen first.
+    """Alerts as `alerts list` shows them, last seen first (ties: newest id first), paged
+    by `limit` and `offset`. The filters are those of `alert_page`; `include_muted=False`
+    leaves out the alerts an active mute covers."""
+    query = _alert_query(session, status, dataset, severity, monitor, since, until,
+                         None if include_muted else False, _when(now))
+    return [_document(alert, name, mute_id)
+            for alert, name, mute_id in queries.list_alert_rows(session, query, limit=limit,
+                                                                offset=offset)]
 
-    Each filter takes one value or several. `since`/`until` bound `last_seen_at` (a date
-    means that whole UTC day). `muted` is whether an active mute covers the alert at `now`.
+
+@dataclass(frozen=True, slots=True)
+class AlertPage:
+    alerts: list[dict[str, Any]]  # as `list_alerts` gives them
+    total: int                    # how many match, over all the pages
+
+
+def alert_page(session: Session, *, status: str | Sequence[str] | None = None,
+               dataset: str | Sequence[str] | None = None,
+               severity: str | Sequence[str] | None = None,
+               monitor: str | Sequence[str] | None = None,
+               since: dt.date | None = None, until: dt.date | None = None,
+               muted: bool | None = None, limit: int | None = None, offset: int = 0,
+               now: dt.datetime | None = None) -> AlertPage:
+    """One page of alerts and how many match in all: the one alert query, which the CLI
+    (`list_alerts`) and the dashboard's table both call. Filtered, mute-matched and paged
+    in SQL.
+
+    Each filter takes one value or several (None: any). `since` and `until` bound the
+    alert's partition (the latest it fired on), both days included; a datetime counts as
+    its UTC date. `muted`: None lists all, False only alerts no active mute covers at
+    `now`, True only the covered ones; each alert's `muted` and `mute_id` say which.
     """
-    now = _when(now)
-    statuses = _choices(status, [s.value for s in AlertStatus], "status")
-    severities = _choices(severity, [s.value for s in Severity], "severity")
-    query = select(Alert, Dataset.name).join(Dataset, Dataset.id == Alert.dataset_id)
-    if statuses:
-        query = query.where(Alert.status.in_(statuses))
-    if severities:
-        query = query.where(Alert.severity.in_(severities))
-    if dataset is not None:
-        ids = [find_dataset(session, name).id for name in _many(dataset)]
-        query = query.where(Alert.dataset_id.in_(ids))
-    if monitor is not None:
-        query = query.where(Alert.monitor.in_(_many(monitor)))
-    if since is not None:
-        query = query.where(Alert.last_seen_at >= _day_start(since))
-    if until is not None:
-        query = query.where(Alert.last_seen_at <= until if isinstance(until, dt.datetime)
-                            else Alert.last_seen_at < _day_start(until + dt.timedelta(days=1)))
-    query = query.order_by(Alert.last_seen_at.desc(), Alert.id.desc())
-    mutes = active_mutes(session, now)
-    filter_muted = not include_muted and bool(mutes)
-    if not filter_muted:
-        query = query.offset(offset or None).limit(limit)
-    documents = [alert_summary(alert, name, mutes, now) for alert, name in session.execute(query).all()]
-    if filter_muted:
-        # mutes are globs: matched in Python, so paging follows the filter
-        documents = [d for d in documents if not d["muted"]]
-        documents = documents[offset:][:limit] if limit is not None else documents[offset:]
-    return documents
+    query = _alert_query(session, status, dataset, severity, monitor, since, until, muted,
+                         _when(now))
+    rows = queries.list_alert_rows(session, query, limit=limit, offset=offset)
+    return AlertPage([_document(alert, name, mute_id) for alert, name, mute_id in rows],
+                     queries.count_alert_rows(session, query))
+
+
+def _alert_query(session: Session, status, dataset, severity, monitor, since, until,
+                 muted: bool | None, now: dt.datetime) -> queries.AlertQuery:
+    datasets = tuple(_many(dataset)) if dataset is not None else ()
+    for name in datasets:
+        find_dataset(session, name)  # an unknown name is refused, not an empty list
+    return queries.AlertQuery(
+        statuses=tuple(_choices(status, [s.value for s in AlertStatus], "status")),
+        severities=tuple(_choices(severity, [s.value for s in Severity], "severity")),
+        datasets=datasets, monitors=tuple(_many(monitor)) if monitor is not None else (),
+        partition_from=_partition_bound(since, "since"),
+        partition_to=_partition_bound(until, "until"),
+        mutes=mute_covers(session, active_mutes(session, now)), muted=muted)
 
 
 def get_alert(session: Session, alert_id: int, now: dt.datetime | None = None) -> dict[str, Any]:
@@ -541,12 +559,16 @@ def get_alert(session: Session, alert_id: int, now: dt.datetime | None = None) -
 
 def alert_summary(alert: Alert, dataset_name: str, mutes: Iterable[MuteRule],
                   now: dt.datetime) -> dict[str, Any]:
-    """DESIGN.md's alert fields, and a few more for triage."""
+    """DESIGN.md's alert fields, and a few more for triage; `muted` as of `now`."""
     mute = covering_mute(alert_fields(alert, dataset_name), mutes, now)
+    return _document(alert, dataset_name, mute.id if mute is not None else None)
+
+
+def _document(alert: Alert, dataset_name: str, mute_id: int | None) -> dict[str, Any]:
     return {
         "id": alert.id, "dataset": dataset_name, "column": alert.column, "monitor": alert.monitor,
         "detector": alert.detector, "severity": alert.severity, "status": alert.status,
-        "muted": mute is not None, "mute_id": mute.id if mute is not None else None,
+        "muted": mute_id is not None, "mute_id": mute_id,
         "partition": alert.partition.isoformat() if alert.partition else None,
         "value": alert.value, "expected": alert.expected, "lower": alert.lower,
         "upper": alert.upper, "message": alert.message, "occurrences": alert.occurrences,
@@ -569,12 +591,12 @@ def _choices(value: str | Sequence[str] | None, allowed: list[str], what: str) -
     chosen = _many(value)
     unknown = [v for v in chosen if v not in allowed]
     if unknown:
-        raise ValueError(f"unknown {what} {', '.join(map(repr, unknown))}: one of {', '.join(allowed)}")
+        raise Invalid(f"unknown {what} {', '.join(map(repr, unknown))}: one of {', '.join(allowed)}")
     return chosen
 
 
-def _day_start(value: dt.datetime | dt.date) -> dt.datetime:
+def _partition_bound(value: dt.date | None, what: str) -> dt.date | None:
     if isinstance(value, dt.datetime):
-        _require_aware(value, "a time bound")
-        return value
-    return dt.datetime.combine(value, dt.time(), tzinfo=dt.UTC)
+        _require_aware(value, what)
+        return value.astimezone(dt.UTC).date()
+    return value

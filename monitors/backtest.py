@@ -14,9 +14,11 @@ from sqlalchemy.orm import Session
 from monitors.catalog import find_dataset
 from monitors.config import MonitorConfig, MonitorsConfig
 from monitors.contract import Contract
-from monitors.evaluate import HISTORY_DAYS, MetricHistory, history_since, metrics_read_by
-from monitors.plan import MonitorSpec, spec_from_config, plan_monitors
-from monitors.run import evaluate_partition
+from monitors.errors import Invalid, NotFound
+from monitors.evaluate import (HISTORY_DAYS, MetricHistory, evaluate_partition, history_since,
+                               metrics_read_by)
+from monitors.freshness import partition_day_end
+from monitors.plan import MonitorSpec, plan_monitors, spec_from_config
 from store import queries
 from store.models import Dataset
 
@@ -49,10 +51,10 @@ def find_monitor(session: Session, config: MonitorsConfig, name: str,
                               Contract.model_validate(candidate.contract), config.dataset(candidate.name))
         found += [(candidate, s) for s in specs if s.name == name]
     if not found:
-        raise ValueError(f"no monitor named {name!r}" + (f" on dataset {dataset!r}" if dataset else ""))
+        raise NotFound(f"no monitor named {name!r}" + (f" on dataset {dataset!r}" if dataset else ""))
     if len(found) > 1:
-        raise ValueError(f"monitor {name!r} exists on {len(found)} datasets "
-                         f"({', '.join(d.name for d, _ in found)}): name one with --dataset")
+        raise Invalid(f"monitor {name!r} exists on {len(found)} datasets "
+                      f"({', '.join(d.name for d, _ in found)}): name one with --dataset")
     return found[0]
 
 
@@ -60,18 +62,21 @@ def backtest(session: Session, dataset: Dataset, spec: MonitorSpec | MonitorConf
              start: dt.date, end: dt.date, *, now: dt.datetime | None = None) -> list[BacktestAlert]:
     """The alerts `spec` would have raised on each partition from `start` to `end`."""
     if start > end:
-        raise ValueError(f"the range is empty: {start} is after {end}")
+        raise Invalid(f"the range is empty: {start} is after {end}")
     if isinstance(spec, MonitorConfig):
         spec = spec_from_config(spec)
     history = MetricHistory(queries.read_metrics(session, dataset.id, until=end,
                                                  since=history_since(start),
                                                  metrics=sorted(metrics_read_by([spec]))),
                             window_days=HISTORY_DAYS)
+    contract = Contract.model_validate(dataset.contract)  # once, for every partition
     alerts: list[BacktestAlert] = []
     condition_open = False  # a condition alert (drift, breakout) stays one alert until it passes
     for partition in pd.date_range(start, end, freq="D").date:
-        clock = now or dt.datetime.combine(partition + dt.timedelta(days=2), dt.time(), dt.UTC)
-        for verdict in evaluate_partition(session, dataset, [spec], history, partition, clock):
+        # a day after the partition's day ended: any deadline has passed, as for a live run
+        clock = now or partition_day_end(partition) + dt.timedelta(days=1)
+        for verdict in evaluate_partition(session, dataset, contract, [spec], history,
+                                          partition, clock):
             finding = verdict.finding
             if verdict.skipped:
                 continue

@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         _, sessions = (wait_for_store if args.command == "worker" else open_store)(settings.db_url)
         handler = COMMANDS[(args.command, getattr(args, "action", None))]
         return handler(args, settings, sessions)
-    except (UnknownDataset, ValueError) as exc:  # a ConfigError is a ValueError
+    # NotFound and the store's UnknownDataset are LookupErrors; Refused, Invalid and the plain
+    # ValueErrors of older code are ValueErrors: one line on stderr, exit 2
+    except (LookupError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

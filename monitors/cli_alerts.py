@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from monitors.alerts import RESOLUTIONS, acknowledge, comment, get_alert, list_alerts, resolve
-from monitors.cli_io import EXIT_USAGE, emit
+from monitors.cli_io import EXIT_USAGE, date_argument, emit
 from monitors.mutes import (
     MATCHER_KEYS,
     MAX_MUTE,
@@ -27,7 +27,6 @@ from monitors.mutes import (
     preview,
 )
 from store.models import AlertStatus, Severity
-from store.queries import UnknownDataset
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -53,13 +52,21 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     alerts = subparsers.add_parser("alerts", help="list, show and triage alerts")
     alert_actions = alerts.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-    listing = alert_actions.add_parser("list", help="alerts, last seen first")
+    listing = alert_actions.add_parser(
+        "list", help="alerts, last seen first",
+        description="--from and --to bound the alert's partition (the latest it fired on), "
+                    "both days included.")
     listing.add_argument("--status", choices=[s.value for s in AlertStatus])
     listing.add_argument("--dataset")
     listing.add_argument("--severity", choices=[s.value for s in Severity])
     listing.add_argument("--monitor")
     listing.add_argument("--unmuted", action="store_true", help="leave out muted alerts")
+    listing.add_argument("--from", dest="since", type=date_argument, metavar="YYYY-MM-DD",
+                         help="partitions from this day")
+    listing.add_argument("--to", dest="until", type=date_argument, metavar="YYYY-MM-DD",
+                         help="partitions up to this day, included")
     listing.add_argument("--limit", type=int)
+    listing.add_argument("--offset", type=int, default=0, help="skip this many (paging)")
     listing.add_argument("--json", action="store_true")
 
     show = alert_actions.add_parser("show", help="one alert with its timeline")
@@ -115,7 +122,7 @@ def _refusals_exit_2(handler):
     def guarded(args, settings, sessions) -> int:
         try:
             return handler(args, settings, sessions)
-        except (ValueError, UnknownDataset) as exc:
+        except (LookupError, ValueError) as exc:  # NotFound is both; the store's UnknownDataset a LookupError
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
     return guarded
@@ -137,7 +144,9 @@ def _alerts_list(args, settings, sessions) -> int:
     with sessions() as session:
         documents = list_alerts(session, status=args.status, dataset=args.dataset,
                                 severity=args.severity, monitor=args.monitor,
-                                include_muted=not args.unmuted, limit=args.limit, now=_now())
+                                since=args.since, until=args.until,
+                                include_muted=not args.unmuted, limit=args.limit,
+                                offset=args.offset, now=_now())
     emit(args, documents, [_alert_line(a) for a in documents])
     return 0
 

@@ -165,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _, sessions = open_store(settings.db_url)
         return COMMANDS[(args.command, getattr(args, "action", None))](args, settings, sessions)
-    except (UnknownDataset, ValueError) as exc:  # a ConfigError is a ValueError
+    # NotFound and the store's UnknownDataset are LookupErrors; Refused, Invalid and the plain
+    # ValueErrors of older code are ValueErrors: one line on stderr, exit 2
+    except (LookupError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

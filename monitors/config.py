@@ -20,11 +20,13 @@ from monitors.file_roots import inside_roots
 from monitors.notifications import NotificationsConfig
 from monitors.schedule import cron_trigger
 from monitors.settings import Settings
+from store.models import Severity
 
 DATASET_NAME = r"^[A-Za-z0-9_.-]{1,200}$"
 
 
-Severity = Literal["critical", "warning", "info"]
+# the names, not the enum: the config is written back to YAML as plain strings
+SeverityName = Literal[tuple(s.value for s in Severity)]
 # the names come from the detector registry, which also knows each one's options
 CHECKS = registry.CHECKS
 DETECTORS = registry.MONITORS
@@ -50,7 +52,7 @@ class CheckConfig(BaseModel):
     column: str | None = None
     columns: list[str] | None = None  # unique over a compound key
     options: dict[str, Any] = {}     # min/max, values, pattern, expr, max_fraction
-    severity: Severity = "critical"
+    severity: SeverityName = "critical"
     enabled: bool = True
 
     @field_validator("options")
@@ -74,7 +76,7 @@ class MonitorConfig(BaseModel):
     column: str | None = None        # None for table-level metrics
     detector: Literal[DETECTORS]
     options: dict[str, Any] = {}
-    severity: Severity = "warning"
+    severity: SeverityName = "warning"
     enabled: bool = True
 
     @field_validator("options")
@@ -167,7 +169,7 @@ class MonitorsConfig(BaseModel):
         return hashlib.sha256(normal.encode()).hexdigest()[:16]
 
 
-class ConfigError(ValueError):
+class ConfigError(Invalid):
     """A config file that can't be used; the message names the file, key and line."""
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitors.catalog import sync_datasets
 from monitors.config import DatasetConfig, MonitorsConfig, load_config, save_config
 from monitors.contract import ColumnSpec, Contract
+from monitors.freshness import partition_day_end
 from monitors.run import execute_run
 from monitors.settings import Settings
 from store.models import Run
@@ -189,9 +190,8 @@ class DemoFactory:
         })
 
     def arrival(self, index: int, late: bool) -> dt.datetime:
-        day_end = dt.datetime.combine(self.day(index) + dt.timedelta(days=1), dt.time(), dt.UTC)
         hours = 16.0 if late else USUAL_ARRIVAL_HOURS + self.rng.uniform(-0.5, 0.5)
-        return day_end + dt.timedelta(hours=hours)
+        return partition_day_end(self.day(index)) + dt.timedelta(hours=hours)
 
     def deliver(self, index: int) -> list[tuple[str, Path]]:
         """Write one day's files as the upstream does; return (dataset, path) delivered."""
@@ -264,8 +264,7 @@ def land_demo(sessions: sessionmaker[Session], settings: Settings, *, days: int 
     for index in range(days):
         factory.deliver(index)
         partition = factory.day(index)
-        clock = dt.datetime.combine(partition + dt.timedelta(days=1), dt.time(), dt.UTC) \
-            + dt.timedelta(hours=RUN_AFTER_HOURS)
+        clock = partition_day_end(partition) + dt.timedelta(hours=RUN_AFTER_HOURS)
         for dataset_id in dataset_ids:
             with sessions.begin() as session:
                 run = Run(dataset_id=dataset_id, trigger="demo", partition_from=partition,

@@ -10,10 +10,21 @@ from store import queries
 from store.models import BatchStatus, Dataset
 
 
+def partition_day_end(partition: dt.date) -> dt.datetime:
+    """When a partition's day ends: midnight UTC after it. Its batch is expected from then,
+    and its delay counts from then."""
+    return dt.datetime.combine(partition + dt.timedelta(days=1), dt.time(), dt.UTC)
+
+
+def partition_due_at(partition: dt.date, deadline_hours: float) -> dt.datetime:
+    """When a partition's batch is due: the end of its day plus the dataset's deadline.
+    Arriving later is late; nothing by then is missing."""
+    return partition_day_end(partition) + dt.timedelta(hours=deadline_hours)
+
+
 def arrival_delay_hours(partition: dt.date, arrived_at: dt.datetime) -> float:
     """Hours between the end of the partition's day (UTC) and the batch's arrival."""
-    day_end = dt.datetime.combine(partition + dt.timedelta(days=1), dt.time(), dt.UTC)
-    return (arrived_at - day_end).total_seconds() / 3600
+    return (arrived_at - partition_day_end(partition)).total_seconds() / 3600
 
 
 def list_late_partitions(session: Session, dataset: Dataset) -> list[dt.date]:

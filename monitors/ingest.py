@@ -71,13 +71,16 @@ def create_dataset(session: Session, name: str, path: Path, *, kind: str = Datas
 
 
 def ingest_file(session: Session, dataset: Dataset, path: Path, partition: dt.date | None = None,
-                arrived_at: dt.datetime | None = None) -> IngestOutcome:
-    """Land one file as the batch of `partition` (default: the date in the file's name)."""
+                arrived_at: dt.datetime | None = None, *,
+                contract: Contract | None = None) -> IngestOutcome:
+    """Land one file as the batch of `partition` (default: the date in the file's name).
+    `contract`: the dataset's, when the caller parsed it already (a run, once for all its
+    partitions)."""
     partition = partition or partition_from_name(path)
     if partition is None:
         raise ValueError(f"{path.name}: no partition given and no YYYY-MM-DD in the file name")
     fmt = detect_format(path) or dataset.format
-    contract = Contract.model_validate(dataset.contract)
+    contract = contract or Contract.model_validate(dataset.contract)
     written = _stamp(path)
 
     def profile() -> list[MetricValue]:
@@ -98,7 +101,8 @@ def _stamp(path: Path) -> tuple[int, int]:
 
 
 def ingest_sql(session: Session, dataset: Dataset, partition: dt.date,
-               arrived_at: dt.datetime | None = None) -> IngestOutcome:
+               arrived_at: dt.datetime | None = None, *,
+               contract: Contract | None = None) -> IngestOutcome:
     """Land one partition of a SQL table (rows where partition_key = partition), profiled by
     aggregate queries inside the source database: the rows never leave it.
 
@@ -106,8 +110,9 @@ def ingest_sql(session: Session, dataset: Dataset, partition: dt.date,
     have to be fetched to be hashed, and no checksum aggregate exists in every dialect. Content
     that changes no metric is then "unchanged": a redelivery nothing could tell apart. Values
     enter the hash at 12 significant digits, so that a warehouse summing in another order
-    (a parallel plan) does not make the same content look new."""
-    contract = Contract.model_validate(dataset.contract)
+    (a parallel plan) does not make the same content look new. `contract` as in
+    `ingest_file`."""
+    contract = contract or Contract.model_validate(dataset.contract)
     table = dataset.table_name or dataset.name
     metrics: list[MetricValue] = []
     violation: ContractViolation | None = None

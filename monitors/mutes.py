@@ -26,8 +26,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitors.errors import Invalid, NotFound, Refused
+from store import queries
 from store.locks import lock_for_write
-from store.models import Alert, AlertStatus, Dataset, MuteRule, Severity
+from store.models import UNRESOLVED, Alert, Dataset, MuteRule, Severity
 
 MATCHER_KEYS = ("dataset", "column", "monitor", "detector", "severity")
 MAX_MUTE = dt.timedelta(days=30)
@@ -72,6 +74,30 @@ def is_muted(fields: Mapping[str, Any], mutes: Iterable[MuteRule], now: dt.datet
     return covering_mute(fields, mutes, now) is not None
 
 
+def mute_covers(session: Session, mutes: Iterable[MuteRule]) -> tuple[queries.MuteCover, ...]:
+    """The mutes as the alert query matches them in SQL (`store.queries.MuteCover`), in
+    the order given. An exact matcher is its value; `*` constrains nothing; any other glob
+    becomes the label values in the store it matches, by `matches`' rule (a missing column
+    is ""). A label value first stored after this read is not covered by a glob until the
+    next read: the alert shows as loud for that one listing, never hidden by mistake."""
+    values: dict[str, list[str | None]] = {}  # read once per label, and only for globs
+    covers = []
+    for mute in mutes:
+        labels = []
+        for key, pattern in sorted(mute.matchers.items()):
+            if pattern == "*":
+                continue
+            if not _is_pattern(pattern):
+                labels.append((key, (pattern,)))
+                continue
+            if key not in values:
+                values[key] = queries.list_label_values(session, key)
+            labels.append((key, tuple(v for v in values[key]
+                                      if fnmatch.fnmatchcase(v or "", pattern))))
+        covers.append(queries.MuteCover(mute.id, tuple(labels)))
+    return tuple(covers)
+
+
 def active_mutes(session: Session, now: dt.datetime) -> list[MuteRule]:
     _require_aware(now, "now")
     return list(session.scalars(select(MuteRule).where(
@@ -83,23 +109,23 @@ def clean_matchers(session: Session, matchers: Mapping[str, str | None]) -> dict
     and a severity that exist (a typo would otherwise mute nothing, silently)."""
     unknown = sorted(set(matchers) - set(MATCHER_KEYS))
     if unknown:
-        raise ValueError(f"unknown matcher {', '.join(unknown)}: a mute matches on "
-                         f"{', '.join(MATCHER_KEYS)}")
+        raise Invalid(f"unknown matcher {', '.join(unknown)}: a mute matches on "
+                      f"{', '.join(MATCHER_KEYS)}")
     cleaned = {k: str(v).strip() for k, v in matchers.items() if v is not None and str(v).strip()}
     if not cleaned:
-        raise ValueError(f"a mute needs at least one matcher ({', '.join(MATCHER_KEYS)}); "
-                         "to mute everything of a dataset, give --dataset")
+        raise Invalid(f"a mute needs at least one matcher ({', '.join(MATCHER_KEYS)}); "
+                      "to mute everything of a dataset, give --dataset")
     if "dataset" in cleaned:
         names = list(session.scalars(select(Dataset.name).order_by(Dataset.name)).all())
         if not any(fnmatch.fnmatchcase(n, cleaned["dataset"]) for n in names):
             what = "pattern" if _is_pattern(cleaned["dataset"]) else "dataset"
-            raise ValueError(f"unknown dataset: {what} {cleaned['dataset']!r} matches no dataset "
-                             f"(known: {', '.join(names) or 'none yet'})")
+            raise Invalid(f"unknown dataset: {what} {cleaned['dataset']!r} matches no dataset "
+                          f"(known: {', '.join(names) or 'none yet'})")
     if "severity" in cleaned:
         severities = [s.value for s in Severity]
         if not any(fnmatch.fnmatchcase(s, cleaned["severity"]) for s in severities):
-            raise ValueError(f"severity {cleaned['severity']!r} matches none of "
-                             f"{', '.join(severities)}")
+            raise Invalid(f"severity {cleaned['severity']!r} matches none of "
+                          f"{', '.join(severities)}")
     return cleaned
 
 
@@ -108,24 +134,24 @@ def add_mute(session: Session, *, matchers: Mapping[str, str | None], reason: st
              starts_at: dt.datetime | None = None) -> MuteRule:
     """Store a new mute after checking it; a refused mute stores nothing."""
     if not (by or "").strip():
-        raise ValueError("a mute needs an author (by)")
+        raise Refused("a mute needs an author (by)")
     if not (reason or "").strip():
-        raise ValueError("a mute needs a reason: say why these alerts may stay quiet")
+        raise Invalid("a mute needs a reason: say why these alerts may stay quiet")
     if ends_at is None:
-        raise ValueError(f"a mute needs an end time (at most {_days(MAX_MUTE)} after its start)")
+        raise Invalid(f"a mute needs an end time (at most {_days(MAX_MUTE)} after its start)")
     _require_aware(now, "now")
     _require_aware(ends_at, "the end time")
     starts_at = now if starts_at is None else starts_at
     _require_aware(starts_at, "the start time")
     if ends_at <= starts_at:
-        raise ValueError(f"the end time {ends_at.isoformat()} is not after the start "
-                         f"{starts_at.isoformat()}")
+        raise Invalid(f"the end time {ends_at.isoformat()} is not after the start "
+                      f"{starts_at.isoformat()}")
     if ends_at <= now:
-        raise ValueError(f"the end time {ends_at.isoformat()} is already past")
+        raise Invalid(f"the end time {ends_at.isoformat()} is already past")
     if ends_at - starts_at > MAX_MUTE:
-        raise ValueError(f"a mute lasts at most {_days(MAX_MUTE)}; this one would last "
-                         f"{ends_at - starts_at} (from {starts_at.isoformat()} to "
-                         f"{ends_at.isoformat()})")
+        raise Invalid(f"a mute lasts at most {_days(MAX_MUTE)}; this one would last "
+                      f"{ends_at - starts_at} (from {starts_at.isoformat()} to "
+                      f"{ends_at.isoformat()})")
     mute = MuteRule(matchers=clean_matchers(session, matchers), reason=reason.strip(),
                     created_by=by.strip(), created_at=now, starts_at=starts_at, ends_at=ends_at)
     session.add(mute)
@@ -136,16 +162,16 @@ def add_mute(session: Session, *, matchers: Mapping[str, str | None], reason: st
 def expire(session: Session, mute_id: int, by: str, now: dt.datetime) -> MuteRule:
     """End a mute now. Its alerts turn loud again at once, since `muted` is derived."""
     if not (by or "").strip():
-        raise ValueError("expiring a mute needs a name (by)")
+        raise Refused("expiring a mute needs a name (by)")
     _require_aware(now, "now")
     lock_for_write(session)
     mute = session.scalars(select(MuteRule).where(MuteRule.id == mute_id).with_for_update()
                            .execution_options(populate_existing=True)).one_or_none()
     if mute is None:
-        raise ValueError(f"no mute with id {mute_id}")
+        raise NotFound(f"no mute with id {mute_id}")
     if mute_state(mute, now) is MuteState.expired:
-        raise ValueError(f"mute {mute_id} already expired at {mute.ends_at.isoformat()}"
-                         + (f" (expired by {mute.expired_by})" if mute.expired_by else ""))
+        raise Refused(f"mute {mute_id} already expired at {mute.ends_at.isoformat()}"
+                      + (f" (expired by {mute.expired_by})" if mute.expired_by else ""))
     # a pending mute expired early keeps start <= end, so it never reads as pending again
     mute.starts_at = min(mute.starts_at, now)
     mute.ends_at = now
@@ -165,7 +191,7 @@ def mute_summary(mute: MuteRule, now: dt.datetime) -> dict[str, Any]:
 def list_mutes(session: Session, now: dt.datetime, *, state: str | None = None) -> list[dict[str, Any]]:
     """Every mute, newest first, optionally only those in one state."""
     if state is not None and state not in MuteState.__members__:
-        raise ValueError(f"unknown mute state {state!r} (one of {', '.join(MuteState)})")
+        raise Invalid(f"unknown mute state {state!r} (one of {', '.join(MuteState)})")
     documents = [mute_summary(m, now) for m in
                  session.scalars(select(MuteRule).order_by(MuteRule.id.desc())).all()]
     return [d for d in documents if state is None or d["state"] == state]
@@ -177,7 +203,7 @@ def preview(session: Session, matchers: Mapping[str, str | None], now: dt.dateti
     cleaned = clean_matchers(session, matchers)
     rows = session.execute(
         select(Alert, Dataset.name).join(Dataset, Dataset.id == Alert.dataset_id)
-        .where(Alert.status != AlertStatus.resolved)
+        .where(Alert.status.in_(UNRESOLVED))
         .order_by(Alert.last_seen_at.desc(), Alert.id.desc())).all()
     covered = []
     for alert, dataset in rows:
@@ -197,7 +223,7 @@ def alert_fields(alert: Alert, dataset_name: str) -> dict[str, Any]:
 
 def _require_aware(value: dt.datetime, what: str) -> None:
     if value.tzinfo is None:
-        raise ValueError(f"{what} {value.isoformat()} has no time zone: give UTC times")
+        raise Invalid(f"{what} {value.isoformat()} has no time zone: give UTC times")
 
 
 def _days(span: dt.timedelta) -> str:

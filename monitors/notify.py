@@ -37,13 +37,13 @@ from monitors.errors import Invalid
 from monitors.mutes import active_mutes, alert_fields, is_muted
 from monitors.notifications import NotificationsConfig, check_http_url, parse_notifications
 from monitors.notifications import host_of as _host  # logs name the host of a URL only
-from store.models import Alert, AlertEvent, AlertStatus, Dataset
+from store.models import Alert, AlertEvent, AlertStatus, Dataset, Severity
 
 log = logging.getLogger(__name__)
 
 # Slack refuses messages with more than 50 blocks; a summary needs far fewer
 MAX_LISTED = 20
-_SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+_SEVERITY_ORDER = {s.value: rank for rank, s in enumerate(Severity)}  # worst first
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,9 @@ import pyarrow.compute as pc
 QUANTILES: dict[str, float] = {
     "p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.50, "p75": 0.75, "p95": 0.95, "p99": 0.99,
 }
+# a numeric column's distribution as drift and its charts read it back: the extremes, the
+# quantiles above and the count of present values, each stored as a metric of that name
+QUANTILE_KEYS = ["min", *QUANTILES, "max", "count"]
 
 # 2^16 HLL_8 registers: 64 KiB per column, relative standard error 1.04 / 256 ~ 0.4%.
 HLL_LG_K = 16

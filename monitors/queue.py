@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from monitors.errors import Invalid, NotFound, Refused
 from store.models import Dataset, Run, RunStatus, utcnow
 
 FINISHED = (RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled)
@@ -38,12 +39,12 @@ def request_run(session: Session, dataset: Dataset | None, partition_from: dt.da
     """Queue a run of `dataset` over [partition_from, partition_to]; a request identical to one
     still queued returns that one, so a double click or a repeated tick queues nothing new."""
     if dataset is None or dataset.id is None:
-        raise ValueError("unknown dataset: a run needs a dataset the store knows")
+        raise NotFound("unknown dataset: a run needs a dataset the store knows")
     if partition_from > partition_to:
-        raise ValueError(f"empty range: {partition_from} is after {partition_to}")
+        raise Invalid(f"empty range: {partition_from} is after {partition_to}")
     today = today or _today()
     if partition_to > today:
-        raise ValueError(f"partition {partition_to} is in the future (today is {today}, UTC)")
+        raise Invalid(f"partition {partition_to} is in the future (today is {today}, UTC)")
     trigger = RunTrigger(trigger)
     if session.get_bind().dialect.name == "postgresql":
         # under READ COMMITTED two identical requests could both pass NOT EXISTS below;
@@ -123,7 +124,7 @@ def finish(session: Session, run_id: int, status: str, error: str | None = None,
     """Give a running run its final status; False when it was not running any more."""
     status = RunStatus(status)
     if status not in FINISHED:
-        raise ValueError(f"{status} is not a final status (one of {', '.join(FINISHED)})")
+        raise Invalid(f"{status} is not a final status (one of {', '.join(FINISHED)})")
     done = session.execute(
         update(Run).where(Run.id == run_id, Run.status == RunStatus.running)
         .values(status=status, error=error, finished_at=now or utcnow(), lease_expires_at=None)
@@ -147,7 +148,7 @@ def release(session: Session, run_id: int, worker_id: str) -> bool:
 def cancel(session: Session, run_id: int, by: str) -> Run:
     """Cancel a queued run. A running or finished one cannot be: ValueError saying why."""
     if not by:
-        raise ValueError("cancelling a run needs a name (--by)")
+        raise Refused("cancelling a run needs a name (--by)")
     now = utcnow()
     cancelled = session.execute(
         update(Run).where(Run.id == run_id, Run.status == RunStatus.queued)
@@ -156,12 +157,12 @@ def cancel(session: Session, run_id: int, by: str) -> Run:
         .returning(Run.id).execution_options(synchronize_session=False)).scalar()
     run = session.get(Run, run_id, populate_existing=True)
     if run is None:
-        raise ValueError(f"no run {run_id}")
+        raise NotFound(f"no run {run_id}")
     if cancelled is None:
         if run.status == RunStatus.running:
-            raise ValueError(f"run {run_id} is running (claimed by {run.claimed_by}); "
-                             "only queued runs can be cancelled")
-        raise ValueError(f"run {run_id} is already {run.status}; only queued runs can be cancelled")
+            raise Refused(f"run {run_id} is running (claimed by {run.claimed_by}); "
+                          "only queued runs can be cancelled")
+        raise Refused(f"run {run_id} is already {run.status}; only queued runs can be cancelled")
     return run
 
 
@@ -212,7 +213,7 @@ def latest_attempt(session: Session, run_id: int) -> Run:
     """The run that carries a request on: itself, or the copy re-queued after it was lost."""
     run = session.get(Run, run_id, populate_existing=True)
     if run is None:
-        raise ValueError(f"no run {run_id}")
+        raise NotFound(f"no run {run_id}")
     while (copy := session.scalar(select(Run).where(Run.retry_of == run.id))) is not None:
         run = copy
     return run

@@ -17,23 +17,19 @@ from functools import cache, lru_cache
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 from sqlalchemy.orm import Session, sessionmaker
 
-from detectors import checks
-from detectors.result import Finding
 from monitors.alerts import Recorded, Signal, record_signals
 from monitors.catalog import delivered_files, sync_datasets
 from monitors.config import ConfigError, MonitorsConfig, load_config
 from monitors.contract import Contract
-from monitors.evaluate import (HISTORY_DAYS, MetricHistory, Verdict, evaluate_check,
-                               evaluate_metric, history_since, metrics_read_by)
+from monitors.errors import NotFound
+from monitors.evaluate import (HISTORY_DAYS, MetricHistory, Verdict, evaluate_partition,
+                               history_since, metrics_read_by)
 from monitors.faults import kill_point
-from monitors.freshness import arrival_delay_hours
 from monitors.notify import HttpSender, Sender, notify_config_from, notify_run
 from monitors.ingest import ingest_file, ingest_sql
-from monitors.plan import MonitorSpec, plan_monitors
-from monitors.readers import ContractViolation, detect_format, read_file
+from monitors.plan import plan_monitors
 from monitors.settings import Settings
 from store import queries
 from store.models import Dataset, Run, RunStatus
@@ -86,7 +82,7 @@ def execute_run(sessions: sessionmaker[Session], settings: Settings, run_id: int
     with sessions.begin() as session:
         run = session.get(Run, run_id)
         if run is None:
-            raise ValueError(f"no run {run_id}")
+            raise NotFound(f"no run {run_id}")
         if run.status == RunStatus.queued:  # executed inline (`run --now`), not claimed
             run.status, run.claimed_by = RunStatus.running, "inline"
         run.started_at = run.started_at or dt.datetime.now(dt.UTC)
@@ -149,6 +145,7 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
         sync_datasets(session, config, settings.home)
         dataset = session.get(Dataset, dataset_id)
         name, kind = dataset.name, dataset.kind
+        # parsed once: ingestion and evaluation of every partition of the run use it
         contract = Contract.model_validate(dataset.contract)
         declared = config.dataset(name)
         specs = plan_monitors(kind, contract, declared)
@@ -159,7 +156,8 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
     with log.stage("ingest"):
         for partition in partitions:
             with sessions.begin() as session:
-                for outcome in land_pending(session, settings, session.get(Dataset, dataset_id), partition):
+                for outcome in land_pending(session, settings, session.get(Dataset, dataset_id),
+                                            partition, contract):
                     log.write(f"{partition}: {outcome.status}"
                               + (f" ({outcome.reason})" if outcome.reason else ""))
     with log.stage("history"), sessions() as session:
@@ -178,7 +176,8 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
             if batch is not None:
                 inputs[partition.isoformat()] = batch.fingerprint
             with log.stage("evaluate"):
-                verdicts = evaluate_partition(session, dataset, specs, history, partition, now)
+                verdicts = evaluate_partition(session, dataset, contract, specs, history,
+                                              partition, now)
             with log.stage("alerts"):
                 signals = [to_signal(dataset, v, owner) for v in verdicts if not v.skipped]
                 recorded = record_signals(session, signals, now=now or dt.datetime.now(dt.UTC),
@@ -193,88 +192,16 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
     return RunStatus.succeeded, None, total
 
 
-def land_pending(session: Session, settings: Settings, dataset: Dataset, partition: dt.date):
+def land_pending(session: Session, settings: Settings, dataset: Dataset, partition: dt.date,
+                 contract: Contract | None = None):
     """Ingest what was delivered for a partition (files named with its date, or the SQL
-    partition). Already-landed content is a no-op, so this is safe to repeat."""
+    partition). Already-landed content is a no-op, so this is safe to repeat. `contract`:
+    the dataset's, parsed once by a run for all its partitions."""
     if dataset.format == "sql":
-        return [ingest_sql(session, dataset, partition)]
+        return [ingest_sql(session, dataset, partition, contract=contract)]
     # only files inside the file roots, oldest delivery first (the latest ends up in force)
-    return [ingest_file(session, dataset, path, partition)
+    return [ingest_file(session, dataset, path, partition, contract=contract)
             for path in delivered_files(settings, dataset, partition)]
-
-
-def evaluate_partition(session: Session, dataset: Dataset, specs: list[MonitorSpec],
-                       history: MetricHistory, partition: dt.date,
-                       now: dt.datetime | None) -> list[Verdict]:
-    """Every monitor's verdict for one partition."""
-    verdicts: list[Verdict] = []
-    batch = queries.get_current_batch(session, dataset.id, partition)
-    latest = queries.get_latest_batch(session, dataset.id, partition)
-    frame = None
-    contract = Contract.model_validate(dataset.contract)
-    for spec in specs:
-        if spec.kind == "metric":
-            if batch is not None:  # no batch, no new point: freshness speaks for it
-                verdicts.append(evaluate_metric(spec, history, partition))
-        elif spec.kind == "check":
-            if batch is not None:
-                if frame is None:
-                    frame = load_batch_frame(batch.source, dataset, contract)
-                if frame is not None:
-                    sensitive = [c.name for c in contract.columns if c.sensitive]
-                    verdicts.append(evaluate_check(spec, frame, partition, sensitive))
-        else:
-            verdicts.append(_batch_state_verdict(spec, dataset, partition, batch, latest, now))
-    return verdicts
-
-
-def _batch_state_verdict(spec, dataset, partition, batch, latest, now) -> Verdict:
-    day_end = dt.datetime.combine(partition + dt.timedelta(days=1), dt.time(), dt.UTC)
-    deadline = day_end + dt.timedelta(hours=dataset.deadline_hours)
-    at = pd.Timestamp(partition)
-    if spec.kind == "contract":
-        if batch is not None or latest is None:
-            return Verdict(spec, partition, None, skipped=None if batch else "nothing delivered")
-        finding = state_finding(at, f"[contract] {latest.reason}", score=1.0)
-        return Verdict(spec, partition, finding, evidence={"reason": latest.reason,
-                                                           "batch_id": latest.id,
-                                                           "source": latest.source})
-    if spec.kind == "freshness":
-        if batch is None:
-            return Verdict(spec, partition, None, skipped="no batch in force")
-        detection = checks.freshness(batch.arrived_at, expected_at=day_end, deadline_at=deadline,
-                                     at=at)
-        finding = detection.findings[0] if detection.findings else None
-        return Verdict(spec, partition, finding,
-                       evidence={"arrived_at": batch.arrived_at.isoformat(),
-                                 "delay_hours": round(arrival_delay_hours(partition, batch.arrived_at), 2)})
-    # missing: nothing delivered at all (a quarantined delivery is the contract's alert)
-    if latest is not None:
-        return Verdict(spec, partition, None)
-    clock = now or dt.datetime.now(dt.UTC)
-    if clock <= deadline:
-        return Verdict(spec, partition, None, skipped="not due yet")
-    # no clock in the text: a rerun of the same facts must give the same finding
-    finding = state_finding(at, f"[missing] no batch for {partition}: it was due by "
-                                f"{deadline:%Y-%m-%d %H:%M} UTC", score=1.0)
-    return Verdict(spec, partition, finding)
-
-
-def state_finding(at: pd.Timestamp, detail: str, score: float) -> Finding:
-    return Finding(at=at, value=None, expected=None, lower=None, upper=None, score=score, detail=detail)
-
-
-def load_batch_frame(source: str, dataset: Dataset, contract: Contract) -> pd.DataFrame | None:
-    """A batch's rows for static checks; None when the file is gone (checks then skip)."""
-    path = Path(source)
-    if dataset.format == "sql" or not path.is_file():
-        return None
-    try:
-        chunks = list(read_file(path, detect_format(path) or dataset.format, contract))
-    except ContractViolation:
-        return None
-    tables = [pa.Table.from_batches([c]) if isinstance(c, pa.RecordBatch) else c for c in chunks]
-    return pa.concat_tables(tables).to_pandas() if tables else None
 
 
 def to_signal(dataset: Dataset, verdict: Verdict, owner: str | None = None) -> Signal:

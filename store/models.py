@@ -81,7 +81,13 @@ class AlertStatus(StrEnum):
     resolved = "resolved"
 
 
+# the statuses of an alert someone still has to deal with
+UNRESOLVED = (AlertStatus.open, AlertStatus.acknowledged)
+
+
 class Severity(StrEnum):
+    """Worst first: rankings (notification, health, charts) follow this order."""
+
     critical = "critical"
     warning = "warning"
     info = "info"

@@ -10,7 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, case, delete, false, func, insert, not_, or_, select, update
+from sqlalchemy import (and_, case, delete, false, func, insert, not_, null, or_, select, true,
+                        update)
 from sqlalchemy.orm import Session
 
 from store.models import Alert, AlertOccurrence, AlertStatus, Batch, BatchStatus, Dataset, Metric
@@ -216,6 +217,8 @@ def partition_spans(session: Session) -> dict[str, tuple[dt.date, dt.date]]:
 # Aggregates and pages in SQL, so the pages stay fast at 10k alerts. Mutes are globs matched
 # in Python, but only on an alert's labels: the caller matches them against the few distinct
 # label sets (`count_alerts_by_labels`) and hands the muted ones back as `AlertFilter.hidden`.
+# `AlertFilter`, `count_alerts` and `list_alert_page` serve the dashboard's table until it
+# calls `monitors.alerts.alert_page` (the one alert query, below); then they go.
 
 ALERT_PAGE_COLUMNS = ["id", "severity", "status", "dataset", "column", "monitor", "detector",
                       "partition", "message", "occurrences", "value", "expected", "lower",
@@ -352,3 +355,104 @@ def list_alerts_after(session: Session, alert_id: int, limit: int = 5) -> tuple[
         .join(Dataset, Dataset.id == Alert.dataset_id).where(Alert.id > alert_id)
         .order_by(Alert.id.desc()).limit(limit)).all()
     return count, pd.DataFrame(rows, columns=["id", "severity", "dataset", "monitor", "message"])
+
+
+# ---- alerts as the CLI and the dashboard list them: one query, filtered and paged in SQL ----
+# The one rule for dates: `partition_from` and `partition_to` bound the alert's partition (the
+# latest one it fired on), both days included. Mutes are globs; monitors.mutes resolves each
+# active one into the label values it covers (`MuteCover`), so whether an alert is muted is
+# decided, filtered on and paged in SQL too.
+
+
+@dataclass(frozen=True, slots=True)
+class MuteCover:
+    """An active mute as SQL matches it: for each label it constrains, the values of that
+    label it covers (None: a table-level alert's missing column). Labels it does not
+    constrain are left out; every one given must match."""
+
+    mute_id: int
+    labels: tuple[tuple[str, tuple[str | None, ...]], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AlertQuery:
+    """Which alerts to list. Empty tuples mean "any". `mutes`: the active mutes, oldest
+    first (an alert names the first that covers it); `muted`: None lists all, False only
+    those no mute covers, True only the covered ones."""
+
+    statuses: tuple[str, ...] = ()
+    severities: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = ()
+    monitors: tuple[str, ...] = ()
+    partition_from: dt.date | None = None
+    partition_to: dt.date | None = None
+    mutes: tuple[MuteCover, ...] = ()
+    muted: bool | None = None
+
+
+_LABEL_COLUMNS = {"dataset": Dataset.name, "column": Alert.column, "monitor": Alert.monitor,
+                  "detector": Alert.detector, "severity": Alert.severity}
+
+
+def _among(column, values: Sequence[str | None]) -> Any:
+    """`column` is one of `values`, NULL included when None is: false, never NULL, so the
+    negation of a mute's condition is exact."""
+    present = [v for v in values if v is not None]
+    parts = [and_(column.is_not(None), column.in_(present))] if present else []
+    if None in values:
+        parts.append(column.is_(None))
+    return or_(false(), *parts)
+
+
+def _covered(cover: MuteCover) -> Any:
+    return and_(true(), *(_among(_LABEL_COLUMNS[label], values) for label, values in cover.labels))
+
+
+def _alert_query_conditions(query: AlertQuery) -> list:
+    conditions = []
+    if query.statuses:
+        conditions.append(Alert.status.in_(query.statuses))
+    if query.severities:
+        conditions.append(Alert.severity.in_(query.severities))
+    if query.datasets:
+        conditions.append(Dataset.name.in_(query.datasets))
+    if query.monitors:
+        conditions.append(Alert.monitor.in_(query.monitors))
+    if query.partition_from is not None:
+        conditions.append(Alert.partition >= query.partition_from)
+    if query.partition_to is not None:
+        conditions.append(Alert.partition <= query.partition_to)
+    if query.muted is not None:
+        covered = or_(false(), *(_covered(c) for c in query.mutes))
+        conditions.append(covered if query.muted else not_(covered))
+    return conditions
+
+
+def list_alert_rows(session: Session, query: AlertQuery, *, limit: int | None = None,
+                    offset: int = 0) -> list[tuple[Alert, str, int | None]]:
+    """(alert, its dataset's name, the id of the first mute covering it or None), last seen
+    first; ties broken by id, newest first, so pages never overlap."""
+    mute_id = (case(*((_covered(c), c.mute_id) for c in query.mutes), else_=None)
+               if query.mutes else null())
+    statement = (select(Alert, Dataset.name, mute_id.label("mute_id"))
+                 .join(Dataset, Dataset.id == Alert.dataset_id)
+                 .where(*_alert_query_conditions(query))
+                 .order_by(Alert.last_seen_at.desc(), Alert.id.desc())
+                 .offset(offset or None).limit(limit))
+    return [(alert, name, covering) for alert, name, covering in session.execute(statement).all()]
+
+
+def count_alert_rows(session: Session, query: AlertQuery) -> int:
+    """How many alerts `list_alert_rows` would list over all its pages."""
+    statement = (select(func.count(Alert.id)).select_from(Alert)
+                 .join(Dataset, Dataset.id == Alert.dataset_id)
+                 .where(*_alert_query_conditions(query)))
+    return session.scalar(statement) or 0
+
+
+def list_label_values(session: Session, label: str) -> list[str | None]:
+    """The values an alert label takes in the store (dataset: every dataset's name), what a
+    mute's glob is matched against."""
+    column = _LABEL_COLUMNS[label]
+    statement = select(Dataset.name) if label == "dataset" else select(column).distinct()
+    return list(session.scalars(statement).all())
