@@ -36,7 +36,6 @@ import numpy as np  # noqa: E402
 
 from monitors.config import DatasetConfig, MonitorsConfig, save_config  # noqa: E402
 from monitors.contract import ColumnSpec, Contract  # noqa: E402
-from monitors.profile import QUANTILE_KEYS  # noqa: E402
 from monitors.settings import load_settings  # noqa: E402
 from store.engine import open_store  # noqa: E402
 

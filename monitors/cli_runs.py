@@ -17,7 +17,7 @@ from monitors.cli_io import EXIT_USAGE, date_argument, emit
 from monitors.settings import Settings, load_settings
 from store.engine import open_store
 from store.models import Dataset, RunStatus
-from store.queries import UnknownDataset, find_dataset
+from store.queries import find_dataset
 
 EXIT_FAILED = 1
 

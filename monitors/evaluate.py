@@ -16,8 +16,7 @@ import pandas as pd
 import pyarrow as pa
 from sqlalchemy.orm import Session
 
-from detectors import registry
-from detectors import checks
+from detectors import checks, registry
 from detectors.result import Detection, Finding
 from monitors.contract import Contract
 from monitors.freshness import arrival_delay_hours, partition_day_end, partition_due_at
