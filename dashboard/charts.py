@@ -16,7 +16,7 @@ from plotly.subplots import make_subplots
 # Chromium draws a few thousand points per trace in about a second; beyond that only waits
 MAX_POINTS = 3000
 SEVERITY_COLOURS = {"critical": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
-SEVERITY_ORDER = ("critical", "warning", "info")
+SEVERITY_ORDER = ("critical", "warning", "info")  # worst first, as store.models.Severity
 METRIC = "#1f77b4"
 BAND_FILL = "rgba(31, 119, 180, 0.15)"
 EXPECTED = "rgba(31, 119, 180, 0.6)"

@@ -12,21 +12,20 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
-from dashboard import charts
 from dashboard.metric_charts import downsample
-from monitors import admin, delivery, explain
+from monitors import admin, delivery, explain, mutes, queue
 from monitors import alerts as lifecycle
-from monitors import mutes, queue
 from monitors.backtest import backtest
 from monitors.catalog import find_dataset
 from monitors.config import DETECTORS, ConfigError, MonitorConfig, MonitorsConfig  # noqa: F401
 from monitors.contract import Contract
+from monitors.errors import MonitorsError, NotFound
 from monitors.run import config_for_runs
 from monitors.settings import load_settings
 from monitors.worker import Worker
 from store import queries
 from store.engine import open_store
-from store.models import utcnow
+from store.models import UNRESOLVED, AlertStatus, Severity, utcnow
 
 # DETECTORS and MonitorConfig are passed on to the monitors page: its edit form is built from them
 
@@ -373,14 +372,22 @@ def hosted_worker_state() -> str:
 
 
 # ---- overview, alerts and alert detail (triage) -------------------------------------------
-# The alerts table is cached under a `generation` the page owns and moves after the person's
-# own actions or when they ask for new alerts: the rows someone is selecting from must not
-# shift under them (PLATFORM.md). Live parts of the pages read the uncached counts.
+# Views of alerts are cached under the store's triage marker (store.queries.read_triage_marker),
+# which any change from any process moves: a page asking with the current marker sees the
+# current truth. The alerts page keeps the marker it loaded with until the person acts or asks
+# for new alerts, so the rows someone is selecting from do not shift under them (PLATFORM.md).
 
 ALERTS_PAGE_SIZE = 50
-UNRESOLVED = ("open", "acknowledged")
-HEALTH_LEVELS = ("critical", "warning", "info", "ok")  # worst first
 RESOLUTIONS = lifecycle.RESOLUTIONS
+STATUSES = tuple(s.value for s in AlertStatus)
+SEVERITIES = tuple(s.value for s in Severity)
+UNRESOLVED_STATUSES = tuple(s.value for s in UNRESOLVED)
+
+
+def triage_marker() -> str:
+    """Uncached and cheap: where the alerts and mutes stand now."""
+    with session_factory()() as session:
+        return queries.read_triage_marker(session)
 
 
 def expected_partition(today: dt.date | None = None) -> dt.date:
@@ -388,74 +395,41 @@ def expected_partition(today: dt.date | None = None) -> dt.date:
     return delivery.expected_partition(today or utcnow().date())
 
 
-def _label_set(values) -> tuple:
-    # pandas 3 stores a missing column label as NaN in a string column; the store has NULL
-    return tuple(None if v is None or (isinstance(v, float) and v != v) else v for v in values)
-
-
-def _muted_label_sets(session: Session, labels: pd.DataFrame, now: dt.datetime) -> set[tuple]:
-    active = mutes.active_mutes(session, now)
-    if not active or labels.empty:
-        return set()
-    muted = set()
-    for values in labels[list(queries.LABELS)].itertuples(index=False):
-        label_set = _label_set(values)
-        if mutes.covering_mute(dict(zip(queries.LABELS, label_set)), active, now) is not None:
-            muted.add(label_set)
-    return muted
-
-
-def _with_muted(frame: pd.DataFrame, muted: set[tuple]) -> pd.DataFrame:
-    frame = frame.copy()
-    # bool even when empty: an empty object column used as a mask selects columns instead
-    frame["muted"] = pd.Series([_label_set(v) in muted
-                                for v in frame[list(queries.LABELS)].itertuples(index=False)],
-                               index=frame.index, dtype=bool)
-    return frame
-
-
-@st.cache_data(ttl=15)
 def unresolved_labels_frame() -> pd.DataFrame:
-    """Open and acknowledged alerts per label set and status, with whether a mute covers
-    them now."""
+    """Open and acknowledged alerts per dataset, severity, status and muted."""
+    return _unresolved_frame(triage_marker())
+
+
+@st.cache_data(ttl=15)  # a mute that ends by the clock changes counts without a write
+def _unresolved_frame(marker: str) -> pd.DataFrame:
+    del marker  # keys the cache
     with session_factory()() as session:
-        labels = queries.count_alerts_by_labels(session, UNRESOLVED)
-        return _with_muted(labels, _muted_label_sets(session, labels, utcnow()))
+        rows = lifecycle.count_unresolved(session, utcnow())
+    return pd.DataFrame(rows, columns=["dataset", "severity", "status", "muted", "alerts",
+                                       "last_seen_at"]).astype({"muted": bool})
 
 
 def status_counts() -> dict[str, int]:
     """Open and acknowledged alerts nobody muted, and the muted ones."""
-    labels = unresolved_labels_frame()
-    loud = labels[~labels["muted"]]
-    return {"open": int(loud.loc[loud["status"] == "open", "alerts"].sum()),
-            "acknowledged": int(loud.loc[loud["status"] == "acknowledged", "alerts"].sum()),
-            "muted": int(labels.loc[labels["muted"], "alerts"].sum())}
+    counts = unresolved_labels_frame()
+    loud = counts[~counts["muted"]]
+    return {**{s: int(loud.loc[loud["status"] == s, "alerts"].sum()) for s in UNRESOLVED_STATUSES},
+            "muted": int(counts.loc[counts["muted"], "alerts"].sum())}
+
+
+def health_frame() -> pd.DataFrame:
+    """One row per dataset, worst first: its health and alert counts (monitors.alerts)."""
+    return _health_frame(triage_marker())
 
 
 @st.cache_data(ttl=15)
-def health_frame() -> pd.DataFrame:
-    """One row per dataset: its health (the worst severity among its loud unresolved
-    alerts) and its alert counts."""
-    columns = ["dataset", "health", "open", "acknowledged", "muted", "critical", "warning",
-               "info", "last alert seen"]
+def _health_frame(marker: str) -> pd.DataFrame:
+    del marker  # keys the cache
     with session_factory()() as session:
-        names = [d.name for d in queries.list_datasets(session)]
-    labels = unresolved_labels_frame()
-    rows = []
-    for name in names:
-        mine = labels[labels["dataset"] == name]
-        loud = mine[~mine["muted"]]
-        by_severity = loud.groupby("severity")["alerts"].sum()
-        worst = next((s for s in charts.SEVERITY_ORDER if by_severity.get(s, 0) > 0), "ok")
-        rows.append({"dataset": name, "health": worst,
-                     "open": int(loud.loc[loud["status"] == "open", "alerts"].sum()),
-                     "acknowledged": int(loud.loc[loud["status"] == "acknowledged", "alerts"].sum()),
-                     "muted": int(mine.loc[mine["muted"], "alerts"].sum()),
-                     **{s: int(by_severity.get(s, 0)) for s in charts.SEVERITY_ORDER},
-                     "last alert seen": mine["last_seen_at"].max() if not mine.empty else None})
-    frame = pd.DataFrame(rows, columns=columns)
-    rank = {label: i for i, label in enumerate(HEALTH_LEVELS)}
-    return frame.sort_values("health", key=lambda s: s.map(rank), kind="stable").reset_index(drop=True)
+        rows = lifecycle.dataset_health(session, utcnow())
+    return pd.DataFrame(rows, columns=["dataset", "health", *UNRESOLVED_STATUSES, "muted",
+                                       *SEVERITIES, "last_seen_at"]
+                        ).rename(columns={"last_seen_at": "last alert seen"})
 
 
 @st.cache_data(ttl=30)
@@ -506,9 +480,8 @@ def last_runs_frame(limit: int = 8) -> pd.DataFrame:
 def alert_filter_choices() -> dict[str, list[str]]:
     """The datasets and monitors that have alerts, for the filters."""
     with session_factory()() as session:
-        labels = queries.count_alerts_by_labels(session)
-    return {"datasets": sorted(labels["dataset"].dropna().unique().tolist()),
-            "monitors": sorted(labels["monitor"].dropna().unique().tolist())}
+        return {"datasets": sorted(d.name for d in queries.list_datasets(session)),
+                "monitors": sorted(filter(None, queries.list_label_values(session, "monitor")))}
 
 
 @st.cache_data(ttl=600)
@@ -516,22 +489,22 @@ def alerts_table(statuses: tuple[str, ...] = (), severities: tuple[str, ...] = (
                  datasets: tuple[str, ...] = (), monitors: tuple[str, ...] = (),
                  seen_from: dt.date | None = None, seen_to: dt.date | None = None,
                  show_muted: bool = False, only_muted: bool = False, page: int = 0,
-                 generation: int = 0) -> tuple[pd.DataFrame, int]:
-    """One page of alerts (last seen first) and how many match in all. Paged in SQL; muted
-    alerts are left out in SQL too, by their label sets. `generation` only keys the cache."""
-    del generation
+                 marker: str = "") -> tuple[pd.DataFrame, int]:
+    """One page of alerts (last seen first) and how many match in all: the CLI's query
+    (monitors.alerts.alert_page), filtered, mute-matched and paged in SQL. `seen_from` and
+    `seen_to` bound the alert's partition, both days included. `marker` keys the cache."""
+    del marker
     with session_factory()() as session:
-        labels = queries.count_alerts_by_labels(session)
-        muted = _muted_label_sets(session, labels, utcnow())
-        alert_filter = queries.AlertFilter(
-            statuses=statuses, severities=severities, datasets=datasets, monitors=monitors,
-            seen_from=seen_from, seen_to=seen_to,
-            hidden=() if show_muted else tuple(sorted(muted, key=repr)),
-            only=tuple(sorted(muted, key=repr)) if show_muted and only_muted else None)
-        total = queries.count_alerts(session, alert_filter)
-        frame = queries.list_alert_page(session, alert_filter, limit=ALERTS_PAGE_SIZE,
-                                        offset=page * ALERTS_PAGE_SIZE)
-    return _with_muted(frame, muted), total
+        found = lifecycle.alert_page(
+            session, status=statuses, severity=severities, dataset=datasets, monitor=monitors,
+            since=seen_from, until=seen_to,
+            muted=(True if only_muted else None) if show_muted else False,
+            limit=ALERTS_PAGE_SIZE, offset=page * ALERTS_PAGE_SIZE)
+    frame = pd.DataFrame(found.alerts, columns=[*queries.ALERT_PAGE_COLUMNS, "muted"])
+    frame = frame.astype({"muted": bool})
+    for column in ("first_seen_at", "last_seen_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    return frame, found.total
 
 
 def latest_alert_id() -> int:
@@ -555,11 +528,11 @@ def _each(ids, act) -> tuple[list[int], list[str]]:
         try:
             with session_factory().begin() as session:
                 act(session, int(alert_id))
-        except ValueError as exc:
+        except MonitorsError as exc:
             refused.append(str(exc))
         else:
             done.append(int(alert_id))
-    _triage_changed()
+    alert_filter_choices.clear()
     return done, refused
 
 
@@ -583,7 +556,6 @@ def resolve_alerts(ids, *, by: str, resolution: str, note: str | None = None,
 def comment_alert(alert_id: int, *, by: str, note: str) -> None:
     with session_factory().begin() as session:
         lifecycle.comment(session, alert_id, by=by, note=note)
-    _triage_changed()
 
 
 def mute_preview(matchers: dict[str, str | None]) -> pd.DataFrame:
@@ -601,27 +573,22 @@ def add_mute(matchers: dict[str, str | None], *, reason: str | None, by: str,
     with session_factory().begin() as session:
         mute = mutes.add_mute(session, matchers=matchers, reason=reason, by=by, ends_at=ends_at,
                               now=utcnow())
-        mute_id = mute.id
-    _triage_changed()
-    return mute_id
+        return mute.id
 
 
-def _triage_changed() -> None:
-    # the table itself is keyed by the page's generation; the counts are global
-    unresolved_labels_frame.clear()
-    health_frame.clear()
-    alert_filter_choices.clear()
+def alert_document(alert_id: int, marker: str | None = None) -> dict | None:
+    """The alert with its events and firings, and its dataset's sensitive columns, as the
+    store holds it now (or at `marker`); None when there is no such alert."""
+    return _alert_document(alert_id, marker or triage_marker())
 
 
 @st.cache_data(ttl=600)
-def alert_document(alert_id: int, generation: int = 0) -> dict | None:
-    """The alert with its events and firings, and its dataset's sensitive columns; None
-    when there is no such alert."""
-    del generation
+def _alert_document(alert_id: int, marker: str) -> dict | None:
+    del marker  # keys the cache
     with session_factory()() as session:
         try:
             document = lifecycle.get_alert(session, alert_id)
-        except ValueError:
+        except NotFound:
             return None
         contract = Contract.model_validate(find_dataset(session, document["dataset"]).contract)
     document["sensitive"] = [c.name for c in contract.columns if c.sensitive]

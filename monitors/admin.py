@@ -18,8 +18,14 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from monitors.catalog import find_dataset
-from monitors.config import (AutomaticMonitors, DatasetConfig, MonitorConfig, MonitorsConfig,
-                             load_config, save_config)
+from monitors.config import (
+    AutomaticMonitors,
+    DatasetConfig,
+    MonitorConfig,
+    MonitorsConfig,
+    load_config,
+    save_config,
+)
 from monitors.contract import Contract
 from monitors.errors import Invalid, NotFound, Refused
 from monitors.plan import MonitorSpec, plan_monitors

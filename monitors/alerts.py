@@ -55,11 +55,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from detectors.result import Finding
+from monitors.datasets import find_dataset
 from monitors.errors import Invalid, NotFound, Refused
 from monitors.mutes import active_mutes, alert_fields, covering_mute, mute_covers
 from store import queries
 from store.locks import lock_for_write
 from store.models import (
+    UNRESOLVED,
     Alert,
     AlertEvent,
     AlertOccurrence,
@@ -69,9 +71,10 @@ from store.models import (
     Severity,
     utcnow,
 )
-from store.queries import find_dataset
 
 REOPEN_WINDOW = dt.timedelta(days=3)
+HEALTHY = "ok"
+HEALTH_LEVELS = (*(s.value for s in Severity), HEALTHY)  # worst first
 RESOLUTIONS = ("fixed", "expected", "false_positive", "no_action_needed")
 AUTO_RESOLUTION = "auto"
 SYSTEM = "system"
@@ -534,6 +537,39 @@ def _alert_query(session: Session, status, dataset, severity, monitor, since, un
         partition_from=_partition_bound(since, "since"),
         partition_to=_partition_bound(until, "until"),
         mutes=mute_covers(session, active_mutes(session, now)), muted=muted)
+
+
+def count_unresolved(session: Session, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Open and acknowledged alerts per dataset, severity, status and whether an active mute
+    covers them at `now`, with the latest `last_seen_at`: what health and the counts on every
+    page are made of, matched against mutes in SQL as `alert_page` does."""
+    query = queries.AlertQuery(statuses=tuple(s.value for s in UNRESOLVED),
+                               mutes=mute_covers(session, active_mutes(session, _when(now))))
+    return [{"dataset": name, "severity": severity, "status": status, "muted": bool(muted),
+             "alerts": alerts, "last_seen_at": last_seen_at}
+            for name, severity, status, muted, alerts, last_seen_at
+            in queries.count_alerts_by_state(session, query)]
+
+
+def dataset_health(session: Session, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """One row per dataset, worst first: its health (the worst severity among its loud
+    unresolved alerts, or "ok") and its counts of open, acknowledged and muted alerts."""
+    counts = count_unresolved(session, now)
+    rows = []
+    for dataset in queries.list_datasets(session):
+        mine = [c for c in counts if c["dataset"] == dataset.name]
+        loud = [c for c in mine if not c["muted"]]
+        by_severity = {s.value: sum(c["alerts"] for c in loud if c["severity"] == s) for s in Severity}
+        rows.append({
+            "dataset": dataset.name,
+            "health": next((s for s, n in by_severity.items() if n), HEALTHY),
+            **{status.value: sum(c["alerts"] for c in loud if c["status"] == status)
+               for status in UNRESOLVED},
+            "muted": sum(c["alerts"] for c in mine if c["muted"]),
+            **by_severity,
+            "last_seen_at": max((c["last_seen_at"] for c in mine), default=None)})
+    rank = {level: i for i, level in enumerate(HEALTH_LEVELS)}
+    return sorted(rows, key=lambda row: rank[row["health"]])
 
 
 def get_alert(session: Session, alert_id: int, now: dt.datetime | None = None) -> dict[str, Any]:

@@ -15,8 +15,13 @@ from monitors.catalog import find_dataset
 from monitors.config import MonitorConfig, MonitorsConfig
 from monitors.contract import Contract
 from monitors.errors import Invalid, NotFound
-from monitors.evaluate import (HISTORY_DAYS, MetricHistory, evaluate_partition, history_since,
-                               metrics_read_by)
+from monitors.evaluate import (
+    HISTORY_DAYS,
+    MetricHistory,
+    evaluate_partition,
+    history_since,
+    metrics_read_by,
+)
 from monitors.freshness import partition_day_end
 from monitors.plan import MonitorSpec, plan_monitors, spec_from_config
 from store import queries

@@ -8,13 +8,16 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from monitors.config import DatasetConfig, MonitorsConfig
+from monitors.datasets import (  # named here too, for callers
+    UnknownDataset,
+    find_dataset,
+)
 from monitors.file_roots import OutsideRoots, inside_roots
 from monitors.ingest import partition_from_name
 from monitors.readers import detect_format
 from monitors.settings import Settings
 from store import queries
 from store.models import Dataset
-from store.queries import UnknownDataset, find_dataset  # the lookup is the store's; named here too
 
 __all__ = ["UnknownDataset", "delivered_files", "find_dataset", "source_folder", "sync_datasets"]
 

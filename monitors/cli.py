@@ -19,11 +19,11 @@ from typing import Any
 
 from monitors import cli_alerts, cli_runs
 from monitors.cli_io import EXIT_USAGE, date_argument, emit
+from monitors.datasets import UnknownDataset, find_dataset
 from monitors.settings import Settings, load_settings
 from store import queries
 from store.engine import open_store, wait_for_store
 from store.models import Batch
-from store.queries import UnknownDataset
 
 EXIT_QUARANTINED = 3
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,7 +128,7 @@ def _ingest(args, settings: Settings, sessions) -> int:
     with sessions.begin() as session:
         sync_datasets(session, load_config(settings.config_path, settings), settings.home)
         try:
-            dataset = queries.find_dataset(session, args.dataset)
+            dataset = find_dataset(session, args.dataset)
         except UnknownDataset:
             if not args.create:
                 raise
@@ -185,7 +185,7 @@ def _datasets_list(args, settings: Settings, sessions) -> int:
 
 def _batches_list(args, settings: Settings, sessions) -> int:
     with sessions() as session:
-        dataset_id = queries.find_dataset(session, args.dataset).id if args.dataset else None
+        dataset_id = find_dataset(session, args.dataset).id if args.dataset else None
         documents = [batch_summary(b, name) for b, name in queries.list_batches(session, dataset_id)]
     emit(args, documents, [f"{d['dataset']:<24} {d['partition']} {d['status']:<12} {d['rows'] or '':>7} "
                              f"{d['reason'] or ''}" for d in documents])
@@ -194,7 +194,7 @@ def _batches_list(args, settings: Settings, sessions) -> int:
 
 def _metrics(args, settings: Settings, sessions) -> int:
     with sessions() as session:
-        dataset = queries.find_dataset(session, args.dataset)
+        dataset = find_dataset(session, args.dataset)
         series = queries.read_metric_series(session, dataset.id, args.metric, args.column, args.key)
     if series.empty:
         print(f"error: no values of metric {args.metric!r} for {args.dataset}"

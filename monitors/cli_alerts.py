@@ -14,7 +14,14 @@ import re
 import sys
 from typing import Any
 
-from monitors.alerts import RESOLUTIONS, acknowledge, comment, get_alert, list_alerts, resolve
+from monitors.alerts import (
+    RESOLUTIONS,
+    acknowledge,
+    comment,
+    get_alert,
+    list_alerts,
+    resolve,
+)
 from monitors.cli_io import EXIT_USAGE, date_argument, emit
 from monitors.mutes import (
     MATCHER_KEYS,

@@ -14,10 +14,10 @@ from typing import Any
 
 from monitors import queue
 from monitors.cli_io import EXIT_USAGE, date_argument, emit
+from monitors.datasets import find_dataset
 from monitors.settings import Settings, load_settings
 from store.engine import open_store
 from store.models import Dataset, RunStatus
-from store.queries import find_dataset
 
 EXIT_FAILED = 1
 

@@ -14,7 +14,7 @@ from enum import StrEnum
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from monitors.freshness import arrival_delay_hours
+from monitors.freshness import arrival_delay_hours, partition_due_at
 from store import queries
 from store.models import BatchStatus, Dataset
 
@@ -50,12 +50,6 @@ def expected_partition(today: dt.date) -> dt.date:
     return today - dt.timedelta(days=1)
 
 
-def due_at(partition: dt.date, deadline_hours: float) -> dt.datetime:
-    """When a partition's batch is due: its day's end (UTC) plus the dataset's deadline."""
-    day_end = dt.datetime.combine(partition + dt.timedelta(days=1), dt.time(), dt.UTC)
-    return day_end + dt.timedelta(hours=deadline_hours)
-
-
 def delivery_state(partition: dt.date, deadline_hours: float, now: dt.datetime, *,
                    arrived_at: dt.datetime | None = None,
                    quarantined: bool = False) -> DeliveryState:
@@ -65,7 +59,7 @@ def delivery_state(partition: dt.date, deadline_hours: float, now: dt.datetime, 
         return DeliveryState.late if late else DeliveryState.arrived
     if quarantined:
         return DeliveryState.quarantined
-    return DeliveryState.missing if now > due_at(partition, deadline_hours) else DeliveryState.pending
+    return DeliveryState.missing if now > partition_due_at(partition, deadline_hours) else DeliveryState.pending
 
 
 def list_partition_deliveries(session: Session, partition: dt.date,
@@ -93,7 +87,7 @@ def list_partition_deliveries(session: Session, partition: dt.date,
                 name, partition, DeliveryState.quarantined, arrived_at=_datetime(batch["arrived_at"]),
                 reason=_paused(batch["reason"] or "", paused), paused=paused))
         else:
-            due = due_at(partition, deadline_hours)
+            due = partition_due_at(partition, deadline_hours)
             deliveries.append(Delivery(
                 name, partition, delivery_state(partition, deadline_hours, now),
                 reason=_paused(f"due by {due:%Y-%m-%d %H:%M} UTC", paused), paused=paused))

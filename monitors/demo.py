@@ -18,7 +18,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitors.catalog import sync_datasets

@@ -17,13 +17,19 @@ import pyarrow as pa
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from monitors.faults import kill_point
-from monitors.freshness import arrival_delay_hours
 from monitors.contract import Contract, infer_contract, schema_fingerprint
 from monitors.credentials import expand
+from monitors.faults import kill_point
+from monitors.freshness import arrival_delay_hours
 from monitors.profile import BatchProfiler, MetricValue
 from monitors.pushdown import profile_sql_partition
-from monitors.readers import ContractViolation, detect_format, fingerprint_file, read_file, read_schema
+from monitors.readers import (
+    ContractViolation,
+    detect_format,
+    fingerprint_file,
+    read_file,
+    read_schema,
+)
 from store import queries
 from store.models import Batch, BatchStatus, Dataset, DatasetKind
 

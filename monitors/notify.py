@@ -35,7 +35,11 @@ from sqlalchemy.orm import Session
 from monitors.alerts import EventKind, Recorded
 from monitors.errors import Invalid
 from monitors.mutes import active_mutes, alert_fields, is_muted
-from monitors.notifications import NotificationsConfig, check_http_url, parse_notifications
+from monitors.notifications import (
+    NotificationsConfig,
+    check_http_url,
+    parse_notifications,
+)
 from monitors.notifications import host_of as _host  # logs name the host of a URL only
 from store.models import Alert, AlertEvent, AlertStatus, Dataset, Severity
 

@@ -280,7 +280,9 @@ def list_schedules(session: Session, now: dt.datetime) -> list[dict[str, Any]]:
     """Per dataset: its cron, paused or not, the next time the schedule fires (none while
     paused, or for a cron the scheduler refuses), the watermark, how many runs are queued
     and running, and the latest finished run's status and end (among the last 2000 runs)."""
-    from monitors.schedule import cron_trigger  # APScheduler: only where schedules are shown
+    from monitors.schedule import (
+        cron_trigger,  # APScheduler: only where schedules are shown
+    )
 
     runs = list_runs(session, limit=2000)
     schedules = []

@@ -24,11 +24,17 @@ from monitors.catalog import delivered_files, sync_datasets
 from monitors.config import ConfigError, MonitorsConfig, load_config
 from monitors.contract import Contract
 from monitors.errors import NotFound
-from monitors.evaluate import (HISTORY_DAYS, MetricHistory, Verdict, evaluate_partition,
-                               history_since, metrics_read_by)
+from monitors.evaluate import (
+    HISTORY_DAYS,
+    MetricHistory,
+    Verdict,
+    evaluate_partition,
+    history_since,
+    metrics_read_by,
+)
 from monitors.faults import kill_point
-from monitors.notify import HttpSender, Sender, notify_config_from, notify_run
 from monitors.ingest import ingest_file, ingest_sql
+from monitors.notify import HttpSender, Sender, notify_config_from, notify_run
 from monitors.plan import plan_monitors
 from monitors.settings import Settings
 from store import queries

@@ -53,7 +53,9 @@ def load_executor(spec: Executor | str | None) -> Executor:
     if callable(spec):
         return spec
     if spec is None:
-        from monitors.run import execute_run  # the pipeline is heavy: only a worker needs it
+        from monitors.run import (
+            execute_run,  # the pipeline is heavy: only a worker needs it
+        )
         return execute_run
     module, _, name = spec.partition(":")
     if not name:

@@ -10,34 +10,40 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import (and_, case, delete, false, func, insert, not_, null, or_, select, true,
-                        update)
+from sqlalchemy import (
+    and_,
+    case,
+    delete,
+    false,
+    func,
+    insert,
+    not_,
+    null,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session
 
-from store.models import Alert, AlertOccurrence, AlertStatus, Batch, BatchStatus, Dataset, Metric
+from store.models import (
+    Alert,
+    AlertEvent,
+    AlertOccurrence,
+    AlertStatus,
+    Batch,
+    BatchStatus,
+    Dataset,
+    Metric,
+    MuteRule,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-class UnknownDataset(LookupError):
-    """No dataset of that name; the message lists the known ones, so a typo is seen at once."""
-
-    def __init__(self, name: str, known: list[str]):
-        listing = ", ".join(known) if known else "none yet"
-        super().__init__(f"unknown dataset {name!r} (known: {listing})")
-
-
 def get_dataset(session: Session, name: str) -> Dataset | None:
     return session.scalar(select(Dataset).where(Dataset.name == name))
-
-
-def find_dataset(session: Session, name: str) -> Dataset:
-    """The dataset called `name`, or UnknownDataset."""
-    dataset = get_dataset(session, name)
-    if dataset is None:
-        raise UnknownDataset(name, [d.name for d in list_datasets(session)])
-    return dataset
 
 
 def list_datasets(session: Session) -> Sequence[Dataset]:
@@ -227,94 +233,6 @@ ALERT_PAGE_COLUMNS = ["id", "severity", "status", "dataset", "column", "monitor"
 LABELS = ("dataset", "column", "monitor", "detector", "severity")
 
 
-@dataclass(frozen=True, slots=True)
-class AlertFilter:
-    """What the alerts page asks for. Empty tuples mean "any"; the seen bounds are whole UTC
-    days on `last_seen_at`, as in `alerts list`; `hidden` holds label sets to leave out,
-    `only` (when not None) the label sets to keep, so an empty `only` matches nothing."""
-
-    statuses: tuple[str, ...] = ()
-    severities: tuple[str, ...] = ()
-    datasets: tuple[str, ...] = ()
-    monitors: tuple[str, ...] = ()
-    seen_from: dt.date | None = None
-    seen_to: dt.date | None = None
-    hidden: tuple[tuple[str, str | None, str, str, str], ...] = ()
-    only: tuple[tuple[str, str | None, str, str, str], ...] | None = None
-
-
-def _labelled(label_sets) -> Any:
-    """Whether an alert carries one of these label sets (false for none)."""
-    return or_(false(), *(and_(
-        Dataset.name == dataset,
-        Alert.column.is_(None) if column is None else Alert.column == column,
-        Alert.monitor == monitor, Alert.detector == detector, Alert.severity == severity)
-        for dataset, column, monitor, detector, severity in label_sets))
-
-
-def _day(value: dt.date) -> dt.datetime:
-    return dt.datetime.combine(value, dt.time(), tzinfo=dt.UTC)
-
-
-def _alert_conditions(alert_filter: AlertFilter) -> list:
-    f = alert_filter
-    conditions = []
-    if f.statuses:
-        conditions.append(Alert.status.in_(f.statuses))
-    if f.severities:
-        conditions.append(Alert.severity.in_(f.severities))
-    if f.datasets:
-        conditions.append(Dataset.name.in_(f.datasets))
-    if f.monitors:
-        conditions.append(Alert.monitor.in_(f.monitors))
-    if f.seen_from is not None:
-        conditions.append(Alert.last_seen_at >= _day(f.seen_from))
-    if f.seen_to is not None:
-        conditions.append(Alert.last_seen_at < _day(f.seen_to + dt.timedelta(days=1)))
-    if f.hidden:
-        conditions.append(not_(_labelled(f.hidden)))
-    if f.only is not None:
-        conditions.append(_labelled(f.only))
-    return conditions
-
-
-def count_alerts(session: Session, alert_filter: AlertFilter) -> int:
-    query = (select(func.count(Alert.id)).select_from(Alert)
-             .join(Dataset, Dataset.id == Alert.dataset_id).where(*_alert_conditions(alert_filter)))
-    return session.scalar(query) or 0
-
-
-def list_alert_page(session: Session, alert_filter: AlertFilter, *, limit: int,
-                    offset: int = 0) -> pd.DataFrame:
-    """One page of alerts, last seen first; ties broken by id so pages never overlap."""
-    import pandas as pd
-
-    query = (select(Alert.id, Alert.severity, Alert.status, Dataset.name, Alert.column,
-                    Alert.monitor, Alert.detector, Alert.partition, Alert.message,
-                    Alert.occurrences, Alert.value, Alert.expected, Alert.lower, Alert.upper,
-                    Alert.resolution, Alert.first_seen_at, Alert.last_seen_at)
-             .join(Dataset, Dataset.id == Alert.dataset_id)
-             .where(*_alert_conditions(alert_filter))
-             .order_by(Alert.last_seen_at.desc(), Alert.id.desc()).limit(limit).offset(offset))
-    return pd.DataFrame(session.execute(query).all(), columns=ALERT_PAGE_COLUMNS)
-
-
-def count_alerts_by_labels(session: Session, statuses: Sequence[str] | None = None) -> pd.DataFrame:
-    """Alerts per label set and status, with the latest `last_seen_at`: a few hundred rows
-    however many alerts there are, enough to count health, mutes and noise."""
-    import pandas as pd
-
-    query = (select(Dataset.name, Alert.column, Alert.monitor, Alert.detector, Alert.severity,
-                    Alert.status, func.count(Alert.id), func.max(Alert.last_seen_at))
-             .join(Dataset, Dataset.id == Alert.dataset_id)
-             .group_by(Dataset.name, Alert.column, Alert.monitor, Alert.detector, Alert.severity,
-                       Alert.status))
-    if statuses:
-        query = query.where(Alert.status.in_(list(statuses)))
-    return pd.DataFrame(session.execute(query).all(),
-                        columns=[*LABELS, "status", "alerts", "last_seen_at"])
-
-
 def count_firings_per_day(session: Session, since: dt.date) -> pd.DataFrame:
     """Firings (one per alert and partition) per partition day and severity since a day."""
     import pandas as pd
@@ -456,3 +374,32 @@ def list_label_values(session: Session, label: str) -> list[str | None]:
     column = _LABEL_COLUMNS[label]
     statement = select(Dataset.name) if label == "dataset" else select(column).distinct()
     return list(session.scalars(statement).all())
+
+
+def count_alerts_by_state(session: Session, query: AlertQuery) -> list[tuple]:
+    """(dataset, severity, status, muted, alerts, latest last_seen_at) for the alerts `query`
+    selects, `muted` decided in SQL by `query.mutes`: a few dozen rows however many alerts
+    there are, what health and the counts are made of."""
+    covered = or_(false(), *(_covered(c) for c in query.mutes))
+    muted = case((covered, 1), else_=0)
+    statement = (select(Dataset.name, Alert.severity, Alert.status, muted, func.count(Alert.id),
+                        func.max(Alert.last_seen_at))
+                 .join(Dataset, Dataset.id == Alert.dataset_id)
+                 .where(*_alert_query_conditions(query))
+                 .group_by(Dataset.name, Alert.severity, Alert.status, muted))
+    return [tuple(row) for row in session.execute(statement).all()]
+
+
+def read_triage_marker(session: Session) -> str:
+    """A fingerprint of the triage state that any write to it moves, from any process: a new
+    alert or firing, a repeat, an event on a timeline (acknowledged, resolved, commented,
+    reopened, muted), a mute added or expired. Six index look-ups; caches of alert views are
+    keyed by it, so a page never shows a state older than the one it asked for."""
+    parts = session.execute(select(
+        select(func.max(Alert.id)).scalar_subquery(),
+        select(func.max(Alert.last_seen_at)).scalar_subquery(),
+        select(func.max(AlertEvent.id)).scalar_subquery(),
+        select(func.max(AlertOccurrence.id)).scalar_subquery(),
+        select(func.max(MuteRule.id)).scalar_subquery(),
+        select(func.count(MuteRule.expired_by)).scalar_subquery())).one()
+    return "/".join("" if part is None else str(part) for part in parts)

@@ -13,12 +13,7 @@ STATUS_BADGES = {"open": "red", "acknowledged": "orange", "resolved": "green"}
 state = st.session_state
 
 
-def _generation() -> int:
-    return state.setdefault("triage.generation", 0)
-
-
 def _changed(message: str | None, refused: list[str] = ()) -> None:
-    state["triage.generation"] = _generation() + 1
     state["alert.flash"] = message
     state["alert.refused"] = list(refused)
     st.rerun()
@@ -38,7 +33,7 @@ if alert_id is None:
     st.page_link("dashboard/views/alerts.py", label="Alerts →")
     st.stop()
 
-document = services.alert_document(alert_id, _generation())
+document = services.alert_document(alert_id)  # as the store holds it now
 if document is None:
     st.error(f"There is no alert #{alert_id}.")
     st.page_link("dashboard/views/alerts.py", label="Alerts →")
@@ -68,10 +63,12 @@ state["alert.seen"] = {alert_id: (document["status"], document["partition"])}
 # ---- actions ------------------------------------------------------------------------------
 if who.why_not:
     st.caption(who.why_not)
-resolved = document["status"] == "resolved"
+# buttons follow what the person saw, so a click on an alert someone changed meanwhile
+# reaches the lifecycle, which refuses it and says who changed it
+resolved = seen_status == "resolved"
 acts = st.columns([2, 3, 2, 2, 2], vertical_alignment="bottom")
 if acts[0].button("Acknowledge", key="alert.ack", type="primary",
-                  disabled=not who.can_act or document["status"] != "open"):
+                  disabled=not who.can_act or seen_status != "open"):
     done, refused = services.acknowledge_alerts([alert_id], by=who.name,
                                                 seen={alert_id: seen_status})
     _changed(f"Acknowledged by {who.name}." if done else None, refused)

@@ -8,9 +8,7 @@ from dashboard import services
 from dashboard.identity import actor
 from dashboard.mute_form import mute_form
 
-STATUSES = ["open", "acknowledged", "resolved"]
-SEVERITIES = ["critical", "warning", "info"]
-DEFAULTS = {"alerts.status": ["open", "acknowledged"], "alerts.severity": [],
+DEFAULTS = {"alerts.status": list(services.UNRESOLVED_STATUSES), "alerts.severity": [],
             "alerts.dataset": [], "alerts.monitor": [], "alerts.show_muted": False,
             "alerts.only_muted": False,
             "alerts.seen_from": None, "alerts.seen_to": None}
@@ -41,13 +39,17 @@ def _from_link() -> None:
     state["alerts.page"] = 1
 
 
-def _generation() -> int:
-    return state.setdefault("triage.generation", 0)
+def _marker() -> str:
+    """The store's triage state this table was loaded at: a new tab loads the current one;
+    after that the rows stay put until the person acts or asks for new alerts."""
+    if "alerts.marker" not in state:
+        state["alerts.marker"] = services.triage_marker()
+    return state["alerts.marker"]
 
 
 def _changed() -> None:
     """After an action: fresh rows, and the live banner counts from here."""
-    state["triage.generation"] = _generation() + 1
+    state["alerts.marker"] = services.triage_marker()
     state["alerts.baseline"] = services.latest_alert_id()
     state.pop("alerts.selected", None)
 
@@ -62,15 +64,15 @@ _from_link()
 choices = services.alert_filter_choices()
 
 filters = st.columns([3, 2, 3, 3])
-filters[0].multiselect("Status", STATUSES, key="alerts.status", placeholder="any")
-filters[1].multiselect("Severity", SEVERITIES, key="alerts.severity", placeholder="any")
+filters[0].multiselect("Status", services.STATUSES, key="alerts.status", placeholder="any")
+filters[1].multiselect("Severity", services.SEVERITIES, key="alerts.severity", placeholder="any")
 filters[2].multiselect("Dataset", sorted(set(choices["datasets"]) | set(state["alerts.dataset"])),
                        key="alerts.dataset", placeholder="any")
 filters[3].multiselect("Monitor", sorted(set(choices["monitors"]) | set(state["alerts.monitor"])),
                        key="alerts.monitor", placeholder="any")
 when = st.columns([3, 2, 3, 3], vertical_alignment="bottom")
-when[0].date_input("Last seen from", key="alerts.seen_from", format="YYYY-MM-DD")
-when[1].date_input("Last seen to", key="alerts.seen_to", format="YYYY-MM-DD")
+when[0].date_input("Partition from", key="alerts.seen_from", format="YYYY-MM-DD")
+when[1].date_input("Partition to", key="alerts.seen_to", format="YYYY-MM-DD")
 when[2].toggle("Show muted alerts", key="alerts.show_muted",
                help="Alerts an active mute covers are hidden unless this is on.")
 if state["alerts.show_muted"]:
@@ -87,7 +89,7 @@ if state.get("alerts.query") != query:
     state["alerts.page"] = 1
     state.pop("alerts.selected", None)
 page = max(int(state.get("alerts.page", 1)), 1)
-frame, total = services.alerts_table(**query, page=page - 1, generation=_generation())
+frame, total = services.alerts_table(**query, page=page - 1, marker=_marker())
 pages = max(1, -(-total // services.ALERTS_PAGE_SIZE))
 if "alerts.baseline" not in state:
     state["alerts.baseline"] = services.latest_alert_id()

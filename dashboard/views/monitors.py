@@ -85,8 +85,8 @@ with st.form(key="monitors.edit_form"):
     new_name = a.text_input("Name", current.name, key="monitors.name")
     detector = b.selectbox("Detector", DETECTORS, index=DETECTORS.index(current.detector),
                            key="monitors.detector")
-    severity = c.selectbox("Severity", ["critical", "warning", "info"],
-                           index=["critical", "warning", "info"].index(current.severity),
+    severity = c.selectbox("Severity", services.SEVERITIES,
+                           index=services.SEVERITIES.index(current.severity),
                            key="monitors.severity")
     column_value = current.column or services.TABLE_LEVEL
     column_choices = columns if column_value in columns else [column_value, *columns]
