@@ -22,13 +22,9 @@ if problem:
              f"```\n{problem}\n```")
     st.stop()
 
-EDIT_FIELDS = ("name", "detector", "severity", "column", "metric", "options", "from", "to")
-
-
 def reset_form() -> None:
-    """Another monitor picked: the form starts again from what it declares."""
-    for field in EDIT_FIELDS:
-        st.session_state.pop(f"monitors.{field}", None)
+    """Another dataset or monitor picked: the form is filled again from what it declares."""
+    st.session_state.pop("monitors.form_for", None)
     st.session_state.pop("monitors.previewed", None)
 
 
@@ -80,26 +76,36 @@ partitions = services.metric_series_frame(dataset, None, "row_count")
 last_day = partitions["partition"].max().date() if not partitions.empty else dt.date.today()
 first_day = partitions["partition"].min().date() if not partitions.empty else last_day
 
+if st.session_state.get("monitors.form_for") != (dataset, name):
+    # the form's fields are set through their state, not their defaults: a browser keeps what
+    # a widget showed when only its default changes, so the form went on editing (and
+    # previewing) the first monitor whichever one was picked
+    st.session_state.update({
+        "monitors.form_for": (dataset, name), "monitors.name": current.name,
+        "monitors.detector": current.detector, "monitors.severity": current.severity,
+        "monitors.column": current.column or services.TABLE_LEVEL,
+        "monitors.metric": current.metric,
+        "monitors.options": json.dumps(current.options, indent=1, sort_keys=True),
+        "monitors.from": max(first_day, last_day - dt.timedelta(days=89)),
+        "monitors.to": last_day})
+
 with st.form(key="monitors.edit_form"):
     a, b, c = st.columns(3)
-    new_name = a.text_input("Name", current.name, key="monitors.name")
-    detector = b.selectbox("Detector", DETECTORS, index=DETECTORS.index(current.detector),
-                           key="monitors.detector")
-    severity = c.selectbox("Severity", services.SEVERITIES,
-                           index=services.SEVERITIES.index(current.severity),
-                           key="monitors.severity")
+    new_name = a.text_input("Name", key="monitors.name")
+    detector = b.selectbox("Detector", DETECTORS, key="monitors.detector")
+    severity = c.selectbox("Severity", services.SEVERITIES, key="monitors.severity")
     column_value = current.column or services.TABLE_LEVEL
     column_choices = columns if column_value in columns else [column_value, *columns]
-    column = a.selectbox("Column", column_choices, index=column_choices.index(column_value),
-                         key="monitors.column")
-    metric = b.text_input("Metric", current.metric, key="monitors.metric",
+    column = a.selectbox("Column", column_choices, key="monitors.column")
+    metric = b.text_input("Metric", key="monitors.metric",
                           help="row_count, null_fraction, mean, p50, freq, quantiles (drift), ...")
-    options_text = st.text_area("Options (JSON)", json.dumps(current.options, indent=1, sort_keys=True),
-                                key="monitors.options", height=110)
+    options_text = st.text_area("Options (JSON)", key="monitors.options", height=110,
+                                help="Each detector's options are checked when the monitor is "
+                                     "previewed or saved; an unknown one is refused by name.")
     d, e = st.columns(2)
-    start = d.date_input("Backtest from", max(first_day, last_day - dt.timedelta(days=89)),
-                         min_value=first_day, max_value=last_day, key="monitors.from")
-    end = e.date_input("Backtest to", last_day, min_value=first_day, max_value=last_day,
+    start = d.date_input("Backtest from", min_value=first_day, max_value=last_day,
+                         key="monitors.from")
+    end = e.date_input("Backtest to", min_value=first_day, max_value=last_day,
                        key="monitors.to")
     preview = st.form_submit_button("Preview backtest", key="monitors.preview", type="primary")
     save = st.form_submit_button("Save to the monitors YAML", key="monitors.save",
@@ -112,9 +118,13 @@ def edited() -> MonitorConfig | None:
         return MonitorConfig(name=new_name.strip(), metric=metric.strip(),
                              column=None if column == services.TABLE_LEVEL else column,
                              detector=detector, options=options, severity=severity)
-    except (ValueError, ValidationError) as exc:
+    except ValidationError as exc:  # options are checked against the detector registry here
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'monitor'}: "
+                             f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+        st.error(f"This monitor is not valid: {problems}")
+    except ValueError as exc:  # the options are not JSON
         st.error(f"This monitor is not valid: {exc}")
-        return None
+    return None
 
 
 if preview or save:

@@ -80,3 +80,24 @@ def test_pipeline_page_queues_a_backfill(url, page):
     page.get_by_text("In flight (1)").wait_for(timeout=30_000)
     settle(page, GRID)
     shot(page, "pipeline")
+
+
+def test_the_monitor_editor_edits_the_monitor_picked(url, page):
+    """Issue 13 #2, as a person meets it: in the browser the form kept showing (and
+    previewing) the first monitor whichever one was picked."""
+    page.goto(f"{url}/monitors")
+    page.get_by_role("heading", name="Monitors").wait_for(timeout=30_000)
+    settle(page, GRID)
+    sign_in(page)
+    name = page.get_by_role("textbox", name="Name", exact=True)
+    assert name.input_value() == "volume:anomalies"
+    page.locator("[data-testid='stSelectbox']").filter(has_text="Monitor").first.click()
+    page.get_by_role("option", name="nulls:income", exact=True).click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('input')].some(i => i.value === 'nulls:income')",
+        timeout=30_000)
+    assert name.input_value() == "nulls:income"
+    page.get_by_role("button", name="Preview backtest").click()
+    page.get_by_text("Backtest of nulls:income").wait_for(timeout=60_000)
+    settle(page, CHART)
+    shot(page, "monitors-editor-picked")

@@ -155,3 +155,33 @@ def test_a_broken_config_file_is_named_not_overwritten(app, demo):
     open_page(app, "monitors")
     assert "monitors.yaml:" in app.error[0].value and "format" in app.error[0].value
     assert demo.config_path.read_text() == text
+
+
+def test_the_editor_follows_the_monitor_picked_and_previews_that_one(app, demo):
+    """Issue 13 #2: picking nulls:income must put nulls:income in the form, and the preview
+    must run on it (it used to stay on the first monitor)."""
+    pick(app, "nulls:income")
+    assert app.text_input(key="monitors.name").value == "nulls:income"
+    assert app.text_input(key="monitors.metric").value == "null_fraction"
+    assert app.selectbox(key="monitors.detector").value == "proportional"
+    assert json.loads(app.text_area(key="monitors.options").value)["max_increase"] == 1.0
+    app.button(key="monitors.preview").click().run()
+    assert not app.exception
+    assert "**Backtest of nulls:income**" in app.markdown[0].value
+    app.selectbox(key="monitors.monitor").select("volume:anomalies").run()
+    assert app.text_input(key="monitors.name").value == "volume:anomalies"
+
+
+def test_an_unknown_option_is_refused_by_name_and_nothing_is_previewed_or_saved(app, demo):
+    """Issue 13 #3: {"min_change": 0.3, "foo": 2.0} used to preview as 89 monitor_failed
+    alerts and save; the registry refuses `foo`, listing the options anomalies takes."""
+    pick(app, "volume:anomalies")
+    app.text_area(key="monitors.options").set_value(json.dumps({"min_change": 0.3, "foo": 2.0}))
+    app.button(key="monitors.preview").click().run()
+    assert not app.exception
+    [error] = [e.value for e in app.error]
+    assert "foo: not an option of anomalies" in error and "min_change" in error
+    assert "Backtest of" not in " ".join(m.value for m in app.markdown)
+    app.button(key="monitors.save").click().run()
+    app.button(key="monitors.save").click().run()
+    assert load_config(demo.config_path).dataset("customer_snapshot").monitors == []
