@@ -272,9 +272,17 @@ def noise_frame(dataset: str | None = None) -> pd.DataFrame:
 # -- pipeline
 
 
-@st.cache_data(ttl=10)
 def schedules_frame() -> pd.DataFrame:
-    """Per dataset: cron, paused, next run, watermark and queue (monitors.queue)."""
+    """Per dataset: cron, paused, next run, watermark and queue (monitors.queue), as of the
+    queue's current state."""
+    with session_factory()() as session:
+        marker = queries.read_pipeline_marker(session)
+    return _schedules_frame(marker)
+
+
+@st.cache_data(ttl=60)  # the next fire time moves with the clock
+def _schedules_frame(marker: str) -> pd.DataFrame:
+    del marker  # keys the cache
     with session_factory()() as session:
         frame = pd.DataFrame(queue.list_schedules(session, utcnow()), columns=[
             "dataset", "schedule", "paused", "next_run_at", "watermark", "queued", "running",
@@ -324,7 +332,6 @@ def set_paused(dataset: str, paused: bool, *, by: str) -> None:
         raise ValueError("pausing a schedule needs a name: say who you are first")
     with session_factory().begin() as session:
         queries.set_dataset_paused(session, find_dataset(session, dataset).id, paused)
-    schedules_frame.clear()
     dataset_frame.clear()
 
 
@@ -337,7 +344,6 @@ def request_run(dataset: str, start: dt.date, end: dt.date, *, by: str) -> int:
     with session_factory().begin() as session:
         run = queue.request_run(session, find_dataset(session, dataset), start, end, trigger=trigger, by=by)
         run_id = run.id
-    schedules_frame.clear()
     return run_id
 
 
@@ -345,7 +351,6 @@ def cancel_run(run_id: int, *, by: str) -> None:
     """Cancel a queued run; ValueError (with the reason) for a running or finished one."""
     with session_factory().begin() as session:
         queue.cancel(session, run_id, by)
-    schedules_frame.clear()
 
 
 def _stop_worker(worker: Worker | None) -> None:

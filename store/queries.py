@@ -36,6 +36,7 @@ from store.models import (
     Dataset,
     Metric,
     MuteRule,
+    Run,
 )
 
 if TYPE_CHECKING:
@@ -402,4 +403,16 @@ def read_triage_marker(session: Session) -> str:
         select(func.max(AlertOccurrence.id)).scalar_subquery(),
         select(func.max(MuteRule.id)).scalar_subquery(),
         select(func.count(MuteRule.expired_by)).scalar_subquery())).one()
+    return "/".join("" if part is None else str(part) for part in parts)
+
+
+def read_pipeline_marker(session: Session) -> str:
+    """A fingerprint of the queue and the schedules that any change moves, from any process:
+    a run requested, claimed, finished or cancelled, a schedule paused or resumed. What the
+    pipeline page's cached schedules are keyed by, so a finished run is not shown queued."""
+    parts = session.execute(select(
+        select(func.max(Run.id)).scalar_subquery(),
+        select(func.max(Run.started_at)).scalar_subquery(),
+        select(func.max(Run.finished_at)).scalar_subquery(),
+        select(func.count(Dataset.id)).where(Dataset.paused).scalar_subquery())).one()
     return "/".join("" if part is None else str(part) for part in parts)

@@ -7,6 +7,13 @@ import streamlit as st
 from dashboard import identity, services
 
 WHEN = "YYYY-MM-DD HH:mm"
+state = st.session_state
+
+
+def confirm(message: str) -> None:
+    """The last action's confirmation stays on the page until the next action: a run that
+    finishes redraws the page, which must not take the "queued" line with it."""
+    state["pipeline.flash"] = f"{message} ({dt.datetime.now(dt.UTC):%H:%M:%S} UTC)"
 
 st.title("Pipeline")
 st.caption(services.hosted_worker_state())
@@ -16,9 +23,8 @@ if schedules.empty:
     st.stop()
 who = identity.actor()
 
-flash = st.session_state.pop("pipeline.flash", None)
-if flash:
-    st.success(flash)
+if state.get("pipeline.flash"):
+    st.success(state["pipeline.flash"])
 
 st.subheader("Schedules")
 st.dataframe(schedules, hide_index=True, key="pipeline.schedules",
@@ -36,20 +42,20 @@ with pause_col:
         st.warning(f"{dataset}'s schedule is paused: no scheduled run until it is resumed.")
         if st.button("Resume schedule", key="pipeline.resume", disabled=not who.can_act, help=who.why_not):
             services.set_paused(dataset, False, by=who.name)
-            st.session_state["pipeline.flash"] = f"{dataset}: schedule resumed by {who.name}."
+            confirm(f"{dataset}: schedule resumed by {who.name}.")
             st.rerun()
     else:
         st.caption(f"Next scheduled run: {row['next_run_at']:%Y-%m-%d %H:%M} UTC "
                    f"(`{row['schedule']}`)" if row["next_run_at"] is not None else "No next run.")
         if st.button("Pause schedule", key="pipeline.pause", disabled=not who.can_act, help=who.why_not):
             services.set_paused(dataset, True, by=who.name)
-            st.session_state["pipeline.flash"] = f"{dataset}: schedule paused by {who.name}."
+            confirm(f"{dataset}: schedule paused by {who.name}.")
             st.rerun()
 with run_col:
     st.caption(f"Run now evaluates the latest due partition ({yesterday}).")
     if st.button("Run now", key="pipeline.run_now", type="primary", disabled=not who.can_act, help=who.why_not):
         run_id = services.request_run(dataset, yesterday, yesterday, by=who.name)
-        st.session_state["pipeline.flash"] = f"Run {run_id} queued: {dataset} {yesterday}."
+        confirm(f"Run {run_id} queued: {dataset} {yesterday}.")
         st.rerun()
 
 
@@ -59,7 +65,7 @@ def queue_range(start: dt.date, end: dt.date, what: str) -> None:
     except ValueError as exc:
         st.error(str(exc))
     else:
-        st.session_state["pipeline.flash"] = f"{what} queued as run {run_id}: {dataset} {start} to {end}."
+        confirm(f"{what} queued as run {run_id}: {dataset} {start} to {end}.")
         st.rerun()
 
 
@@ -102,10 +108,20 @@ in_flight()
 queued = active[active["status"] == "queued"]
 labels = {int(r.id): f"run {r.id} · {r.dataset} · {r.partition_from} to {r.partition_to}"
           for r in queued.itertuples()}
-chosen = st.session_state.get("pipeline.cancel_id")
+chosen = state.get("pipeline.cancel_id")
+if isinstance(chosen, str):
+    # a browser answers with the label it showed when the options changed since
+    chosen = state.get("pipeline.cancel_labels", {}).get(chosen)
 if chosen is not None and chosen not in labels:
-    # picked while queued, claimed since: kept, so the click gets the queue's answer
-    labels[chosen] = f"run {chosen} (no longer queued)"
+    # picked while queued, claimed or finished since: a click gets the queue's answer, and
+    # the run is not offered any more
+    if state.get("pipeline.cancel"):
+        try:
+            services.cancel_run(int(chosen), by=who.name)
+        except ValueError as exc:
+            st.error(str(exc))
+    del state["pipeline.cancel_id"]
+state["pipeline.cancel_labels"] = {label: run_id for run_id, label in labels.items()}
 if labels:
     with st.form("pipeline.cancel_form", border=False):
         c1, c2 = st.columns([3, 1])
@@ -113,14 +129,14 @@ if labels:
                               key="pipeline.cancel_id")
         # the run may have been claimed since this page was drawn: the queue says so
         if c2.form_submit_button("Cancel queued run", key="pipeline.cancel",
-                                 disabled=not who.can_act, help=who.why_not):
+                                 disabled=not who.can_act, help=who.why_not) and run_id in labels:
             try:
                 services.cancel_run(int(run_id), by=who.name)
             except ValueError as exc:
                 st.error(str(exc))
             else:
-                st.session_state["pipeline.flash"] = f"Run {int(run_id)} cancelled by {who.name}."
-                del st.session_state["pipeline.cancel_id"]  # the next queued run comes first
+                confirm(f"Run {int(run_id)} cancelled by {who.name}.")
+                del state["pipeline.cancel_id"]  # the next queued run comes first
                 st.rerun()
 
 st.subheader("Run history")
@@ -134,6 +150,9 @@ st.dataframe(history.drop(columns=["progress_done", "progress_total"]), hide_ind
                             "finished_at": st.column_config.DatetimeColumn(format=WHEN),
                             "duration_s": st.column_config.NumberColumn("duration (s)", format="%.2f")})
 if not history.empty:
+    newest = int(history["id"].iloc[0])
+    if state.get("pipeline.log_newest") != newest:
+        state["pipeline.log_newest"] = state["pipeline.log_run"] = newest  # a new run: its log
     chosen = st.selectbox("Log of run", history["id"].tolist(), key="pipeline.log_run")
     chosen_row = history[history["id"] == chosen].iloc[0]
     st.caption(f"Stages: {chosen_row['stages'] or 'none recorded'}"

@@ -143,3 +143,31 @@ def test_the_worker_is_hosted_only_when_the_setting_asks(app, demo, sessions, mo
         assert status(sessions, rerun) == "succeeded"
     finally:
         st.cache_resource.clear()  # stops the hosted worker (its on_release)
+
+
+def finish(sessions, run_id: int) -> None:
+    """A worker (another process, as far as the page knows) claims and finishes the run."""
+    with sessions.begin() as session:
+        queue.claim_next(session, "worker-1", dt.timedelta(minutes=1))
+        queue.finish(session, run_id, "succeeded")
+
+
+def test_after_a_run_finishes_the_page_shows_it_finished_everywhere(app, demo, sessions):
+    """Issue 13 #5: the schedules said `queued 1`, the cancel list offered the finished run,
+    the "queued" confirmation vanished and the log stayed on an older run."""
+    open_page(app)
+    app.button(key="pipeline.run_now").click().run()
+    run_id = runs(sessions)[-1].id
+    schedules = app.dataframe[0].value.set_index("dataset")
+    assert schedules.loc["customer_snapshot", "queued"] == 1
+    assert app.selectbox(key="pipeline.cancel_id").value == run_id
+
+    finish(sessions, run_id)
+    app.run()
+    assert not app.exception
+    schedules = app.dataframe[0].value.set_index("dataset")
+    assert schedules.loc["customer_snapshot", "queued"] == 0
+    assert schedules.loc["customer_snapshot", "last_status"] == "succeeded"
+    assert not [s for s in app.selectbox if s.key == "pipeline.cancel_id"], "nothing to cancel"
+    assert any(f"Run {run_id} queued" in s.value for s in app.success), "the confirmation stays"
+    assert app.selectbox(key="pipeline.log_run").value == run_id, "the newest run's log"
