@@ -234,7 +234,9 @@ def _serve(args, settings: Settings, sessions) -> int:
         print("the store is empty: landing the demo first", file=sys.stderr)
         _demo(argparse.Namespace(days=120, seed=7, end=None), settings, sessions)
     command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
-               f"--server.port={args.port}", "--browser.gatherUsageStats=false"]
+               f"--server.port={args.port}", "--browser.gatherUsageStats=false",
+               # no Deploy button: this dashboard is deployed where it runs
+               "--client.toolbarMode=minimal"]
     # the one-command dashboard also executes what people queue from it (reruns, backfills)
     os.environ.setdefault("MONITORS_DASHBOARD_WORKER", "1")
     os.execv(sys.executable, command)

@@ -186,6 +186,9 @@ class Worker:
         self._scheduler: BackgroundScheduler | None = None
         self._mirrored: dict[str, str] = {}  # job id -> the cron it was added with
         self._rejected: dict[str, str] = {}  # job id -> a cron that does not parse (logged once)
+        self._config_version: str | None = None  # the config file's version last synced
+        self._declared: set[str] = set()         # the datasets that version declares
+        self._undeclared: set[str] = set()       # declared once, removed from the file since
         # held by each scheduler job and by stop(): APScheduler 3's shutdown(wait=True) joins
         # job threads while holding the job-store lock that add_job needs, so a reconcile in
         # progress would deadlock it; behind this lock, a job that starts late does nothing
@@ -336,11 +339,14 @@ class Worker:
             scheduler.shutdown(wait=False)
             return
 
+        self._sync_config()
+
         def read() -> dict[str, tuple[int, str, str]]:
             with self.sessions() as session:
                 rows = session.execute(select(Dataset.id, Dataset.name, Dataset.schedule)
                                        .where(Dataset.paused.is_(False))).all()
-            return {f"schedule:{i}": (i, name, cron.strip()) for i, name, cron in rows if cron and cron.strip()}
+            return {f"schedule:{i}": (i, name, cron.strip()) for i, name, cron in rows
+                    if cron and cron.strip() and name not in self._undeclared}
 
         wanted = self._db(read, "reading schedules")
         for job_id in set(self._mirrored) - set(wanted):
@@ -372,6 +378,34 @@ class Worker:
             missed = last_fire_time(trigger, dt.datetime.now(dt.UTC))
             if missed is not None:
                 self.tick(dataset_id, today=missed.date())
+
+    def _sync_config(self) -> None:
+        """Follow the config file while running: a dataset added to it is stored and scheduled
+        at the next reconcile, one removed from it is no longer scheduled (its history
+        stays). The file is parsed again only when it changed; a broken file is logged and
+        the schedules stay as they were."""
+        from monitors.catalog import sync_datasets  # the pipeline's modules, loaded to lead
+        from monitors.run import config_for_runs
+
+        try:
+            config, version = config_for_runs(self.settings)
+        except ValueError as exc:
+            log.error("the config cannot be used (%s); schedules unchanged", exc)
+            return
+        if version == self._config_version:
+            return
+        declared = {d.name for d in config.datasets}
+
+        def sync() -> None:
+            with self.sessions.begin() as session:
+                sync_datasets(session, config, self.settings.home)
+
+        self._db(sync, "storing the config's datasets")
+        removed = self._declared - declared
+        if removed:
+            log.info("datasets %s left the config: no longer scheduled", sorted(removed))
+        self._undeclared = (self._undeclared | removed) - declared
+        self._declared, self._config_version = declared, version
 
     def tick(self, dataset_id: int, today: dt.date | None = None) -> list[int]:
         """A cron tick: request every partition since the dataset's watermark up to yesterday."""

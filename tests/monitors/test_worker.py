@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from monitors import cli_runs, queue
@@ -399,3 +400,38 @@ def test_sigterm_stops_a_worker_cleanly_and_the_run_resumes_later(sessions, sett
     again.communicate(timeout=60)
     assert again.returncode == 0
     assert runs(sessions)[run_id].status == "succeeded"
+
+
+def test_a_running_worker_follows_the_config_file(sessions, settings):
+    """Issue 13 #7: a dataset added to the YAML was not scheduled until some CLI command
+    synced the config, and one removed from it stayed scheduled."""
+    def declare(*names: str) -> None:
+        settings.config_path.parent.mkdir(parents=True, exist_ok=True)
+        settings.config_path.write_text("datasets:\n" + "".join(
+            f"  - name: {name}\n    format: csv\n    source: landing/{name}\n"
+            f"    schedule: '0 6 * * *'\n" for name in names), encoding="utf-8")
+
+    def scheduled_names() -> set[str]:
+        with sessions() as session:
+            return {session.get(Dataset, int(job.split(":")[1])).name
+                    for job in worker.scheduled_jobs()}
+
+    declare("orders")
+    worker = Worker(sessions, settings, executor=Recorder(sessions), **{**FAST, "reconcile_interval": 60})
+    worker.start()
+    try:
+        wait_for(lambda: worker.scheduled_jobs(), 5, "the first reconcile")
+        assert scheduled_names() == {"orders"}
+
+        time.sleep(0.01)  # a new modification time
+        declare("orders", "users")
+        worker.reconcile()
+        assert scheduled_names() == {"orders", "users"}
+
+        declare("users")
+        worker.reconcile()
+        assert scheduled_names() == {"users"}
+        with sessions() as session:  # its history stays
+            assert session.scalar(select(Dataset).where(Dataset.name == "orders")) is not None
+    finally:
+        worker.stop()
