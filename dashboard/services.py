@@ -614,7 +614,7 @@ def alert_history(alert_id: int) -> dict | None:
 def alert_decomposition(alert_id: int) -> pd.DataFrame | None:
     """The alert's series split into trend, season and remainder."""
     history = alert_history(alert_id)
-    return None if history is None else explain.decomposition(history["series"])
+    return None if history is None or "series" not in history else explain.decomposition(history["series"])
 
 
 def masked_examples(document: dict) -> pd.DataFrame:

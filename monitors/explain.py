@@ -42,14 +42,54 @@ def column_history(session: Session, dataset_id: int, column: str | None,
     return MetricHistory(frame.assign(column=column))
 
 
+# what an alert's chart shows, by the kind of evidence its monitor judges
+METRIC = "metric"          # the metric's history with its expected band (and breakouts)
+DRIFT = "drift"            # the drift distance per partition against its limit
+CATEGORIES = "categories"  # each category's share of the batch over time
+ARRIVALS = "arrivals"      # the arrival delay per partition against the deadline
+CONTRACT = "contract"      # no series: the contract break itself (the evidence)
+ROWS = "rows"              # row counts for context (static checks)
+
+
+def evidence_kind(spec: MonitorSpec | None, detector: str) -> str:
+    """Which chart fits an alert: one kind per kind of evidence, so a drift alert is not
+    drawn on row counts with its limit in another unit. `detector`: the alert's, for a
+    monitor no longer planned."""
+    name = spec.detector if spec is not None else detector
+    kind = spec.kind if spec is not None else None
+    if name == "drift":
+        return DRIFT
+    if name == "new_category":
+        return CATEGORIES
+    if name in ("freshness", "missing") or kind in ("freshness", "missing"):
+        return ARRIVALS
+    if name == "contract" or kind == "contract":
+        return CONTRACT
+    if spec is not None and spec.kind == "metric" and spec.metric:
+        return METRIC
+    return ROWS
+
+
+def drift_profile(spec: MonitorSpec | None) -> str:
+    """The profile a drift monitor compares: class counts ("freq") or quantiles."""
+    return "freq" if spec is not None and spec.metric == "freq" else "quantiles"
+
+
 def alert_history(session: Session, config: MonitorsConfig, document: dict) -> dict[str, Any]:
     """What an alert's chart shows (`document`: monitors.alerts.get_alert's): the series its
     monitor judged (`series`, `label`), the expected `band` over it, the values it fired on
     (`anomalies`), what the detector flags elsewhere (`others`), `breakouts` (at, before,
-    after), constant `thresholds` and a `note` saying what is drawn. Monitors without a
-    metric of their own (freshness, contract, checks) get the row count as context."""
+    after), constant `thresholds` and a `note` saying what is drawn; its `kind`
+    (evidence_kind). Drift, new-category, freshness and contract alerts return only their
+    kind (and what their chart needs): their evidence is not a metric series. Static checks
+    get the row count as context."""
     dataset = find_dataset(session, document["dataset"])
     spec = live_spec(config, dataset, document["monitor"])
+    kind = evidence_kind(spec, document["detector"])
+    if kind in (DRIFT, CATEGORIES, ARRIVALS, CONTRACT):
+        # drawn from their own histories (drift_history, class_shares, monitors.delivery)
+        return {"kind": kind, "profile": drift_profile(spec),
+                "deadline_hours": dataset.deadline_hours}
     column, band, note, key = document["column"], None, None, ""
     if spec is not None and spec.metric and spec.detector != "drift" and spec.metric != "freq":
         metric, key = spec.metric, str(spec.options.get("key", ""))
@@ -101,7 +141,7 @@ def alert_history(session: Session, config: MonitorsConfig, document: dict) -> d
     # what the detector flags elsewhere in the history: other alerts, or ones since resolved
     others = series.reindex(flagged.difference(fired)).dropna() if len(flagged) else None
     label = metric if column is None else f"{column} · {metric}"
-    return {"series": series, "band": band, "anomalies": anomalies, "others": others,
+    return {"kind": kind, "series": series, "band": band, "anomalies": anomalies, "others": others,
             "breakouts": breakouts, "thresholds": thresholds,
             "label": label + (f" [{key}]" if key else ""), "note": note}
 

@@ -4,7 +4,7 @@ the timeline, and every action a click away. Deep link: `/alert?alert=ID`."""
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, services
+from dashboard import charts, metric_charts, services
 from dashboard.identity import actor
 from dashboard.mute_form import mute_form
 
@@ -135,7 +135,29 @@ if run_id is not None:
 
 # ---- why: the history, the band, the evidence ---------------------------------------------
 history = services.alert_history(alert_id)
-if history is not None and not history["series"].dropna().empty:
+kind = history["kind"] if history is not None else None
+subject = document["column"] or document["dataset"]
+if kind == "drift":
+    drift, measure, limit = services.drift_frame(document["dataset"], document["column"],
+                                                 history["profile"])
+    st.plotly_chart(metric_charts.drift_figure(
+        drift, measure=measure, limit=limit, title=f"{subject} · {measure} against its reference"),
+        key="alert.chart")
+    st.caption(f"the {measure} of each partition against the window before it; the dashed "
+               "line is the monitor's limit")
+elif kind == "categories":
+    st.plotly_chart(metric_charts.class_mix_figure(
+        services.class_mix_frame(document["dataset"], document["column"]),
+        title=f"{subject}: each category's share of the batch"), key="alert.chart")
+elif kind == "arrivals":
+    st.plotly_chart(metric_charts.freshness_figure(
+        services.freshness_frame(document["dataset"]),
+        deadline_hours=float(history["deadline_hours"]),
+        title=f"{document['dataset']}: arrival delay per partition"), key="alert.chart")
+elif kind == "contract":
+    st.caption("The delivery broke the dataset's contract: what it broke is in the evidence "
+               "below; the batch was quarantined, nothing of it was stored.")
+elif history is not None and not history["series"].dropna().empty:
     thresholds = dict(history["thresholds"])
     if not thresholds and history["band"] is None and document["detector"] != "breakouts":
         # no band to draw: the bounds the finding itself reports are the next best thing
@@ -148,7 +170,7 @@ if history is not None and not history["series"].dropna().empty:
     st.plotly_chart(figure, key="alert.chart")
     if history["note"]:
         st.caption(history["note"])
-    if st.toggle("Show the seasonal decomposition", key="alert.decompose"):
+    if kind == "metric" and st.toggle("Show the seasonal decomposition", key="alert.decompose"):
         parts = services.alert_decomposition(alert_id)
         if parts is None:
             st.caption("Too little history to decompose.")
