@@ -130,10 +130,13 @@ def freshness_figure(freshness: pd.DataFrame, *, deadline_hours: float,
     partitions in orange, missing ones as red marks on the axis."""
     fig = go.Figure()
     arrived = freshness[freshness["state"] != "missing"]
-    colours = np.where(arrived["state"] == "late", LATE, OK)
-    fig.add_trace(go.Bar(x=epoch_ms(arrived["partition"]), y=arrived["delay_hours"],
-                         marker_color=colours, name="arrival delay (h)",
-                         hovertemplate="%{y:.1f} h<extra></extra>"))
+    # one trace per state, so the legend says what orange means
+    for name, rows, colour in (("arrival delay (h)", arrived[arrived["state"] != "late"], OK),
+                               ("late", arrived[arrived["state"] == "late"], LATE)):
+        if not rows.empty:
+            fig.add_trace(go.Bar(x=epoch_ms(rows["partition"]), y=rows["delay_hours"],
+                                 marker_color=colour, name=name,
+                                 hovertemplate="%{y:.1f} h<extra></extra>"))
     missing = freshness[freshness["state"] == "missing"]
     if not missing.empty:
         fig.add_trace(go.Scatter(x=epoch_ms(missing["partition"]), y=[0] * len(missing),

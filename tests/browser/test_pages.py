@@ -101,3 +101,21 @@ def test_the_monitor_editor_edits_the_monitor_picked(url, page):
     page.get_by_text("Backtest of nulls:income").wait_for(timeout=60_000)
     settle(page, CHART)
     shot(page, "monitors-editor-picked")
+
+
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)  # pictures: one store is enough
+@pytest.mark.parametrize("monitor", ["volume:anomalies", "nulls:income", "level:score",
+                                     "drift:score", "categories:channel", "freshness:late",
+                                     "freshness:missing", "contract"])
+def test_each_alert_kind_has_a_detail_page_that_fits_it(url, page, sessions, monitor):
+    """A screenshot of each kind of alert's detail page, for a person to look at."""
+    from monitors import alerts as lifecycle
+    with sessions() as session:
+        alert_id = next(a["id"] for a in lifecycle.list_alerts(session) if a["monitor"] == monitor)
+    page.goto(f"{url}/alert?alert={alert_id}")
+    page.get_by_text(f"#{alert_id} ·").wait_for(timeout=30_000)
+    if monitor == "contract":
+        page.get_by_text("broke the dataset's contract").wait_for(timeout=30_000)
+    else:
+        settle(page, CHART)
+    shot(page, f"alert-{monitor.replace(':', '-')}")
