@@ -39,11 +39,24 @@ def spread(values: list[float]) -> dict:
             "min": min(values), "max": max(values), "folds": len(values)}
 
 
-def cv_nab() -> dict:
+def options_only(scores: dict, kind: str) -> dict:
+    """The settings with every searched module constant at its first value (the rule
+    off): the search over the options alone, to tell whether a rule earns its place."""
+    off = {n: values[0] for n, values in sweep.SPACE[kind].items() if n.isupper()}
+    return {s: v for s, v in scores.items()
+            if all(json.loads(s)[n] == value for n, value in off.items())}
+
+
+def cv_nab(restrict: bool = False) -> dict:
     """Leave one NAB category out: the held-out category's files are scored with the
     setting chosen on every other file; the total pools all files so scored."""
     scores = sweep.nab_scores(sweep.detections("anomalies"))
+    if restrict:
+        scores = options_only(scores, "anomalies")
     default = sweep.key(sweep.defaults("anomalies"))
+    if default not in scores:  # the rule is on by default: the restricted search's ties
+        default = sweep.key({**sweep.defaults("anomalies"), **{
+            n: v[0] for n, v in sweep.SPACE["anomalies"].items() if n.isupper()}})
     files = sorted(scores[default])
     categories = sorted({scores[default][f]["category"] for f in files})
     folds, out_of_fold = [], []
@@ -69,6 +82,26 @@ def cv_nab() -> dict:
         "spread_out_of_fold": {m: spread([f["out_of_fold"][m] for f in folds])
                                for m in ("standard", "precision", "f1")},
     }
+
+
+def cv_rule_alone(name: str) -> dict:
+    """One searched rule (a module constant) chosen leave one category out with every
+    option at its current default: does the rule itself win out of fold?"""
+    scores = sweep.nab_scores(sweep.detections("anomalies"))
+    base = sweep.defaults("anomalies")
+    arms = {value: sweep.key({**base, name: value}) for value in sweep.SPACE["anomalies"][name]}
+    off = arms[sweep.SPACE["anomalies"][name][0]]
+    candidates = {k: scores[k] for k in arms.values()}
+    files = sorted(scores[off])
+    chosen, out_of_fold = {}, []
+    for category in sorted({f.split("/")[0] for f in files}):
+        held = [f for f in files if f.startswith(category + "/")]
+        pick = sweep.choose_nab(candidates, [f for f in files if f not in held], off)
+        chosen[category] = json.loads(pick)[name]
+        out_of_fold += [scores[pick][f] for f in held]
+    return {"rule": name, "values": sweep.SPACE["anomalies"][name], "chosen": chosen,
+            "rule_off": sweep.nab_summary([scores[off][f] for f in files]),
+            "out_of_fold": sweep.nab_summary(out_of_fold)}
 
 
 def cv_tcpd() -> dict:
@@ -118,6 +151,17 @@ def print_cv(nab: dict, tcpd: dict) -> None:
               f" range {_f(s['min'], 3)}..{_f(s['max'], 3)} ({s['folds']} categories)")
     best = nab["total"]["in_sample_best"]
     print(f"  best setting in-sample: {_f(best['standard'], 1)} {best['setting']}")
+    if "options_only" in nab:
+        o = nab["options_only"]["total"]["out_of_fold"]
+        print(f"  searching the options alone, searched rules off: out of fold "
+              f"standard {_f(o['standard'], 1)} precision {_f(o['precision'], 2)} F1 "
+              f"{_f(o['f1'], 2)} FP {o['false_positives']}")
+    for rule in nab.get("rules_alone", []):
+        off, o = rule["rule_off"], rule["out_of_fold"]
+        print(f"  {rule['rule']} alone, other options at their defaults: off {_f(off['standard'], 1)}"
+              f" (P {_f(off['precision'], 2)}, FP {off['false_positives']}) -> out of fold "
+              f"{_f(o['standard'], 1)} (P {_f(o['precision'], 2)}, FP {o['false_positives']});"
+              f" chosen per category {sorted(set(rule['chosen'].values()))}")
     print()
     print("TCPD, leave one series out")
     print(f"{'series':22} {'F1 in':>6} {'F1 oof':>6} {'Cov in':>6} {'Cov oof':>7}  chosen")
@@ -135,6 +179,13 @@ def print_cv(nab: dict, tcpd: dict) -> None:
 
 def main_cv() -> None:
     nab, tcpd = cv_nab(), cv_tcpd()
+    if any(name.isupper() for name in sweep.SPACE["anomalies"]):
+        base = cv_nab(restrict=True)
+        nab["options_only"] = {"total": base["total"], "spread_out_of_fold":
+                               base["spread_out_of_fold"],
+                               "chosen": [f["chosen"] for f in base["folds"]]}
+        nab["rules_alone"] = [cv_rule_alone(n) for n in sweep.SPACE["anomalies"]
+                              if n.isupper()]
     print_cv(nab, tcpd)
     CV_RESULTS.parent.mkdir(parents=True, exist_ok=True)
     CV_RESULTS.write_text(json.dumps({"nab": nab, "tcpd": tcpd}, indent=2) + "\n")

@@ -30,20 +30,23 @@ for path in (ROOT, ROOT / "bench"):
 
 import detection_nab  # noqa: E402  (bench scripts import each other as siblings)
 import detection_tcpd  # noqa: E402
-from detectors import detect_anomalies, detect_breakouts  # noqa: E402
+from detectors import anomalies, breakouts, detect_anomalies, detect_breakouts  # noqa: E402
 from detectors.registry import AnomaliesOptions, BreakoutsOptions  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "sweep.json"
 PROCESSES = 2
 
 # The options searched and their values; every other option keeps its default. The current
-# default of each option is among its values, so the defaults are one of the settings.
+# default of each option is among its values, so the defaults are one of the settings. A
+# name in capitals is a constant of the detector's module rather than an option (a rule
+# measured before it becomes one): it is set in the worker for that setting only.
 SPACE = {
     "anomalies": {
         "max_anoms": [0.001, 0.002, 0.005, 0.01],
         "alpha": [0.01, 0.05, 0.1],
         "min_change": [0.0, 0.1, 0.25],
         "sustained": [True, False],
+        "EPISODE_LENGTH_FRACTION": [0.0, 0.001, 0.003],
     },
     "breakouts": {
         "penalty": [1.0, 1.5, 2.0, 3.0, 4.0],
@@ -52,6 +55,7 @@ SPACE = {
     },
 }
 OPTIONS_MODEL = {"anomalies": AnomaliesOptions, "breakouts": BreakoutsOptions}
+MODULE = {"anomalies": anomalies, "breakouts": breakouts}
 
 
 def settings(kind: str) -> list[dict]:
@@ -63,7 +67,8 @@ def defaults(kind: str) -> dict:
     """The current defaults of the searched options, read from the registry's options
     model (which the contract test holds equal to the function's signature)."""
     fields = OPTIONS_MODEL[kind].model_fields
-    return {option: fields[option].default for option in SPACE[kind]}
+    return {name: getattr(MODULE[kind], name) if name.isupper() else fields[name].default
+            for name in SPACE[kind]}
 
 
 def key(setting: dict) -> str:
@@ -92,10 +97,19 @@ def _run_setting(task: tuple[str, dict]) -> tuple[str, dict[str, list[int]]]:
     """One setting over every series: the row positions of its findings per series."""
     kind, setting = task
     detect = detect_anomalies if kind == "anomalies" else detect_breakouts
-    out = {}
-    for name, series in _series(kind).items():
-        found = detect(series, **setting).findings
-        out[name] = detection_tcpd.positions(series, [f.at for f in found])
+    options = {name: value for name, value in setting.items() if not name.isupper()}
+    constants = {name: value for name, value in setting.items() if name.isupper()}
+    saved = {name: getattr(MODULE[kind], name) for name in constants}
+    for name, value in constants.items():
+        setattr(MODULE[kind], name, value)
+    try:
+        out = {}
+        for name, series in _series(kind).items():
+            found = detect(series, **options).findings
+            out[name] = detection_tcpd.positions(series, [f.at for f in found])
+    finally:  # the worker runs other settings next
+        for name, value in saved.items():
+            setattr(MODULE[kind], name, value)
     return key(setting), out
 
 
