@@ -102,6 +102,18 @@ def test_a_burst_is_one_episode_at_its_first_point_unless_asked_for_every_point(
     assert found_at(every) == list(series.index[600:603])
 
 
+def test_on_a_long_series_an_incident_flickering_around_its_band_is_one_episode():
+    # 10,000 points; spikes 8 points apart are one incident seen at fine sampling, not three
+    series = hourly_metric(days=420, seed=6)
+    values = series.to_numpy().copy()
+    values[[6000, 6008, 6016]] += 80
+    series = pd.Series(values, index=series.index)
+
+    detection = detect_anomalies(series)
+    assert found_at(detection) == [series.index[6000]]
+    assert "first of 3 anomalous points" in detection.findings[0].detail
+
+
 def test_direction_limits_the_side():
     values = weekly_metric(seed=6)
     values[100] *= 1.6

@@ -1,0 +1,250 @@
+"""A small, stated search over the default options of `detect_anomalies` (scored on NAB)
+and `detect_breakouts` (scored on TCPD), in-sample: which setting the whole development set
+would pick, and where the current defaults rank.
+
+The search space is SPACE below: a handful of values per option, every combination. Each
+setting is run once over every series and its detections are cached (one JSON file per
+detector in the temp dir, keyed by the detectors' source, so editing a detector starts a
+fresh cache); `bench/detection.py --cv` re-scores the same cache out of fold, so choosing
+defaults never reruns a detector.
+
+    python bench/sweep.py          # from the repository root
+
+Writes bench/results/sweep.json. Two worker processes at most (the machine is shared).
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import sys
+import tempfile
+import time
+from multiprocessing import Pool
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+for path in (ROOT, ROOT / "bench"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+import detection_nab  # noqa: E402  (bench scripts import each other as siblings)
+import detection_tcpd  # noqa: E402
+from detectors import anomalies, breakouts, detect_anomalies, detect_breakouts  # noqa: E402
+from detectors.registry import AnomaliesOptions, BreakoutsOptions  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "sweep.json"
+PROCESSES = 2
+
+# The options searched and their values; every other option keeps its default. The current
+# default of each option is among its values, so the defaults are one of the settings. A
+# name in capitals is a constant of the detector's module rather than an option (a rule
+# measured before it becomes one): it is set in the worker for that setting only.
+SPACE = {
+    "anomalies": {
+        "max_anoms": [0.001, 0.002, 0.005, 0.01],
+        "alpha": [0.01, 0.05, 0.1],
+        "min_change": [0.0, 0.1, 0.25],
+        "sustained": [True, False],
+        "EPISODE_LENGTH_FRACTION": [0.0, 0.001, 0.003],
+    },
+    "breakouts": {
+        "penalty": [1.0, 1.5, 2.0, 3.0, 4.0],
+        "min_change": [0.0, 0.05, 0.1, 0.2],
+        "min_size": [None, 5, 10, 24],
+    },
+}
+OPTIONS_MODEL = {"anomalies": AnomaliesOptions, "breakouts": BreakoutsOptions}
+MODULE = {"anomalies": anomalies, "breakouts": breakouts}
+
+
+def settings(kind: str) -> list[dict]:
+    space = SPACE[kind]
+    return [dict(zip(space, values)) for values in itertools.product(*space.values())]
+
+
+def defaults(kind: str) -> dict:
+    """The current defaults of the searched options, read from the registry's options
+    model (which the contract test holds equal to the function's signature)."""
+    fields = OPTIONS_MODEL[kind].model_fields
+    return {name: getattr(MODULE[kind], name) if name.isupper() else fields[name].default
+            for name in SPACE[kind]}
+
+
+def key(setting: dict) -> str:
+    return json.dumps(setting, sort_keys=True)
+
+
+# --- running the detectors (cached) ---------------------------------------------------------
+
+_SERIES: dict[str, dict] = {}  # per process: the series, loaded once
+
+
+def _series(kind: str) -> dict:
+    if kind not in _SERIES:
+        if kind == "anomalies":
+            names = json.loads((detection_nab.DATA / "labels" / "combined_windows.json")
+                               .read_text())
+            _SERIES[kind] = {name: detection_nab.load(name) for name in sorted(names)}
+        else:
+            loaded = (detection_tcpd.load_series(p)
+                      for p in sorted(detection_tcpd.DATA.glob("datasets/*/*.json")))
+            _SERIES[kind] = {s.name: s for s in loaded if s is not None}
+    return _SERIES[kind]
+
+
+def _run_setting(task: tuple[str, dict]) -> tuple[str, dict[str, list[int]]]:
+    """One setting over every series: the row positions of its findings per series."""
+    kind, setting = task
+    detect = detect_anomalies if kind == "anomalies" else detect_breakouts
+    options = {name: value for name, value in setting.items() if not name.isupper()}
+    constants = {name: value for name, value in setting.items() if name.isupper()}
+    saved = {name: getattr(MODULE[kind], name) for name in constants}
+    for name, value in constants.items():
+        setattr(MODULE[kind], name, value)
+    try:
+        out = {}
+        for name, series in _series(kind).items():
+            found = detect(series, **options).findings
+            out[name] = detection_tcpd.positions(series, [f.at for f in found])
+    finally:  # the worker runs other settings next
+        for name, value in saved.items():
+            setattr(MODULE[kind], name, value)
+    return key(setting), out
+
+
+def _cache_path(kind: str) -> Path:
+    source = hashlib.sha256()
+    for path in sorted((ROOT / "detectors").glob("*.py")):
+        source.update(path.read_bytes())
+    return Path(tempfile.gettempdir()) / f"sweep-{kind}-{source.hexdigest()[:16]}.json"
+
+
+def detections(kind: str) -> dict[str, dict[str, list[int]]]:
+    """{setting key: {series: positions}} for every setting of SPACE[kind], computing only
+    what the cache lacks."""
+    path = _cache_path(kind)
+    cache = json.loads(path.read_text()) if path.exists() else {}
+    missing = [s for s in settings(kind) if key(s) not in cache]
+    if missing:
+        started = time.perf_counter()
+        with Pool(PROCESSES) as pool:
+            for name, found in pool.imap_unordered(_run_setting,
+                                                   [(kind, s) for s in missing]):
+                cache[name] = found
+        path.write_text(json.dumps(cache))
+        print(f"{kind}: ran {len(missing)} settings in "
+              f"{time.perf_counter() - started:.1f} s (cache {path})", file=sys.stderr)
+    return {key(s): cache[key(s)] for s in settings(kind)}
+
+
+# --- per-series scores --------------------------------------------------------------------
+
+
+def nab_scores(found: dict[str, dict[str, list[int]]]) -> dict[str, dict[str, dict]]:
+    """{setting key: {file: {"profiles": ..., "window": ..., "category": ...}}}."""
+    windows = json.loads((detection_nab.DATA / "labels" / "combined_windows.json").read_text())
+    series = _series("anomalies")
+    rows = {name: detection_nab.window_rows(s.index, windows[name]) for name, s in series.items()}
+    out = {}
+    for setting, per_file in found.items():
+        out[setting] = {}
+        for name, positions in per_file.items():
+            n, detected = len(series[name]), set(positions)
+            out[setting][name] = {
+                "category": name.split("/")[0],
+                "profiles": {p: detection_nab.file_score(n, rows[name], detected, w)
+                             for p, w in detection_nab.PROFILES.items()},
+                "window": detection_nab.window_counts(n, rows[name], detected),
+            }
+    return out
+
+
+def tcpd_scores(found: dict[str, dict[str, list[int]]]) -> dict[str, dict[str, dict]]:
+    """{setting key: {series: {"f1", "cover"}}}, for the series the benchmark averages."""
+    annotations = json.loads((detection_tcpd.DATA / "annotations.json").read_text())
+    series = _series("breakouts")
+    out = {}
+    for setting, per_series in found.items():
+        out[setting] = {}
+        for name, positions in per_series.items():
+            if detection_tcpd.excluded(name):
+                continue
+            f1, _, _ = detection_tcpd.f_measure(annotations[name], positions)
+            out[setting][name] = {"f1": f1, "cover": detection_tcpd.covering(
+                annotations[name], positions, len(series[name]))}
+    return out
+
+
+# --- summaries and choice -----------------------------------------------------------------
+
+
+def nab_summary(files: list[dict]) -> dict:
+    """NAB standard score (pooled raw scores, normalised) and window P/R/F1 of some files."""
+    tp = sum(f["window"]["tp"] for f in files)
+    fp = sum(f["window"]["fp"] for f in files)
+    fn = sum(f["window"]["fn"] for f in files)
+    out = {"standard": detection_nab.normalised([f["profiles"]["standard"] for f in files])}
+    out.update(detection_nab.prf(tp, fp, fn))
+    out.update({"windows": tp + fn, "windows_found": tp, "false_positives": fp})
+    return out
+
+
+def tcpd_summary(rows: list[dict]) -> dict:
+    return {"f1": sum(r["f1"] for r in rows) / len(rows),
+            "cover": sum(r["cover"] for r in rows) / len(rows), "series": len(rows)}
+
+
+def choose_nab(scores: dict[str, dict[str, dict]], files: list[str], default: str) -> str:
+    """The setting with the best NAB standard score over `files`; ties go to the current
+    default, then to the first in the grid's order."""
+    def standard(setting: str) -> float:
+        return nab_summary([scores[setting][f] for f in files])["standard"]
+    return max(scores, key=lambda s: (standard(s), s == default))
+
+
+def choose_tcpd(scores: dict[str, dict[str, dict]], names: list[str], default: str) -> str:
+    """The setting with the best mean F1 over `names`, Cover breaking ties, then the
+    current default."""
+    def figures(setting: str) -> tuple[float, float, bool]:
+        summary = tcpd_summary([scores[setting][n] for n in names])
+        return round(summary["f1"], 12), round(summary["cover"], 12), setting == default
+    return max(scores, key=figures)
+
+
+# --- the in-sample sweep ------------------------------------------------------------------
+
+
+def main() -> None:
+    started = time.perf_counter()
+    nab = nab_scores(detections("anomalies"))
+    tcpd = tcpd_scores(detections("breakouts"))
+
+    nab_files = sorted(next(iter(nab.values())))
+    nab_table = sorted(((s, nab_summary([nab[s][f] for f in nab_files])) for s in nab),
+                       key=lambda t: -t[1]["standard"])
+    tcpd_names = sorted(next(iter(tcpd.values())))
+    tcpd_table = sorted(((s, tcpd_summary([tcpd[s][n] for n in tcpd_names])) for s in tcpd),
+                        key=lambda t: (-t[1]["f1"], -t[1]["cover"]))
+    result = {"space": SPACE, "defaults": {k: defaults(k) for k in SPACE},
+              "anomalies": [{"setting": json.loads(s), **v} for s, v in nab_table],
+              "breakouts": [{"setting": json.loads(s), **v} for s, v in tcpd_table],
+              "seconds": time.perf_counter() - started}
+
+    for kind, table, columns in (("anomalies", nab_table, ("standard", "precision", "f1")),
+                                 ("breakouts", tcpd_table, ("f1", "cover"))):
+        default = key(defaults(kind))
+        rank = [s for s, _ in table].index(default) + 1
+        print(f"{kind}: {len(table)} settings, in-sample; current defaults rank {rank}")
+        print("  " + "  ".join(f"{c:>9}" for c in columns) + "  setting")
+        for setting, figures in table[:8] + [t for t in table if t[0] == default][:1]:
+            mark = "  <- defaults" if setting == default else ""
+            print("  " + "  ".join(f"{figures[c]:9.3f}" for c in columns)
+                  + f"  {setting}{mark}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
