@@ -31,6 +31,7 @@ from monitors.readers import (
     read_schema,
 )
 from store import queries
+from store.locks import lock_dataset
 from store.models import Batch, BatchStatus, Dataset, DatasetKind
 
 PARTITION_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
@@ -153,11 +154,10 @@ def _profile_stream(chunks: Iterable[pa.RecordBatch | pa.Table], contract: Contr
 def _land(session: Session, dataset: Dataset, partition: dt.date, fingerprint: str, source: str,
           arrived_at: dt.datetime, profile: Callable[[], list[MetricValue]],
           contract: Contract) -> IngestOutcome:
-    current = queries.get_current_batch(session, dataset.id, partition)
-    latest = queries.get_latest_batch(session, dataset.id, partition)
-    for known in (current, latest):
-        if known is not None and known.fingerprint == fingerprint and known.status != BatchStatus.superseded:
-            return IngestOutcome(dataset.name, partition, "unchanged", known.id, known.rows, known.reason)
+    # a first look, without the lock, spares profiling content that is already here
+    known = _same_content(session, dataset.id, partition, fingerprint)
+    if known is not None:
+        return IngestOutcome(dataset.name, partition, "unchanged", known.id, known.rows, known.reason)
 
     metrics: list[MetricValue] = []
     reason = None
@@ -168,6 +168,16 @@ def _land(session: Session, dataset: Dataset, partition: dt.date, fingerprint: s
     rows = next((int(m.value) for m in metrics if m.column is None and m.metric == "row_count"), 0)
     if reason is None and rows == 0:
         reason = f"{Path(source).name}: no rows (a header alone is not a batch)"
+
+    # Decide under the dataset's write lock, from what is in force now: another delivery of
+    # this partition may have landed while this one was profiled (a retrying upstream, a
+    # worker and a person), and deciding from the first look would leave two batches in
+    # force. Profiling stays outside the lock, so a long file does not stall other writers.
+    lock_dataset(session, dataset.id)
+    known = _same_content(session, dataset.id, partition, fingerprint)
+    if known is not None:
+        return IngestOutcome(dataset.name, partition, "unchanged", known.id, known.rows, known.reason)
+    current = queries.get_current_batch(session, dataset.id, partition)
 
     batch = Batch(dataset_id=dataset.id, partition=partition, source=source,
                   fingerprint=fingerprint, arrived_at=arrived_at)
@@ -187,6 +197,16 @@ def _land(session: Session, dataset: Dataset, partition: dt.date, fingerprint: s
     queries.add_metrics(session, batch, _metric_rows(metrics, partition, arrived_at))
     kill_point("ingest.writing")
     return IngestOutcome(dataset.name, partition, "ingested", batch.id, rows)
+
+
+def _same_content(session: Session, dataset_id: int, partition: dt.date,
+                  fingerprint: str) -> Batch | None:
+    """The batch in force, or the last delivery, when it holds this very content."""
+    for known in (queries.get_current_batch(session, dataset_id, partition),
+                  queries.get_latest_batch(session, dataset_id, partition)):
+        if known is not None and known.fingerprint == fingerprint and known.status != BatchStatus.superseded:
+            return known
+    return None
 
 
 def _storable(reason: str) -> str:
