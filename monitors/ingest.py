@@ -23,7 +23,9 @@ from monitors.faults import kill_point
 from monitors.freshness import arrival_delay_hours
 from monitors.profile import BatchProfiler, MetricValue
 from monitors.pushdown import profile_sql_partition
+from monitors.settings import Limits
 from monitors.readers import (
+    DEFAULT_LIMITS,
     ContractViolation,
     detect_format,
     fingerprint_file,
@@ -64,12 +66,13 @@ def arrival_time(path: Path) -> dt.datetime:
 
 
 def create_dataset(session: Session, name: str, path: Path, *, kind: str = DatasetKind.data,
-                   partition_key: str = "partition") -> Dataset:
-    """A new dataset whose contract is inferred from this first batch, then frozen."""
+                   partition_key: str = "partition", limits: Limits = DEFAULT_LIMITS) -> Dataset:
+    """A new dataset whose contract is inferred from this first batch, then frozen.
+    `limits`: the settings' bounds on what one file may cost (monitors.settings.Limits)."""
     fmt = detect_format(path)
     if fmt is None:
         raise ValueError(f"{path.name}: unknown file format (csv, csv.gz, parquet, jsonl)")
-    contract = infer_contract(read_schema(path, fmt))
+    contract = infer_contract(read_schema(path, fmt, limits))
     dataset = Dataset(name=name, kind=kind, source=str(path.parent), format=fmt,
                       partition_key=partition_key, contract=contract.to_json())
     session.add(dataset)
@@ -79,10 +82,11 @@ def create_dataset(session: Session, name: str, path: Path, *, kind: str = Datas
 
 def ingest_file(session: Session, dataset: Dataset, path: Path, partition: dt.date | None = None,
                 arrived_at: dt.datetime | None = None, *,
-                contract: Contract | None = None) -> IngestOutcome:
+                contract: Contract | None = None, limits: Limits = DEFAULT_LIMITS) -> IngestOutcome:
     """Land one file as the batch of `partition` (default: the date in the file's name).
     `contract`: the dataset's, when the caller parsed it already (a run, once for all its
-    partitions)."""
+    partitions). `limits`: the settings' bounds on what one file may cost; a file past one
+    is quarantined with the limit named."""
     partition = partition or partition_from_name(path)
     if partition is None:
         raise ValueError(f"{path.name}: no partition given and no YYYY-MM-DD in the file name")
@@ -91,7 +95,7 @@ def ingest_file(session: Session, dataset: Dataset, path: Path, partition: dt.da
     written = _stamp(path)
 
     def profile() -> list[MetricValue]:
-        metrics = _profile_stream(read_file(path, fmt, contract), contract)
+        metrics = _profile_stream(read_file(path, fmt, contract, limits), contract)
         # what was read may be a prefix of what the upstream is still writing
         if _stamp(path) != written:
             raise ContractViolation(f"{path.name}: the file changed while it was being read "
