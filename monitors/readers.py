@@ -48,14 +48,20 @@ def _mib(size: int) -> str:
 class BoundedStream(io.RawIOBase):
     """A file's content, decompressed when it is compressed, refused (ContractViolation)
     once it passes the limits: `decompressed_bytes` in all, or `compression_ratio` times the
-    file's own size. Arrow's readers pull from it, so a 3 MB gzip that expands to 3 GB is
-    stopped after reading a bounded amount instead of exhausting memory or time."""
+    compressed bytes read so far. Arrow's readers pull from it, so a 3 MB gzip that expands
+    to 3 GB is stopped after reading a bounded amount instead of exhausting memory or time."""
 
     def __init__(self, path: Path, limits: Limits):
         super().__init__()
         self._where, self._limits = path.name, limits
-        self._inner = pa.input_stream(str(path), compression="detect")
-        self._compressed = path.stat().st_size if path.suffix.lower() == ".gz" else None
+        # the raw file is kept apart, so that its position says how much of the compressed
+        # file the content read so far came from
+        self._raw: pa.NativeFile | None = None
+        if path.suffix.lower() == ".gz":
+            self._raw = pa.OSFile(str(path))
+            self._inner = pa.CompressedInputStream(self._raw, "gzip")
+        else:
+            self._inner = pa.OSFile(str(path))
         self.total = 0
 
     def readable(self) -> bool:
@@ -71,12 +77,13 @@ class BoundedStream(io.RawIOBase):
             raise ContractViolation(
                 f"{self._where}: more than {_mib(limits.decompressed_bytes)} of content "
                 f"(limit MONITORS_LIMIT_DECOMPRESSED_BYTES)")
-        if (self._compressed is not None and self.total > limits.ratio_checked_after
-                and self.total > limits.compression_ratio * max(self._compressed, 1)):
-            raise ContractViolation(
-                f"{self._where}: decompresses to more than {limits.compression_ratio} times its "
-                f"size ({_mib(self.total)} from {_mib(self._compressed)} so far; limit "
-                "MONITORS_LIMIT_COMPRESSION_RATIO): a compression bomb?")
+        if self._raw is not None and self.total > limits.ratio_checked_after:
+            compressed = max(self._raw.tell(), 1)
+            if self.total > limits.compression_ratio * compressed:
+                raise ContractViolation(
+                    f"{self._where}: decompresses to more than {limits.compression_ratio} times "
+                    f"its size ({_mib(self.total)} from {_mib(compressed)} so far; limit "
+                    "MONITORS_LIMIT_COMPRESSION_RATIO): a compression bomb?")
         return data
 
     def readinto(self, buffer) -> int:
@@ -86,6 +93,8 @@ class BoundedStream(io.RawIOBase):
 
     def close(self) -> None:
         self._inner.close()
+        if self._raw is not None:
+            self._raw.close()
         super().close()
 
 
