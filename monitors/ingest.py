@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from monitors.contract import Contract, infer_contract, schema_fingerprint
 from monitors.credentials import expand
+from monitors.errors import Invalid
 from monitors.faults import kill_point
 from monitors.freshness import arrival_delay_hours
 from monitors.profile import BatchProfiler, MetricValue
@@ -38,6 +39,11 @@ from store.models import Batch, BatchStatus, Dataset, DatasetKind
 
 PARTITION_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 MAX_REASON = 1000
+# partitions a delivery may be for: before 1970 or over a year ahead is a mistyped or
+# placeholder date (0001-01-01, 9999-12-31), which would make every day since "missing" or
+# overflow date arithmetic
+EARLIEST_PARTITION = dt.date(1970, 1, 1)
+LATEST_AHEAD = dt.timedelta(days=366)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,25 @@ def partition_from_name(path: Path) -> dt.date | None:
         return dt.date.fromisoformat(match.group(1))
     except ValueError:
         return None
+
+
+def check_partition_window(partition: dt.date, today: dt.date | None = None) -> dt.date:
+    """`partition`, when it lies in the window a delivery may be for; Invalid otherwise."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    latest = today + LATEST_AHEAD
+    if not EARLIEST_PARTITION <= partition <= latest:
+        raise Invalid(f"partition {partition.isoformat()} is outside the accepted window "
+                      f"{EARLIEST_PARTITION.isoformat()} .. {latest.isoformat()} (from 1970 to a "
+                      "year after today): a mistyped or placeholder date?")
+    return partition
+
+
+def _no_partition(path: Path) -> Invalid:
+    match = PARTITION_IN_NAME.search(path.name)
+    if match:
+        return Invalid(f"{path.name}: {match.group(1)} in the file name is not a calendar date "
+                       "(give the partition with --partition, or rename the file)")
+    return Invalid(f"{path.name}: no partition given and no YYYY-MM-DD in the file name")
 
 
 def arrival_time(path: Path) -> dt.datetime:
@@ -89,7 +114,8 @@ def ingest_file(session: Session, dataset: Dataset, path: Path, partition: dt.da
     is quarantined with the limit named."""
     partition = partition or partition_from_name(path)
     if partition is None:
-        raise ValueError(f"{path.name}: no partition given and no YYYY-MM-DD in the file name")
+        raise _no_partition(path)
+    check_partition_window(partition)
     fmt = detect_format(path) or dataset.format
     contract = contract or Contract.model_validate(dataset.contract)
     written = _stamp(path)
@@ -123,6 +149,7 @@ def ingest_sql(session: Session, dataset: Dataset, partition: dt.date,
     enter the hash at 12 significant digits, so that a warehouse summing in another order
     (a parallel plan) does not make the same content look new. `contract` as in
     `ingest_file`."""
+    check_partition_window(partition)
     contract = contract or Contract.model_validate(dataset.contract)
     table = dataset.table_name or dataset.name
     metrics: list[MetricValue] = []

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -16,15 +20,17 @@ import pytest
 from detectors.checks import matches_pattern
 from monitors.config import ConfigError, parse_config
 from monitors.contract import ColumnSpec, Contract
+from monitors.errors import Invalid
 from monitors.ingest import create_dataset, ingest_file
 from monitors.readers import ContractViolation
 from monitors.settings import Limits, load_settings
-from store.models import Dataset
+from store.models import Batch, Dataset
 
 DAY = dt.date(2026, 3, 2)
 CONTRACT = Contract(columns=[ColumnSpec(name="id", type="integer", nullable=False),
                              ColumnSpec(name="note", type="string")])
 MiB = 1 << 20
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -182,3 +188,42 @@ def test_a_pattern_that_needs_backtracking_is_refused_saying_why():
     frame = pd.DataFrame({"code": ["aa"]})
     with pytest.raises(ValueError, match="backreference or a lookaround"):
         matches_pattern(frame, "code", r"(a)\1")
+
+
+# ---- dates at the edges ----------------------------------------------------------------
+
+def good_csv(folder, name):
+    path = folder / name
+    path.write_text("id,note\n1,a\n")
+    return path
+
+
+@pytest.mark.parametrize("name", ["orders_9999-12-31.csv", "orders_0001-01-01.csv",
+                                  "orders_1969-12-31.csv"])
+def test_a_partition_outside_the_window_is_refused_naming_the_window(sessions, dataset, tmp_path, name):
+    with sessions.begin() as session:
+        with pytest.raises(Invalid, match=r"is outside the accepted window 1970-01-01 \.\. \d{4}-"):
+            ingest_file(session, session.get(Dataset, dataset.id), good_csv(tmp_path, name))
+    with sessions() as session:
+        assert session.query(Batch).count() == 0
+
+
+def test_an_impossible_date_in_the_name_is_called_so(sessions, dataset, tmp_path):
+    with sessions.begin() as session:
+        with pytest.raises(Invalid, match=r"2026-02-30 in the file name is not a calendar date"):
+            ingest_file(session, session.get(Dataset, dataset.id),
+                        good_csv(tmp_path, "orders_2026-02-30.csv"))
+
+
+def test_the_cli_refuses_a_far_future_partition_in_one_line(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "MONITORS_HOME": str(home)}
+    for key in ("MONITORS_DB_URL", "MONITORS_CONFIG"):
+        env.pop(key, None)
+    done = subprocess.run([sys.executable, "-m", "monitors", "ingest", "--dataset", "orders",
+                           "--create", str(good_csv(home, "orders_9999-12-31.csv"))],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: partition 9999-12-31 is outside the accepted window")
+    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
