@@ -8,13 +8,16 @@ enough (tens of thousands of rows) that their profiling overlaps.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from store import queries
 from store.engine import open_store
@@ -87,3 +90,42 @@ def test_deliveries_racing_for_one_partition_leave_exactly_one_batch_in_force(se
         assert statuses == ["ingested"] * copies
         assert sorted(b.status for b in raced) == sorted(
             [BatchStatus.ingested] + [BatchStatus.superseded] * (copies - 1))
+
+
+# each example races on a partition of its own, so one store serves them all
+_partitions = iter(dt.date(2026, 6, 1) + dt.timedelta(days=n) for n in range(1000))
+
+
+@hypothesis.settings(max_examples=5, deadline=None, database=None,
+                     suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture,
+                                            hypothesis.HealthCheck.too_slow])
+@hypothesis.given(contents=st.lists(st.integers(min_value=0, max_value=2), min_size=2, max_size=4))
+def test_any_mix_of_racing_deliveries_leaves_exactly_one_batch_in_force(settings, contents):
+    """2 to 4 deliveries, each of one of three contents (so the same and different files
+    race together): one batch in force, its profile the only one stored for the partition,
+    and every delivery either made a batch or was recognised as one already there."""
+    landing = settings.home / "landing"
+    if not landing.exists():
+        landing.mkdir(parents=True)
+        finish(start_ingest(settings, write_csv(landing, f"sales_{FIRST}.csv", 10, 0), "--create"))
+    day = next(_partitions).isoformat()
+    files = {}
+    for c in set(contents):
+        (landing / f"v{c}").mkdir(exist_ok=True)
+        files[c] = write_csv(landing / f"v{c}", f"sales_{day}.csv", 20_000 + c, seed=c)
+    outcomes = [finish(p) for p in [start_ingest(settings, files[c]) for c in contents]]
+
+    engine, sessions = open_store(settings.db_url)
+    try:
+        with sessions() as session:
+            raced = [b for b, _ in queries.list_batches(session) if str(b.partition) == day]
+            (in_force,) = [b for b in raced if b.status == BatchStatus.ingested]
+            assert all(b.status == BatchStatus.superseded for b in raced if b is not in_force)
+            # the partition's profile is the batch in force's, once
+            series = queries.read_metric_series(session, in_force.dataset_id, "row_count")
+            assert series[series.index == day].tolist() == [in_force.rows]
+    finally:
+        engine.dispose()
+    made = [o for o in outcomes if o["status"] == "ingested"]
+    assert len(made) == len(raced)
+    assert len(made) + sum(o["status"] == "unchanged" for o in outcomes) == len(contents)
