@@ -57,11 +57,14 @@ class IngestOutcome:
 
 
 def partition_from_name(path: Path) -> dt.date | None:
-    match = PARTITION_IN_NAME.search(path.name)
-    if not match:
+    """The one YYYY-MM-DD date in the file's name; None when there is none, it is not a
+    calendar date, or the name holds two different dates (taking the first would land a
+    file on a day it may not be for, superseding that day's good batch)."""
+    found = set(PARTITION_IN_NAME.findall(path.name))
+    if len(found) != 1:
         return None
     try:
-        return dt.date.fromisoformat(match.group(1))
+        return dt.date.fromisoformat(found.pop())
     except ValueError:
         return None
 
@@ -78,6 +81,10 @@ def check_partition_window(partition: dt.date, today: dt.date | None = None) -> 
 
 
 def _no_partition(path: Path) -> Invalid:
+    found = sorted(set(PARTITION_IN_NAME.findall(path.name)))
+    if len(found) > 1:
+        return Invalid(f"{path.name}: the file name holds {len(found)} dates ({', '.join(found)}): "
+                       "give the partition with --partition")
     match = PARTITION_IN_NAME.search(path.name)
     if match:
         return Invalid(f"{path.name}: {match.group(1)} in the file name is not a calendar date "

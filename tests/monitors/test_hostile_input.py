@@ -227,3 +227,16 @@ def test_the_cli_refuses_a_far_future_partition_in_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stderr.startswith("error: partition 9999-12-31 is outside the accepted window")
     assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_a_name_with_two_dates_is_not_landed_on_the_first(sessions, dataset, tmp_path):
+    path = good_csv(tmp_path, "orders_2026-03-01_fixed_2026-03-02.csv")
+    with sessions.begin() as session:
+        with pytest.raises(Invalid, match=r"holds 2 dates \(2026-03-01, 2026-03-02\): give the "
+                                          r"partition with --partition"):
+            ingest_file(session, session.get(Dataset, dataset.id), path)
+    # the same date twice is one date
+    with sessions.begin() as session:
+        outcome = ingest_file(session, session.get(Dataset, dataset.id),
+                              good_csv(tmp_path, "orders_2026-03-01.2026-03-01.csv"))
+    assert (outcome.status, outcome.partition) == ("ingested", dt.date(2026, 3, 1))
