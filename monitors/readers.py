@@ -108,11 +108,19 @@ def check_csv_header(path: Path, limits: Limits) -> None:
     minutes in either. Fields are counted as the csv module splits the first line (a quoted
     name holding a newline makes this a bound, not an exact count)."""
     where = path.name
+    parts: list[bytes] = []
+    gathered = 0
     with BoundedStream(path, limits) as stream:
         try:
-            head = stream.read(limits.line_bytes + 1)
+            # in small pieces up to the first end of line: most headers are a few hundred bytes
+            while gathered <= limits.line_bytes and (piece := stream.read(64 << 10)):
+                parts.append(piece)
+                gathered += len(piece)
+                if b"\n" in piece or b"\r" in piece:
+                    break
         except (OSError, EOFError, pa.ArrowInvalid):
             return  # a damaged compressed file: the reader itself says so
+    head = b"".join(parts)
     line, *rest = re.split(rb"[\r\n]", head, maxsplit=1)
     if not rest and len(head) > limits.line_bytes:
         raise ContractViolation(f"{where}: the header is longer than {_mib(limits.line_bytes)} "
