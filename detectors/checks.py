@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import re2
 
 from detectors._rules import check_flag, check_integer, check_number
 from detectors.result import Detection, Finding
@@ -108,6 +109,31 @@ def unique(df: pd.DataFrame, columns: str | Sequence[str], *, max_fraction: floa
                     what=f"sharing {n_keys:,} duplicated key{'s' if n_keys != 1 else ''}")
 
 
+def compile_pattern(pattern: Any) -> re2._Regexp:
+    """`pattern` compiled for RE2, a linear-time engine: a pattern is configuration that an
+    operator (or whoever edits the monitors file) writes, and Python's backtracking engine
+    takes exponential time on patterns such as `(a+)+$` against one long value, hanging the
+    worker. RE2 has no backreferences or lookarounds (the constructs that need
+    backtracking); such a pattern is refused saying so. Unlike Python's, its `\\d`, `\\w`, `\\s`
+    and `\\b` are ASCII-only: write `\\pL` (any letter) or `\\pN` (any digit) for other scripts."""
+    if not isinstance(pattern, str):
+        raise ValueError(f"matches_pattern: pattern must be a string, not {type(pattern).__name__}")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"matches_pattern: pattern {pattern!r} is not a valid regular "
+                         f"expression: {exc}") from None
+    options = re2.Options()
+    options.log_errors = False  # the error is raised below; RE2 would also print it on stderr
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        detail = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise ValueError(f"matches_pattern: pattern {pattern!r} needs a construct the linear-time "
+                         f"engine (RE2) does not run, such as a backreference or a lookaround "
+                         f"({detail}); those can take exponential time") from None
+
+
 def matches_pattern(df: pd.DataFrame, column: str, pattern: str, *, full: bool = True,
                     max_fraction: float = 0.0, examples: int = 5, at: Any = None,
                     mask: Iterable[str] = ()) -> Detection:
@@ -115,13 +141,7 @@ def matches_pattern(df: pd.DataFrame, column: str, pattern: str, *, full: bool =
     `full`, else anywhere in it). Non-text values are matched on their text form."""
     _check_common("matches_pattern", df, [column], max_fraction, examples)
     check_flag(full, "full")
-    if not isinstance(pattern, str):
-        raise ValueError(f"matches_pattern: pattern must be a string, not {type(pattern).__name__}")
-    try:
-        regex = re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"matches_pattern: pattern {pattern!r} is not a valid regular "
-                         f"expression: {exc}") from None
+    regex = compile_pattern(pattern)
     if df.empty:
         return _empty("matches_pattern")
     col = df[column]

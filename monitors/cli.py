@@ -133,11 +133,11 @@ def _ingest(args, settings: Settings, sessions) -> int:
             if not args.create:
                 raise
             try:
-                dataset = create_dataset(session, args.dataset, path)
+                dataset = create_dataset(session, args.dataset, path, limits=settings.limits)
             except ContractViolation as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return EXIT_USAGE
-        outcome = ingest_file(session, dataset, path, partition)
+        outcome = ingest_file(session, dataset, path, partition, limits=settings.limits)
     document = {"dataset": outcome.dataset, "partition": outcome.partition.isoformat(),
                 "status": outcome.status, "batch_id": outcome.batch_id, "rows": outcome.rows,
                 "reason": outcome.reason}

@@ -26,7 +26,7 @@ from monitors.errors import Invalid
 from monitors.file_roots import inside_roots
 from monitors.notifications import NotificationsConfig
 from monitors.schedule import cron_trigger
-from monitors.settings import Settings
+from monitors.settings import Limits, Settings
 from store.models import Severity
 
 DATASET_NAME = r"^[A-Za-z0-9_.-]{1,200}$"
@@ -202,25 +202,88 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
 def parse_config(text: str, origin: str = "<config>",
                  settings: Settings | None = None) -> MonitorsConfig:
     """The config in `text`; with `settings`, file sources must also lie inside its file
-    roots (monitors.file_roots)."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    roots (monitors.file_roots), and its limits bound the file's size once aliases are
+    expanded (the defaults otherwise)."""
+    limits = settings.limits if settings is not None else Limits()
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
     try:
-        data = yaml.load(text, Loader=loader) or {}
+        # the node tree first (aliases are shared nodes there, so it is as small as the
+        # text), checked before anything expands it: building the dict from a billion-laughs
+        # file, or hashing it, is what exhausts memory
+        node = loader.get_single_node()
+        if node is not None:
+            _check_nodes(node, origin, limits.config_nodes)
+        data = (loader.construct_document(node) if node is not None else None) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{origin}: not valid YAML: {exc}") from exc
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: the top level must be a mapping with a 'datasets' key")
     try:
         return MonitorsConfig.model_validate(data, context={"settings": settings})
     except ValidationError as exc:
-        # the node tree (slow to build) is only needed to say where the errors are
-        node = yaml.compose(text, Loader=loader)
         problems = []
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
             key = ".".join(str(p) for p in loc) or "(top level)"
             problems.append(f"{origin}:{_line_of(node, loc)}: {key}: {err['msg']}")
         raise ConfigError("\n".join(problems)) from None
+
+
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_nodes(root: yaml.Node, origin: str, bound: int) -> None:
+    """Refuse a node tree that aliases expand beyond `bound` nodes, that refers to itself,
+    or that has a key twice in one mapping (YAML keeps the last silently: a second
+    `datasets:` would drop the first list). One pass over the distinct nodes, each one's
+    expanded size computed from its children's, so the check is linear in the text however
+    far the aliases would expand."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            on_path.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            if sizes[key] > bound:
+                raise ConfigError(
+                    f"{origin}:{node.start_mark.line + 1}: aliases expand this part to more than "
+                    f"{bound:,} YAML nodes (limit MONITORS_LIMIT_CONFIG_NODES; nested anchors?)")
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise ConfigError(f"{origin}:{node.start_mark.line + 1}: an alias refers to a node "
+                              "that contains it (a recursive anchor)")
+        on_path.add(key)
+        stack.append((node, True))
+        if isinstance(node, yaml.MappingNode):
+            _refuse_duplicate_keys(node, origin)
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+
+
+def _refuse_duplicate_keys(node: yaml.MappingNode, origin: str) -> None:
+    seen: dict[tuple[str, str], yaml.Node] = {}
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == MERGE_TAG:
+            continue
+        first = seen.setdefault((key.tag, key.value), key)
+        if first is not key:
+            raise ConfigError(f"{origin}:{key.start_mark.line + 1}: key {key.value!r} is given "
+                              f"twice in one mapping (first at line {first.start_mark.line + 1}); "
+                              "YAML would silently keep only the second")
 
 
 def load_config(path: Path, settings: Settings | None = None) -> MonitorsConfig:

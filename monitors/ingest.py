@@ -19,11 +19,14 @@ from sqlalchemy.orm import Session
 
 from monitors.contract import Contract, infer_contract, schema_fingerprint
 from monitors.credentials import expand
+from monitors.errors import Invalid
 from monitors.faults import kill_point
 from monitors.freshness import arrival_delay_hours
 from monitors.profile import BatchProfiler, MetricValue
 from monitors.pushdown import profile_sql_partition
+from monitors.settings import Limits
 from monitors.readers import (
+    DEFAULT_LIMITS,
     ContractViolation,
     detect_format,
     fingerprint_file,
@@ -31,10 +34,16 @@ from monitors.readers import (
     read_schema,
 )
 from store import queries
+from store.locks import lock_dataset
 from store.models import Batch, BatchStatus, Dataset, DatasetKind
 
 PARTITION_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 MAX_REASON = 1000
+# partitions a delivery may be for: before 1970 or over a year ahead is a mistyped or
+# placeholder date (0001-01-01, 9999-12-31), which would make every day since "missing" or
+# overflow date arithmetic
+EARLIEST_PARTITION = dt.date(1970, 1, 1)
+LATEST_AHEAD = dt.timedelta(days=366)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +57,39 @@ class IngestOutcome:
 
 
 def partition_from_name(path: Path) -> dt.date | None:
-    match = PARTITION_IN_NAME.search(path.name)
-    if not match:
+    """The one YYYY-MM-DD date in the file's name; None when there is none, it is not a
+    calendar date, or the name holds two different dates (taking the first would land a
+    file on a day it may not be for, superseding that day's good batch)."""
+    found = set(PARTITION_IN_NAME.findall(path.name))
+    if len(found) != 1:
         return None
     try:
-        return dt.date.fromisoformat(match.group(1))
+        return dt.date.fromisoformat(found.pop())
     except ValueError:
         return None
+
+
+def check_partition_window(partition: dt.date, today: dt.date | None = None) -> dt.date:
+    """`partition`, when it lies in the window a delivery may be for; Invalid otherwise."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    latest = today + LATEST_AHEAD
+    if not EARLIEST_PARTITION <= partition <= latest:
+        raise Invalid(f"partition {partition.isoformat()} is outside the accepted window "
+                      f"{EARLIEST_PARTITION.isoformat()} .. {latest.isoformat()} (from 1970 to a "
+                      "year after today): a mistyped or placeholder date?")
+    return partition
+
+
+def _no_partition(path: Path) -> Invalid:
+    found = sorted(set(PARTITION_IN_NAME.findall(path.name)))
+    if len(found) > 1:
+        return Invalid(f"{path.name}: the file name holds {len(found)} dates ({', '.join(found)}): "
+                       "give the partition with --partition")
+    match = PARTITION_IN_NAME.search(path.name)
+    if match:
+        return Invalid(f"{path.name}: {match.group(1)} in the file name is not a calendar date "
+                       "(give the partition with --partition, or rename the file)")
+    return Invalid(f"{path.name}: no partition given and no YYYY-MM-DD in the file name")
 
 
 def arrival_time(path: Path) -> dt.datetime:
@@ -63,12 +98,13 @@ def arrival_time(path: Path) -> dt.datetime:
 
 
 def create_dataset(session: Session, name: str, path: Path, *, kind: str = DatasetKind.data,
-                   partition_key: str = "partition") -> Dataset:
-    """A new dataset whose contract is inferred from this first batch, then frozen."""
+                   partition_key: str = "partition", limits: Limits = DEFAULT_LIMITS) -> Dataset:
+    """A new dataset whose contract is inferred from this first batch, then frozen.
+    `limits`: the settings' bounds on what one file may cost (monitors.settings.Limits)."""
     fmt = detect_format(path)
     if fmt is None:
         raise ValueError(f"{path.name}: unknown file format (csv, csv.gz, parquet, jsonl)")
-    contract = infer_contract(read_schema(path, fmt))
+    contract = infer_contract(read_schema(path, fmt, limits))
     dataset = Dataset(name=name, kind=kind, source=str(path.parent), format=fmt,
                       partition_key=partition_key, contract=contract.to_json())
     session.add(dataset)
@@ -78,19 +114,21 @@ def create_dataset(session: Session, name: str, path: Path, *, kind: str = Datas
 
 def ingest_file(session: Session, dataset: Dataset, path: Path, partition: dt.date | None = None,
                 arrived_at: dt.datetime | None = None, *,
-                contract: Contract | None = None) -> IngestOutcome:
+                contract: Contract | None = None, limits: Limits = DEFAULT_LIMITS) -> IngestOutcome:
     """Land one file as the batch of `partition` (default: the date in the file's name).
     `contract`: the dataset's, when the caller parsed it already (a run, once for all its
-    partitions)."""
+    partitions). `limits`: the settings' bounds on what one file may cost; a file past one
+    is quarantined with the limit named."""
     partition = partition or partition_from_name(path)
     if partition is None:
-        raise ValueError(f"{path.name}: no partition given and no YYYY-MM-DD in the file name")
+        raise _no_partition(path)
+    check_partition_window(partition)
     fmt = detect_format(path) or dataset.format
     contract = contract or Contract.model_validate(dataset.contract)
     written = _stamp(path)
 
     def profile() -> list[MetricValue]:
-        metrics = _profile_stream(read_file(path, fmt, contract), contract)
+        metrics = _profile_stream(read_file(path, fmt, contract, limits), contract)
         # what was read may be a prefix of what the upstream is still writing
         if _stamp(path) != written:
             raise ContractViolation(f"{path.name}: the file changed while it was being read "
@@ -118,6 +156,7 @@ def ingest_sql(session: Session, dataset: Dataset, partition: dt.date,
     enter the hash at 12 significant digits, so that a warehouse summing in another order
     (a parallel plan) does not make the same content look new. `contract` as in
     `ingest_file`."""
+    check_partition_window(partition)
     contract = contract or Contract.model_validate(dataset.contract)
     table = dataset.table_name or dataset.name
     metrics: list[MetricValue] = []
@@ -153,11 +192,10 @@ def _profile_stream(chunks: Iterable[pa.RecordBatch | pa.Table], contract: Contr
 def _land(session: Session, dataset: Dataset, partition: dt.date, fingerprint: str, source: str,
           arrived_at: dt.datetime, profile: Callable[[], list[MetricValue]],
           contract: Contract) -> IngestOutcome:
-    current = queries.get_current_batch(session, dataset.id, partition)
-    latest = queries.get_latest_batch(session, dataset.id, partition)
-    for known in (current, latest):
-        if known is not None and known.fingerprint == fingerprint and known.status != BatchStatus.superseded:
-            return IngestOutcome(dataset.name, partition, "unchanged", known.id, known.rows, known.reason)
+    # a first look, without the lock, spares profiling content that is already here
+    known = _same_content(session, dataset.id, partition, fingerprint)
+    if known is not None:
+        return IngestOutcome(dataset.name, partition, "unchanged", known.id, known.rows, known.reason)
 
     metrics: list[MetricValue] = []
     reason = None
@@ -168,6 +206,16 @@ def _land(session: Session, dataset: Dataset, partition: dt.date, fingerprint: s
     rows = next((int(m.value) for m in metrics if m.column is None and m.metric == "row_count"), 0)
     if reason is None and rows == 0:
         reason = f"{Path(source).name}: no rows (a header alone is not a batch)"
+
+    # Decide under the dataset's write lock, from what is in force now: another delivery of
+    # this partition may have landed while this one was profiled (a retrying upstream, a
+    # worker and a person), and deciding from the first look would leave two batches in
+    # force. Profiling stays outside the lock, so a long file does not stall other writers.
+    lock_dataset(session, dataset.id)
+    known = _same_content(session, dataset.id, partition, fingerprint)
+    if known is not None:
+        return IngestOutcome(dataset.name, partition, "unchanged", known.id, known.rows, known.reason)
+    current = queries.get_current_batch(session, dataset.id, partition)
 
     batch = Batch(dataset_id=dataset.id, partition=partition, source=source,
                   fingerprint=fingerprint, arrived_at=arrived_at)
@@ -187,6 +235,16 @@ def _land(session: Session, dataset: Dataset, partition: dt.date, fingerprint: s
     queries.add_metrics(session, batch, _metric_rows(metrics, partition, arrived_at))
     kill_point("ingest.writing")
     return IngestOutcome(dataset.name, partition, "ingested", batch.id, rows)
+
+
+def _same_content(session: Session, dataset_id: int, partition: dt.date,
+                  fingerprint: str) -> Batch | None:
+    """The batch in force, or the last delivery, when it holds this very content."""
+    for known in (queries.get_current_batch(session, dataset_id, partition),
+                  queries.get_latest_batch(session, dataset_id, partition)):
+        if known is not None and known.fingerprint == fingerprint and known.status != BatchStatus.superseded:
+            return known
+    return None
 
 
 def _storable(reason: str) -> str:

@@ -4,9 +4,12 @@ reason: the file, the row or column, what was expected and what was found.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import os
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,9 +21,11 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from monitors.contract import Contract, LogicalType, logical_type
+from monitors.settings import Limits
 
 # the CSV reader's memory peaks at tens of times its block size: 8 MiB keeps it near 300 MB
 CHUNK_BYTES = 8 << 20
+DEFAULT_LIMITS = Limits()
 NULL_STRINGS = ["", "NA", "N/A", "NULL", "null", "None", "nan", "NaN"]
 FORMATS = {".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet", ".pq": "parquet",
            ".jsonl": "jsonl", ".ndjson": "jsonl", ".jsonl.gz": "jsonl"}
@@ -34,6 +39,106 @@ LISTED_NAMES = 20
 
 class ContractViolation(Exception):
     """The batch can't land: it is quarantined with this reason."""
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):,.0f} MiB" if size >= 1 << 20 else f"{size:,} bytes"
+
+
+class BoundedStream(io.RawIOBase):
+    """A file's content, decompressed when it is compressed, refused (ContractViolation)
+    once it passes the limits: `decompressed_bytes` in all, or `compression_ratio` times the
+    compressed bytes read so far. Arrow's readers pull from it, so a 3 MB gzip that expands
+    to 3 GB is stopped after reading a bounded amount instead of exhausting memory or time."""
+
+    def __init__(self, path: Path, limits: Limits):
+        super().__init__()
+        self._where, self._limits = path.name, limits
+        # the raw file is kept apart, so that its position says how much of the compressed
+        # file the content read so far came from
+        self._raw: pa.NativeFile | None = None
+        if path.suffix.lower() == ".gz":
+            self._raw = pa.OSFile(str(path))
+            self._inner = pa.CompressedInputStream(self._raw, "gzip")
+        else:
+            self._inner = pa.OSFile(str(path))
+        self.total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        limits = self._limits
+        # a read of "everything" is a read of one byte past the limit, which then refuses it
+        wanted = size if size is not None and size >= 0 else limits.decompressed_bytes + 1
+        data = self._inner.read(wanted)
+        self.total += len(data)
+        if self.total > limits.decompressed_bytes:
+            raise ContractViolation(
+                f"{self._where}: more than {_mib(limits.decompressed_bytes)} of content "
+                f"(limit MONITORS_LIMIT_DECOMPRESSED_BYTES)")
+        if self._raw is not None and self.total > limits.ratio_checked_after:
+            compressed = max(self._raw.tell(), 1)
+            if self.total > limits.compression_ratio * compressed:
+                raise ContractViolation(
+                    f"{self._where}: decompresses to more than {limits.compression_ratio} times "
+                    f"its size ({_mib(self.total)} from {_mib(compressed)} so far; limit "
+                    "MONITORS_LIMIT_COMPRESSION_RATIO): a compression bomb?")
+        return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._inner.close()
+        if self._raw is not None:
+            self._raw.close()
+        super().close()
+
+
+def _bounded(path: Path, limits: Limits) -> pa.NativeFile:
+    return pa.PythonFile(BoundedStream(path, limits), mode="r")
+
+
+def check_csv_header(path: Path, limits: Limits) -> None:
+    """Refuse a header longer than a line may be, or with more columns than a batch may
+    have, before Arrow parses it and before any comparison of names: 100k columns cost
+    minutes in either. Fields are counted as the csv module splits the first line (a quoted
+    name holding a newline makes this a bound, not an exact count)."""
+    where = path.name
+    parts: list[bytes] = []
+    gathered = 0
+    with BoundedStream(path, limits) as stream:
+        try:
+            # in small pieces up to the first end of line: most headers are a few hundred bytes
+            while gathered <= limits.line_bytes and (piece := stream.read(64 << 10)):
+                parts.append(piece)
+                gathered += len(piece)
+                if b"\n" in piece or b"\r" in piece:
+                    break
+        except (OSError, EOFError, pa.ArrowInvalid):
+            return  # a damaged compressed file: the reader itself says so
+    head = b"".join(parts)
+    line, *rest = re.split(rb"[\r\n]", head, maxsplit=1)
+    if not rest and len(head) > limits.line_bytes:
+        raise ContractViolation(f"{where}: the header is longer than {_mib(limits.line_bytes)} "
+                                "with no end of line (limit MONITORS_LIMIT_LINE_BYTES)")
+    text = line.decode("utf-8", "replace")
+    try:
+        columns = len(next(csv.reader([text]), []))
+    except csv.Error:
+        columns = text.count(",") + 1  # a line csv can't split: its delimiters bound it
+    if columns > limits.columns:
+        raise ContractViolation(f"{where}: {columns:,} columns in the header, more than the "
+                                f"limit of {limits.columns:,} (MONITORS_LIMIT_COLUMNS)")
+
+
+def check_column_count(names: list[str], where: str, limits: Limits) -> None:
+    if len(names) > limits.columns:
+        raise ContractViolation(f"{where}: {len(names):,} columns, more than the limit of "
+                                f"{limits.columns:,} (MONITORS_LIMIT_COLUMNS)")
 
 
 def detect_format(path: Path) -> str | None:
@@ -68,10 +173,12 @@ def compare_columns(expected: list[str], found: list[str], where: str, *,
     if any("\x00" in c for c in found):
         raise ContractViolation(f"{where}: NUL bytes in the header (UTF-16 without a byte-order "
                                 "mark, or binary data?)")
+    # sets and one count, not `in` and `.count` on lists: those are quadratic in the columns
+    found_set, expected_set, counts = set(found), set(expected), Counter(found)
     unnamed = [i + 1 for i, c in enumerate(found) if not c.strip()]
-    missing = [c for c in expected if c not in found]
-    extra = [c for c in found if c not in expected and c.strip()]
-    duplicated = sorted({c for c in found if found.count(c) > 1 and c.strip()})
+    missing = [c for c in expected if c not in found_set]
+    extra = [c for c in found if c not in expected_set and c.strip()]
+    duplicated = sorted(c for c, n in counts.items() if n > 1 and c.strip())
     problems = []
     if missing:
         problems.append(f"missing column(s) {_listed(missing)}")
@@ -164,8 +271,13 @@ def _widening(found, expected, column) -> bool:
     return pair in {("integer", "float"), ("date", "timestamp")}
 
 
-def _csv_reason(exc: Exception, names: list[str], path: Path) -> str:
+def _csv_reason(exc: Exception, names: list[str], path: Path, limits: Limits) -> str:
     text = str(exc)
+    if "straddling" in text:
+        # Arrow's "straddling object ... try to increase block size?" means one row is
+        # longer than the reader's block, which is the line limit
+        return (f"{path.name}: a row longer than {_mib(limits.line_bytes)} "
+                "(limit MONITORS_LIMIT_LINE_BYTES)")
     column = re.search(r"In CSV column #(\d+)", text)
     if column and int(column.group(1)) < len(names):
         text = text.replace(column.group(0), f"column {names[int(column.group(1))]!r}")
@@ -198,14 +310,15 @@ def _csv_header(path: Path) -> list[str]:
         return []
 
 
-def read_csv(path: Path, contract: Contract) -> Iterator[pa.RecordBatch]:
+def read_csv(path: Path, contract: Contract, limits: Limits = DEFAULT_LIMITS) -> Iterator[pa.RecordBatch]:
     where = path.name
     _require_utf8(path, where)
-    stream = pa.input_stream(str(path), compression="detect")
+    check_csv_header(path, limits)
+    stream = _bounded(path, limits)
     try:
         reader = pacsv.open_csv(
             stream,
-            read_options=pacsv.ReadOptions(block_size=CHUNK_BYTES),
+            read_options=pacsv.ReadOptions(block_size=limits.line_bytes),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types=contract.arrow_schema(), null_values=NULL_STRINGS,
@@ -220,7 +333,7 @@ def read_csv(path: Path, contract: Contract) -> Iterator[pa.RecordBatch]:
         header = _csv_header(path)
         if header:
             compare_columns(contract.names, header, where)
-        raise ContractViolation(_csv_reason(exc, header, path)) from None
+        raise ContractViolation(_csv_reason(exc, header, path, limits)) from None
     try:
         names = reader.schema.names
     except UnicodeDecodeError:
@@ -233,7 +346,7 @@ def read_csv(path: Path, contract: Contract) -> Iterator[pa.RecordBatch]:
         except StopIteration:
             break
         except (pa.ArrowInvalid, OSError, EOFError) as exc:
-            raise ContractViolation(_csv_reason(exc, names, path)
+            raise ContractViolation(_csv_reason(exc, names, path, limits)
                                     + f" (after data row {rows})") from None
         except UnicodeDecodeError:
             raise ContractViolation(f"{where}: not UTF-8 after data row {rows} "
@@ -242,13 +355,15 @@ def read_csv(path: Path, contract: Contract) -> Iterator[pa.RecordBatch]:
         rows += chunk.num_rows
 
 
-def read_parquet(path: Path, contract: Contract) -> Iterator[pa.RecordBatch]:
+def read_parquet(path: Path, contract: Contract,
+                 limits: Limits = DEFAULT_LIMITS) -> Iterator[pa.RecordBatch]:
     where = path.name
     try:
         # without pre-buffering, row groups already read are released: memory stays flat
         parquet = pq.ParquetFile(str(path), pre_buffer=False)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ContractViolation(f"{where}: not a readable Parquet file ({exc})") from None
+    check_column_count(parquet.schema_arrow.names, where, limits)
     compare_columns(contract.names, parquet.schema_arrow.names, where)
     rows = 0
     try:
@@ -259,14 +374,24 @@ def read_parquet(path: Path, contract: Contract) -> Iterator[pa.RecordBatch]:
         raise ContractViolation(f"{where}: unreadable after data row {rows} ({exc})") from None
 
 
-def _line_blocks(stream: pa.NativeFile, size: int) -> Iterator[bytes]:
-    """Whole lines, about `size` bytes at a time: a JSON value never spans a raw newline."""
+class _LineTooLong(Exception):
+    pass
+
+
+def _line_blocks(stream, size: int, max_line: int | None = None) -> Iterator[bytes]:
+    """Whole lines, about `size` bytes at a time: a JSON value never spans a raw newline.
+    A line longer than `max_line` raises _LineTooLong once that much of it is gathered."""
     pending: list[bytes] = []
+    gathered = 0
     while block := stream.read(size):
         end = block.rfind(b"\n") + 1
         if not end:
             pending.append(block)  # a line longer than a block, gathered without re-copying
+            gathered += len(block)
+            if max_line is not None and gathered > max_line:
+                raise _LineTooLong
             continue
+        gathered = len(block) - end
         yield b"".join([*pending, block[:end]])
         pending = [block[end:]]
     rest = b"".join(pending)
@@ -316,7 +441,7 @@ def _parse_json_block(block: bytes, contract: Contract, where: str, rows_before:
     return table
 
 
-def read_jsonl(path: Path, contract: Contract, *,
+def read_jsonl(path: Path, contract: Contract, limits: Limits = DEFAULT_LIMITS, *,
                block_bytes: int | None = None) -> Iterator[pa.Table]:
     """JSON lines in blocks of whole lines (`block_bytes`, default CHUNK_BYTES), each parsed and
     conformed on its own, so memory is bounded by the block, not the file. A contract column
@@ -326,12 +451,13 @@ def read_jsonl(path: Path, contract: Contract, *,
     schema = contract.arrow_schema()
     seen: list[str] = []
     rows = 0
-    stream = pa.input_stream(str(path), compression="detect")
+    stream = BoundedStream(path, limits)
     try:
-        for block in _line_blocks(stream, block_bytes or CHUNK_BYTES):
+        for block in _line_blocks(stream, block_bytes or CHUNK_BYTES, limits.line_bytes):
             table = _parse_json_block(block, contract, where, rows)
             if table.num_rows == 0:
                 continue
+            check_column_count(table.column_names, where, limits)
             seen += [n for n in table.column_names if n not in seen]
             absent = [s for s in contract.columns if s.name not in table.column_names]
             if (any(n not in schema.names for n in table.column_names)
@@ -342,29 +468,43 @@ def read_jsonl(path: Path, contract: Contract, *,
                 table = table.append_column(spec.name, nulls)
             yield conform(table.select(contract.names), contract, where, rows)
             rows += table.num_rows
+    except _LineTooLong:
+        raise ContractViolation(f"{where}: a line longer than {_mib(limits.line_bytes)} after "
+                                f"data row {rows} (limit MONITORS_LIMIT_LINE_BYTES)") from None
     except (OSError, EOFError) as exc:
         raise ContractViolation(f"{where}: unreadable after data row {rows} ({exc})") from None
+    finally:
+        stream.close()
     if rows == 0:
         raise ContractViolation(f"{where}: empty file (no rows)")
     compare_columns(contract.names, seen, where, delimited=False)
 
 
-def read_schema(path: Path, fmt: str) -> pa.Schema:
+def read_schema(path: Path, fmt: str, limits: Limits = DEFAULT_LIMITS) -> pa.Schema:
     """The schema a file declares or implies, for inferring a new dataset's contract."""
     where = path.name
     try:
         if fmt == "parquet":
-            return pq.ParquetFile(str(path)).schema_arrow
-        stream = pa.input_stream(str(path), compression="detect")
+            schema = pq.ParquetFile(str(path)).schema_arrow
+            check_column_count(schema.names, where, limits)
+            return schema
+        stream = _bounded(path, limits)
         if fmt == "csv":
+            check_csv_header(path, limits)
             options = pacsv.ConvertOptions(null_values=NULL_STRINGS, strings_can_be_null=True)
-            schema = pacsv.open_csv(stream, convert_options=options).schema
+            schema = pacsv.open_csv(stream, convert_options=options,
+                                    read_options=pacsv.ReadOptions(block_size=limits.line_bytes)).schema
         else:
             # the first block decides, as it would for a CSV file
-            block = next(_line_blocks(stream, CHUNK_BYTES), b"")
+            try:
+                block = next(_line_blocks(stream, CHUNK_BYTES, limits.line_bytes), b"")
+            except _LineTooLong:
+                raise ContractViolation(f"{where}: a line longer than {_mib(limits.line_bytes)} "
+                                        "(limit MONITORS_LIMIT_LINE_BYTES)") from None
             options = pajson.ReadOptions(block_size=len(block) + 1)
             schema = pajson.read_json(pa.BufferReader(block), read_options=options).schema
         # Arrow decodes the names only when asked: a header in another encoding fails here
+        check_column_count(schema.names, where, limits)
         return pa.schema(list(zip(schema.names, schema.types)))
     except UnicodeDecodeError:
         raise ContractViolation(f"{where}: can't infer a contract from it (not UTF-8)") from None
@@ -372,8 +512,9 @@ def read_schema(path: Path, fmt: str) -> pa.Schema:
         raise ContractViolation(f"{where}: can't infer a contract from it ({exc})") from None
 
 
-def read_file(path: Path, fmt: str, contract: Contract) -> Iterator[pa.RecordBatch | pa.Table]:
+def read_file(path: Path, fmt: str, contract: Contract,
+              limits: Limits = DEFAULT_LIMITS) -> Iterator[pa.RecordBatch | pa.Table]:
     readers = {"csv": read_csv, "parquet": read_parquet, "jsonl": read_jsonl}
     if fmt not in readers:
         raise ValueError(f"format {fmt!r} is not a file format ({', '.join(readers)})")
-    return readers[fmt](path, contract)
+    return readers[fmt](path, contract, limits)

@@ -206,7 +206,8 @@ def land_pending(session: Session, settings: Settings, dataset: Dataset, partiti
     if dataset.format == "sql":
         return [ingest_sql(session, dataset, partition, contract=contract)]
     # only files inside the file roots, oldest delivery first (the latest ends up in force)
-    return [ingest_file(session, dataset, path, partition, contract=contract)
+    return [ingest_file(session, dataset, path, partition, contract=contract,
+                        limits=settings.limits)
             for path in delivered_files(settings, dataset, partition)]
 
 

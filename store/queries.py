@@ -60,17 +60,20 @@ def list_batches(session: Session, dataset_id: int | None = None) -> Sequence[tu
 
 
 def get_current_batch(session: Session, dataset_id: int, partition: dt.date) -> Batch | None:
-    """The batch in force for a partition (status ingested), if any."""
+    """The batch in force for a partition (status ingested), if any. Read afresh
+    (populate_existing), since another process may have superseded it since this session
+    last loaded it."""
     return session.scalar(select(Batch).where(
         Batch.dataset_id == dataset_id, Batch.partition == partition,
-        Batch.status == BatchStatus.ingested))
+        Batch.status == BatchStatus.ingested).execution_options(populate_existing=True))
 
 
 def get_latest_batch(session: Session, dataset_id: int, partition: dt.date) -> Batch | None:
-    """The last batch delivered for a partition, whatever its status."""
+    """The last batch delivered for a partition, whatever its status (read afresh, as
+    `get_current_batch`)."""
     return session.scalar(select(Batch).where(
         Batch.dataset_id == dataset_id, Batch.partition == partition,
-    ).order_by(Batch.id.desc()).limit(1))
+    ).order_by(Batch.id.desc()).limit(1).execution_options(populate_existing=True))
 
 
 def supersede_batch(session: Session, batch: Batch) -> None:

@@ -1,0 +1,242 @@
+"""Small inputs built to exhaust or hang a worker are refused in seconds, naming the limit.
+
+Each limit lives in the settings (monitors.settings.Limits, overridable by the
+environment); tests that would need hundreds of megabytes at the defaults lower the limit
+instead, which is what an operator's override does.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from detectors.checks import matches_pattern
+from monitors.config import ConfigError, parse_config
+from monitors.contract import ColumnSpec, Contract
+from monitors.errors import Invalid
+from monitors.ingest import create_dataset, ingest_file
+from monitors.readers import ContractViolation
+from monitors.settings import Limits, load_settings
+from store.models import Batch, Dataset
+
+DAY = dt.date(2026, 3, 2)
+CONTRACT = Contract(columns=[ColumnSpec(name="id", type="integer", nullable=False),
+                             ColumnSpec(name="note", type="string")])
+MiB = 1 << 20
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def dataset(sessions, tmp_path):
+    with sessions.begin() as session:
+        found = Dataset(name="orders", format="csv", source=str(tmp_path),
+                        contract=CONTRACT.to_json())
+        session.add(found)
+    return found
+
+
+def land(sessions, dataset, path, limits=Limits()):
+    started = time.perf_counter()
+    with sessions.begin() as session:
+        outcome = ingest_file(session, session.get(Dataset, dataset.id), path, DAY, limits=limits)
+    return outcome, time.perf_counter() - started
+
+
+def gzipped(path, chunks):
+    with gzip.open(path, "wb", compresslevel=1) as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+    return path
+
+
+# ---- the monitors YAML ----------------------------------------------------------------
+
+def laughs(levels: int = 9) -> str:
+    lines = ["datasets: []", "bomb:", "  a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for i in range(1, levels + 1):
+        lines.append(f"  a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_a_config_whose_aliases_expand_a_billion_times_is_refused_with_its_line():
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"^monitors\.yaml:\d+: aliases expand this part to more "
+                                          r"than 100,000 YAML nodes.*MONITORS_LIMIT_CONFIG_NODES"):
+        parse_config(laughs(), "monitors.yaml")
+    assert time.perf_counter() - started < 1
+
+
+def test_the_alias_bound_comes_from_the_settings(tmp_path):
+    settings = load_settings({"MONITORS_HOME": str(tmp_path), "MONITORS_LIMIT_CONFIG_NODES": "50"})
+    # 123 nodes pass the default bound (and then fail as an unknown key), not 50
+    with pytest.raises(ConfigError, match="bomb: Extra inputs"):
+        parse_config(laughs(1), "m.yaml")
+    with pytest.raises(ConfigError, match="more than 50 YAML nodes"):
+        parse_config(laughs(1), "m.yaml", settings)
+
+
+@pytest.mark.parametrize("text, line, key", [
+    ("datasets: []\nversion: 1\ndatasets: []\n", 3, "datasets"),
+    ("datasets: []\nx: {a: 1, a: 2}\n", 2, "a"),
+])
+def test_a_key_given_twice_is_refused_not_silently_dropped(text, line, key):
+    with pytest.raises(ConfigError, match=rf"^m\.yaml:{line}: key '{key}' is given twice"):
+        parse_config(text, "m.yaml")
+
+
+def test_a_recursive_anchor_is_refused():
+    with pytest.raises(ConfigError, match=r"^m\.yaml:2: an alias refers to a node that contains it"):
+        parse_config("datasets: []\nx: &r [1, *r]\n", "m.yaml")
+
+
+def test_limits_are_read_from_the_environment(tmp_path):
+    settings = load_settings({"MONITORS_HOME": str(tmp_path), "MONITORS_LIMIT_COLUMNS": "12",
+                              "MONITORS_LIMIT_LINE_BYTES": "4096"})
+    assert (settings.limits.columns, settings.limits.line_bytes) == (12, 4096)
+    assert load_settings({"MONITORS_HOME": str(tmp_path)}).limits == Limits()
+    with pytest.raises(ValueError, match="MONITORS_LIMIT_COLUMNS='many': expected a whole number"):
+        load_settings({"MONITORS_HOME": str(tmp_path), "MONITORS_LIMIT_COLUMNS": "many"})
+
+
+# ---- readers ---------------------------------------------------------------------------
+
+def test_a_gzipped_json_line_that_expands_past_the_line_limit_is_quarantined(sessions, dataset, tmp_path):
+    # 64 MiB of one line from well under a megabyte of gzip; at the default 8 MiB limit
+    path = gzipped(tmp_path / "orders.jsonl.gz",
+                   [b'{"id": 1, "note": "'] + [b"x" * MiB] * 64 + [b'"}\n'])
+    outcome, seconds = land(sessions, dataset, path)
+    assert outcome.status == "quarantined"
+    assert "a line longer than 8 MiB after data row 0 (limit MONITORS_LIMIT_LINE_BYTES)" in outcome.reason
+    assert seconds < 10
+
+
+def test_a_csv_row_past_the_line_limit_names_the_limit(sessions, dataset, tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text("id,note\n1,short\n2," + "y" * (2 * MiB) + "\n")
+    outcome, _ = land(sessions, dataset, path, Limits(line_bytes=MiB))
+    assert outcome.status == "quarantined"
+    assert "a row longer than 1 MiB (limit MONITORS_LIMIT_LINE_BYTES)" in outcome.reason
+    assert "straddling" not in outcome.reason
+
+
+def test_a_gzip_bomb_of_ordinary_rows_is_stopped_by_its_compression_ratio(sessions, dataset, tmp_path):
+    rows = b"".join(b"%d,same note again\n" % (i % 10) for i in range(100_000))
+    path = gzipped(tmp_path / "orders.csv.gz", [b"id,note\n"] + [rows] * 20)
+    outcome, _ = land(sessions, dataset, path, Limits(ratio_checked_after=MiB, compression_ratio=20))
+    assert outcome.status == "quarantined"
+    assert "decompresses to more than 20 times its size" in outcome.reason
+    assert "MONITORS_LIMIT_COMPRESSION_RATIO" in outcome.reason
+
+
+@pytest.mark.parametrize("suffix", ["csv", "csv.gz", "jsonl.gz"])
+def test_content_past_the_decompressed_limit_is_quarantined(sessions, dataset, tmp_path, suffix):
+    if suffix.startswith("csv"):
+        chunks = [b"id,note\n"] + [b"".join(b"%d,n%d\n" % (i, i) for i in range(100_000))] * 3
+    else:
+        chunks = [b"".join(b'{"id": %d, "note": "n%d"}\n' % (i, i) for i in range(100_000))] * 3
+    path = tmp_path / f"orders.{suffix}"
+    if suffix.endswith(".gz"):
+        gzipped(path, chunks)
+    else:
+        path.write_bytes(b"".join(chunks))
+    outcome, _ = land(sessions, dataset, path, Limits(decompressed_bytes=2 * MiB, line_bytes=MiB))
+    assert outcome.status == "quarantined"
+    assert "more than 2 MiB of content (limit MONITORS_LIMIT_DECOMPRESSED_BYTES)" in outcome.reason
+
+
+def test_a_header_of_100k_columns_is_quarantined_in_seconds(sessions, dataset, tmp_path):
+    path = tmp_path / "orders.csv"
+    names = ["id", "note"] + [f"c{i}" for i in range(100_000)]
+    path.write_text(",".join(names) + "\n" + ",".join(["1"] * len(names)) + "\n")
+    outcome, seconds = land(sessions, dataset, path)
+    assert outcome.status == "quarantined"
+    assert "100,002 columns in the header, more than the limit of 4,096 (MONITORS_LIMIT_COLUMNS)" in outcome.reason
+    assert seconds < 10
+    with sessions.begin() as session:
+        started = time.perf_counter()
+        with pytest.raises(ContractViolation, match="MONITORS_LIMIT_COLUMNS"):
+            create_dataset(session, "wide", path)
+        assert time.perf_counter() - started < 10
+
+
+def test_a_json_line_of_too_many_keys_is_quarantined(sessions, dataset, tmp_path):
+    path = tmp_path / "orders.jsonl"
+    path.write_text('{"id": 1, "note": "a", ' + ", ".join(f'"k{i}": {i}' for i in range(50)) + "}\n")
+    outcome, _ = land(sessions, dataset, path, Limits(columns=20))
+    assert outcome.status == "quarantined"
+    assert "52 columns, more than the limit of 20 (MONITORS_LIMIT_COLUMNS)" in outcome.reason
+
+
+# ---- pattern checks --------------------------------------------------------------------
+
+def test_a_catastrophic_pattern_on_a_long_value_answers_in_linear_time():
+    frame = pd.DataFrame({"code": ["a" * 100_000 + "!", "aaa"]})
+    started = time.perf_counter()
+    (finding,) = matches_pattern(frame, "code", r"(a+)+$").findings
+    assert finding.count == 1
+    assert time.perf_counter() - started < 1
+
+
+def test_a_pattern_that_needs_backtracking_is_refused_saying_why():
+    frame = pd.DataFrame({"code": ["aa"]})
+    with pytest.raises(ValueError, match="backreference or a lookaround"):
+        matches_pattern(frame, "code", r"(a)\1")
+
+
+# ---- dates at the edges ----------------------------------------------------------------
+
+def good_csv(folder, name):
+    path = folder / name
+    path.write_text("id,note\n1,a\n")
+    return path
+
+
+@pytest.mark.parametrize("name", ["orders_9999-12-31.csv", "orders_0001-01-01.csv",
+                                  "orders_1969-12-31.csv"])
+def test_a_partition_outside_the_window_is_refused_naming_the_window(sessions, dataset, tmp_path, name):
+    with sessions.begin() as session:
+        with pytest.raises(Invalid, match=r"is outside the accepted window 1970-01-01 \.\. \d{4}-"):
+            ingest_file(session, session.get(Dataset, dataset.id), good_csv(tmp_path, name))
+    with sessions() as session:
+        assert session.query(Batch).count() == 0
+
+
+def test_an_impossible_date_in_the_name_is_called_so(sessions, dataset, tmp_path):
+    with sessions.begin() as session:
+        with pytest.raises(Invalid, match=r"2026-02-30 in the file name is not a calendar date"):
+            ingest_file(session, session.get(Dataset, dataset.id),
+                        good_csv(tmp_path, "orders_2026-02-30.csv"))
+
+
+def test_the_cli_refuses_a_far_future_partition_in_one_line(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "MONITORS_HOME": str(home)}
+    for key in ("MONITORS_DB_URL", "MONITORS_CONFIG"):
+        env.pop(key, None)
+    done = subprocess.run([sys.executable, "-m", "monitors", "ingest", "--dataset", "orders",
+                           "--create", str(good_csv(home, "orders_9999-12-31.csv"))],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: partition 9999-12-31 is outside the accepted window")
+    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_a_name_with_two_dates_is_not_landed_on_the_first(sessions, dataset, tmp_path):
+    path = good_csv(tmp_path, "orders_2026-03-01_fixed_2026-03-02.csv")
+    with sessions.begin() as session:
+        with pytest.raises(Invalid, match=r"holds 2 dates \(2026-03-01, 2026-03-02\): give the "
+                                          r"partition with --partition"):
+            ingest_file(session, session.get(Dataset, dataset.id), path)
+    # the same date twice is one date
+    with sessions.begin() as session:
+        outcome = ingest_file(session, session.get(Dataset, dataset.id),
+                              good_csv(tmp_path, "orders_2026-03-01.2026-03-01.csv"))
+    assert (outcome.status, outcome.partition) == ("ingested", dt.date(2026, 3, 1))
