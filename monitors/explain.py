@@ -91,16 +91,9 @@ def alert_history(session: Session, config: MonitorsConfig, document: dict) -> d
         return {"kind": kind, "profile": drift_profile(spec),
                 "deadline_hours": dataset.deadline_hours}
     column, band, note, key = document["column"], None, None, ""
-    if spec is not None and spec.metric and spec.detector != "drift" and spec.metric != "freq":
+    if kind == METRIC:
         metric, key = spec.metric, str(spec.options.get("key", ""))
         history = column_history(session, dataset.id, column, [metric])
-    elif spec is not None and spec.detector == "drift" and spec.metric == "quantiles":
-        metric = "p50"
-        history = column_history(session, dataset.id, column, ["p05", "p50", "p95"])
-        band = pd.DataFrame({"lower": history.series(column, "p05", EVERYTHING),
-                             "upper": history.series(column, "p95", EVERYTHING)}).asfreq("D")
-        band["expected"] = band[["lower", "upper"]].mean(axis=1)
-        note = "the median with the middle 90% of values shaded (p05 to p95)"
     else:
         metric, column = "row_count", None
         history = column_history(session, dataset.id, None, [metric])

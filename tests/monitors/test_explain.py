@@ -49,20 +49,20 @@ def test_a_proportional_alert_gets_the_band_each_batch_was_tested_against(demo, 
     assert history["band"]["upper"].notna().any() and history["note"].startswith("the band")
 
 
-def test_a_drift_alert_on_scores_shades_the_middle_of_the_distribution(demo, sessions):
+def test_a_drift_alert_is_explained_by_its_distance_not_by_a_metric_series(demo, sessions):
+    """Issue 13 #4: its chart is the drift distance against the limit (drift_history)."""
     document = first_alert(sessions, "drift:score", "model_scores")
     with sessions() as session:
         history = explain.alert_history(session, load_config(demo.config_path), document)
-    assert history["label"] == "score · p50" and "p05 to p95" in history["note"]
-    band = history["band"].dropna()
-    assert (band["lower"] <= band["upper"]).all()
+    assert history["kind"] == explain.DRIFT and history["profile"] == "quantiles"
+    assert "series" not in history
 
 
-def test_a_monitor_without_a_series_of_its_own_gets_the_row_count_for_context(demo, sessions):
+def test_a_contract_break_has_no_series_of_its_own(demo, sessions):
     document = first_alert(sessions, "contract")
     with sessions() as session:
         history = explain.alert_history(session, load_config(demo.config_path), document)
-    assert history["label"] == "row_count" and "for context" in history["note"]
+    assert history["kind"] == explain.CONTRACT and "series" not in history
 
 
 def test_drift_is_judged_over_the_last_days_asked_for(demo, sessions):
