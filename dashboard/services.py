@@ -16,7 +16,7 @@ from dashboard.metric_charts import downsample
 from monitors import admin, delivery, explain, mutes, queue
 from monitors import alerts as lifecycle
 from monitors.backtest import backtest
-from monitors.catalog import find_dataset
+from monitors.datasets import find_dataset
 from monitors.config import DETECTORS, ConfigError, MonitorConfig, MonitorsConfig  # noqa: F401
 from monitors.contract import Contract
 from monitors.errors import MonitorsError, NotFound

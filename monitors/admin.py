@@ -17,7 +17,7 @@ import pandas as pd
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from monitors.catalog import find_dataset
+from monitors.datasets import find_dataset
 from monitors.config import (
     AutomaticMonitors,
     DatasetConfig,

@@ -15,7 +15,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from detectors.seasonal import find_periods, seasonal_adjust
-from monitors.catalog import find_dataset
+from monitors.datasets import find_dataset
 from monitors.config import MonitorsConfig
 from monitors.contract import Contract
 from monitors.evaluate import QUANTILE_KEYS, MetricHistory, detect_history

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, and_, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from monitors.errors import Invalid, NotFound, Refused
+from store import queries
 from store.models import Dataset, Run, RunStatus, utcnow
 
 FINISHED = (RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled)
@@ -286,8 +287,7 @@ def list_schedules(session: Session, now: dt.datetime) -> list[dict[str, Any]]:
 
     runs = list_runs(session, limit=2000)
     schedules = []
-    # not store.queries.list_datasets: that module loads pandas, which a worker may never need
-    for dataset in session.scalars(select(Dataset).order_by(Dataset.name)).all():
+    for dataset in queries.list_datasets(session):
         try:
             next_at = None if dataset.paused else cron_trigger(dataset.schedule).get_next_fire_time(None, now)
         except ValueError:

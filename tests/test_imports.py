@@ -188,24 +188,23 @@ def test_pages_import_only_dashboard_modules_of_the_project():
     assert not offences, "a page reaches the rest through dashboard modules:\n" + "\n".join(offences)
 
 
-def test_the_cli_the_store_and_the_alert_lifecycle_start_without_the_detectors_libraries():
-    code = ("import monitors.cli, monitors.alerts, store.queries; import sys; "
-            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+def loaded_after(statement: str, modules) -> str:
+    """Which of `modules` a fresh interpreter has loaded after running `statement`."""
+    code = f"import sys; {statement}; print(sorted(m for m in {modules!r} if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    return done.stdout.strip()
+
+
+def test_the_cli_the_store_and_the_alert_lifecycle_start_without_the_detectors_libraries():
+    assert loaded_after("import monitors.cli, monitors.alerts, store.queries", HEAVY) == "[]"
 
 
 def test_the_cli_parser_loads_neither_pandas_nor_the_pipelines_libraries():
     # what makes `python -m monitors --help` quicker than `import pandas, sqlalchemy`
     # (bench/startup.py): each command imports its implementation when it runs
-    code = ("import sys, monitors.cli; monitors.cli.build_parser(); "
-            f"print(sorted(m for m in {LATER!r} if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert loaded_after("import monitors.cli; monitors.cli.build_parser()", LATER) == "[]"
 
 
 def test_frame_queries_import_pandas_themselves():
