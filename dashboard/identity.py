@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import quote
 
 import streamlit as st
 import yaml
@@ -22,6 +23,9 @@ from monitors.settings import load_settings
 
 ROLES_FILE = "roles.yaml"
 NAME_KEY = "identity.who"
+# a link that opens a new tab (a new session) carries the name, so the person does not have
+# to type it again; it is only a default for the box, as trusted as typing it
+NAME_PARAM = "who"
 
 
 class Role(StrEnum):
@@ -98,9 +102,11 @@ def actor() -> Actor:
         who = Actor(login, role_of(login, roles), from_login=True)
         st.sidebar.caption(f"Signed in as **{login}** ({who.role})")
         return who
+
     # a widget key is dropped when its page is left; the name lives in plain session state
     # so it follows the person across pages
-    typed = st.sidebar.text_input("Your name", value=st.session_state.get(NAME_KEY, ""),
+    carried = st.session_state.get(NAME_KEY) or st.query_params.get(NAME_PARAM, "")
+    typed = st.sidebar.text_input("Your name", value=carried,
                                   key="identity.input",
                                   placeholder="who acts (kept for this session)",
                                   help="Every acknowledge, mute, resolve and rerun is signed "
@@ -111,3 +117,11 @@ def actor() -> Actor:
     if name and who.role is Role.viewer:
         st.sidebar.caption(f"{name}: viewer, browse only")
     return who
+
+
+def carry_name(who: Actor) -> str:
+    """The query-string suffix that carries the acting person's name on a link that opens a
+    new tab; empty without a name, or with a login (the new tab has the login too)."""
+    if not who.name or who.from_login:
+        return ""
+    return f"&{NAME_PARAM}={quote(who.name)}"

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import services
-from dashboard.identity import actor
+from dashboard.identity import NAME_PARAM, actor, carry_name
 from dashboard.mute_form import mute_form
 
 DEFAULTS = {"alerts.status": list(services.UNRESOLVED_STATUSES), "alerts.severity": [],
@@ -22,7 +22,7 @@ state = st.session_state
 def _from_link() -> None:
     """A new deep link (or none, after sidebar navigation) sets the filters once; after
     that they are the person's."""
-    params = st.query_params.to_dict()
+    params = {k: v for k, v in st.query_params.to_dict().items() if k != NAME_PARAM}
     signature = repr(sorted(params.items()))
     # "only muted" is drawn only while muted alerts are shown, so its key may come and go
     drawn = [k for k in DEFAULTS if k != "alerts.only_muted"]
@@ -119,7 +119,7 @@ for refusal in state.pop("alerts.refused", []):
     st.error(f"Not changed: {refusal}")
 
 shown = frame.assign(muted=frame["muted"].map({True: "muted", False: ""}),
-                     detail="alert?alert=" + frame["id"].astype(str))
+                     detail="alert?alert=" + frame["id"].astype(str) + carry_name(who))
 ids = frame["id"].astype(int).tolist()
 first = (page - 1) * services.ALERTS_PAGE_SIZE
 st.caption(f"{total} alert(s) match" + (f"; showing {first + 1}–{first + len(frame)}, "
