@@ -558,6 +558,12 @@ def resolve_alerts(ids, *, by: str, resolution: str, note: str | None = None,
                                                      note=note or None, seen=seen.get(i)))
 
 
+def reopen_alert(alert_id: int, *, by: str, note: str | None = None,
+                 seen: str | None = None) -> tuple[list[int], list[str]]:
+    return _each([alert_id], lambda s, i: lifecycle.reopen(s, i, by=by, note=note or None,
+                                                           seen=seen))
+
+
 def comment_alert(alert_id: int, *, by: str, note: str) -> None:
     with session_factory().begin() as session:
         lifecycle.comment(session, alert_id, by=by, note=note)

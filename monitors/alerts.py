@@ -402,6 +402,20 @@ def resolve(session: Session, alert_id: int, *, by: str, resolution: str,
     return alert
 
 
+def reopen(session: Session, alert_id: int, *, by: str, note: str | None = None,
+           now: dt.datetime | None = None, seen: str | None = None) -> Alert:
+    """A resolved alert was closed too soon (the fix did not hold, the resolution was
+    wrong): resolved -> open, with who and why on its timeline. `seen` as for `resolve`."""
+    by, now = _who(by), _when(now)
+    alert = _get_for_change(session, alert_id, seen)
+    if alert.status != AlertStatus.resolved:
+        raise Refused(f"alert {alert_id} is {_last_change(session, alert)}: only a resolved "
+                      "alert can be reopened")
+    alert.status, alert.resolution, alert.resolved_at = AlertStatus.open, None, None
+    _add_event(session, alert, EventKind.reopened, by, now, note)
+    return alert
+
+
 def comment(session: Session, alert_id: int, *, by: str, note: str,
             now: dt.datetime | None = None) -> Alert:
     """A note on the timeline; it changes no state, so it applies whatever happened since

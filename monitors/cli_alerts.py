@@ -20,6 +20,7 @@ from monitors.alerts import (
     comment,
     get_alert,
     list_alerts,
+    reopen,
     resolve,
 )
 from monitors.cli_io import EXIT_USAGE, date_argument, emit
@@ -90,6 +91,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     close.add_argument("--by", required=True)
     close.add_argument("--resolution", required=True, help=" | ".join(RESOLUTIONS))
     close.add_argument("--note")
+
+    again = alert_actions.add_parser("reopen", help="reopen a resolved alert")
+    again.add_argument("id", type=int)
+    again.add_argument("--by", required=True)
+    again.add_argument("--note", help="why it is not over")
 
     remark = alert_actions.add_parser("comment", help="add a note to the timeline")
     remark.add_argument("id", type=int)
@@ -195,6 +201,14 @@ def _alerts_resolve(args, settings, sessions) -> int:
 
 
 @_refusals_exit_2
+def _alerts_reopen(args, settings, sessions) -> int:
+    with sessions.begin() as session:
+        reopen(session, args.id, by=args.by, note=args.note, now=_now())
+    print(f"alert {args.id} reopened by {args.by}")
+    return 0
+
+
+@_refusals_exit_2
 def _alerts_comment(args, settings, sessions) -> int:
     with sessions.begin() as session:
         comment(session, args.id, by=args.by, note=args.note, now=_now())
@@ -249,6 +263,7 @@ COMMANDS = {
     ("alerts", "show"): _alerts_show,
     ("alerts", "ack"): _alerts_ack,
     ("alerts", "resolve"): _alerts_resolve,
+    ("alerts", "reopen"): _alerts_reopen,
     ("alerts", "comment"): _alerts_comment,
     ("mutes", "add"): _mutes_add,
     ("mutes", "list"): _mutes_list,

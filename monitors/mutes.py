@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from monitors.errors import Invalid, NotFound, Refused
 from store import queries
 from store.locks import lock_for_write
-from store.models import UNRESOLVED, Alert, Dataset, MuteRule, Severity
+from store.models import UNRESOLVED, Alert, AlertEvent, Dataset, MuteRule, Severity
 
 MATCHER_KEYS = ("dataset", "column", "monitor", "detector", "severity")
 MAX_MUTE = dt.timedelta(days=30)
@@ -156,6 +156,13 @@ def add_mute(session: Session, *, matchers: Mapping[str, str | None], reason: st
                     created_by=by.strip(), created_at=now, starts_at=starts_at, ends_at=ends_at)
     session.add(mute)
     session.flush()
+    # the alerts it covers now say so on their timelines: a person reading one alert sees
+    # why it went quiet, without opening the mutes list
+    window = f"until {ends_at:%Y-%m-%d %H:%M} UTC" + (
+        f", from {starts_at:%Y-%m-%d %H:%M} UTC" if starts_at > now else "")
+    for covered in preview(session, mute.matchers, now):
+        session.add(AlertEvent(alert_id=covered["id"], kind="muted", by=mute.created_by, at=now,
+                               note=f"mute {mute.id} {window}: {mute.reason}"))
     return mute
 
 

@@ -16,6 +16,9 @@ state = st.session_state
 def _changed(message: str | None, refused: list[str] = ()) -> None:
     state["alert.flash"] = message
     state["alert.refused"] = list(refused)
+    state["alert.clear_note"] = not refused
+    # after one's own action the buttons follow the alert as it is now, not as first seen
+    state.pop("alert.seen", None)
     st.rerun()
 
 
@@ -66,16 +69,29 @@ if who.why_not:
 # buttons follow what the person saw, so a click on an alert someone changed meanwhile
 # reaches the lifecycle, which refuses it and says who changed it
 resolved = seen_status == "resolved"
+# one note box for every action: what someone typed before clicking Resolve goes on the
+# timeline with the resolution instead of being lost in a separate comment form
+if state.pop("alert.clear_note", False):
+    state["alert.note"] = ""
+note = st.text_input("Note", key="alert.note", placeholder="what you found (optional)",
+                     help="Kept on the alert's timeline with Acknowledge or Resolve, "
+                          "or on its own with Comment.").strip() or None
 acts = st.columns([2, 3, 2, 2, 2], vertical_alignment="bottom")
 if acts[0].button("Acknowledge", key="alert.ack", type="primary",
                   disabled=not who.can_act or seen_status != "open"):
-    done, refused = services.acknowledge_alerts([alert_id], by=who.name,
+    done, refused = services.acknowledge_alerts([alert_id], by=who.name, note=note,
                                                 seen={alert_id: seen_status})
     _changed(f"Acknowledged by {who.name}." if done else None, refused)
 resolution = acts[1].selectbox("Resolution", services.RESOLUTIONS, key="alert.resolution")
-if acts[2].button("Resolve", key="alert.resolve", disabled=not who.can_act or resolved):
+if resolved:
+    if acts[2].button("Reopen", key="alert.reopen", disabled=not who.can_act,
+                      help="The fix did not hold or the resolution was wrong"):
+        done, refused = services.reopen_alert(alert_id, by=who.name, note=note,
+                                              seen=seen_status)
+        _changed(f"Reopened by {who.name}." if done else None, refused)
+elif acts[2].button("Resolve", key="alert.resolve", disabled=not who.can_act):
     done, refused = services.resolve_alerts([alert_id], by=who.name, resolution=resolution,
-                                            seen={alert_id: seen_status})
+                                            note=note, seen={alert_id: seen_status})
     _changed(f"Resolved as {resolution} by {who.name}." if done else None, refused)
 if acts[3].button("Mute similar…", key="alert.mute_similar", disabled=not who.can_act):
     state["alert.mute_open"] = alert_id
@@ -89,16 +105,13 @@ if acts[4].button("Rerun partition", key="alert.rerun", disabled=not who.can_act
         state.setdefault("alert.runs", {})[alert_id] = run_id
         _changed(f"Run {run_id} queued for {document['dataset']} {seen_partition}.")
 
-with st.form("alert.comment_form", clear_on_submit=True, border=False):
-    line = st.columns([6, 1], vertical_alignment="bottom")
-    note = line[0].text_input("Comment", key="alert.comment", placeholder="what you found")
-    if line[1].form_submit_button("Comment", disabled=not who.can_act):
-        try:
-            services.comment_alert(alert_id, by=who.name, note=note)
-        except ValueError as exc:
-            st.error(str(exc))
-        else:
-            _changed("Comment added.")
+if st.button("Comment", key="alert.comment", disabled=not who.can_act):
+    try:
+        services.comment_alert(alert_id, by=who.name, note=note)
+    except ValueError as exc:
+        st.error(str(exc))
+    else:
+        _changed("Comment added.")
 
 
 def show_run(run: dict) -> None:
