@@ -234,9 +234,12 @@ def write_ground_truth(home: Path, incidents: list[dict]) -> Path:
     return path
 
 
-def default_end() -> dt.date:
-    """Yesterday (UTC): the demo's last partition is the one a real pipeline got today."""
-    return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+def default_end(now: dt.datetime | None = None) -> dt.date:
+    """The newest partition whose run (RUN_AFTER_HOURS after its day ended) is already past:
+    yesterday's from 18:00 UTC, the day before's until then. Nothing the demo stamps (a
+    file's arrival, a run, an alert's last seen) may lie in the viewer's future."""
+    now = now or dt.datetime.now(dt.UTC)
+    return (now - dt.timedelta(hours=RUN_AFTER_HOURS)).date() - dt.timedelta(days=1)
 
 
 ProgressFn = Callable[[int, int, str], None]
