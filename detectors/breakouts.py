@@ -22,8 +22,8 @@ import pandas as pd
 import ruptures as rpt
 from ruptures.base import BaseCost
 
-from detectors._rules import (check_integer, check_number, first_under_test, fmt_number,
-                              is_integer, under_test)
+from detectors._rules import check_integer, check_number, first_under_test, is_integer, under_test
+from detectors.numbers import fmt_number
 from detectors.result import Detection, Finding
 from detectors.seasonal import find_period, seasonal_adjust
 

@@ -57,7 +57,8 @@ from scipy import stats
 from scipy.interpolate import PchipInterpolator
 from scipy.spatial.distance import jensenshannon
 
-from detectors._rules import check_choice, check_integer, check_number, fmt_number, under_test
+from detectors._rules import check_choice, check_integer, check_number, under_test
+from detectors.numbers import fmt_number
 from detectors.result import Detection, Finding
 
 QUANTILES: dict[str, float] = {"p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.50,

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from detectors._rules import check_choice, check_integer, check_number, fmt_number, under_test
+from detectors._rules import check_choice, check_integer, check_number, under_test
+from detectors.numbers import fmt_number
 from detectors.result import Detection, Finding
 
 BASELINES = ("previous", "season", "median")

@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from detectors.numbers import fmt_number
 from monitors import cli_alerts, cli_runs
 from monitors.cli_io import EXIT_USAGE, date_argument, emit
 from monitors.datasets import UnknownDataset, find_dataset
@@ -203,7 +204,7 @@ def _metrics(args, settings: Settings, sessions) -> int:
     points = [{"partition": p.date().isoformat(), "value": v} for p, v in series.items()]
     emit(args, {"dataset": args.dataset, "column": args.column, "metric": args.metric,
                   "key": args.key, "points": points},
-           [f"{p['partition']} {p['value']:.6g}" for p in points])
+           [f"{p['partition']} {fmt_number(p['value'])}" for p in points])
     return 0
 
 

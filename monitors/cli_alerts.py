@@ -14,6 +14,7 @@ import re
 import sys
 from typing import Any
 
+from detectors.numbers import fmt_number
 from monitors.alerts import (
     RESOLUTIONS,
     acknowledge,
@@ -164,13 +165,19 @@ def _alerts_list(args, settings, sessions) -> int:
     return 0
 
 
+def _number(value: float | None) -> str:
+    """As the alert's message writes it; the JSON keeps the full value."""
+    return "-" if value is None else fmt_number(value)
+
+
 @_refusals_exit_2
 def _alerts_show(args, settings, sessions) -> int:
     with sessions() as session:
         document = get_alert(session, args.id, now=_now())
     lines = [_alert_line(document),
-             f"      expected {document['expected']} in [{document['lower']}, {document['upper']}], "
-             f"value {document['value']}; first seen {document['first_seen_at']}, "
+             f"      expected {_number(document['expected'])} in [{_number(document['lower'])}, "
+             f"{_number(document['upper'])}], value {_number(document['value'])}; "
+             f"first seen {document['first_seen_at']}, "
              f"last seen {document['last_seen_at']}"
              + (f"; resolution {document['resolution']}" if document["resolution"] else ""),
              "      partitions fired: " + ", ".join(
