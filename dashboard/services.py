@@ -61,6 +61,7 @@ def batches_frame(dataset: str | None = None) -> pd.DataFrame:
                  "arrived at": b.arrived_at, "reason": b.reason}
                 for b, name in queries.list_batches(session, dataset_id)]
     frame = pd.DataFrame(rows, columns=["dataset", "partition", "status", "rows", "arrived at", "reason"])
+    frame["rows"] = frame["rows"].astype("Int64")  # a quarantined batch has none: not 2959.0
     return frame.sort_values(["partition", "dataset"], ascending=[False, True], kind="stable")
 
 
@@ -132,6 +133,7 @@ def schema_history_frame(dataset: str) -> pd.DataFrame:
         rows = delivery.list_schema_runs(session, found) if found is not None else []
     frame = pd.DataFrame(rows, columns=["from", "to", "batches", "status", "fingerprint",
                                         "columns", "reason"])
+    frame["columns"] = frame["columns"].astype("Int64")
     return frame.sort_values("from", ascending=False, kind="stable").reset_index(drop=True)
 
 
@@ -462,11 +464,12 @@ def partition_batches_frame(partition: dt.date) -> pd.DataFrame:
     pending (its deadline has not passed yet); paused datasets say so (monitors.delivery)."""
     with session_factory()() as session:
         found = delivery.list_partition_deliveries(session, partition, utcnow())
-    return pd.DataFrame([{"dataset": d.dataset, "state": str(d.state), "rows": d.rows,
-                          "arrived at": d.arrived_at, "hours after day end": d.hours_after_day_end,
-                          "reason": d.reason} for d in found],
-                        columns=["dataset", "state", "rows", "arrived at", "hours after day end",
-                                 "reason"])
+    frame = pd.DataFrame([{"dataset": d.dataset, "state": str(d.state), "rows": d.rows,
+                           "arrived at": d.arrived_at, "hours after day end": d.hours_after_day_end,
+                           "reason": d.reason} for d in found],
+                         columns=["dataset", "state", "rows", "arrived at", "hours after day end",
+                                  "reason"])
+    return frame.astype({"rows": "Int64"})
 
 
 def last_runs_frame(limit: int = 8) -> pd.DataFrame:

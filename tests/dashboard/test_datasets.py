@@ -108,3 +108,13 @@ def test_long_series_are_thinned_on_the_server_keeping_their_spikes():
     assert len(thinned) <= MAX_POINTS
     assert thinned["value"].max() == 40.0 and thinned["value"].min() == -40.0
     assert thinned["partition"].is_monotonic_increasing
+
+
+def test_counts_in_the_tables_are_whole_numbers(app, demo):
+    """A quarantined batch has no row count; the others read 2959, not 2959.0."""
+    open_page(app, "datasets")
+    counted = [(df.value, column) for df in app.dataframe for column in ("rows", "columns")
+               if column in df.value.columns]
+    assert counted, "the batches and schema tables show counts"
+    for frame, column in counted:
+        assert str(frame[column].dtype) == "Int64", (column, frame[column].dtype)
