@@ -52,6 +52,9 @@ def _changed() -> None:
     state["alerts.marker"] = services.triage_marker()
     state["alerts.baseline"] = services.latest_alert_id()
     state.pop("alerts.selected", None)
+    # the grid keeps its ticks in the browser whatever the server forgets: a table under a
+    # new key is drawn without them, so the ticks agree with "Selected: 0"
+    state["alerts.generation"] = state.get("alerts.generation", 0) + 1
 
 
 def _close_mute() -> None:
@@ -124,8 +127,9 @@ ids = frame["id"].astype(int).tolist()
 first = (page - 1) * services.ALERTS_PAGE_SIZE
 st.caption(f"{total} alert(s) match" + (f"; showing {first + 1}–{first + len(frame)}, "
                                          f"last seen first" if total else ""))
+generation = state.get("alerts.generation", 0)
 event = st.dataframe(
-    shown, key="alerts.table", on_select="rerun", selection_mode="multi-row", hide_index=True,
+    shown, key="alerts.table" if not generation else f"alerts.table.{generation}", on_select="rerun", selection_mode="multi-row", hide_index=True,
     column_order=["id", "detail", "severity", "status",
                   *(["muted"] if state["alerts.show_muted"] else []), "dataset", "column",
                   "monitor", "partition", "message", "occurrences", "last_seen_at"],
@@ -134,6 +138,9 @@ event = st.dataframe(
         "last_seen_at": st.column_config.DatetimeColumn("last seen", format="YYYY-MM-DD HH:mm"),
         "message": st.column_config.TextColumn(width="large"),
         "muted": st.column_config.TextColumn("mute", width="small"),
+        # wide enough for "acknowledged" and "critical": the state must never be cut
+        "status": st.column_config.TextColumn(width=110),
+        "severity": st.column_config.TextColumn(width=80),
     })
 rows = list(event.selection.rows) if event is not None else []
 # positions are mapped to ids against the rows that were on screen when they were

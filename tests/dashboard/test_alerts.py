@@ -68,6 +68,10 @@ def test_acknowledging_a_selection_signs_the_event_with_the_name(app, sessions):
         last = events(sessions, alert_id)[-1]
         assert (last.kind, last.by) == ("acknowledged", "alice")
     assert "Acknowledged 2 alert(s) as alice" in app.success[0].value
+    # nothing stays ticked in the grid once the page says nothing is selected (the ticks
+    # lived on in the browser under the same widget key)
+    assert "Selected: 0" in [h.value for h in app.subheader]
+    assert app.session_state["alerts.table.1"]["selection"]["rows"] == []
 
 
 def test_bulk_resolve_records_the_resolution(app, sessions):
