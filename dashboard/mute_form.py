@@ -8,6 +8,9 @@ import streamlit as st
 
 from dashboard import services
 
+# the grid's row height in pixels (header and each row)
+ROW_PX = 35
+
 
 def mute_form(prefix: str, prefill: dict[str, str], *, by: str,
               caption: str) -> tuple[int, dt.datetime] | None:
@@ -29,7 +32,10 @@ def mute_form(prefix: str, prefill: dict[str, str], *, by: str,
         st.error(str(exc))
     else:
         st.markdown(f"**Preview:** this mute would cover {len(covered)} unresolved alert(s)")
-        st.dataframe(covered, hide_index=True, key=f"{prefix}.mute.preview", height=200)
+        if len(covered):
+            # as tall as its rows (a fixed height drew empty ones), scrolling past six
+            st.dataframe(covered, hide_index=True, key=f"{prefix}.mute.preview",
+                         height=ROW_PX * (min(len(covered), 6) + 1) + 3)
     if not st.button("Mute", key=f"{prefix}.mute.save", type="primary"):
         return None
     ends_at = dt.datetime.combine(end_date, end_time, dt.UTC) if end_date is not None else None
