@@ -108,6 +108,9 @@ def test_ingest_exit_codes(tmp_path):
     created = cli(tmp_path, "ingest", "--dataset", "sales", "--create", "--json", str(good))
     assert created.returncode == 0, created.stderr
     assert json.loads(created.stdout)["status"] == "ingested"
+    # the schedule a created dataset gets is said, not given silently
+    assert "created dataset sales: 2 columns" in created.stderr
+    assert "on schedule '0 6 * * *'" in created.stderr
 
     quarantined = cli(tmp_path, "ingest", "--dataset", "sales", str(bad))
     assert quarantined.returncode == 3
