@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard import charts, metric_charts, services
 from dashboard.identity import actor
 from dashboard.mute_form import mute_form
+from dashboard.times import fmt_when, when_column
 
 SEVERITY_BADGES = {"critical": "red", "warning": "orange", "info": "blue"}
 STATUS_BADGES = {"open": "red", "acknowledged": "orange", "resolved": "green"}
@@ -215,7 +216,7 @@ with right:
     events = pd.DataFrame(document["events"], columns=["at", "kind", "by", "note"])
     events["at"] = pd.to_datetime(events["at"], utc=True, format="ISO8601")
     st.dataframe(events.iloc[::-1], hide_index=True, key="alert.events",
-                 column_config={"at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+                 column_config={"at": when_column("at", seconds=True),
                                 "note": st.column_config.TextColumn(width="large")})
 
 
@@ -229,7 +230,7 @@ def mute_similar() -> None:
     if saved:
         mute_id, ends_at = saved
         state["alert.mute_open"] = None
-        _changed(f"Mute {mute_id} stored until {ends_at:%Y-%m-%d %H:%M} UTC.")
+        _changed(f"Mute {mute_id} stored until {fmt_when(ends_at)}.")
 
 
 if state.get("alert.mute_open") == alert_id and who.can_act:

@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard import services
 from dashboard.identity import NAME_PARAM, actor, carry_name
 from dashboard.mute_form import mute_form
+from dashboard.times import fmt_when, when_column
 
 DEFAULTS = {"alerts.status": list(services.UNRESOLVED_STATUSES), "alerts.severity": [],
             "alerts.dataset": [], "alerts.monitor": [], "alerts.show_muted": False,
@@ -135,7 +136,7 @@ event = st.dataframe(
                   "monitor", "partition", "message", "occurrences", "last_seen_at"],
     column_config={
         "detail": st.column_config.LinkColumn("detail", display_text="open ↗", width="small"),
-        "last_seen_at": st.column_config.DatetimeColumn("last seen", format="YYYY-MM-DD HH:mm"),
+        "last_seen_at": when_column("last seen"),
         "message": st.column_config.TextColumn(width="large"),
         "muted": st.column_config.TextColumn("mute", width="small"),
         # wide enough for "acknowledged" and "critical": the state must never be cut
@@ -211,7 +212,7 @@ def mute_dialog(scope: pd.DataFrame) -> None:
         mute_id, ends_at = saved
         _changed()
         state["alerts.mute_open"] = False
-        state["alerts.flash"] = f"Mute {mute_id} stored until {ends_at:%Y-%m-%d %H:%M} UTC."
+        state["alerts.flash"] = f"Mute {mute_id} stored until {fmt_when(ends_at)}."
         st.rerun()
 
 

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from dashboard import metric_charts, services
+from dashboard.times import when_column
 
 st.title("Datasets")
 datasets = services.datasets_frame()
@@ -37,7 +38,7 @@ with batches_tab:
         st.caption(f"Newest, {newest['partition']}: {newest['reason']}")
     st.subheader(f"Batches ({len(batches)})")
     st.dataframe(batches, hide_index=True, key="datasets.batches",
-                 column_config={"arrived at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+                 column_config={"arrived at": when_column("arrived at")})
 
 with metrics_tab:
     names_frame = services.metric_names_frame(dataset)

@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard import charts, services
 from dashboard.identity import actor
+from dashboard.times import when_column
 
 ALERTS_PAGE = "dashboard/views/alerts.py"
 # cell colours, not emoji: the browsers people run headless (and some desks) lack an emoji font
@@ -47,7 +48,7 @@ st.subheader("Health per dataset")
 st.caption("A dataset's health is the worst severity among its open and acknowledged alerts "
            "that no mute covers.")
 st.dataframe(coloured(health, "health"), hide_index=True, key="overview.health",
-             column_config={"last alert seen": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+             column_config={"last alert seen": when_column("last alert seen")})
 links = st.columns(min(len(health), 4))
 for i, row in enumerate(health.itertuples(index=False)):
     if row.open + row.acknowledged:
@@ -64,7 +65,7 @@ tally = batches["state"].value_counts()
 st.subheader(f"Batches for {partition}: " + ", ".join(
     f"{tally.get(state, 0)} {state}" for state in STATES if tally.get(state, 0)))
 st.dataframe(coloured(batches, "state"), hide_index=True, key="overview.batches",
-             column_config={"arrived at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
+             column_config={"arrived at": when_column("arrived at")})
 
 st.subheader("Alerts per day")
 per_day = services.firings_per_day_frame()

@@ -5,15 +5,15 @@ import datetime as dt
 import streamlit as st
 
 from dashboard import identity, services
+from dashboard.times import fmt_when, when_column
 
-WHEN = "YYYY-MM-DD HH:mm"
 state = st.session_state
 
 
 def confirm(message: str) -> None:
     """The last action's confirmation stays on the page until the next action: a run that
     finishes redraws the page, which must not take the "queued" line with it."""
-    state["pipeline.flash"] = f"{message} ({dt.datetime.now(dt.UTC):%H:%M:%S} UTC)"
+    state["pipeline.flash"] = f"{message} ({fmt_when(dt.datetime.now(dt.UTC))})"
 
 st.title("Pipeline")
 st.caption(services.hosted_worker_state())
@@ -28,9 +28,8 @@ if state.get("pipeline.flash"):
 
 st.subheader("Schedules")
 st.dataframe(schedules, hide_index=True, key="pipeline.schedules",
-             column_config={"next_run_at": st.column_config.DatetimeColumn("next run (UTC)", format=WHEN),
-                            "last_finished_at": st.column_config.DatetimeColumn("last finished (UTC)",
-                                                                                format=WHEN)})
+             column_config={"next_run_at": when_column("next run"),
+                            "last_finished_at": when_column("last finished")})
 
 dataset = st.selectbox("Dataset", schedules["dataset"].tolist(), key="pipeline.dataset")
 row = schedules[schedules["dataset"] == dataset].iloc[0]
@@ -45,7 +44,7 @@ with pause_col:
             confirm(f"{dataset}: schedule resumed by {who.name}.")
             st.rerun()
     else:
-        st.caption(f"Next scheduled run: {row['next_run_at']:%Y-%m-%d %H:%M} UTC "
+        st.caption(f"Next scheduled run: {fmt_when(row['next_run_at'])} "
                    f"(`{row['schedule']}`)" if row["next_run_at"] is not None else "No next run.")
         if st.button("Pause schedule", key="pipeline.pause", disabled=not who.can_act, help=who.why_not):
             services.set_paused(dataset, True, by=who.name)
@@ -145,9 +144,9 @@ history = services.runs_frame(dataset if show == "this dataset" else None, limit
 st.dataframe(history.drop(columns=["progress_done", "progress_total"]), hide_index=True,
              key="pipeline.runs",
              column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0),
-                            "requested_at": st.column_config.DatetimeColumn(format=WHEN),
-                            "started_at": st.column_config.DatetimeColumn(format=WHEN),
-                            "finished_at": st.column_config.DatetimeColumn(format=WHEN),
+                            "requested_at": when_column("requested_at", seconds=True),
+                            "started_at": when_column("started_at", seconds=True),
+                            "finished_at": when_column("finished_at", seconds=True),
                             "duration_s": st.column_config.NumberColumn("duration (s)", format="%.2f")})
 if not history.empty:
     newest = int(history["id"].iloc[0])
