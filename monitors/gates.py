@@ -121,8 +121,9 @@ def evaluate(session: Session, dataset_id: int, partition: dt.date, *, now: dt.d
     lineage = lineage or read_lineage(session)
     mutes = active_mutes(session, now) if mutes is None else mutes
     scope = {dataset_id, *lineage.ancestors(dataset_id)}
+    # one occurrence per alert and partition: the join repeats no alert
     rows = session.execute(
-        select(Alert).distinct()
+        select(Alert)
         .join(AlertOccurrence, AlertOccurrence.alert_id == Alert.id)
         .where(Alert.dataset_id.in_(scope), Alert.status.in_(UNRESOLVED),
                Alert.severity == HOLDS, AlertOccurrence.partition == partition,
