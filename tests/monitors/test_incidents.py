@@ -182,3 +182,27 @@ def test_alerts_list_shows_what_caused_each_alert(settings, sessions, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line for line in lines if f"[caused by #{rows['customers']['id']}]" in line] == [
         line for line in lines if " sales " in line]
+
+
+def test_the_demos_volume_drop_is_one_incident_that_holds_the_scores(demo, sessions, capsys):
+    truth = json.loads((demo.home / "demo" / "incidents.json").read_text())
+    drop = next(i["partition"] for i in truth if i["kind"] == "volume_drop")
+    on_that_day = [a for a in alerts(sessions, now=dt.datetime.now(dt.UTC))
+                   if a["partition"] == drop]
+    roots = [a for a in on_that_day if a["caused_by"] is None]
+    assert [(a["dataset"], a["monitor"]) for a in roots] == [("customer_snapshot", "volume:anomalies")]
+    knock_ons = [a for a in on_that_day if a["caused_by"] is not None]
+    assert ("model_scores", "volume:anomalies") in [(a["dataset"], a["monitor"]) for a in knock_ons]
+    assert {a["caused_by"] for a in knock_ons} == {roots[0]["id"]}
+
+    capsys.readouterr()
+    assert main(["gate", "--dataset", "model_scores", "--date", drop, "--json"]) == 1
+    holding = json.loads(capsys.readouterr().out)["holding"]
+    assert holding[0]["id"] == roots[0]["id"]  # the most upstream first
+
+    # the operator resolves the incident's root: the incident closes, the gate releases
+    assert main(["alerts", "resolve", str(roots[0]["id"]), "--by", "ana",
+                 "--resolution", "fixed"]) == 0
+    assert main(["gate", "--dataset", "model_scores", "--date", drop]) == 0
+    assert all(a["status"] == "resolved" for a in alerts(sessions, now=dt.datetime.now(dt.UTC))
+               if a["id"] in {k["id"] for k in knock_ons})
