@@ -119,7 +119,9 @@ for refusal in state.pop("alerts.refused", []):
     st.error(f"Not changed: {refusal}")
 
 shown = frame.assign(muted=frame["muted"].map({True: "muted", False: ""}),
-                     detail="alert?alert=" + frame["id"].astype(str))
+                     detail="alert?alert=" + frame["id"].astype(str),
+                     caused_by=[f"caused by #{int(c)}" if pd.notna(c) else ""
+                                for c in frame["caused_by"]])
 ids = frame["id"].astype(int).tolist()
 first = (page - 1) * services.ALERTS_PAGE_SIZE
 st.caption(f"{total} alert(s) match" + (f"; showing {first + 1}–{first + len(frame)}, "
@@ -128,12 +130,13 @@ event = st.dataframe(
     shown, key="alerts.table", on_select="rerun", selection_mode="multi-row", hide_index=True,
     column_order=["id", "detail", "severity", "status",
                   *(["muted"] if state["alerts.show_muted"] else []), "dataset", "column",
-                  "monitor", "partition", "message", "occurrences", "last_seen_at"],
+                  "monitor", "partition", "message", "caused_by", "occurrences", "last_seen_at"],
     column_config={
         "detail": st.column_config.LinkColumn("detail", display_text="open ↗", width="small"),
         "last_seen_at": st.column_config.DatetimeColumn("last seen", format="YYYY-MM-DD HH:mm"),
         "message": st.column_config.TextColumn(width="large"),
         "muted": st.column_config.TextColumn("mute", width="small"),
+        "caused_by": st.column_config.TextColumn("incident", width="small"),
     })
 rows = list(event.selection.rows) if event is not None else []
 # positions are mapped to ids against the rows that were on screen when they were
