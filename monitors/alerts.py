@@ -57,6 +57,7 @@ from sqlalchemy.orm import Session
 from detectors.result import Finding
 from monitors.datasets import find_dataset
 from monitors.errors import Invalid, NotFound, Refused
+from monitors.gates import refresh_gates_of
 from monitors.mutes import active_mutes, alert_fields, covering_mute, mute_covers
 from store import queries
 from store.locks import lock_for_write
@@ -92,6 +93,8 @@ class EventKind(StrEnum):
     commented = "commented"
     rerun_requested = "rerun_requested"
     notify_failed = "notify_failed"   # a message owed to its endpoint (monitors.notify)
+    grouped = "grouped"               # marked as caused by an incident's root (monitors.incidents)
+    split = "split"                   # taken out of its incident by hand
 
 
 # the events that set an alert's status, the last one says who set the current one
@@ -380,6 +383,11 @@ def acknowledge(session: Session, alert_id: int, *, by: str, note: str | None = 
         raise Refused(f"alert {alert_id} is already {_last_change(session, alert)}")
     alert.status = AlertStatus.acknowledged
     _add_event(session, alert, EventKind.acknowledged, by, now, note)
+    for caused in _caused_unresolved(session, alert):  # an incident is acknowledged whole
+        if caused.status == AlertStatus.open:
+            caused.status = AlertStatus.acknowledged
+            _add_event(session, caused, EventKind.acknowledged, by, now,
+                       _with_root(alert, note))
     return alert
 
 
@@ -399,6 +407,13 @@ def resolve(session: Session, alert_id: int, *, by: str, resolution: str,
     alert.status, alert.resolution, alert.resolved_at = AlertStatus.resolved, normal, now
     _add_event(session, alert, EventKind.resolved, by, now,
                f"{normal}: {note}" if note else normal)
+    caused = _caused_unresolved(session, alert)
+    for knock_on in caused:  # an incident is resolved whole
+        knock_on.status, knock_on.resolution, knock_on.resolved_at = (
+            AlertStatus.resolved, normal, now)
+        _add_event(session, knock_on, EventKind.resolved, by, now,
+                   _with_root(alert, f"{normal}: {note}" if note else normal))
+    refresh_gates_of(session, [alert, *caused], now=now)
     return alert
 
 
@@ -413,7 +428,19 @@ def reopen(session: Session, alert_id: int, *, by: str, note: str | None = None,
                       "alert can be reopened")
     alert.status, alert.resolution, alert.resolved_at = AlertStatus.open, None, None
     _add_event(session, alert, EventKind.reopened, by, now, note)
+    refresh_gates_of(session, [alert], now=now)  # a critical alert reopened holds again
     return alert
+
+
+def _caused_unresolved(session: Session, root: Alert) -> list[Alert]:
+    """The unresolved alerts `root` caused (monitors.incidents), locked for the change."""
+    return list(session.scalars(select(Alert).where(
+        Alert.caused_by == root.id, Alert.status.in_(UNRESOLVED)).order_by(Alert.id)
+        .with_for_update().execution_options(populate_existing=True)).all())
+
+
+def _with_root(root: Alert, note: str | None) -> str:
+    return f"with its incident's root #{root.id}" + (f": {note}" if note else "")
 
 
 def comment(session: Session, alert_id: int, *, by: str, note: str,
@@ -628,6 +655,7 @@ def _document(alert: Alert, dataset_name: str, mute_id: int | None) -> dict[str,
         "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
         "owner": alert.owner, "evidence": alert.evidence, "fingerprint": alert.fingerprint,
         "config_version": alert.config_version,
+        "caused_by": alert.caused_by,
     }
 
 

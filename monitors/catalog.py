@@ -72,5 +72,6 @@ def _apply(dataset: Dataset, declared: DatasetConfig, home: Path) -> None:
     dataset.partition_key = declared.partition_key
     dataset.schedule = declared.schedule
     dataset.deadline_hours = declared.deadline_hours
+    dataset.upstream = list(declared.upstream)
     if declared.contract is not None:
         dataset.contract = declared.contract.to_json()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.numbers import fmt_number
-from monitors import cli_alerts, cli_runs
+from monitors import cli_alerts, cli_gates, cli_runs
 from monitors.cli_io import EXIT_USAGE, date_argument, emit
 from monitors.datasets import UnknownDataset, find_dataset
 from monitors.settings import Settings, load_settings
@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8501)
     cli_alerts.add_commands(commands)
     cli_runs.add_commands(commands)
+    cli_gates.add_commands(commands)
     return parser
 
 
@@ -185,6 +186,7 @@ def _datasets_list(args, settings: Settings, sessions) -> int:
                     session, d.id, today - dt.timedelta(days=1))],
                 "late_partitions": [p.isoformat() for p in list_late_partitions(session, d)],
                 "delivery": deliveries.get(d.name),
+                "upstream": list(d.upstream or []),
             })
     emit(args, documents, [f"{d['name']:<24} {d['kind']:<13} {d['format']:<8} {d['batches']:>5} batches "
                              f"{d['first_partition']} .. {d['last_partition']}" for d in documents])
@@ -269,4 +271,5 @@ COMMANDS = {
     ("serve", None): _serve,
     **cli_alerts.COMMANDS,
     **cli_runs.COMMANDS,
+    **cli_gates.COMMANDS,
 }

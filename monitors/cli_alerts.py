@@ -103,6 +103,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     remark.add_argument("--by", required=True)
     remark.add_argument("--note", required=True)
 
+    parting = alert_actions.add_parser(
+        "split", help="take an alert out of the incident it was grouped into")
+    parting.add_argument("id", type=int)
+    parting.add_argument("--by", required=True)
+
     mutes = subparsers.add_parser("mutes", help="keep matching alerts quiet until an end time")
     mute_actions = mutes.add_subparsers(dest="action", required=True, metavar="ACTION")
 
@@ -149,8 +154,9 @@ def _now() -> dt.datetime:
 def _alert_line(a: dict[str, Any]) -> str:
     where = f"{a['dataset']}.{a['column']}" if a["column"] else a["dataset"]
     muted = " [muted]" if a["muted"] else ""
+    caused = f" [caused by #{a['caused_by']}]" if a.get("caused_by") is not None else ""
     return (f"{a['id']:>5} {a['status']:<12} {a['severity']:<8} {where} {a['monitor']} "
-            f"{a['partition']} x{a['occurrences']}{muted}: {a['message']}")
+            f"{a['partition']} x{a['occurrences']}{muted}{caused}: {a['message']}")
 
 
 @_refusals_exit_2
@@ -224,6 +230,16 @@ def _alerts_comment(args, settings, sessions) -> int:
 
 
 @_refusals_exit_2
+def _alerts_split(args, settings, sessions) -> int:
+    from monitors.incidents import split
+
+    with sessions.begin() as session:
+        split(session, args.id, by=args.by, now=_now())
+    print(f"alert {args.id} split out of its incident by {args.by}")
+    return 0
+
+
+@_refusals_exit_2
 def _mutes_add(args, settings, sessions) -> int:
     now = _now()
     matchers = {key: getattr(args, key) for key in MATCHER_KEYS}
@@ -272,6 +288,7 @@ COMMANDS = {
     ("alerts", "resolve"): _alerts_resolve,
     ("alerts", "reopen"): _alerts_reopen,
     ("alerts", "comment"): _alerts_comment,
+    ("alerts", "split"): _alerts_split,
     ("mutes", "add"): _mutes_add,
     ("mutes", "list"): _mutes_list,
     ("mutes", "expire"): _mutes_expire,

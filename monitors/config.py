@@ -127,6 +127,8 @@ class DatasetConfig(BaseModel):
     automatic: AutomaticMonitors = AutomaticMonitors()
     checks: list[CheckConfig] = []
     monitors: list[MonitorConfig] = []
+    # lineage: the datasets this one is built from (checked against the file's datasets)
+    upstream: list[str] = []
 
     @field_validator("source")
     @classmethod
@@ -165,6 +167,7 @@ class MonitorsConfig(BaseModel):
             if d.name in seen:
                 raise ValueError(f"dataset {d.name!r} is declared twice")
             seen.add(d.name)
+        check_lineage({d.name: d.upstream for d in datasets})
         return datasets
 
     def dataset(self, name: str) -> DatasetConfig | None:
@@ -174,6 +177,38 @@ class MonitorsConfig(BaseModel):
         """The config version: a hash of its normal form (key order and comments don't count)."""
         normal = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(normal.encode()).hexdigest()[:16]
+
+
+def check_lineage(upstreams: dict[str, list[str]]) -> None:
+    """ValueError naming the dataset when an upstream is not a declared dataset, or when
+    following upstreams leads back to where it started (a cycle)."""
+    for name, names in upstreams.items():
+        for upstream in names:
+            if upstream not in upstreams:
+                raise ValueError(f"dataset {name!r}: upstream {upstream!r} is not a declared "
+                                 f"dataset (known: {', '.join(upstreams)})")
+    finished: set[str] = set()
+    for start in upstreams:
+        path: list[str] = []
+        on_path: set[str] = set()
+        stack: list[tuple[str, bool]] = [(start, False)]
+        while stack:  # depth first, iteratively: a long chain must not hit the recursion limit
+            name, leaving = stack.pop()
+            if leaving:
+                path.pop()
+                on_path.discard(name)
+                finished.add(name)
+                continue
+            if name in on_path:
+                cycle = path[path.index(name):] + [name]
+                raise ValueError(f"dataset {name!r}: its upstreams form a cycle "
+                                 f"({' -> '.join(cycle)})")
+            if name in finished:
+                continue
+            path.append(name)
+            on_path.add(name)
+            stack.append((name, True))
+            stack.extend((u, False) for u in reversed(upstreams[name]))
 
 
 class ConfigError(Invalid):

@@ -81,7 +81,9 @@ def demo_config() -> MonitorsConfig:
                       deadline_hours=DEADLINE_HOURS, contract=customers),
         DatasetConfig(name=SCORES, kind="model_output", format="parquet",
                       source=f"landing/{SCORES}", partition_key="score_date",
-                      schedule="0 8 * * *", deadline_hours=DEADLINE_HOURS, contract=scores),
+                      schedule="0 8 * * *", deadline_hours=DEADLINE_HOURS, contract=scores,
+                      # the model scores the snapshot: a broken snapshot holds its scores
+                      upstream=[CUSTOMERS]),
     ])
 
 

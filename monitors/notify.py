@@ -214,6 +214,8 @@ def _quiet_reason(alert: Alert, dataset: str, recorded: Recorded, mutes, now: dt
                   repeat_interval: dt.timedelta) -> str | None:
     if alert.status == AlertStatus.resolved:
         return "resolved"
+    if alert.caused_by is not None:  # one notification per incident: its root's
+        return f"caused by #{alert.caused_by}"
     if alert.id in recorded.muted or is_muted(alert_fields(alert, dataset), mutes, now):
         return "muted"
     if alert.notified_at is not None and now - alert.notified_at < repeat_interval:

@@ -33,6 +33,8 @@ from monitors.evaluate import (
     metrics_read_by,
 )
 from monitors.faults import kill_point
+from monitors.gates import refresh_gates
+from monitors.incidents import group_incidents
 from monitors.ingest import ingest_file, ingest_sql
 from monitors.notify import HttpSender, Sender, notify_config_from, notify_run
 from monitors.plan import plan_monitors
@@ -188,6 +190,10 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
                 signals = [to_signal(dataset, v, owner) for v in verdicts if not v.skipped]
                 recorded = record_signals(session, signals, now=now or dt.datetime.now(dt.UTC),
                                           config_version=config_version, run_id=run_id)
+            with log.stage("incidents"):
+                group_incidents(session, [*recorded.new, *recorded.reopened],
+                                now=now or dt.datetime.now(dt.UTC))
+                refresh_gates(session, dataset_id, partition, now=now or dt.datetime.now(dt.UTC))
             run = session.get(Run, run_id)
             run.progress_done, run.inputs = done, dict(inputs)
             kill_point("alerts.writing")

@@ -111,6 +111,8 @@ class Dataset(Base):
     deadline_hours: Mapped[float] = mapped_column(Float, default=6.0)
     paused: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # lineage: the names of the datasets this one is built from (the config's `upstream`)
+    upstream: Mapped[list[Any]] = mapped_column(default=list)
 
 
 class Batch(Base):
@@ -230,6 +232,11 @@ class Alert(Base):
     owner: Mapped[str | None] = mapped_column(String(200))
     # when a webhook last carried this alert: the repeat interval counts from it
     notified_at: Mapped[dt.datetime | None]
+    # the root of the incident this alert is a knock-on of (monitors.incidents); None for a
+    # root or an alert on its own
+    caused_by: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
+    # split out of its incident by hand: never grouped again
+    incident_split: Mapped[bool] = mapped_column(default=False)
 
 
 class MuteRule(Base):
@@ -280,3 +287,24 @@ class AlertOccurrence(Base):
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     cleared_at: Mapped[dt.datetime | None]
+
+
+class GateVerdict(StrEnum):
+    safe = "safe"
+    held = "held"
+
+
+class GateChange(Base):
+    """The audit trail of gates (monitors.gates): one row each time a partition's verdict
+    changes (safe -> held, held -> safe); the verdict itself is derived from alerts."""
+
+    __tablename__ = "gate_changes"
+    __table_args__ = (Index("ix_gate_changes_partition", "dataset_id", "partition"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    partition: Mapped[dt.date] = mapped_column(Date)
+    verdict: Mapped[str] = mapped_column(String(10))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    why: Mapped[str] = mapped_column(Text)
+    alert_ids: Mapped[list[Any]] = mapped_column(default=list)  # the alerts holding it

@@ -232,7 +232,7 @@ def partition_spans(session: Session) -> dict[str, tuple[dt.date, dt.date]]:
 
 ALERT_PAGE_COLUMNS = ["id", "severity", "status", "dataset", "column", "monitor", "detector",
                       "partition", "message", "occurrences", "value", "expected", "lower",
-                      "upper", "resolution", "first_seen_at", "last_seen_at"]
+                      "upper", "resolution", "first_seen_at", "last_seen_at", "caused_by"]
 # an alert's labels, in this order wherever a label set is a tuple
 LABELS = ("dataset", "column", "monitor", "detector", "severity")
 

@@ -53,6 +53,10 @@ if document["muted"]:
 st.markdown(" ".join(badges) + f"  partition **{document['partition']}** · fired on "
             f"{document['occurrences']} partition(s) · detector `{document['detector']}`")
 st.markdown(f"> {document['message']}")
+if document.get("caused_by") is not None:
+    # a knock-on of another alert's incident: it was not notified, and follows the root
+    st.page_link("dashboard/views/alert.py", label=f"caused by #{document['caused_by']} →",
+                 query_params={"alert": str(document["caused_by"])})
 
 flash = state.pop("alert.flash", None)
 if flash:

@@ -123,17 +123,20 @@ for refusal in state.pop("alerts.refused", []):
     st.error(f"Not changed: {refusal}")
 
 shown = frame.assign(muted=frame["muted"].map({True: "muted", False: ""}),
-                     detail="alert?alert=" + frame["id"].astype(str) + carry_name(who))
+                     detail="alert?alert=" + frame["id"].astype(str) + carry_name(who),
+                     caused_by=frame["caused_by"].map(
+                         lambda c: f"caused by #{int(c)}" if pd.notna(c) else ""))
 ids = frame["id"].astype(int).tolist()
 first = (page - 1) * services.ALERTS_PAGE_SIZE
 st.caption(f"{total} alert(s) match" + (f"; showing {first + 1}–{first + len(frame)}, "
                                          f"last seen first" if total else ""))
 generation = state.get("alerts.generation", 0)
 event = st.dataframe(
-    shown, key="alerts.table" if not generation else f"alerts.table.{generation}", on_select="rerun", selection_mode="multi-row", hide_index=True,
+    shown, key="alerts.table" if not generation else f"alerts.table.{generation}",
+    on_select="rerun", selection_mode="multi-row", hide_index=True,
     column_order=["id", "detail", "severity", "status",
                   *(["muted"] if state["alerts.show_muted"] else []), "dataset", "column",
-                  "monitor", "partition", "message", "occurrences", "last_seen_at"],
+                  "monitor", "partition", "message", "caused_by", "occurrences", "last_seen_at"],
     column_config={
         "detail": st.column_config.LinkColumn("detail", display_text="open ↗", width="small"),
         "last_seen_at": when_column("last seen"),
@@ -142,6 +145,7 @@ event = st.dataframe(
         # wide enough for "acknowledged" and "critical": the state must never be cut
         "status": st.column_config.TextColumn(width=110),
         "severity": st.column_config.TextColumn(width=80),
+        "caused_by": st.column_config.TextColumn("incident", width="small"),
     })
 rows = list(event.selection.rows) if event is not None else []
 # positions are mapped to ids against the rows that were on screen when they were

@@ -1,0 +1,203 @@
+"""Gates as an orchestrator's sensor and an operator see them: a partition is held by its
+own or an upstream's open critical alert, released when the alert is resolved, muted or
+passes again; the `gate` command's exit codes and JSON; every change in the audit trail."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from monitors.alerts import acknowledge, resolve
+from monitors.cli import main
+from monitors.errors import Invalid, NotFound
+from monitors.gates import gate_verdict, list_gate_changes
+from monitors.incidents import group_incidents
+from monitors.mutes import add_mute, expire
+from tests.monitors.lineage_store import add_lineage
+from tests.monitors.signals import NOW, alerts, day, fires, passes, record
+
+HOUR = dt.timedelta(hours=1)
+
+
+def gate(sessions, dataset, partition, now=NOW):
+    with sessions.begin() as session:
+        return gate_verdict(session, dataset, partition, now=now)
+
+
+def changes(sessions, dataset, partition=None):
+    with sessions() as session:
+        return list_gate_changes(session, dataset, partition)
+
+
+def test_a_partition_is_held_by_its_own_critical_alert_and_only_that_partition(sessions):
+    ids = add_lineage(sessions)
+    record(sessions, [fires(ids["customers"], day(1), severity="critical")])
+    (alert,) = alerts(sessions)
+
+    held = gate(sessions, "customers", day(1))
+    assert not held.safe and held.verdict == "held"
+    assert [(a.id, a.dataset, a.monitor, a.severity) for a in held.holding] == [
+        (alert["id"], "customers", "row_count_anomaly", "critical")]
+    assert gate(sessions, "customers", day(0)).safe
+    assert gate(sessions, "customers", day(2)).safe
+
+
+def test_warnings_do_not_hold_a_partition(sessions):
+    ids = add_lineage(sessions)
+    record(sessions, [fires(ids["customers"], day(1), severity="warning"),
+                      fires(ids["customers"], day(1), monitor="nulls", column="age", severity="info")])
+    assert gate(sessions, "customers", day(1)).safe
+    assert gate(sessions, "sales", day(1)).safe
+
+
+def test_an_upstream_critical_alert_holds_every_dataset_built_from_it(sessions):
+    ids = add_lineage(sessions)
+    record(sessions, [fires(ids["customers"], day(1), severity="critical")])
+    (alert,) = alerts(sessions)
+
+    for downstream in ("sales", "report"):  # report is built from sales, built from customers
+        held = gate(sessions, downstream, day(1))
+        assert not held.safe
+        assert [a.id for a in held.holding] == [alert["id"]]
+        assert held.holding[0].dataset == "customers"
+    assert gate(sessions, "weather", day(1)).safe  # not built from it
+    assert gate(sessions, "sales", day(0)).safe    # another partition
+
+
+def test_a_downstream_alert_does_not_hold_its_upstream(sessions):
+    ids = add_lineage(sessions)
+    record(sessions, [fires(ids["sales"], day(1), severity="critical")])
+    assert gate(sessions, "customers", day(1)).safe
+    assert not gate(sessions, "sales", day(1)).safe
+    assert not gate(sessions, "report", day(1)).safe
+
+
+def test_resolving_the_alert_releases_the_gate_and_the_audit_says_why(sessions):
+    ids = add_lineage(sessions)
+    record(sessions, [fires(ids["customers"], day(1), severity="critical")])
+    (alert,) = alerts(sessions)
+    assert not gate(sessions, "customers", day(1)).safe
+    assert not gate(sessions, "sales", day(1)).safe
+    assert not gate(sessions, "sales", day(1), now=NOW + HOUR).safe  # asked again: no new row
+
+    with sessions.begin() as session:  # acknowledging is not releasing
+        acknowledge(session, alert["id"], by="bo", now=NOW + HOUR)
+    assert not gate(sessions, "sales", day(1), now=NOW + HOUR).safe
+    with sessions.begin() as session:
+        resolve(session, alert["id"], by="bo", resolution="fixed", now=NOW + 2 * HOUR)
+
+    assert gate(sessions, "sales", day(1), now=NOW + 3 * HOUR).safe
+    trail = changes(sessions, "sales", day(1))
+    assert [c["verdict"] for c in trail] == ["held", "safe"]
+    assert trail[0]["alert_ids"] == [alert["id"]] and f"#{alert['id']}" in trail[0]["why"]
+    # recorded by the resolve itself, not by the next question
+    assert trail[1]["at"] == (NOW + 2 * HOUR).isoformat()
+    assert "resolved (fixed)" in trail[1]["why"]
+    assert [c["verdict"] for c in changes(sessions, "customers", day(1))] == ["held", "safe"]
+
+
+def test_a_partition_never_held_has_no_audit_rows(sessions):
+    add_lineage(sessions)
+    assert gate(sessions, "sales", day(0)).safe
+    assert changes(sessions, "sales") == []
+
+
+def test_muting_the_alert_releases_the_gate_and_its_end_holds_it_again(sessions):
+    ids = add_lineage(sessions)
+    record(sessions, [fires(ids["customers"], day(1), severity="critical")])
+    assert not gate(sessions, "sales", day(1)).safe
+    with sessions.begin() as session:
+        mute = add_mute(session, matchers={"dataset": "customers"}, reason="known replay",
+                        by="bo", ends_at=NOW + 5 * HOUR, now=NOW + HOUR)
+        mute_id = mute.id
+
+    assert gate(sessions, "sales", day(1), now=NOW + 2 * HOUR).safe
+    with sessions.begin() as session:
+        expire(session, mute_id, by="bo", now=NOW + 3 * HOUR)
+    assert not gate(sessions, "sales", day(1), now=NOW + 4 * HOUR).safe
+
+    trail = changes(sessions, "sales", day(1))
+    assert [c["verdict"] for c in trail] == ["held", "safe", "held"]
+    assert f"muted by mute {mute_id}" in trail[1]["why"]
+
+
+def test_muting_an_incidents_root_releases_the_partitions_its_caused_alerts_hold(sessions):
+    ids = add_lineage(sessions)
+    record(sessions, [fires(ids["customers"], day(1), severity="warning"),
+                      fires(ids["sales"], day(1), severity="critical")], now=NOW)
+    with sessions.begin() as session:
+        group_incidents(session, [a["id"] for a in alerts(sessions)], now=NOW)
+    assert not gate(sessions, "sales", day(1)).safe  # held by the caused, critical alert
+    with sessions.begin() as session:
+        add_mute(session, matchers={"dataset": "customers"}, reason="upstream replay", by="bo",
+                 ends_at=NOW + 5 * HOUR, now=NOW)
+    assert gate(sessions, "sales", day(1), now=NOW + HOUR).safe
+
+
+def test_a_pass_on_the_same_partition_releases_the_gate(sessions):
+    ids = add_lineage(sessions)
+    record(sessions, [fires(ids["customers"], day(1), severity="critical")])
+    assert not gate(sessions, "customers", day(1)).safe
+    # the corrected batch, rerun: the monitor passes on that partition
+    record(sessions, [passes(ids["customers"], day(1), severity="critical")], now=NOW + HOUR)
+    assert gate(sessions, "customers", day(1), now=NOW + HOUR).safe
+
+
+def test_unknown_dataset_partition_or_date_is_refused(sessions):
+    add_lineage(sessions, days=2)
+    with pytest.raises(NotFound, match="unknown dataset 'nope'"):
+        gate(sessions, "nope", day(0))
+    with pytest.raises(NotFound, match=f"no batch and no alert for partition {day(5)}"):
+        gate(sessions, "sales", day(5))
+    with pytest.raises(Invalid, match="not a date"):
+        gate(sessions, "sales", "yesterday")
+
+
+def test_a_missing_batch_with_its_alert_is_held_not_unknown(sessions):
+    ids = add_lineage(sessions, days=2)
+    record(sessions, [fires(ids["customers"], day(5), monitor="freshness:missing",
+                            severity="critical")])
+    assert not gate(sessions, "customers", day(5)).safe
+
+
+def test_the_sensor_calls_it_with_the_settings_and_a_date_string(settings, sessions):
+    ids = add_lineage(sessions)
+    record(sessions, [fires(ids["customers"], day(1), severity="critical")])
+    verdict = gate_verdict(settings, "sales", day(1).isoformat(), now=NOW)
+    assert not verdict.safe and verdict.holding[0].dataset == "customers"
+    # its audit row was committed by the call
+    assert [c["verdict"] for c in changes(sessions, "sales", day(1))] == ["held"]
+
+
+def test_gate_command_exit_codes_text_and_json(settings, sessions, capsys):
+    ids = add_lineage(sessions)
+    record(sessions, [fires(ids["customers"], day(1), severity="critical", value=812.0)])
+    (alert,) = alerts(sessions)
+    capsys.readouterr()
+
+    assert main(["gate", "--dataset", "sales", "--date", day(0).isoformat()]) == 0
+    assert "safe" in capsys.readouterr().out
+
+    assert main(["gate", "--dataset", "sales", "--date", day(1).isoformat()]) == 1
+    out = capsys.readouterr().out
+    assert "held" in out and f"#{alert['id']} customers row_count_anomaly" in out
+
+    assert main(["gate", "--dataset", "sales", "--date", day(1).isoformat(), "--json"]) == 1
+    document = json.loads(capsys.readouterr().out)
+    assert document["verdict"] == "held" and document["safe"] is False
+    assert [(a["id"], a["dataset"], a["severity"]) for a in document["holding"]] == [
+        (alert["id"], "customers", "critical")]
+    assert "812.0" in document["holding"][0]["message"]
+
+    assert main(["gate", "--dataset", "sales", "--date", day(0).isoformat(), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "dataset": "sales", "partition": day(0).isoformat(), "verdict": "safe", "safe": True,
+        "holding": []}
+
+    for argv in (["--dataset", "nope", "--date", day(0).isoformat()],
+                 ["--dataset", "sales", "--date", day(9).isoformat(), "--json"]):
+        assert main(["gate", *argv]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err.startswith("error: ") and captured.err.count("\n") == 1

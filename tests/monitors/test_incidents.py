@@ -1,0 +1,208 @@
+"""Incidents as the on-call person sees them: one cause is one incident whose root is the
+most upstream, earliest alert; the knock-ons are marked caused by it, are not notified,
+follow the root's acknowledgement and resolution, and can be split out by hand."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from sqlalchemy import select
+
+from monitors.alerts import acknowledge, get_alert, resolve
+from monitors.cli import main
+from monitors.incidents import group_incidents
+from monitors.notify import NotifyConfig, Route, notify_run
+from store.models import AlertEvent
+from tests.monitors.lineage_store import add_lineage
+from tests.monitors.signals import NOW, alerts, day, fires, record, run_cli
+from tests.monitors.test_notify import HOOK, RecordingSender
+
+HOUR = dt.timedelta(hours=1)
+
+
+def record_and_group(sessions, signals, now=NOW):
+    recorded = record(sessions, signals, now=now)
+    with sessions.begin() as session:
+        group_incidents(session, [*recorded.new, *recorded.reopened], now=now)
+    return recorded
+
+
+def by_key(sessions) -> dict[tuple[str, str], dict]:
+    return {(a["dataset"], a["monitor"]): a for a in alerts(sessions)}
+
+
+def events(sessions, alert_id) -> list[tuple[str, str, str]]:
+    with sessions() as session:
+        return [(e.kind, e.by, e.note) for e in session.scalars(
+            select(AlertEvent).where(AlertEvent.alert_id == alert_id).order_by(AlertEvent.id))]
+
+
+def test_alerts_on_one_partition_of_a_dataset_and_its_downstreams_are_one_incident(sessions):
+    ids = add_lineage(sessions)
+    record_and_group(sessions, [fires(ids["customers"], day(1), severity="critical"),
+                                fires(ids["sales"], day(1)), fires(ids["report"], day(1)),
+                                fires(ids["weather"], day(1))])
+    found = by_key(sessions)
+    root = found[("customers", "row_count_anomaly")]
+    assert root["caused_by"] is None
+    assert found[("sales", "row_count_anomaly")]["caused_by"] == root["id"]
+    assert found[("report", "row_count_anomaly")]["caused_by"] == root["id"]
+    # not built from customers: its own incident
+    assert found[("weather", "row_count_anomaly")]["caused_by"] is None
+    sales = found[("sales", "row_count_anomaly")]["id"]
+    assert ("grouped", "system",
+            f"caused by #{root['id']}: customers row_count_anomaly on {day(1)}") in events(sessions, sales)
+
+
+def test_several_alerts_of_one_dataset_on_one_partition_are_one_incident(sessions):
+    ids = add_lineage(sessions)
+    record_and_group(sessions, [fires(ids["sales"], day(1), monitor="volume")], now=NOW)
+    record_and_group(sessions, [fires(ids["sales"], day(1), monitor="nulls:age", column="age"),
+                                fires(ids["sales"], day(1), monitor="nulls:city", column="city")],
+                     now=NOW + HOUR)
+    found = by_key(sessions)
+    root = found[("sales", "volume")]  # the earliest
+    assert root["caused_by"] is None
+    assert found[("sales", "nulls:age")]["caused_by"] == root["id"]
+    assert found[("sales", "nulls:city")]["caused_by"] == root["id"]
+
+
+def test_other_partitions_and_conditions_that_began_earlier_are_not_grouped(sessions):
+    ids = add_lineage(sessions)
+    # a breakout that opened on day 0 and still fires on day 1
+    record_and_group(sessions, [fires(ids["customers"], day(0), monitor="level", point=False)])
+    record_and_group(sessions, [fires(ids["customers"], day(1), monitor="level", point=False),
+                                fires(ids["sales"], day(1)), fires(ids["sales"], day(2), monitor="x")],
+                     now=NOW + HOUR)
+    assert all(a["caused_by"] is None for a in alerts(sessions))
+
+
+def test_an_upstream_alert_that_opens_later_becomes_the_root_of_the_knock_ons(sessions):
+    ids = add_lineage(sessions)
+    # the downstream's run came first: its alerts form an incident of their own
+    record_and_group(sessions, [fires(ids["sales"], day(1)),
+                                fires(ids["sales"], day(1), monitor="nulls", column="age")])
+    sales_root = by_key(sessions)[("sales", "row_count_anomaly")]
+    assert by_key(sessions)[("sales", "nulls")]["caused_by"] == sales_root["id"]
+
+    record_and_group(sessions, [fires(ids["customers"], day(1))], now=NOW + HOUR)
+    found = by_key(sessions)
+    root = found[("customers", "row_count_anomaly")]
+    assert root["caused_by"] is None
+    assert found[("sales", "row_count_anomaly")]["caused_by"] == root["id"]
+    assert found[("sales", "nulls")]["caused_by"] == root["id"]
+
+    # grouping again changes nothing, and writes no event
+    before = events(sessions, sales_root["id"])
+    with sessions.begin() as session:
+        group_incidents(session, [a["id"] for a in alerts(sessions)], now=NOW + 2 * HOUR)
+    assert events(sessions, sales_root["id"]) == before
+    assert by_key(sessions) == found
+
+
+def test_one_notification_per_incident_its_root(sessions):
+    ids = add_lineage(sessions)
+    recorded = record_and_group(sessions, [fires(ids["customers"], day(1), severity="critical")])
+    knock_on = record_and_group(sessions, [fires(ids["sales"], day(1), severity="critical"),
+                                           fires(ids["sales"], day(1), monitor="nulls", column="age")],
+                                now=NOW + HOUR)
+    config = NotifyConfig(routes=[Route(HOOK)], backoff=dt.timedelta(milliseconds=5))
+    sender = RecordingSender()
+    with sessions.begin() as session:
+        first = notify_run(session, dataset="customers", recorded=recorded, backfill=False,
+                           now=NOW, config=config, sender=sender)
+        second = notify_run(session, dataset="sales", recorded=knock_on, backfill=False,
+                            now=NOW + HOUR, config=config, sender=sender)
+    root = by_key(sessions)[("customers", "row_count_anomaly")]["id"]
+    assert first.notified == [root] and len(sender.posts) == 1
+    assert second.notified == [] and second.sent == []
+    assert set(second.skipped.values()) == {f"caused by #{root}"}
+    assert len(second.skipped) == 2
+
+
+def test_acknowledging_or_resolving_the_root_applies_to_its_caused_alerts(sessions):
+    ids = add_lineage(sessions)
+    record_and_group(sessions, [fires(ids["customers"], day(1), severity="critical"),
+                                fires(ids["sales"], day(1)), fires(ids["weather"], day(1))])
+    found = by_key(sessions)
+    root, caused = found[("customers", "row_count_anomaly")], found[("sales", "row_count_anomaly")]
+    other = found[("weather", "row_count_anomaly")]
+
+    with sessions.begin() as session:
+        acknowledge(session, root["id"], by="ana", note="on it", now=NOW + HOUR)
+    found = by_key(sessions)
+    assert found[("sales", "row_count_anomaly")]["status"] == "acknowledged"
+    assert found[("weather", "row_count_anomaly")]["status"] == "open"
+    assert events(sessions, caused["id"])[-1] == (
+        "acknowledged", "ana", f"with its incident's root #{root['id']}: on it")
+
+    with sessions.begin() as session:
+        resolve(session, root["id"], by="bo", resolution="fixed", now=NOW + 2 * HOUR)
+    with sessions() as session:
+        shown = get_alert(session, caused["id"], now=NOW + 2 * HOUR)
+    assert shown["status"] == "resolved" and shown["resolution"] == "fixed"
+    assert shown["events"][-1]["kind"] == "resolved" and shown["events"][-1]["by"] == "bo"
+    assert f"#{root['id']}" in shown["events"][-1]["note"]
+    assert by_key(sessions)[("weather", "row_count_anomaly")]["status"] == other["status"] == "open"
+
+
+def test_an_alert_is_split_out_of_its_incident_by_hand_and_stays_out(settings, sessions, capsys):
+    ids = add_lineage(sessions)
+    record_and_group(sessions, [fires(ids["customers"], day(1)), fires(ids["sales"], day(1))])
+    found = by_key(sessions)
+    root, caused = found[("customers", "row_count_anomaly")], found[("sales", "row_count_anomaly")]
+
+    assert run_cli(settings, sessions, "alerts", "split", str(caused["id"]), "--by", "ana") == 0
+    assert by_key(sessions)[("sales", "row_count_anomaly")]["caused_by"] is None
+    assert events(sessions, caused["id"])[-1] == ("split", "ana", f"split out of the incident of #{root['id']}")
+    assert events(sessions, root["id"])[-1] == ("split", "ana", f"#{caused['id']} split out of this incident")
+
+    # grouping again (another alert of that partition opens) leaves it out
+    record_and_group(sessions, [fires(ids["report"], day(1))], now=NOW + HOUR)
+    found = by_key(sessions)
+    assert found[("sales", "row_count_anomaly")]["caused_by"] is None
+    assert found[("report", "row_count_anomaly")]["caused_by"] == root["id"]
+
+    # a root, or an alert on its own, has nothing to split from: refused, nothing changes
+    capsys.readouterr()
+    assert run_cli(settings, sessions, "alerts", "split", str(root["id"]), "--by", "ana") == 2
+    assert "not caused by another alert" in capsys.readouterr().err
+    assert run_cli(settings, sessions, "alerts", "split", "999", "--by", "ana") == 2
+
+
+def test_alerts_list_shows_what_caused_each_alert(settings, sessions, capsys):
+    ids = add_lineage(sessions)
+    record_and_group(sessions, [fires(ids["customers"], day(1)), fires(ids["sales"], day(1))])
+    capsys.readouterr()
+    assert main(["alerts", "list", "--json"]) == 0
+    rows = {r["dataset"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["customers"]["caused_by"] is None
+    assert rows["sales"]["caused_by"] == rows["customers"]["id"]
+    assert main(["alerts", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if f"[caused by #{rows['customers']['id']}]" in line] == [
+        line for line in lines if " sales " in line]
+
+
+def test_the_demos_volume_drop_is_one_incident_that_holds_the_scores(demo, sessions, capsys):
+    truth = json.loads((demo.home / "demo" / "incidents.json").read_text())
+    drop = next(i["partition"] for i in truth if i["kind"] == "volume_drop")
+    on_that_day = [a for a in alerts(sessions, now=dt.datetime.now(dt.UTC))
+                   if a["partition"] == drop]
+    roots = [a for a in on_that_day if a["caused_by"] is None]
+    assert [(a["dataset"], a["monitor"]) for a in roots] == [("customer_snapshot", "volume:anomalies")]
+    knock_ons = [a for a in on_that_day if a["caused_by"] is not None]
+    assert ("model_scores", "volume:anomalies") in [(a["dataset"], a["monitor"]) for a in knock_ons]
+    assert {a["caused_by"] for a in knock_ons} == {roots[0]["id"]}
+
+    capsys.readouterr()
+    assert main(["gate", "--dataset", "model_scores", "--date", drop, "--json"]) == 1
+    holding = json.loads(capsys.readouterr().out)["holding"]
+    assert holding[0]["id"] == roots[0]["id"]  # the most upstream first
+
+    # the operator resolves the incident's root: the incident closes, the gate releases
+    assert main(["alerts", "resolve", str(roots[0]["id"]), "--by", "ana",
+                 "--resolution", "fixed"]) == 0
+    assert main(["gate", "--dataset", "model_scores", "--date", drop]) == 0
+    assert all(a["status"] == "resolved" for a in alerts(sessions, now=dt.datetime.now(dt.UTC))
+               if a["id"] in {k["id"] for k in knock_ons})
