@@ -164,3 +164,23 @@ def decomposition(frame: pd.DataFrame) -> go.Figure:
                            row=row, col=1, showlegend=False)
     figure.update_layout(height=560, margin=dict(l=10, r=10, t=30, b=10))
     return _date_axes(figure)
+
+
+HEALTH_FILL = {"ok": "#d4edda", **SEVERITY_COLOURS}
+
+
+def lineage_graph(health: pd.DataFrame) -> str:
+    """The datasets as a Graphviz DOT graph, each upstream pointing at what is built from it
+    and each node filled with the dataset's health (st.graphviz_chart draws it)."""
+    def quoted(name: str) -> str:  # a dataset name is data: never DOT syntax
+        return '"' + str(name).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = ["digraph lineage {", "  rankdir=LR;",
+             '  node [shape=box, style="rounded,filled", fontname="sans-serif"];']
+    for row in health.itertuples(index=False):
+        lines.append(f"  {quoted(row.dataset)} [fillcolor={quoted(HEALTH_FILL.get(row.health, '#eeeeee'))}, "
+                     f"tooltip={quoted(f'{row.dataset}: {row.health}')}];")
+        for upstream in row.upstream or []:
+            lines.append(f"  {quoted(upstream)} -> {quoted(row.dataset)};")
+    return "\n".join([*lines, "}"])
+

@@ -434,7 +434,7 @@ def _health_frame(marker: str) -> pd.DataFrame:
     del marker  # keys the cache
     with session_factory()() as session:
         rows = lifecycle.dataset_health(session, utcnow())
-    return pd.DataFrame(rows, columns=["dataset", "health", *UNRESOLVED_STATUSES, "muted",
+    return pd.DataFrame(rows, columns=["dataset", "upstream", "health", *UNRESOLVED_STATUSES, "muted",
                                        *SEVERITIES, "last_seen_at"]
                         ).rename(columns={"last_seen_at": "last alert seen"})
 

@@ -603,6 +603,7 @@ def dataset_health(session: Session, now: dt.datetime | None = None) -> list[dic
         by_severity = {s.value: sum(c["alerts"] for c in loud if c["severity"] == s) for s in Severity}
         rows.append({
             "dataset": dataset.name,
+            "upstream": list(dataset.upstream or []),
             "health": next((s for s, n in by_severity.items() if n), HEALTHY),
             **{status.value: sum(c["alerts"] for c in loud if c["status"] == status)
                for status in UNRESOLVED},

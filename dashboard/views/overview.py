@@ -47,7 +47,8 @@ with muted:
 st.subheader("Health per dataset")
 st.caption("A dataset's health is the worst severity among its open and acknowledged alerts "
            "that no mute covers.")
-st.dataframe(coloured(health, "health"), hide_index=True, key="overview.health",
+st.dataframe(coloured(health.drop(columns="upstream"), "health"), hide_index=True,
+             key="overview.health",
              column_config={"last alert seen": when_column("last alert seen")})
 links = st.columns(min(len(health), 4))
 for i, row in enumerate(health.itertuples(index=False)):
@@ -55,6 +56,12 @@ for i, row in enumerate(health.itertuples(index=False)):
         links[i % len(links)].page_link(
             ALERTS_PAGE, label=f"{row.dataset}: {row.open + row.acknowledged} unresolved →",
             query_params={"dataset": row.dataset, "status": "open,acknowledged"})
+
+if any(len(u) for u in health["upstream"]):
+    st.subheader("Lineage")
+    st.caption("Each arrow goes from a dataset to one built from it; a critical alert upstream "
+               "holds the partitions built from it (`python -m monitors gate`).")
+    st.graphviz_chart(charts.lineage_graph(health))
 
 partition = st.date_input("Batches of partition", value=services.expected_partition(),
                           key="overview.partition",

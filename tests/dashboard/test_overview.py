@@ -83,3 +83,17 @@ def test_datasets_without_alerts_are_healthy(demo, app, sessions):
     assert set(health["health"]) == {"ok"}
     assert {m.label: m.value for m in app.metric}["Open alerts"] == "0"
     assert any("No alert fired" in c.value for c in app.caption)
+
+
+def test_the_lineage_graph_draws_each_upstream_with_its_health(app, demo):
+    """The demo's scores are built from the snapshot: the overview draws that arrow, and
+    each dataset filled with its health."""
+    from dashboard.charts import HEALTH_FILL
+    from dashboard.services import health_frame
+
+    open_page(app, "overview")
+    [graph] = app.get("graphviz_chart")
+    dot = graph.proto.spec
+    assert '"customer_snapshot" -> "model_scores";' in dot
+    for row in health_frame().itertuples():
+        assert f'"{row.dataset}" [fillcolor="{HEALTH_FILL[row.health]}"' in dot
