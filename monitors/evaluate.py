@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from monitors.contract import Contract
 from monitors.freshness import arrival_delay_hours, partition_day_end, partition_due_at
 from monitors.plan import MonitorSpec
 from monitors.profile import QUANTILE_KEYS
+from monitors.segments import explain_volume
 from monitors.readers import ContractViolation, detect_format, read_file
 from store import queries
 from store.models import Batch, Dataset
@@ -78,6 +79,10 @@ class MetricHistory:
         # 40% of a backfill's time)
         self._series: dict[tuple[str, str, str], pd.Series] = {}
         self._categories: dict[str, tuple[pd.DataFrame, pd.Series]] = {}
+
+    def columns_with(self, metric: str) -> list[str]:
+        """The columns that have `metric` stored (table-level metrics have column "")."""
+        return [column for column, name in self._groups if name == metric and column]
 
     def _all_rows(self, column: str | None, metric: str) -> pd.DataFrame:
         rows = self._groups.get((column or "", metric))
@@ -142,6 +147,11 @@ def evaluate_metric(spec: MonitorSpec, history: MetricHistory, partition: dt.dat
         return Verdict(spec, partition, newest,
                        evidence={"breakout_at": pd.Timestamp(newest.at).date().isoformat()})
     finding = next((f for f in detection.findings if pd.Timestamp(f.at) == at), None)
+    if finding is not None and spec.metric == "row_count":
+        # said where the rows went, in the alert and its message
+        segment = explain_volume(history, partition)
+        if segment is not None:
+            finding = replace(finding, detail=f"{finding.detail}; {segment.sentence()}")
     return Verdict(spec, partition, finding)
 
 
