@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pandas as pd
 from sqlalchemy.orm import Session
 
+from monitors.baselines import load_baselines
 from monitors.datasets import find_dataset
 from monitors.config import MonitorConfig, MonitorsConfig
 from monitors.contract import Contract
@@ -73,7 +74,8 @@ def backtest(session: Session, dataset: Dataset, spec: MonitorSpec | MonitorConf
     history = MetricHistory(queries.read_metrics(session, dataset.id, until=end,
                                                  since=history_since(start),
                                                  metrics=sorted(metrics_read_by([spec]))),
-                            window_days=HISTORY_DAYS)
+                            window_days=HISTORY_DAYS,
+                            baselines=load_baselines(session, dataset.id))
     contract = Contract.model_validate(dataset.contract)  # once, for every partition
     alerts: list[BacktestAlert] = []
     condition_open = False  # a condition alert (drift, breakout) stays one alert until it passes

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from detectors import checks, registry
 from detectors.result import Detection, Finding
+from monitors.baselines import Baselines
 from monitors.contract import Contract
 from monitors.freshness import arrival_delay_hours, partition_day_end, partition_due_at
 from monitors.plan import MonitorSpec
@@ -67,10 +68,14 @@ def history_since(first: dt.date) -> dt.date:
 
 class MetricHistory:
     """A dataset's stored metrics (long format), sliced per monitor and partition: up to
-    the partition, and at most `window_days` back when given."""
+    the partition, at most `window_days` back when given, and not before an accepted new
+    normal of that metric (`baselines`: monitors.baselines, the one rule for runs,
+    backtests and charts)."""
 
-    def __init__(self, frame: pd.DataFrame, window_days: int | None = None):
+    def __init__(self, frame: pd.DataFrame, window_days: int | None = None,
+                 baselines: Baselines | None = None):
         self.window = None if window_days is None else pd.Timedelta(days=window_days)
+        self.baselines = baselines or Baselines()
         frame = frame.assign(column=frame["column"].fillna(""))
         self._groups = {key: group for key, group in frame.groupby(["column", "metric"], sort=False)}
         # a backfill asks for the same series and category table once per partition: each is
@@ -93,7 +98,7 @@ class MetricHistory:
             whole = pd.Series(rows["value"].to_numpy(dtype=float),
                               index=pd.DatetimeIndex(rows["partition"]), name=metric)
             self._series[column or "", metric, key] = whole
-        series = whole[self._judged(whole.index, until)]
+        series = whole[self._judged(whole.index, until, column, metric)]
         if series.empty:
             return series
         return series.asfreq("D")
@@ -107,16 +112,22 @@ class MetricHistory:
                 self._all_rows(column, "freq_other").set_index("partition")["value"])
         whole, other = self._categories[column]
         # a category first seen after `until` is all-NaN before it: not a column yet
-        frame = whole[self._judged(whole.index, until)].dropna(axis=1, how="all")
+        frame = whole[self._judged(whole.index, until, column, "freq")].dropna(axis=1, how="all")
         if frame.empty:
             return pd.DataFrame()
         frame["other"] = other.reindex(frame.index).fillna(0)
         return frame
 
-    def _judged(self, index: pd.DatetimeIndex, until: dt.date) -> np.ndarray:
+    def _judged(self, index: pd.DatetimeIndex, until: dt.date, column: str | None,
+                metric: str) -> np.ndarray:
         end = pd.Timestamp(until)
         inside = index <= end
-        return inside if self.window is None else inside & (index > end - self.window)
+        if self.window is not None:
+            inside &= index > end - self.window
+        start = self.baselines.start(column, metric, until) if self.baselines else None
+        if start is not None:  # an accepted new normal: what came before is not its history
+            inside &= index >= pd.Timestamp(start)
+        return inside
 
     def quantiles(self, column: str, until: dt.date) -> pd.DataFrame:
         """Numeric profiles: one row per partition, columns min, p01..p99, max, count."""

@@ -20,6 +20,7 @@ import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitors.alerts import Recorded, Signal, record_signals
+from monitors.baselines import load_baselines
 from monitors.catalog import delivered_files, sync_datasets
 from monitors.config import ConfigError, MonitorsConfig, load_config
 from monitors.contract import Contract
@@ -171,7 +172,7 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
             queries.read_metrics(session, dataset_id, until=partitions[-1],
                                  since=history_since(partitions[0]),
                                  metrics=sorted(metrics_read_by(specs))),
-            window_days=HISTORY_DAYS)
+            window_days=HISTORY_DAYS, baselines=load_baselines(session, dataset_id))
     for done, partition in enumerate(partitions, start=1):
         if should_stop():
             log.write(f"stopped before {partition}: handed back to the worker")
