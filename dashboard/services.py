@@ -13,7 +13,7 @@ import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard.metric_charts import downsample
-from monitors import admin, delivery, explain, mutes, queue
+from monitors import admin, baselines, delivery, explain, mutes, queue
 from monitors import alerts as lifecycle
 from monitors.backtest import backtest
 from monitors.datasets import find_dataset
@@ -558,6 +558,21 @@ def resolve_alerts(ids, *, by: str, resolution: str, note: str | None = None,
                                                      note=note or None, seen=seen.get(i)))
 
 
+ACCEPTABLE = baselines.ACCEPTABLE
+
+
+def accept_alert(alert_id: int, *, by: str, note: str,
+                 seen: str | None = None) -> tuple[list[int], list[str]]:
+    """Accept the alert's change as the new normal (monitors.baselines.accept)."""
+    return _each([alert_id], lambda s, i: baselines.accept(s, i, by=by, note=note or None,
+                                                           seen=seen))
+
+
+def unaccept_alert(alert_id: int, *, by: str) -> tuple[list[int], list[str]]:
+    """Withdraw the acceptance: the alert opens again (monitors.baselines.unaccept)."""
+    return _each([alert_id], lambda s, i: baselines.unaccept(s, i, by=by))
+
+
 def comment_alert(alert_id: int, *, by: str, note: str) -> None:
     with session_factory().begin() as session:
         lifecycle.comment(session, alert_id, by=by, note=note)
@@ -600,12 +615,20 @@ def _alert_document(alert_id: int, marker: str) -> dict | None:
     return document
 
 
-@st.cache_data(ttl=120)
 def alert_history(alert_id: int) -> dict | None:
     """What the alert's chart shows (monitors.explain.alert_history), None for no alert."""
     document = alert_document(alert_id)
     if document is None:
         return None
+    # keyed by the alert's timeline too: an acceptance (or its withdrawal) adds an event,
+    # and the chart then draws its marker at once
+    return _alert_history(alert_id, len(document["events"]))
+
+
+@st.cache_data(ttl=120)
+def _alert_history(alert_id: int, events: int) -> dict | None:
+    del events  # keys the cache
+    document = alert_document(alert_id)
     with session_factory()() as session:
         return explain.alert_history(session, _config(), document)
 

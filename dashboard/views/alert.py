@@ -89,6 +89,27 @@ if acts[4].button("Rerun partition", key="alert.rerun", disabled=not who.can_act
         state.setdefault("alert.runs", {})[alert_id] = run_id
         _changed(f"Run {run_id} queued for {document['dataset']} {seen_partition}.")
 
+# a change of a metric can be accepted as the new normal; an acceptance can be withdrawn
+history = services.alert_history(alert_id)
+accepted = any(m["alert_id"] == alert_id for m in (history or {}).get("markers", []))
+if accepted:
+    if st.button("Withdraw acceptance", key="alert.unaccept", disabled=not who.can_act,
+                 help="The monitors judge this metric on its whole history again"):
+        done, refused = services.unaccept_alert(alert_id, by=who.name)
+        _changed(f"Acceptance withdrawn by {who.name}; the alert is open again." if done else None,
+                 refused)
+elif document["detector"] in services.ACCEPTABLE and not resolved:
+    with st.form("alert.accept_form", clear_on_submit=True, border=False):
+        line = st.columns([6, 2], vertical_alignment="bottom")
+        why = line[0].text_input("Why this is the new normal", key="alert.accept_note",
+                                 placeholder="a new warehouse went live")
+        if line[1].form_submit_button("Accept as new normal", disabled=not who.can_act,
+                                      help="From the change on, its monitors judge only the "
+                                           "history after it; the alert is resolved as expected"):
+            done, refused = services.accept_alert(alert_id, by=who.name, note=why,
+                                                  seen=seen_status)
+            _changed(f"Accepted as the new normal by {who.name}." if done else None, refused)
+
 with st.form("alert.comment_form", clear_on_submit=True, border=False):
     line = st.columns([6, 1], vertical_alignment="bottom")
     note = line[0].text_input("Comment", key="alert.comment", placeholder="what you found")
@@ -134,7 +155,6 @@ if run_id is not None:
         rerun_status(run_id)
 
 # ---- why: the history, the band, the evidence ---------------------------------------------
-history = services.alert_history(alert_id)
 kind = history["kind"] if history is not None else None
 subject = document["column"] or document["dataset"]
 if kind == "drift":
@@ -166,7 +186,8 @@ elif history is not None and not history["series"].dropna().empty:
         history["series"], title=history["label"], band=history["band"],
         anomalies=history["anomalies"], others=history["others"],
         breakouts=history["breakouts"], thresholds=thresholds,
-        focus=pd.Timestamp(document["partition"]) if document["partition"] else None)
+        focus=pd.Timestamp(document["partition"]) if document["partition"] else None,
+        markers=history.get("markers", []))
     st.plotly_chart(figure, key="alert.chart")
     if history["note"]:
         st.caption(history["note"])
