@@ -20,7 +20,13 @@ from detectors import checks, registry
 from detectors.result import Detection, Finding
 from monitors.baselines import Baselines
 from monitors.contract import Contract
-from monitors.freshness import arrival_delay_hours, partition_day_end, partition_due_at
+from monitors.freshness import (
+    arrival_delay_hours,
+    first_arrival,
+    partition_day_end,
+    partition_due_at,
+    unwatched,
+)
 from monitors.plan import MonitorSpec
 from monitors.profile import QUANTILE_KEYS
 from monitors.readers import ContractViolation, detect_format, read_file
@@ -242,14 +248,21 @@ def evaluate_partition(session: Session, dataset: Dataset, contract: Contract,
                     sensitive = [c.name for c in contract.columns if c.sensitive]
                     verdicts.append(evaluate_check(spec, frame, partition, sensitive))
         else:
-            verdicts.append(_batch_state_verdict(spec, dataset, partition, batch, latest, now))
+            arrived_at = None
+            if spec.kind == "freshness" and batch is not None:
+                arrived_at = first_arrival(session, dataset.id, partition) or batch.arrived_at
+            verdicts.append(_batch_state_verdict(spec, dataset, partition, batch, latest, now,
+                                                 arrived_at))
     return verdicts
 
 
 def _batch_state_verdict(spec: MonitorSpec, dataset: Dataset, partition: dt.date,
                          batch: Batch | None, latest: Batch | None,
-                         now: dt.datetime | None) -> Verdict:
-    """The contract, freshness and missing monitors: verdicts on what was delivered."""
+                         now: dt.datetime | None,
+                         arrived_at: dt.datetime | None = None) -> Verdict:
+    """The contract, freshness and missing monitors: verdicts on what was delivered.
+    `arrived_at`: the partition's first delivery (monitors.freshness.first_arrival), which
+    freshness judges; the batch in force's arrival when not given."""
     day_end = partition_day_end(partition)
     deadline = partition_due_at(partition, dataset.deadline_hours)
     at = pd.Timestamp(partition)
@@ -263,12 +276,15 @@ def _batch_state_verdict(spec: MonitorSpec, dataset: Dataset, partition: dt.date
     if spec.kind == "freshness":
         if batch is None:
             return Verdict(spec, partition, None, skipped="no batch in force")
-        detection = checks.freshness(batch.arrived_at, expected_at=day_end, deadline_at=deadline,
+        arrived_at = arrived_at or batch.arrived_at
+        detection = checks.freshness(arrived_at, expected_at=day_end, deadline_at=deadline,
                                      at=at)
         finding = detection.findings[0] if detection.findings else None
+        if finding is not None and (why := unwatched(dataset, partition)):
+            return Verdict(spec, partition, None, skipped=why)
         return Verdict(spec, partition, finding,
-                       evidence={"arrived_at": batch.arrived_at.isoformat(),
-                                 "delay_hours": round(arrival_delay_hours(partition, batch.arrived_at), 2)})
+                       evidence={"arrived_at": arrived_at.isoformat(),
+                                 "delay_hours": round(arrival_delay_hours(partition, arrived_at), 2)})
     # missing: nothing delivered at all (a quarantined delivery is the contract's alert)
     if latest is not None:
         return Verdict(spec, partition, None)

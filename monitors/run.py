@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitors.alerts import Recorded, Signal, record_signals
 from monitors.baselines import load_baselines
-from monitors.catalog import delivered_files, sync_datasets
+from monitors.catalog import delivered_files, infer_missing_contract, sync_datasets
 from monitors.config import ConfigError, MonitorsConfig, load_config
 from monitors.contract import Contract
 from monitors.errors import NotFound
@@ -34,6 +34,7 @@ from monitors.evaluate import (
     metrics_read_by,
 )
 from monitors.faults import kill_point
+from monitors.freshness import note_watching
 from monitors.ingest import ingest_file, ingest_sql
 from monitors.notify import HttpSender, Sender, notify_config_from, notify_run
 from monitors.plan import plan_monitors
@@ -151,9 +152,12 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
     with sessions.begin() as session:
         sync_datasets(session, config, settings.home)
         dataset = session.get(Dataset, dataset_id)
+        note_watching(dataset, now or dt.datetime.now(dt.UTC))
+        infer_missing_contract(settings, dataset, partitions)
         name, kind = dataset.name, dataset.kind
-        # parsed once: ingestion and evaluation of every partition of the run use it
-        contract = Contract.model_validate(dataset.contract)
+        # parsed once: ingestion and evaluation of every partition of the run use it; a
+        # dataset with nothing delivered yet has no columns, only deliveries, to judge
+        contract = Contract.model_validate(dataset.contract or {"columns": []})
         declared = config.dataset(name)
         specs = plan_monitors(kind, contract, declared)
         owner = declared.owner if declared else None
