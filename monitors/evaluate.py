@@ -47,6 +47,9 @@ def metrics_read_by(specs) -> set[str]:
     return needed
 # breakouts are confirmed only once the new regime has lasted a while: look back this far
 BREAKOUT_LOOKBACK_DAYS = 21
+# the points of history a verdict needs: a new dataset's first weeks (or a metric's first
+# weeks after an accepted new normal) are its normal in the making, not a change of it
+MIN_HISTORY = {"breakouts": 21}
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +147,13 @@ class MetricHistory:
 def evaluate_metric(spec: MonitorSpec, history: MetricHistory, partition: dt.date) -> Verdict:
     """Run a metric monitor for one partition."""
     at = pd.Timestamp(partition)
+    needed = MIN_HISTORY.get(spec.detector)
+    if needed and spec.metric:
+        points = int(history.series(spec.column, spec.metric, partition,
+                                    key=str(spec.options.get("key", ""))).count())
+        if points < needed:
+            return Verdict(spec, partition, None,
+                           skipped=f"history {points} < {needed} points: too new to judge")
     try:
         detection = _detect(spec, history, partition, since=at)
     except Exception as exc:  # one monitor's failure must not stop the run; it becomes a finding
