@@ -252,7 +252,7 @@ def backtest_frame(dataset: str, monitor_json: str, start: dt.date, end: dt.date
     with session_factory()() as session:
         found = find_dataset(session, dataset)
         try:
-            alerts = backtest(session, found, monitor, start, end)
+            alerts = backtest(session, found, monitor, start, end, config=_config())
         finally:
             session.rollback()
     rows = [{**asdict(a), "week": a.week} for a in alerts]

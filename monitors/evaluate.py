@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from detectors import checks, registry
 from detectors.result import Detection, Finding
 from monitors.baselines import Baselines
+from monitors.references import References, pinned_drift
 from monitors.contract import Contract
 from monitors.freshness import (
     arrival_delay_hours,
@@ -82,9 +83,11 @@ class MetricHistory:
     backtests and charts)."""
 
     def __init__(self, frame: pd.DataFrame, window_days: int | None = None,
-                 baselines: Baselines | None = None):
+                 baselines: Baselines | None = None, references: References | None = None):
         self.window = None if window_days is None else pd.Timedelta(days=window_days)
         self.baselines = baselines or Baselines()
+        # pinned drift references (monitors.references), read with `raw`: outside the window
+        self.references = references or References()
         frame = frame.assign(column=frame["column"].fillna(""))
         self._groups = {key: group for key, group in frame.groupby(["column", "metric"], sort=False)}
         # a backfill asks for the same series and category table once per partition: each is
@@ -97,9 +100,11 @@ class MetricHistory:
         rows = self._groups.get((column or "", metric))
         return pd.DataFrame(columns=["partition", "key", "value"]) if rows is None else rows
 
-    def series(self, column: str | None, metric: str, until: dt.date, key: str = "") -> pd.Series:
+    def series(self, column: str | None, metric: str, until: dt.date, key: str = "", *,
+               raw: bool = False) -> pd.Series:
         """A daily series up to `until`; days without a batch are NaN, so weekly seasons
-        stay aligned across a missing day."""
+        stay aligned across a missing day. `raw`: all of it up to `until`, neither the
+        window nor an accepted baseline cut (a pinned reference's own history)."""
         whole = self._series.get((column or "", metric, key))
         if whole is None:
             rows = self._all_rows(column, metric)
@@ -107,12 +112,13 @@ class MetricHistory:
             whole = pd.Series(rows["value"].to_numpy(dtype=float),
                               index=pd.DatetimeIndex(rows["partition"]), name=metric)
             self._series[column or "", metric, key] = whole
-        series = whole[self._judged(whole.index, until, column, metric)]
+        series = whole[whole.index <= pd.Timestamp(until) if raw
+                       else self._judged(whole.index, until, column, metric)]
         if series.empty:
             return series
         return series.asfreq("D")
 
-    def categories(self, column: str, until: dt.date) -> pd.DataFrame:
+    def categories(self, column: str, until: dt.date, *, raw: bool = False) -> pd.DataFrame:
         """Category counts: one row per partition, one column per category, plus `other`."""
         if column not in self._categories:
             freq = self._all_rows(column, "freq")
@@ -121,7 +127,8 @@ class MetricHistory:
                 self._all_rows(column, "freq_other").set_index("partition")["value"])
         whole, other = self._categories[column]
         # a category first seen after `until` is all-NaN before it: not a column yet
-        frame = whole[self._judged(whole.index, until, column, "freq")].dropna(axis=1, how="all")
+        frame = whole[whole.index <= pd.Timestamp(until) if raw
+                      else self._judged(whole.index, until, column, "freq")].dropna(axis=1, how="all")
         if frame.empty:
             return pd.DataFrame()
         frame["other"] = other.reindex(frame.index).fillna(0)
@@ -138,9 +145,9 @@ class MetricHistory:
             inside &= index >= pd.Timestamp(start)
         return inside
 
-    def quantiles(self, column: str, until: dt.date) -> pd.DataFrame:
+    def quantiles(self, column: str, until: dt.date, *, raw: bool = False) -> pd.DataFrame:
         """Numeric profiles: one row per partition, columns min, p01..p99, max, count."""
-        parts = {m: self.series(column, m, until) for m in QUANTILE_KEYS}
+        parts = {m: self.series(column, m, until, raw=raw) for m in QUANTILE_KEYS}
         return pd.DataFrame(parts).dropna(how="all")
 
 
@@ -156,8 +163,13 @@ def evaluate_metric(spec: MonitorSpec, history: MetricHistory, partition: dt.dat
                            skipped=f"history {points} < {needed} points: too new to judge")
     try:
         detection = _detect(spec, history, partition, since=at)
+        pinned = _pinned(spec, history, partition)
     except Exception as exc:  # one monitor's failure must not stop the run; it becomes a finding
         return monitor_failed(spec, partition, exc)
+    if pinned is not None and not any(pd.Timestamp(f.at) == at for f in detection.findings):
+        # drifted from the pinned reference, whatever the recent batches say: a persistent
+        # drift stays one open alert until it is fixed or accepted
+        return Verdict(spec, partition, pinned, evidence={"reference": "pinned"})
     if detection.skipped:
         return Verdict(spec, partition, None, skipped=detection.skipped)
     if spec.detector == "breakouts":
@@ -170,6 +182,19 @@ def evaluate_metric(spec: MonitorSpec, history: MetricHistory, partition: dt.dat
                        evidence={"breakout_at": pd.Timestamp(newest.at).date().isoformat()})
     finding = next((f for f in detection.findings if pd.Timestamp(f.at) == at), None)
     return Verdict(spec, partition, finding)
+
+
+def _pinned(spec: MonitorSpec, history: MetricHistory, partition: dt.date) -> Finding | None:
+    """A drift monitor's verdict against its pinned reference window, if one is set."""
+    window = history.references.window(spec.column) if spec.detector == "drift" else None
+    if window is None or not spec.column:
+        return None
+    profiles = (history.categories(spec.column, partition, raw=True) if spec.metric == "freq"
+                else history.quantiles(spec.column, partition, raw=True))
+    if profiles.empty:
+        return None
+    return pinned_drift(spec, profiles, partition, window,
+                        history.baselines.start(spec.column, spec.metric, partition))
 
 
 def detect_history(spec: MonitorSpec, history: MetricHistory, until: dt.date, *,

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitors.alerts import Recorded, Signal, record_signals
 from monitors.baselines import load_baselines
+from monitors.references import load_references
 from monitors.catalog import delivered_files, infer_missing_contract, sync_datasets
 from monitors.config import ConfigError, MonitorsConfig, load_config
 from monitors.contract import Contract
@@ -172,11 +173,13 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
                     log.write(f"{partition}: {outcome.status}"
                               + (f" ({outcome.reason})" if outcome.reason else ""))
     with log.stage("history"), sessions() as session:
+        references = load_references(session, dataset_id, declared)
+        since = min(history_since(partitions[0]), references.earliest() or dt.date.max)
         history = MetricHistory(
-            queries.read_metrics(session, dataset_id, until=partitions[-1],
-                                 since=history_since(partitions[0]),
+            queries.read_metrics(session, dataset_id, until=partitions[-1], since=since,
                                  metrics=sorted(metrics_read_by(specs))),
-            window_days=HISTORY_DAYS, baselines=load_baselines(session, dataset_id))
+            window_days=HISTORY_DAYS, baselines=load_baselines(session, dataset_id),
+            references=references)
     for done, partition in enumerate(partitions, start=1):
         if should_stop():
             log.write(f"stopped before {partition}: handed back to the worker")
