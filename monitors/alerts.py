@@ -12,6 +12,12 @@ A run hands `record_signals` one `Signal` per monitor and partition evaluated:
   value, one more occurrence), never adds a second alert;
 - one whose alert was resolved reopens it (`reopened`) when its partition is at most
   `REOPEN_WINDOW` after the alert's last firing partition, and otherwise opens a new alert;
+- one alert per change: a firing anomaly or breakout with no alert of its own to update
+  folds into the unresolved alert of a change of the same metric (CHANGE_DETECTORS): an
+  anomaly into an open breakout that began by its partition, or into an anomaly alert of
+  the metric that fired within `REOPEN_WINDOW`; a breakout takes over the anomaly alert of
+  its metric that fired since the new level began. The firing is one more occurrence of
+  that alert (`updated`, which notifies nobody);
 - a passing signal resolves the open alert of its fingerprint (resolution `auto`, by
   `system`) unless the alert fired on a later partition than the one that passed; so a
   rerun of an old partition whose corrected batch passes resolves the alerts it invalidates.
