@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitors.errors import NotFound, Refused
-from store.models import Alert, AlertOccurrence, AlertStatus, Baseline, Dataset, utcnow
+from store.models import Alert, AlertOccurrence, Baseline, Dataset, utcnow
 
 # the alerts that say "the metric changed": a new level, a point off its band, a drift.
 # Checks, contract breaks and late batches are not a level anyone can accept.

@@ -5,22 +5,16 @@ Lateness is somebody's incident only for a partition that fell due while the sys
 watching the dataset (`unwatched`): a backfill of history lands files months after their
 deadline, and nobody was waiting for them then. A partition's lateness is that of its first
 delivery (`first_arrival`), so a corrected redelivery of an old partition is not "late".
-And a file that lands for a partition marked missing is noticed by the worker's poll
-(`request_late_deliveries`), which queues its run: the run lands it and the missing alert
-resolves."""
+A file that lands for a partition marked missing is noticed by monitors.late_files."""
 from __future__ import annotations
 
 import datetime as dt
-import logging
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from store import queries
-from store.models import UNRESOLVED, Alert, Batch, BatchStatus, Dataset, Run
-
-log = logging.getLogger(__name__)
-MISSING_MONITOR = "freshness:missing"
+from store.models import Batch, BatchStatus, Dataset
 
 
 def partition_day_end(partition: dt.date) -> dt.datetime:
@@ -72,41 +66,3 @@ def note_watching(dataset: Dataset, clock: dt.datetime) -> None:
     """A run of the dataset happens at `clock`: it is watched from its earliest run on."""
     if dataset.watched_since is None or clock < dataset.watched_since:
         dataset.watched_since = clock
-
-
-def request_late_deliveries(session: Session, settings) -> list[Run]:
-    """Runs for the partitions marked missing (an unresolved missing alert) whose file has
-    landed since: the run lands it and resolves the alert. A partition is asked for once
-    per delivery: not while a run requested after the file's arrival exists. SQL sources
-    are not listed here: their partitions are read when their schedule runs."""
-    from monitors.catalog import delivered_files  # the readers: only where files are looked at
-    from monitors.file_roots import OutsideRoots
-    from monitors.queue import RunTrigger, request_run
-
-    requested: list[Run] = []
-    missing = session.execute(
-        select(Alert.partition, Dataset).join(Dataset, Dataset.id == Alert.dataset_id)
-        .where(Alert.monitor == MISSING_MONITOR, Alert.partition.is_not(None),
-               Alert.status.in_([s.value for s in UNRESOLVED]), Dataset.format != "sql",
-               Dataset.paused.is_(False))).all()
-    for partition, dataset in missing:
-        if queries.get_latest_batch(session, dataset.id, partition) is not None:
-            continue  # something landed: the next run of the partition judges it
-        try:
-            files = delivered_files(settings, dataset, partition)
-        except OutsideRoots as exc:
-            log.warning("dataset %s: late files not looked for: %s", dataset.name, exc)
-            continue
-        if not files:
-            continue
-        landed = max(dt.datetime.fromtimestamp(p.stat().st_mtime, dt.UTC) for p in files)
-        asked = session.scalar(select(func.count(Run.id)).where(
-            Run.dataset_id == dataset.id, Run.partition_from <= partition,
-            Run.partition_to >= partition, Run.requested_at >= landed))
-        if asked:
-            continue
-        log.info("dataset %s: a file landed for missing partition %s; run requested",
-                 dataset.name, partition)
-        requested.append(request_run(session, dataset, partition, partition,
-                                     trigger=RunTrigger.manual, by="late delivery"))
-    return requested

@@ -323,9 +323,9 @@ class Worker:
 
     def notice_late_deliveries(self) -> list[int]:
         """Queue a run for each partition marked missing whose file has landed since
-        (monitors.freshness): claimed in the same poll, it lands the file and resolves the
+        (monitors.late_files): claimed in the same poll, it lands the file and resolves the
         missing alert."""
-        from monitors.freshness import request_late_deliveries
+        from monitors.late_files import request_late_deliveries  # the readers: only here
 
         with self.sessions.begin() as session:
             return [run.id for run in request_late_deliveries(session, self.settings)]

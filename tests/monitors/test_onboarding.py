@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-import yaml
 from sqlalchemy import select
 
 from monitors.alerts import list_alerts
+from monitors.contract import Contract
+from monitors.evaluate import MetricHistory, evaluate_metric
+from monitors.plan import plan_monitors
 from monitors.worker import Worker
+from store import queries
 from store.models import Alert, Batch, Dataset
 from tests.monitors import steps
 
@@ -69,10 +72,6 @@ def test_a_new_dataset_is_not_judged_for_breakouts_before_it_has_a_history(setti
     assert monitor_alerts(sessions, "volume:breakouts") == []
     with sessions() as session:
         dataset = session.scalar(select(Dataset).where(Dataset.name == steps.NAME))
-        from monitors.evaluate import MetricHistory, evaluate_metric
-        from monitors.plan import plan_monitors
-        from monitors.contract import Contract
-        from store import queries
         spec = next(s for s in plan_monitors(dataset.kind, Contract.model_validate(dataset.contract),
                                              None) if s.name == "volume:breakouts")
         history = MetricHistory(queries.read_metrics(session, dataset.id))

@@ -11,8 +11,10 @@ import yaml
 from sqlalchemy import select
 
 from monitors.baselines import accept
-from monitors.config import ConfigError, parse_config
-from store.models import Alert
+from monitors.catalog import sync_datasets
+from monitors.config import ConfigError, load_config, parse_config
+from monitors.run import execute_run
+from store.models import Alert, Dataset, Run
 from tests.monitors import steps
 
 NAME = "scores"
@@ -49,9 +51,6 @@ def run(sessions, settings, first: int, last: int):
     for n in range(first, last + 1):
         deliver(settings, n)
     with sessions.begin() as session:
-        from monitors.catalog import sync_datasets
-        from monitors.config import load_config
-        from store.models import Dataset, Run
         sync_datasets(session, load_config(settings.config_path), settings.home)
         dataset = session.scalar(select(Dataset).where(Dataset.name == NAME))
         queued = Run(dataset_id=dataset.id, trigger="schedule", partition_from=day(first),
@@ -59,7 +58,6 @@ def run(sessions, settings, first: int, last: int):
         session.add(queued)
         session.flush()
         run_id = queued.id
-    from monitors.run import execute_run
     execute_run(sessions, settings, run_id, now=steps.live_morning(day(last)), notify=False)
 
 
