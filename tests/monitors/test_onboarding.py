@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+import sqlalchemy as sa
+import yaml
 from sqlalchemy import select
 
 from monitors.alerts import list_alerts
@@ -121,3 +123,26 @@ def test_a_dataset_declared_without_a_contract_infers_it_from_its_first_batch(se
     assert [c["name"] for c in dataset.contract["columns"]] == ["id", "amount", "channel"]
     assert dataset.contract["inferred"] is True
     assert batches == ["ingested"] * 3
+
+
+def test_a_sql_dataset_declared_without_a_contract_reads_it_from_its_table(settings, sessions,
+                                                                          tmp_path):
+    source = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    engine = sa.create_engine(source)
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE payments (paid_on DATE, id INTEGER, "
+                                   "amount FLOAT, country VARCHAR(2))"))
+        connection.execute(sa.text(
+            "INSERT INTO payments VALUES ('2026-03-01', 1, 9.5, 'FR'), ('2026-03-01', 2, 3.0, 'DE')"))
+    engine.dispose()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.config_path.write_text(yaml.safe_dump({"datasets": [{
+        "name": steps.NAME, "format": "sql", "source": source, "table": "payments",
+        "partition_key": "paid_on"}]}))
+    steps.run(sessions, settings, day(0), day(0), now=steps.live_morning(day(0)))
+    with sessions() as session:
+        dataset = session.scalar(select(Dataset).where(Dataset.name == steps.NAME))
+        batch = session.scalar(select(Batch).where(Batch.dataset_id == dataset.id))
+    assert [(c["name"], c["type"]) for c in dataset.contract["columns"]] == [
+        ("id", "integer"), ("amount", "float"), ("country", "string")]
+    assert (batch.status, batch.rows) == ("ingested", 2)
