@@ -60,6 +60,17 @@ def test_a_permanent_step_is_one_change_one_message(settings, sessions):
     assert len(raised) <= 2
     assert len(sender.posts) == 1
 
+    # folding is a rule of the lifecycle, not of the order of events: a rerun of the whole
+    # change replays to the same alerts
+    def state():
+        with sessions() as session:
+            return [(a.id, a.fingerprint, a.status, a.occurrences, a.message)
+                    for a in session.scalars(select(Alert).order_by(Alert.id))]
+    before = state()
+    steps.run(sessions, settings, STEP, day(BASELINE_DAYS + STEP_DAYS - 1), trigger="backfill",
+              now=steps.live_morning(day(BASELINE_DAYS + STEP_DAYS)))
+    assert state() == before
+
 
 def change_alert(sessions) -> dict:
     raised = alerts_since(sessions, STEP)
