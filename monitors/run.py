@@ -202,6 +202,10 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
             fired = sum(1 for v in verdicts if v.finding is not None)
             log.write(f"{partition}: {fired} finding(s); alerts new {len(recorded.new)}, "
                       f"updated {len(recorded.updated)}, resolved {len(recorded.resolved)}")
+            # a monitor that could not judge says why (too little history, not due yet, ...)
+            skipped = [f"{v.spec.name} ({v.skipped})" for v in verdicts if v.skipped]
+            if skipped:
+                log.write(f"{partition}: not judged: {'; '.join(skipped)}")
             total.merge(recorded)
     return RunStatus.succeeded, None, total
 

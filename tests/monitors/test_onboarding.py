@@ -15,7 +15,7 @@ from monitors.evaluate import MetricHistory, evaluate_metric
 from monitors.plan import plan_monitors
 from monitors.worker import Worker
 from store import queries
-from store.models import Alert, Batch, Dataset
+from store.models import Alert, Batch, Dataset, Run
 from tests.monitors import steps
 
 HOUR = dt.timedelta(hours=1)
@@ -79,6 +79,9 @@ def test_a_new_dataset_is_not_judged_for_breakouts_before_it_has_a_history(setti
         history = MetricHistory(queries.read_metrics(session, dataset.id))
         verdict = evaluate_metric(spec, history, day(15))
     assert verdict.skipped == "history 16 < 21 points: too new to judge"
+    with sessions() as session:
+        last = session.scalars(select(Run).order_by(Run.id.desc())).first()
+    assert "volume:breakouts (history 16 < 21 points: too new to judge)" in last.log
 
 
 def test_a_running_worker_picks_up_a_late_file_for_a_missing_partition(settings, sessions):
