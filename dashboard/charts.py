@@ -22,6 +22,7 @@ BAND_FILL = "rgba(31, 119, 180, 0.15)"
 EXPECTED = "rgba(31, 119, 180, 0.6)"
 ANOMALY = "#d62728"
 BREAKOUT = "#9467bd"
+NEW_NORMAL = "#2ca02c"   # an accepted baseline marker
 THRESHOLD = "#ff7f0e"
 
 
@@ -80,14 +81,16 @@ def metric_history(series: pd.Series, *, title: str, band: pd.DataFrame | None =
                    others: pd.Series | None = None,
                    breakouts: Iterable[Mapping] = (),
                    thresholds: Mapping[str, float | None] | None = None,
-                   focus: pd.Timestamp | None = None) -> go.Figure:
+                   focus: pd.Timestamp | None = None,
+                   markers: Iterable[Mapping] = ()) -> go.Figure:
     """The metric's history with what a monitor judged it by.
 
     `band`: expected, lower, upper indexed by time (drawn as a shaded band and a dotted
     expected line); `anomalies`: the values the alert fired on, indexed by time;
     `others`: further points the detector flags (drawn fainter); `breakouts`: dicts with `at` and optionally `before` and `after` (the levels of the old
     and new regimes); `thresholds`: `lower`/`upper` constants; `focus`: the alert's
-    partition, drawn as a faint vertical line.
+    partition, drawn as a faint vertical line; `markers`: accepted new normals (`at`,
+    `by`), a solid vertical line each: the monitor judges only what comes after it.
     """
     anomalies = anomalies if anomalies is not None else pd.Series(dtype=float)
     series = thin(series.to_frame("value"), "value", keep=anomalies.index)["value"]
@@ -127,6 +130,11 @@ def metric_history(series: pd.Series, *, title: str, band: pd.DataFrame | None =
             _level_segments(figure, series, at, before, after)
         figure.add_annotation(x=at, y=1.02, yref="paper", text=text, showarrow=False,
                               font=dict(color=BREAKOUT), xanchor="left")
+    for marker in markers:
+        at = float(epoch_ms([pd.Timestamp(marker["at"])])[0])
+        figure.add_vline(x=at, line=dict(color=NEW_NORMAL, width=2))
+        figure.add_annotation(x=at, y=0.98, yref="paper", showarrow=False, xanchor="left",
+                              text=f"new normal ({marker['by']})", font=dict(color=NEW_NORMAL))
     if focus is not None:
         # a day-wide shade, behind the data: the partition the alert is about
         day = float(epoch_ms([focus])[0])

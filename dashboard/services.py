@@ -13,7 +13,7 @@ import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard.metric_charts import downsample
-from monitors import admin, delivery, explain, mutes, queue
+from monitors import admin, baselines, delivery, explain, mutes, queue
 from monitors import alerts as lifecycle
 from monitors.backtest import backtest
 from monitors.datasets import find_dataset
@@ -254,7 +254,7 @@ def backtest_frame(dataset: str, monitor_json: str, start: dt.date, end: dt.date
     with session_factory()() as session:
         found = find_dataset(session, dataset)
         try:
-            alerts = backtest(session, found, monitor, start, end)
+            alerts = backtest(session, found, monitor, start, end, config=_config())
         finally:
             session.rollback()
     rows = [{**asdict(a), "week": a.week} for a in alerts]
@@ -567,6 +567,21 @@ def reopen_alert(alert_id: int, *, by: str, note: str | None = None,
                                                            seen=seen))
 
 
+ACCEPTABLE = baselines.ACCEPTABLE
+
+
+def accept_alert(alert_id: int, *, by: str, note: str,
+                 seen: str | None = None) -> tuple[list[int], list[str]]:
+    """Accept the alert's change as the new normal (monitors.baselines.accept)."""
+    return _each([alert_id], lambda s, i: baselines.accept(s, i, by=by, note=note or None,
+                                                           seen=seen))
+
+
+def unaccept_alert(alert_id: int, *, by: str) -> tuple[list[int], list[str]]:
+    """Withdraw the acceptance: the alert opens again (monitors.baselines.unaccept)."""
+    return _each([alert_id], lambda s, i: baselines.unaccept(s, i, by=by))
+
+
 def comment_alert(alert_id: int, *, by: str, note: str) -> None:
     with session_factory().begin() as session:
         lifecycle.comment(session, alert_id, by=by, note=note)
@@ -609,12 +624,20 @@ def _alert_document(alert_id: int, marker: str) -> dict | None:
     return document
 
 
-@st.cache_data(ttl=120)
 def alert_history(alert_id: int) -> dict | None:
     """What the alert's chart shows (monitors.explain.alert_history), None for no alert."""
     document = alert_document(alert_id)
     if document is None:
         return None
+    # keyed by the alert's timeline too: an acceptance (or its withdrawal) adds an event,
+    # and the chart then draws its marker at once
+    return _alert_history(alert_id, len(document["events"]))
+
+
+@st.cache_data(ttl=120)
+def _alert_history(alert_id: int, events: int) -> dict | None:
+    del events  # keys the cache
+    document = alert_document(alert_id)
     with session_factory()() as session:
         return explain.alert_history(session, _config(), document)
 

@@ -12,6 +12,12 @@ A run hands `record_signals` one `Signal` per monitor and partition evaluated:
   value, one more occurrence), never adds a second alert;
 - one whose alert was resolved reopens it (`reopened`) when its partition is at most
   `REOPEN_WINDOW` after the alert's last firing partition, and otherwise opens a new alert;
+- one alert per change: a firing anomaly or breakout with no alert of its own to update
+  folds into the unresolved alert of a change of the same metric (CHANGE_DETECTORS): an
+  anomaly into an open breakout that began by its partition, or into an anomaly alert of
+  the metric that fired within `REOPEN_WINDOW`; a breakout takes over the anomaly alert of
+  its metric that fired since the new level began. The firing is one more occurrence of
+  that alert (`updated`, which notifies nobody);
 - a passing signal resolves the open alert of its fingerprint (resolution `auto`, by
   `system`) unless the alert fired on a later partition than the one that passed; so a
   rerun of an old partition whose corrected batch passes resolves the alerts it invalidates.
@@ -74,6 +80,11 @@ from store.models import (
 )
 
 REOPEN_WINDOW = dt.timedelta(days=3)
+# the detectors whose findings are a change of a metric's level: a point anomaly that
+# continues an open change of the same metric (a breakout, or anomalies days apart) folds
+# into that alert, and a breakout found under open anomalies takes their alert over, so a
+# change is one alert and one message however many days it fires
+CHANGE_DETECTORS = ("anomalies", "breakouts")
 HEALTHY = "ok"
 HEALTH_LEVELS = (*(s.value for s in Severity), HEALTHY)  # worst first
 RESOLUTIONS = ("fixed", "expected", "false_positive", "no_action_needed")
@@ -201,6 +212,11 @@ class _Context:
 
     def fired(self, alert: Alert | None, signal: Signal, fp: str) -> Alert:
         digest = _finding_digest(signal)
+        if alert is None or (alert.status == AlertStatus.resolved
+                             and signal.partition - alert.partition > REOPEN_WINDOW):
+            change = self._change_in_progress(signal)
+            if change is not None:
+                return self._fold(change, signal, fp, digest)
         if alert is None:
             return self._open(signal, fp, digest)
         seen = self.occurrences.get((alert.id, signal.partition))
@@ -238,6 +254,76 @@ class _Context:
             self._event(alert, EventKind.resolved, SYSTEM,
                         f"monitor {signal.monitor} passed on partition {signal.partition}")
             self.recorded._note("resolved", alert.id)
+
+    def _change_in_progress(self, signal: Signal) -> Alert | None:
+        """The unresolved alert of a change this firing continues (see CHANGE_DETECTORS):
+        for a point anomaly, an open breakout of the same metric that began at or before
+        its partition, or an anomaly alert of the metric that fired within the reopen
+        window; for a breakout, an anomaly alert of the metric that fired since the new
+        level began."""
+        metric = signal.evidence.get("metric")
+        if signal.detector not in CHANGE_DETECTORS or not metric:
+            return None
+        column = (Alert.column.is_(None) if signal.column is None
+                  else Alert.column == signal.column)
+        candidates = self.session.scalars(
+            select(Alert).where(Alert.dataset_id == signal.dataset_id, column,
+                                Alert.detector.in_(CHANGE_DETECTORS),
+                                Alert.status.in_([s.value for s in UNRESOLVED]))
+            .order_by(Alert.id.desc()).with_for_update()
+            .execution_options(populate_existing=True)).all()
+        for candidate in candidates:
+            if (candidate.evidence or {}).get("metric") != metric:
+                continue
+            began = (candidate.evidence or {}).get("breakout_at")
+            if signal.point and candidate.detector == "breakouts":
+                found = began is not None and dt.date.fromisoformat(began) <= signal.partition
+            elif signal.point:
+                found = abs(signal.partition - candidate.partition) <= REOPEN_WINDOW
+            else:
+                start = signal.evidence.get("breakout_at")
+                found = (candidate.detector == "anomalies" and start is not None
+                         and candidate.partition >= dt.date.fromisoformat(start))
+            if found:
+                if not any(key[0] == candidate.id for key in self.occurrences):
+                    self.occurrences.update(_occurrences(self.session, [candidate.id]))
+                return candidate
+        return None
+
+    def _fold(self, change: Alert, signal: Signal, fp: str, digest: str) -> Alert:
+        """One alert per change: the firing becomes an occurrence of the change's alert
+        (an update, which notifies nobody), never an alert of its own."""
+        seen = self.occurrences.get((change.id, signal.partition))
+        if not signal.point:
+            # a breakout found under open anomalies: their alert becomes the change's, with
+            # the breakout's identity and words, and keeps the worse severity
+            worse = min(change.severity, signal.severity, key=list(Severity).index)
+            change.fingerprint, change.monitor = fp, signal.monitor
+            self._apply(change, signal, digest, seen)
+            change.severity = worse
+            self._event(change, EventKind.updated, SYSTEM,
+                        f"the anomalies since {signal.evidence.get('breakout_at')} are one "
+                        f"change, a new level: {signal.finding.detail}")
+            self.recorded._note("updated", change.id)
+            return change
+        if seen is not None:
+            return change  # this partition is part of the change already
+        if change.detector == "anomalies" and signal.monitor == change.monitor:
+            self._apply(change, signal, digest, None)
+        else:  # a breakout's alert keeps its words; the anomaly is one more day of it
+            seen = AlertOccurrence(alert_id=change.id, partition=signal.partition, digest=digest,
+                                   value=_float(signal.finding.value),
+                                   message=signal.finding.detail, run_id=self.run_id,
+                                   seen_at=self.now)
+            self.session.add(seen)
+            self.occurrences[(change.id, signal.partition)] = seen
+            change.occurrences += 1
+            change.last_seen_at = self.now
+        self._event(change, EventKind.updated, SYSTEM,
+                    f"{signal.monitor} on partition {signal.partition} continues this change "
+                    f"(occurrence {change.occurrences}): {signal.finding.detail}")
+        self.recorded._note("updated", change.id)
+        return change
 
     def _open(self, signal: Signal, fp: str, digest: str) -> Alert:
         alert = Alert(fingerprint=fp, dataset_id=signal.dataset_id, column=signal.column,

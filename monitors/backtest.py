@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import pandas as pd
 from sqlalchemy.orm import Session
 
+from monitors.baselines import load_baselines
+from monitors.references import load_references
 from monitors.datasets import find_dataset
 from monitors.config import MonitorConfig, MonitorsConfig
 from monitors.contract import Contract
@@ -64,16 +66,21 @@ def find_monitor(session: Session, config: MonitorsConfig, name: str,
 
 
 def backtest(session: Session, dataset: Dataset, spec: MonitorSpec | MonitorConfig,
-             start: dt.date, end: dt.date, *, now: dt.datetime | None = None) -> list[BacktestAlert]:
+             start: dt.date, end: dt.date, *, now: dt.datetime | None = None,
+             config: MonitorsConfig | None = None) -> list[BacktestAlert]:
     """The alerts `spec` would have raised on each partition from `start` to `end`."""
     if start > end:
         raise Invalid(f"the range is empty: {start} is after {end}")
     if isinstance(spec, MonitorConfig):
         spec = spec_from_config(spec)
+    references = load_references(session, dataset.id, config.dataset(dataset.name)
+                                 if config is not None else None)
     history = MetricHistory(queries.read_metrics(session, dataset.id, until=end,
-                                                 since=history_since(start),
+                                                 since=min(history_since(start),
+                                                           references.earliest() or dt.date.max),
                                                  metrics=sorted(metrics_read_by([spec]))),
-                            window_days=HISTORY_DAYS)
+                            window_days=HISTORY_DAYS,
+                            baselines=load_baselines(session, dataset.id), references=references)
     contract = Contract.model_validate(dataset.contract)  # once, for every partition
     alerts: list[BacktestAlert] = []
     condition_open = False  # a condition alert (drift, breakout) stays one alert until it passes

@@ -75,3 +75,31 @@ def _apply(dataset: Dataset, declared: DatasetConfig, home: Path) -> None:
     dataset.upstream = list(declared.upstream)
     if declared.contract is not None:
         dataset.contract = declared.contract.to_json()
+
+
+def infer_missing_contract(settings: Settings, dataset: Dataset,
+                           partitions: list[dt.date]) -> bool:
+    """A dataset declared without a contract gets the one its first batch implies, as
+    `ingest --create` does: the first file delivered for any of `partitions`, then frozen.
+    True when a contract was inferred; False when it has one, or nothing was delivered yet
+    (its runs then judge only deliveries). SQL sources: the table's columns, reflected."""
+    if dataset.contract:
+        return False
+    if dataset.format == "sql":
+        from monitors.pushdown import infer_table_contract  # SQLAlchemy reflection, only here
+
+        contract = infer_table_contract(dataset)
+    else:
+        from monitors.contract import infer_contract
+        from monitors.readers import read_schema
+
+        first = next((path for partition in partitions
+                      for path in delivered_files(settings, dataset, partition)), None)
+        if first is None:
+            return False
+        contract = infer_contract(read_schema(first, detect_format(first) or dataset.format,
+                                              settings.limits))
+    dataset.contract = contract.to_json()
+    log.info("dataset %s: contract inferred from its first batch: %s", dataset.name,
+             ", ".join(f"{c.name} {c.type}" for c in contract.columns))
+    return True

@@ -224,7 +224,7 @@ def _backtest(args, settings: Settings, sessions) -> int:
     config = load_config(settings.config_path)
     with sessions() as session:
         dataset, spec = find_monitor(session, config, args.monitor, args.dataset)
-        alerts = backtest(session, dataset, spec, args.start, args.end)
+        alerts = backtest(session, dataset, spec, args.start, args.end, config=config)
     weeks: dict[str, int] = {}
     for alert in alerts:
         weeks[alert.week] = weeks.get(alert.week, 0) + 1

@@ -108,6 +108,20 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parting.add_argument("id", type=int)
     parting.add_argument("--by", required=True)
 
+    accepting = alert_actions.add_parser(
+        "accept", help="accept the change as the new normal",
+        description="For a level change, an anomaly or a drift: from its change point on, the "
+                    "monitors of that metric judge only the history after it; the alert is "
+                    "resolved as expected. `alerts unaccept` undoes it.")
+    accepting.add_argument("id", type=int)
+    accepting.add_argument("--by", required=True)
+    accepting.add_argument("--note", required=True, help="why this is the new normal")
+
+    withdrawing = alert_actions.add_parser(
+        "unaccept", help="withdraw an acceptance: judge on the whole history again")
+    withdrawing.add_argument("id", type=int)
+    withdrawing.add_argument("--by", required=True)
+
     mutes = subparsers.add_parser("mutes", help="keep matching alerts quiet until an end time")
     mute_actions = mutes.add_subparsers(dest="action", required=True, metavar="ACTION")
 
@@ -240,6 +254,28 @@ def _alerts_split(args, settings, sessions) -> int:
 
 
 @_refusals_exit_2
+def _alerts_accept(args, settings, sessions) -> int:
+    from monitors.baselines import accept
+
+    with sessions.begin() as session:
+        marker = accept(session, args.id, by=args.by, note=args.note, now=_now())
+        where = f"{marker.column}·{marker.metric}" if marker.column else marker.metric
+        start = marker.from_partition
+    print(f"alert {args.id} accepted by {args.by}: {where} is judged from partition {start} on")
+    return 0
+
+
+@_refusals_exit_2
+def _alerts_unaccept(args, settings, sessions) -> int:
+    from monitors.baselines import unaccept
+
+    with sessions.begin() as session:
+        unaccept(session, args.id, by=args.by, now=_now())
+    print(f"alert {args.id}: acceptance withdrawn by {args.by}; the alert is open again")
+    return 0
+
+
+@_refusals_exit_2
 def _mutes_add(args, settings, sessions) -> int:
     now = _now()
     matchers = {key: getattr(args, key) for key in MATCHER_KEYS}
@@ -289,6 +325,8 @@ COMMANDS = {
     ("alerts", "reopen"): _alerts_reopen,
     ("alerts", "comment"): _alerts_comment,
     ("alerts", "split"): _alerts_split,
+    ("alerts", "accept"): _alerts_accept,
+    ("alerts", "unaccept"): _alerts_unaccept,
     ("mutes", "add"): _mutes_add,
     ("mutes", "list"): _mutes_list,
     ("mutes", "expire"): _mutes_expire,

@@ -4,6 +4,7 @@ Validation errors name the key and the line, so a typo is found in seconds.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from pathlib import Path
@@ -17,6 +18,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from detectors import registry
@@ -108,6 +110,29 @@ class AutomaticMonitors(BaseModel):
     drift: bool = True         # distribution drift of model scores and classes
 
 
+class ReferenceConfig(BaseModel):
+    """A pinned reference for drift (the model's training period, say): a date range
+    (`from`, `to`, both included) or the dataset's `first` N partitions; for one `column`,
+    or every drift monitor of the dataset when none is named. Drift is judged against it
+    as well as against the recent window (monitors.references)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    column: str | None = None
+    start: dt.date | None = Field(default=None, alias="from")
+    end: dt.date | None = Field(default=None, alias="to")
+    first: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "ReferenceConfig":
+        if (self.first is None) == (self.start is None or self.end is None):
+            raise ValueError("a reference is either `from` and `to` (dates) or `first` "
+                             "(a number of partitions)")
+        if self.start is not None and self.end is not None and self.start > self.end:
+            raise ValueError(f"`from` {self.start} is after `to` {self.end}")
+        return self
+
+
 class DatasetConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -129,6 +154,7 @@ class DatasetConfig(BaseModel):
     monitors: list[MonitorConfig] = []
     # lineage: the datasets this one is built from (checked against the file's datasets)
     upstream: list[str] = []
+    references: list[ReferenceConfig] = []
 
     @field_validator("source")
     @classmethod

@@ -18,8 +18,16 @@ from sqlalchemy.orm import Session
 
 from detectors import checks, registry
 from detectors.result import Detection, Finding
+from monitors.baselines import Baselines
+from monitors.references import References, pinned_drift
 from monitors.contract import Contract
-from monitors.freshness import arrival_delay_hours, partition_day_end, partition_due_at
+from monitors.freshness import (
+    arrival_delay_hours,
+    first_arrival,
+    partition_day_end,
+    partition_due_at,
+    unwatched,
+)
 from monitors.plan import MonitorSpec
 from monitors.profile import QUANTILE_KEYS
 from monitors.segments import explain_volume
@@ -41,6 +49,9 @@ def metrics_read_by(specs) -> set[str]:
     return needed
 # breakouts are confirmed only once the new regime has lasted a while: look back this far
 BREAKOUT_LOOKBACK_DAYS = 21
+# the points of history a verdict needs: a new dataset's first weeks (or a metric's first
+# weeks after an accepted new normal) are its normal in the making, not a change of it
+MIN_HISTORY = {"breakouts": 21}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +79,16 @@ def history_since(first: dt.date) -> dt.date:
 
 class MetricHistory:
     """A dataset's stored metrics (long format), sliced per monitor and partition: up to
-    the partition, and at most `window_days` back when given."""
+    the partition, at most `window_days` back when given, and not before an accepted new
+    normal of that metric (`baselines`: monitors.baselines, the one rule for runs,
+    backtests and charts)."""
 
-    def __init__(self, frame: pd.DataFrame, window_days: int | None = None):
+    def __init__(self, frame: pd.DataFrame, window_days: int | None = None,
+                 baselines: Baselines | None = None, references: References | None = None):
         self.window = None if window_days is None else pd.Timedelta(days=window_days)
+        self.baselines = baselines or Baselines()
+        # pinned drift references (monitors.references), read with `raw`: outside the window
+        self.references = references or References()
         frame = frame.assign(column=frame["column"].fillna(""))
         self._groups = {key: group for key, group in frame.groupby(["column", "metric"], sort=False)}
         # a backfill asks for the same series and category table once per partition: each is
@@ -88,9 +105,11 @@ class MetricHistory:
         rows = self._groups.get((column or "", metric))
         return pd.DataFrame(columns=["partition", "key", "value"]) if rows is None else rows
 
-    def series(self, column: str | None, metric: str, until: dt.date, key: str = "") -> pd.Series:
+    def series(self, column: str | None, metric: str, until: dt.date, key: str = "", *,
+               raw: bool = False) -> pd.Series:
         """A daily series up to `until`; days without a batch are NaN, so weekly seasons
-        stay aligned across a missing day."""
+        stay aligned across a missing day. `raw`: all of it up to `until`, neither the
+        window nor an accepted baseline cut (a pinned reference's own history)."""
         whole = self._series.get((column or "", metric, key))
         if whole is None:
             rows = self._all_rows(column, metric)
@@ -98,12 +117,13 @@ class MetricHistory:
             whole = pd.Series(rows["value"].to_numpy(dtype=float),
                               index=pd.DatetimeIndex(rows["partition"]), name=metric)
             self._series[column or "", metric, key] = whole
-        series = whole[self._judged(whole.index, until)]
+        series = whole[whole.index <= pd.Timestamp(until) if raw
+                       else self._judged(whole.index, until, column, metric)]
         if series.empty:
             return series
         return series.asfreq("D")
 
-    def categories(self, column: str, until: dt.date) -> pd.DataFrame:
+    def categories(self, column: str, until: dt.date, *, raw: bool = False) -> pd.DataFrame:
         """Category counts: one row per partition, one column per category, plus `other`."""
         if column not in self._categories:
             freq = self._all_rows(column, "freq")
@@ -112,30 +132,49 @@ class MetricHistory:
                 self._all_rows(column, "freq_other").set_index("partition")["value"])
         whole, other = self._categories[column]
         # a category first seen after `until` is all-NaN before it: not a column yet
-        frame = whole[self._judged(whole.index, until)].dropna(axis=1, how="all")
+        frame = whole[whole.index <= pd.Timestamp(until) if raw
+                      else self._judged(whole.index, until, column, "freq")].dropna(axis=1, how="all")
         if frame.empty:
             return pd.DataFrame()
         frame["other"] = other.reindex(frame.index).fillna(0)
         return frame
 
-    def _judged(self, index: pd.DatetimeIndex, until: dt.date) -> np.ndarray:
+    def _judged(self, index: pd.DatetimeIndex, until: dt.date, column: str | None,
+                metric: str) -> np.ndarray:
         end = pd.Timestamp(until)
         inside = index <= end
-        return inside if self.window is None else inside & (index > end - self.window)
+        if self.window is not None:
+            inside &= index > end - self.window
+        start = self.baselines.start(column, metric, until) if self.baselines else None
+        if start is not None:  # an accepted new normal: what came before is not its history
+            inside &= index >= pd.Timestamp(start)
+        return inside
 
-    def quantiles(self, column: str, until: dt.date) -> pd.DataFrame:
+    def quantiles(self, column: str, until: dt.date, *, raw: bool = False) -> pd.DataFrame:
         """Numeric profiles: one row per partition, columns min, p01..p99, max, count."""
-        parts = {m: self.series(column, m, until) for m in QUANTILE_KEYS}
+        parts = {m: self.series(column, m, until, raw=raw) for m in QUANTILE_KEYS}
         return pd.DataFrame(parts).dropna(how="all")
 
 
 def evaluate_metric(spec: MonitorSpec, history: MetricHistory, partition: dt.date) -> Verdict:
     """Run a metric monitor for one partition."""
     at = pd.Timestamp(partition)
+    needed = MIN_HISTORY.get(spec.detector)
+    if needed and spec.metric:
+        points = int(history.series(spec.column, spec.metric, partition,
+                                    key=str(spec.options.get("key", ""))).count())
+        if points < needed:
+            return Verdict(spec, partition, None,
+                           skipped=f"history {points} < {needed} points: too new to judge")
     try:
         detection = _detect(spec, history, partition, since=at)
+        pinned = _pinned(spec, history, partition)
     except Exception as exc:  # one monitor's failure must not stop the run; it becomes a finding
         return monitor_failed(spec, partition, exc)
+    if pinned is not None and not any(pd.Timestamp(f.at) == at for f in detection.findings):
+        # drifted from the pinned reference, whatever the recent batches say: a persistent
+        # drift stays one open alert until it is fixed or accepted
+        return Verdict(spec, partition, pinned, evidence={"reference": "pinned"})
     if detection.skipped:
         return Verdict(spec, partition, None, skipped=detection.skipped)
     if spec.detector == "breakouts":
@@ -153,6 +192,19 @@ def evaluate_metric(spec: MonitorSpec, history: MetricHistory, partition: dt.dat
         if segment is not None:
             finding = replace(finding, detail=f"{finding.detail}; {segment.sentence()}")
     return Verdict(spec, partition, finding)
+
+
+def _pinned(spec: MonitorSpec, history: MetricHistory, partition: dt.date) -> Finding | None:
+    """A drift monitor's verdict against its pinned reference window, if one is set."""
+    window = history.references.window(spec.column) if spec.detector == "drift" else None
+    if window is None or not spec.column:
+        return None
+    profiles = (history.categories(spec.column, partition, raw=True) if spec.metric == "freq"
+                else history.quantiles(spec.column, partition, raw=True))
+    if profiles.empty:
+        return None
+    return pinned_drift(spec, profiles, partition, window,
+                        history.baselines.start(spec.column, spec.metric, partition))
 
 
 def detect_history(spec: MonitorSpec, history: MetricHistory, until: dt.date, *,
@@ -241,14 +293,21 @@ def evaluate_partition(session: Session, dataset: Dataset, contract: Contract,
                     sensitive = [c.name for c in contract.columns if c.sensitive]
                     verdicts.append(evaluate_check(spec, frame, partition, sensitive))
         else:
-            verdicts.append(_batch_state_verdict(spec, dataset, partition, batch, latest, now))
+            arrived_at = None
+            if spec.kind == "freshness" and batch is not None:
+                arrived_at = first_arrival(session, dataset.id, partition) or batch.arrived_at
+            verdicts.append(_batch_state_verdict(spec, dataset, partition, batch, latest, now,
+                                                 arrived_at))
     return verdicts
 
 
 def _batch_state_verdict(spec: MonitorSpec, dataset: Dataset, partition: dt.date,
                          batch: Batch | None, latest: Batch | None,
-                         now: dt.datetime | None) -> Verdict:
-    """The contract, freshness and missing monitors: verdicts on what was delivered."""
+                         now: dt.datetime | None,
+                         arrived_at: dt.datetime | None = None) -> Verdict:
+    """The contract, freshness and missing monitors: verdicts on what was delivered.
+    `arrived_at`: the partition's first delivery (monitors.freshness.first_arrival), which
+    freshness judges; the batch in force's arrival when not given."""
     day_end = partition_day_end(partition)
     deadline = partition_due_at(partition, dataset.deadline_hours)
     at = pd.Timestamp(partition)
@@ -262,12 +321,15 @@ def _batch_state_verdict(spec: MonitorSpec, dataset: Dataset, partition: dt.date
     if spec.kind == "freshness":
         if batch is None:
             return Verdict(spec, partition, None, skipped="no batch in force")
-        detection = checks.freshness(batch.arrived_at, expected_at=day_end, deadline_at=deadline,
+        arrived_at = arrived_at or batch.arrived_at
+        detection = checks.freshness(arrived_at, expected_at=day_end, deadline_at=deadline,
                                      at=at)
         finding = detection.findings[0] if detection.findings else None
+        if finding is not None and (why := unwatched(dataset, partition)):
+            return Verdict(spec, partition, None, skipped=why)
         return Verdict(spec, partition, finding,
-                       evidence={"arrived_at": batch.arrived_at.isoformat(),
-                                 "delay_hours": round(arrival_delay_hours(partition, batch.arrived_at), 2)})
+                       evidence={"arrived_at": arrived_at.isoformat(),
+                                 "delay_hours": round(arrival_delay_hours(partition, arrived_at), 2)})
     # missing: nothing delivered at all (a quarantined delivery is the contract's alert)
     if latest is not None:
         return Verdict(spec, partition, None)

@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from detectors.seasonal import find_periods, seasonal_adjust
+from monitors.baselines import markers_document
 from monitors.datasets import find_dataset
 from monitors.config import MonitorsConfig
 from monitors.contract import Contract
@@ -80,16 +81,21 @@ def alert_history(session: Session, config: MonitorsConfig, document: dict) -> d
     monitor judged (`series`, `label`), the expected `band` over it, the values it fired on
     (`anomalies`), what the detector flags elsewhere (`others`), `breakouts` (at, before,
     after), constant `thresholds` and a `note` saying what is drawn; its `kind`
-    (evidence_kind). Drift, new-category, freshness and contract alerts return only their
+    (evidence_kind); `markers`: the accepted new normals of its metric (at, by, note,
+    alert_id), from which on it judges only the history after them. Drift, new-category, freshness and contract alerts return only their
     kind (and what their chart needs): their evidence is not a metric series. Static checks
     get the row count as context."""
     dataset = find_dataset(session, document["dataset"])
     spec = live_spec(config, dataset, document["monitor"])
     kind = evidence_kind(spec, document["detector"])
+    # the accepted new normals of this metric: a vertical line each on its chart
+    markers = markers_document(session, dataset, document["column"],
+                               spec.metric if spec is not None else
+                               (document.get("evidence") or {}).get("metric"))
     if kind in (DRIFT, CATEGORIES, ARRIVALS, CONTRACT):
         # drawn from their own histories (drift_history, class_shares, monitors.delivery)
         return {"kind": kind, "profile": drift_profile(spec),
-                "deadline_hours": dataset.deadline_hours}
+                "deadline_hours": dataset.deadline_hours, "markers": markers}
     column, band, note, key = document["column"], None, None, ""
     if kind == METRIC:
         metric, key = spec.metric, str(spec.options.get("key", ""))
@@ -136,7 +142,7 @@ def alert_history(session: Session, config: MonitorsConfig, document: dict) -> d
     label = metric if column is None else f"{column} · {metric}"
     return {"kind": kind, "series": series, "band": band, "anomalies": anomalies, "others": others,
             "breakouts": breakouts, "thresholds": thresholds,
-            "label": label + (f" [{key}]" if key else ""), "note": note}
+            "label": label + (f" [{key}]" if key else ""), "note": note, "markers": markers}
 
 
 def masked_examples(document: dict) -> pd.DataFrame:

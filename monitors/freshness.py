@@ -1,13 +1,20 @@
 """Timeliness: how late each batch arrived, and which partitions are late or missing.
-Derived from arrival times and the dataset's deadline, never stored as flags."""
+Derived from arrival times and the dataset's deadline, never stored as flags.
+
+Lateness is somebody's incident only for a partition that fell due while the system was
+watching the dataset (`unwatched`): a backfill of history lands files months after their
+deadline, and nobody was waiting for them then. A partition's lateness is that of its first
+delivery (`first_arrival`), so a corrected redelivery of an old partition is not "late".
+A file that lands for a partition marked missing is noticed by monitors.late_files."""
 from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from store import queries
-from store.models import BatchStatus, Dataset
+from store.models import Batch, BatchStatus, Dataset
 
 
 def partition_day_end(partition: dt.date) -> dt.datetime:
@@ -32,3 +39,30 @@ def list_late_partitions(session: Session, dataset: Dataset) -> list[dt.date]:
     return [batch.partition for batch, _ in queries.list_batches(session, dataset.id)
             if batch.status == BatchStatus.ingested
             and arrival_delay_hours(batch.partition, batch.arrived_at) > dataset.deadline_hours]
+
+
+def unwatched(dataset: Dataset, partition: dt.date) -> str | None:
+    """Why the partition's lateness is judged by nobody (None: it is judged): it fell due
+    before the dataset's first run, so nobody was watching for it then (a backfill)."""
+    since = dataset.watched_since
+    due = partition_due_at(partition, dataset.deadline_hours)
+    if since is None or due >= since:
+        return None
+    return (f"due {due:%Y-%m-%d %H:%M} UTC, before monitoring began "
+            f"({since:%Y-%m-%d %H:%M} UTC): history, not an incident")
+
+
+def first_arrival(session: Session, dataset_id: int, partition: dt.date) -> dt.datetime | None:
+    """When anything was first delivered for the partition (a batch since superseded or
+    quarantined included): a corrected redelivery keeps the first delivery's lateness."""
+    first = session.scalar(select(func.min(Batch.arrived_at)).where(
+        Batch.dataset_id == dataset_id, Batch.partition == partition))
+    if first is not None and first.tzinfo is None:  # SQLite hands aggregates back naive
+        first = first.replace(tzinfo=dt.UTC)
+    return first
+
+
+def note_watching(dataset: Dataset, clock: dt.datetime) -> None:
+    """A run of the dataset happens at `clock`: it is watched from its earliest run on."""
+    if dataset.watched_since is None or clock < dataset.watched_since:
+        dataset.watched_since = clock

@@ -38,7 +38,7 @@ from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
 from monitors.contract import ARROW_TYPES, ColumnSpec, Contract, LogicalType
-from monitors.credentials import scrub
+from monitors.credentials import expand, scrub
 from monitors.profile import QUANTILES, MetricValue, category_key
 from monitors.readers import ContractViolation
 
@@ -423,3 +423,17 @@ def profile_sql_partition(engine: Engine, table_name: str, partition_key: str, p
         # a result processor that can't parse what SQLite holds in a DATE or DATETIME column
         raise ContractViolation(f"{where}: values that don't convert ({exc})") from None
     return metrics
+
+
+def infer_table_contract(dataset) -> Contract:
+    """A SQL dataset's contract from its table's columns (reflected, no rows read): every
+    column a contract type fits, the partition key left out (one value per partition)."""
+    engine = sa.create_engine(expand(dataset.source))  # ${NAME}: the secret, read only now
+    try:
+        table_name = dataset.table_name or dataset.name
+        source = _reflect(engine, table_name, f"dataset {dataset.name}")
+    finally:
+        engine.dispose()
+    columns = [ColumnSpec(name=c.name, type=kind) for c in source.columns
+               if c.name != dataset.partition_key and (kind := source_type(c.type)) is not None]
+    return Contract(columns=columns, inferred=True)

@@ -20,7 +20,9 @@ import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitors.alerts import Recorded, Signal, record_signals
-from monitors.catalog import delivered_files, sync_datasets
+from monitors.baselines import load_baselines
+from monitors.references import load_references
+from monitors.catalog import delivered_files, infer_missing_contract, sync_datasets
 from monitors.config import ConfigError, MonitorsConfig, load_config
 from monitors.contract import Contract
 from monitors.errors import NotFound
@@ -35,6 +37,7 @@ from monitors.evaluate import (
 from monitors.faults import kill_point
 from monitors.gates import refresh_gates
 from monitors.incidents import group_incidents
+from monitors.freshness import note_watching
 from monitors.ingest import ingest_file, ingest_sql
 from monitors.notify import HttpSender, Sender, notify_config_from, notify_run
 from monitors.plan import plan_monitors
@@ -152,9 +155,12 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
     with sessions.begin() as session:
         sync_datasets(session, config, settings.home)
         dataset = session.get(Dataset, dataset_id)
+        note_watching(dataset, now or dt.datetime.now(dt.UTC))
+        infer_missing_contract(settings, dataset, partitions)
         name, kind = dataset.name, dataset.kind
-        # parsed once: ingestion and evaluation of every partition of the run use it
-        contract = Contract.model_validate(dataset.contract)
+        # parsed once: ingestion and evaluation of every partition of the run use it; a
+        # dataset with nothing delivered yet has no columns, only deliveries, to judge
+        contract = Contract.model_validate(dataset.contract or {"columns": []})
         declared = config.dataset(name)
         specs = plan_monitors(kind, contract, declared)
         owner = declared.owner if declared else None
@@ -169,11 +175,13 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
                     log.write(f"{partition}: {outcome.status}"
                               + (f" ({outcome.reason})" if outcome.reason else ""))
     with log.stage("history"), sessions() as session:
+        references = load_references(session, dataset_id, declared)
+        since = min(history_since(partitions[0]), references.earliest() or dt.date.max)
         history = MetricHistory(
-            queries.read_metrics(session, dataset_id, until=partitions[-1],
-                                 since=history_since(partitions[0]),
+            queries.read_metrics(session, dataset_id, until=partitions[-1], since=since,
                                  metrics=sorted(metrics_read_by(specs))),
-            window_days=HISTORY_DAYS)
+            window_days=HISTORY_DAYS, baselines=load_baselines(session, dataset_id),
+            references=references)
     for done, partition in enumerate(partitions, start=1):
         if should_stop():
             log.write(f"stopped before {partition}: handed back to the worker")
@@ -200,6 +208,10 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
             fired = sum(1 for v in verdicts if v.finding is not None)
             log.write(f"{partition}: {fired} finding(s); alerts new {len(recorded.new)}, "
                       f"updated {len(recorded.updated)}, resolved {len(recorded.resolved)}")
+            # a monitor that could not judge says why (too little history, not due yet, ...)
+            skipped = [f"{v.spec.name} ({v.skipped})" for v in verdicts if v.skipped]
+            if skipped:
+                log.write(f"{partition}: not judged: {'; '.join(skipped)}")
             total.merge(recorded)
     return RunStatus.succeeded, None, total
 

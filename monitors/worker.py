@@ -321,6 +321,15 @@ class Worker:
                 log.warning("run %s (dataset %s) lost its worker %s: %s%s", lost.id, lost.dataset_id,
                             lost.claimed_by, lost.error, f"; re-queued as run {copy.id}" if copy else "")
 
+    def notice_late_deliveries(self) -> list[int]:
+        """Queue a run for each partition marked missing whose file has landed since
+        (monitors.late_files): claimed in the same poll, it lands the file and resolves the
+        missing alert."""
+        from monitors.late_files import request_late_deliveries  # the readers: only here
+
+        with self.sessions.begin() as session:
+            return [run.id for run in request_late_deliveries(session, self.settings)]
+
     def _job(self, work: Callable[..., object], *args) -> None:
         with self._jobs_lock:
             if not self._stop.is_set():
@@ -572,6 +581,7 @@ class Worker:
                 if self.schedules and not self.is_leader and now >= next_leadership:
                     self._try_to_lead()  # the previous leader may have died
                     next_leadership = now + self.reconcile_interval
+                self.notice_late_deliveries()
                 while not self._stop.is_set() and self._free_slots() > 0 and (run := self._claim()):
                     self._submit(run)
                 failures = 0

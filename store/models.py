@@ -115,6 +115,11 @@ class Dataset(Base):
     upstream: Mapped[list[Any]] = mapped_column(default=list)
 
 
+    # the clock of its first run: a partition due before then was not watched when it fell
+    # due (a backfill of history), so its lateness is nobody's incident
+    watched_since: Mapped[dt.datetime | None]
+
+
 class Batch(Base):
     __tablename__ = "batches"
     __table_args__ = (Index("ix_batches_dataset_partition", "dataset_id", "partition"),)
@@ -308,3 +313,24 @@ class GateChange(Base):
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     why: Mapped[str] = mapped_column(Text)
     alert_ids: Mapped[list[Any]] = mapped_column(default=list)  # the alerts holding it
+
+
+class Baseline(Base):
+    """A "new normal" someone accepted: from `from_partition` on, the monitors of one
+    metric of one column judge only the history at or after it. Withdrawing it keeps the
+    row (who and when) for the audit; only rows without `removed_at` are in force."""
+
+    __tablename__ = "baselines"
+    __table_args__ = (Index("ix_baselines_dataset", "dataset_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    column: Mapped[str | None] = mapped_column(String(300))
+    metric: Mapped[str] = mapped_column(String(50))
+    from_partition: Mapped[dt.date] = mapped_column(Date)
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text)
+    removed_by: Mapped[str | None] = mapped_column(String(200))
+    removed_at: Mapped[dt.datetime | None]

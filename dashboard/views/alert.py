@@ -118,6 +118,27 @@ if st.button("Comment", key="alert.comment", disabled=not who.can_act):
     else:
         _changed("Comment added.")
 
+# a change of a metric can be accepted as the new normal (why: the Note); an acceptance can
+# be withdrawn
+history = services.alert_history(alert_id)
+accepted = any(m["alert_id"] == alert_id for m in (history or {}).get("markers", []))
+if accepted:
+    if st.button("Withdraw acceptance", key="alert.unaccept", disabled=not who.can_act,
+                 help="The monitors judge this metric on its whole history again"):
+        done, refused = services.unaccept_alert(alert_id, by=who.name)
+        _changed(f"Acceptance withdrawn by {who.name}; the alert is open again." if done else None,
+                 refused)
+elif document["detector"] in services.ACCEPTABLE and not resolved:
+    if st.button("Accept as new normal", key="alert.accept", disabled=not who.can_act,
+                 help="Say why in the Note. From the change on, its monitors judge only the "
+                      "history after it; the alert is resolved as expected"):
+        if not note:
+            st.error("Say in the Note why this is the new normal: it is kept with the marker.")
+        else:
+            done, refused = services.accept_alert(alert_id, by=who.name, note=note,
+                                                  seen=seen_status)
+            _changed(f"Accepted as the new normal by {who.name}." if done else None, refused)
+
 
 def show_run(run: dict) -> None:
     run_id = run["id"]
@@ -152,7 +173,6 @@ if run_id is not None:
         rerun_status(run_id)
 
 # ---- why: the history, the band, the evidence ---------------------------------------------
-history = services.alert_history(alert_id)
 kind = history["kind"] if history is not None else None
 subject = document["column"] or document["dataset"]
 if kind == "drift":
@@ -184,7 +204,8 @@ elif history is not None and not history["series"].dropna().empty:
         history["series"], title=history["label"], band=history["band"],
         anomalies=history["anomalies"], others=history["others"],
         breakouts=history["breakouts"], thresholds=thresholds,
-        focus=pd.Timestamp(document["partition"]) if document["partition"] else None)
+        focus=pd.Timestamp(document["partition"]) if document["partition"] else None,
+        markers=history.get("markers", []))
     st.plotly_chart(figure, key="alert.chart")
     if history["note"]:
         st.caption(history["note"])

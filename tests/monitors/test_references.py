@@ -1,0 +1,102 @@
+"""Drift against a pinned reference: a persistent drift stays one open alert until it is
+fixed or accepted, where the recent window alone forgets it within a week."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import numpy as np
+import pytest
+import yaml
+from sqlalchemy import select
+
+from monitors.baselines import accept
+from monitors.catalog import sync_datasets
+from monitors.config import ConfigError, load_config, parse_config
+from monitors.run import execute_run
+from store.models import Alert, Dataset, Run
+from tests.monitors import steps
+
+NAME = "scores"
+DRIFT_AT = 28
+DAYS = 50
+
+
+def day(n: int) -> dt.date:
+    return steps.START + dt.timedelta(days=n)
+
+
+def write(settings, references=None) -> None:
+    dataset = {"name": NAME, "kind": "model_output", "format": "csv", "source": f"landing/{NAME}",
+               "contract": {"columns": [{"name": "id", "type": "integer", "sensitive": True},
+                                        {"name": "score", "type": "float"}]}}
+    if references is not None:
+        dataset["references"] = references
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.config_path.write_text(yaml.safe_dump({"datasets": [dataset]}))
+
+
+def deliver(settings, n: int) -> None:
+    rng = np.random.default_rng(n)
+    # from DRIFT_AT on the scores move up for good: the model's inputs changed
+    scores = rng.beta(3, 4, 400) if n >= DRIFT_AT else rng.beta(2, 5, 400)
+    path = settings.home / "landing" / NAME / f"{NAME}_{day(n)}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("id,score\n" + "".join(f"{i},{s:.5f}\n" for i, s in enumerate(scores)))
+    arrived = steps.live_morning(day(n)).timestamp() - 5 * 3600
+    os.utime(path, (arrived, arrived))
+
+
+def run(sessions, settings, first: int, last: int):
+    for n in range(first, last + 1):
+        deliver(settings, n)
+    with sessions.begin() as session:
+        sync_datasets(session, load_config(settings.config_path), settings.home)
+        dataset = session.scalar(select(Dataset).where(Dataset.name == NAME))
+        queued = Run(dataset_id=dataset.id, trigger="schedule", partition_from=day(first),
+                     partition_to=day(last), requested_by="test")
+        session.add(queued)
+        session.flush()
+        run_id = queued.id
+    execute_run(sessions, settings, run_id, now=steps.live_morning(day(last)), notify=False)
+
+
+def drift_alerts(sessions) -> list[Alert]:
+    with sessions() as session:
+        return list(session.scalars(select(Alert).where(Alert.monitor == "drift:score")
+                                    .order_by(Alert.id)))
+
+
+def test_the_recent_window_alone_forgets_a_persistent_drift(settings, sessions):
+    write(settings)
+    run(sessions, settings, 0, DAYS - 1)
+    [alert] = drift_alerts(sessions)
+    assert alert.status == "resolved" and alert.resolution == "auto"
+
+
+def test_a_pinned_reference_keeps_a_persistent_drift_open_until_accepted(settings, sessions):
+    write(settings, references=[{"column": "score", "first": 14}])
+    run(sessions, settings, 0, DAYS - 1)
+    [alert] = drift_alerts(sessions)
+    assert alert.status == "open"
+    assert alert.occurrences >= DAYS - DRIFT_AT - 1
+    assert "pinned reference" in alert.message
+
+    with sessions.begin() as session:
+        marker = accept(session, alert.id, by="ana", note="new model inputs are the norm")
+        assert marker.from_partition == day(DRIFT_AT)
+    run(sessions, settings, DAYS, DAYS + 9)
+    [after] = drift_alerts(sessions)
+    assert (after.status, after.resolution) == ("resolved", "expected")
+
+
+@pytest.mark.parametrize("reference, words", [
+    ({"from": "2026-03-01"}, "either `from` and `to`"),
+    ({"first": 5, "from": "2026-03-01", "to": "2026-03-09"}, "either `from` and `to`"),
+    ({"from": "2026-03-09", "to": "2026-03-01"}, "is after"),
+])
+def test_a_reference_is_a_date_range_or_a_first_n(reference, words):
+    text = yaml.safe_dump({"datasets": [{"name": "x", "format": "csv", "source": "x",
+                                         "references": [reference]}]})
+    with pytest.raises(ConfigError, match=words):
+        parse_config(text)
