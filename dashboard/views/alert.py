@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard import charts, metric_charts, services
 from dashboard.identity import actor
 from dashboard.mute_form import mute_form
+from dashboard.text import md
 
 SEVERITY_BADGES = {"critical": "red", "warning": "orange", "info": "blue"}
 STATUS_BADGES = {"open": "red", "acknowledged": "orange", "resolved": "green"}
@@ -40,21 +41,21 @@ if document is None:
     st.stop()
 
 where = document["dataset"] + (f".{document['column']}" if document["column"] else "")
-st.subheader(f"#{alert_id} · {where} · {document['monitor']}")
+st.subheader(f"#{alert_id} · {md(where)} · {md(document['monitor'])}")
 badges = [f":{SEVERITY_BADGES.get(document['severity'], 'gray')}-badge[{document['severity']}]",
           f":{STATUS_BADGES.get(document['status'], 'gray')}-badge[{document['status']}"
-          + (f": {document['resolution']}" if document["resolution"] else "") + "]"]
+          + (f": {md(document['resolution'])}" if document["resolution"] else "") + "]"]
 if document["muted"]:
     badges.append(f":gray-badge[muted by mute {document['mute_id']}]")
-st.markdown(" ".join(badges) + f"  partition **{document['partition']}** · fired on "
-            f"{document['occurrences']} partition(s) · detector `{document['detector']}`")
-st.markdown(f"> {document['message']}")
+st.markdown(" ".join(badges) + f"  partition **{md(document['partition'])}** · fired on "
+            f"{document['occurrences']} partition(s) · detector {md(document['detector'])}")
+st.markdown(f"> {md(document['message'])}")
 
 flash = state.pop("alert.flash", None)
 if flash:
     st.success(flash)
 for refusal in state.pop("alert.refused", []):
-    st.error(f"Not changed: {refusal}")
+    st.error(f"Not changed: {md(refusal)}")
 # what was on screen when a button was clicked: its rerun may already read a newer alert
 seen_status, seen_partition = state.get("alert.seen", {}).get(
     alert_id, (document["status"], document["partition"]))
@@ -71,23 +72,23 @@ if acts[0].button("Acknowledge", key="alert.ack", type="primary",
                   disabled=not who.can_act or seen_status != "open"):
     done, refused = services.acknowledge_alerts([alert_id], by=who.name,
                                                 seen={alert_id: seen_status})
-    _changed(f"Acknowledged by {who.name}." if done else None, refused)
+    _changed(f"Acknowledged by {md(who.name)}." if done else None, refused)
 resolution = acts[1].selectbox("Resolution", services.RESOLUTIONS, key="alert.resolution")
 if acts[2].button("Resolve", key="alert.resolve", disabled=not who.can_act or resolved):
     done, refused = services.resolve_alerts([alert_id], by=who.name, resolution=resolution,
                                             seen={alert_id: seen_status})
-    _changed(f"Resolved as {resolution} by {who.name}." if done else None, refused)
+    _changed(f"Resolved as {md(resolution)} by {md(who.name)}." if done else None, refused)
 if acts[3].button("Mute similar…", key="alert.mute_similar", disabled=not who.can_act):
     state["alert.mute_open"] = alert_id
 if acts[4].button("Rerun partition", key="alert.rerun", disabled=not who.can_act,
-                  help=f"Queue a run of {document['dataset']} for {document['partition']}"):
+                  help=f"Queue a run of {md(document['dataset'])} for {md(document['partition'])}"):
     try:
         run_id = services.rerun_alert_partition(alert_id, by=who.name, partition=seen_partition)
     except ValueError as exc:
-        st.error(f"No rerun: {exc}")
+        st.error(f"No rerun: {md(exc)}")
     else:
         state.setdefault("alert.runs", {})[alert_id] = run_id
-        _changed(f"Run {run_id} queued for {document['dataset']} {seen_partition}.")
+        _changed(f"Run {run_id} queued for {md(document['dataset'])} {md(seen_partition)}.")
 
 with st.form("alert.comment_form", clear_on_submit=True, border=False):
     line = st.columns([6, 1], vertical_alignment="bottom")
@@ -96,7 +97,7 @@ with st.form("alert.comment_form", clear_on_submit=True, border=False):
         try:
             services.comment_alert(alert_id, by=who.name, note=note)
         except ValueError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
         else:
             _changed("Comment added.")
 
@@ -108,7 +109,7 @@ def show_run(run: dict) -> None:
     if run["status"] == "succeeded":
         st.success(text)
     elif run["status"] in ("failed", "cancelled"):
-        st.error(text + (f": {run['error']}" if run["error"] else ""))
+        st.error(text + (f": {md(run['error'])}" if run["error"] else ""))
     else:
         st.info(text + (" — waiting for a worker (`python -m monitors worker`)"
                         if run["status"] == "queued" else ""))
@@ -169,7 +170,7 @@ elif history is not None and not history["series"].dropna().empty:
         focus=pd.Timestamp(document["partition"]) if document["partition"] else None)
     st.plotly_chart(figure, key="alert.chart")
     if history["note"]:
-        st.caption(history["note"])
+        st.caption(md(history["note"]))
     if kind == "metric" and st.toggle("Show the seasonal decomposition", key="alert.decompose"):
         parts = services.alert_decomposition(alert_id)
         if parts is None:
@@ -193,7 +194,7 @@ with left:
     if not examples.empty:
         masked = [c for c in document["sensitive"] if c in examples.columns]
         st.caption("Rows that failed the check" + (
-            f" (sensitive columns masked: {', '.join(masked)})" if masked else ""))
+            f" (sensitive columns masked: {md(', '.join(masked))})" if masked else ""))
         st.dataframe(examples, hide_index=True, key="alert.examples")
     st.markdown("**Fired on**")
     st.dataframe(pd.DataFrame(document["firings"]), hide_index=True, key="alert.firings")

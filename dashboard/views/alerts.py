@@ -116,7 +116,7 @@ flash = state.pop("alerts.flash", None)
 if flash:
     st.success(flash)
 for refusal in state.pop("alerts.refused", []):
-    st.error(f"Not changed: {refusal}")
+    st.error(f"Not changed: {md(refusal)}")
 
 shown = frame.assign(muted=frame["muted"].map({True: "muted", False: ""}),
                      detail="alert?alert=" + frame["id"].astype(str))
@@ -169,7 +169,7 @@ act = st.columns([2, 3, 3, 2, 2], vertical_alignment="bottom")
 if act[0].button("Acknowledge", key="alerts.ack", disabled=disabled, type="primary"):
     done, refused = services.acknowledge_alerts(selected, by=who.name, seen=seen)
     _changed()
-    state["alerts.flash"] = f"Acknowledged {len(done)} alert(s) as {who.name}." if done else None
+    state["alerts.flash"] = f"Acknowledged {len(done)} alert(s) as {md(who.name)}." if done else None
     state["alerts.refused"] = refused
     st.rerun()
 resolution = act[1].selectbox("Resolution", services.RESOLUTIONS, key="alerts.resolution")
@@ -178,7 +178,7 @@ if act[3].button("Resolve", key="alerts.resolve", disabled=disabled):
     done, refused = services.resolve_alerts(selected, by=who.name, resolution=resolution,
                                             note=note, seen=seen)
     _changed()
-    state["alerts.flash"] = f"Resolved {len(done)} alert(s) as {resolution}." if done else None
+    state["alerts.flash"] = f"Resolved {len(done)} alert(s) as {md(resolution)}." if done else None
     state["alerts.refused"] = refused
     st.rerun()
 if act[4].button("Mute…", key="alerts.mute", disabled=disabled):
