@@ -1,7 +1,8 @@
 """The command line: `python -m monitors --help`.
 
 Listing commands take `--json` and then print one JSON document on stdout and nothing else.
-Exit codes: 0 done, 2 usage error or unknown dataset, 3 batch quarantined.
+Exit codes: 0 done, 2 usage error or unknown dataset, 3 batch quarantined, 4 the store cannot
+be used (unreachable, read-only, corrupt, full, or its file deleted: one line on stderr).
 
 A command's implementation is imported by its handler, when it runs: `--help` and the
 listings then start without the pipeline (pyarrow, the detectors, the scheduler).
@@ -22,10 +23,11 @@ from monitors.cli_io import EXIT_USAGE, date_argument, emit
 from monitors.datasets import UnknownDataset, find_dataset
 from monitors.settings import Settings, load_settings
 from store import queries
-from store.engine import open_store, wait_for_store
+from store.engine import describe_fault, open_store, wait_for_store
 from store.models import Batch
 
 EXIT_QUARANTINED = 3
+EXIT_STORE = 4
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -92,6 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     except (LookupError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:
+        # a fault of the store (unreachable, read-only, corrupt, full, file gone) is one line;
+        # anything else is a bug and keeps its traceback
+        fault = describe_fault(exc, settings.db_url)
+        if fault is None:
+            raise
+        print(f"error: {fault}", file=sys.stderr)
+        return EXIT_STORE
 
 
 def _demo(args, settings: Settings, sessions) -> int:

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, metric_charts, services
+from dashboard.faults import shows_store_faults
 from dashboard.identity import actor
 from dashboard.mute_form import mute_form
 from dashboard.text import md
@@ -116,6 +117,7 @@ def show_run(run: dict) -> None:
 
 
 @st.fragment(run_every=2)
+@shows_store_faults
 def rerun_status(run_id: int) -> None:
     """Live while the run is queued or running; its end reruns the page, which then shows
     the outcome once and stops polling."""

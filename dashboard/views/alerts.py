@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import services
+from dashboard.faults import shows_store_faults
 from dashboard.identity import actor
 from dashboard.mute_form import mute_form
 
@@ -96,6 +97,7 @@ if "alerts.baseline" not in state:
 
 
 @st.fragment(run_every=10)
+@shows_store_faults
 def new_alerts_banner() -> None:
     """Live: new alerts are announced here; the table below waits until asked, so the
     rows someone is selecting stay where they are."""

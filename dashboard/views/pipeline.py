@@ -5,6 +5,7 @@ import datetime as dt
 import streamlit as st
 
 from dashboard import identity, services
+from dashboard.faults import shows_store_faults
 from dashboard.text import md
 
 WHEN = "YYYY-MM-DD HH:mm"
@@ -90,6 +91,7 @@ refreshing = not active.empty
 
 # refreshes itself while something is queued or running, and stays still otherwise
 @st.fragment(run_every=2 if refreshing else None)
+@shows_store_faults
 def in_flight() -> None:
     live = services.active_runs_frame()
     st.subheader(f"In flight ({len(live)})")
