@@ -310,7 +310,8 @@ def test_config_mistakes_that_were_accepted_are_refused_at_load(tmp_path, declar
     assert said in message and "monitors.yaml:" in message, message
 
 
-@pytest.mark.parametrize("name", ["<b>x</b>", "two\nlines", "x" * 10_000, "![p](http://h/x.png)"])
+@pytest.mark.parametrize("name", ["<b>x</b>", "two\nlines", "x" * 10_000, "![p](http://h/x.png)"],
+                         ids=["html", "newline", "10k", "markdown"])
 def test_create_follows_the_dataset_name_rule_on_both_stores(settings, sessions, tmp_path, name, capsys):
     """Before: accepted on SQLite, and a DataError traceback for the long one on PostgreSQL."""
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -350,9 +351,14 @@ def test_a_null_json_line_is_quarantined_not_landed_as_a_row_of_nulls(sessions, 
 def test_two_racing_creates_of_one_name_make_one_dataset(settings, sessions, tmp_path):
     """Before, the second `ingest --create` died on the unique name with a traceback."""
     env = {**os.environ, "MONITORS_HOME": str(settings.home)}
+    # a file that takes a moment to profile: the first creator's transaction is still open
+    # when the others look for the dataset
+    text = "id,note\n" + "".join(f"{i},n{i % 97}\n" for i in range(300_000))
+    paths = []
     for n in range(3):
         (settings.home / f"d{n}").mkdir(parents=True)
-    paths = [good_csv(settings.home / f"d{n}", "orders_2026-03-02.csv") for n in range(3)]
+        paths.append(settings.home / f"d{n}" / "orders_2026-03-02.csv")
+        paths[-1].write_text(text)
     processes = [subprocess.Popen([sys.executable, "-m", "monitors", "ingest", "--dataset",
                                    "orders", "--create", str(path)], cwd=ROOT, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
