@@ -369,3 +369,26 @@ def test_two_racing_creates_of_one_name_make_one_dataset(settings, sessions, tmp
         assert session.query(Dataset).count() == 1
         in_force = session.query(Batch).filter(Batch.status == "ingested").count()
     assert in_force == 1
+
+
+def test_a_backfill_from_before_the_first_delivery_raises_no_missing_alert_for_those_days(
+        settings, sessions):
+    """Before: one critical `missing` alert per day before the dataset's first delivery."""
+    from sqlalchemy import select
+
+    from monitors import queue
+    from monitors.alerts import list_alerts
+    from monitors.run import execute_run
+    from tests.monitors.pipeline import DAYS, prepare
+
+    prepare(settings, sessions)
+    with sessions.begin() as session:
+        orders = session.scalar(select(Dataset).where(Dataset.name == "orders"))
+        run_id = queue.request_run(session, orders, DAYS[0] - dt.timedelta(days=60),
+                                   DAYS[-1] + dt.timedelta(days=1), trigger="backfill",
+                                   by="test").id
+    execute_run(sessions, settings, run_id, notify=False)
+    with sessions() as session:
+        missing = [a["partition"] for a in list_alerts(session) if a["monitor"] == "freshness:missing"]
+    # the day after the last delivery is missing; the sixty before the first are not
+    assert missing == [(DAYS[-1] + dt.timedelta(days=1)).isoformat()]
