@@ -22,7 +22,7 @@ from monitors.contract import Contract, infer_contract, schema_fingerprint
 from monitors.credentials import expand
 from monitors.errors import Invalid
 from monitors.faults import kill_point
-from monitors.freshness import arrival_delay_hours
+from monitors.freshness import arrival_delay_hours, check_partition_window
 from monitors.profile import BatchProfiler, MetricValue
 from monitors.pushdown import profile_sql_partition
 from monitors.settings import Limits
@@ -40,11 +40,6 @@ from store.models import Batch, BatchStatus, Dataset, DatasetKind
 
 PARTITION_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 MAX_REASON = 1000
-# partitions a delivery may be for: before 1970 or over a year ahead is a mistyped or
-# placeholder date (0001-01-01, 9999-12-31), which would make every day since "missing" or
-# overflow date arithmetic
-EARLIEST_PARTITION = dt.date(1970, 1, 1)
-LATEST_AHEAD = dt.timedelta(days=366)
 # the PostgreSQL advisory lock class of creating a dataset (monitors.queue takes class 4)
 CREATING_DATASETS = 5
 
@@ -70,17 +65,6 @@ def partition_from_name(path: Path) -> dt.date | None:
         return dt.date.fromisoformat(found.pop())
     except ValueError:
         return None
-
-
-def check_partition_window(partition: dt.date, today: dt.date | None = None) -> dt.date:
-    """`partition`, when it lies in the window a delivery may be for; Invalid otherwise."""
-    today = today or dt.datetime.now(dt.UTC).date()
-    latest = today + LATEST_AHEAD
-    if not EARLIEST_PARTITION <= partition <= latest:
-        raise Invalid(f"partition {partition.isoformat()} is outside the accepted window "
-                      f"{EARLIEST_PARTITION.isoformat()} .. {latest.isoformat()} (from 1970 to a "
-                      "year after today): a mistyped or placeholder date?")
-    return partition
 
 
 def _no_partition(path: Path) -> Invalid:

@@ -24,7 +24,7 @@ from monitors.errors import Invalid
 from monitors.ingest import create_dataset, ingest_file
 from monitors.readers import ContractViolation
 from monitors.settings import Limits, load_settings
-from store.models import Batch, Dataset
+from store.models import Batch, Dataset, Run
 
 DAY = dt.date(2026, 3, 2)
 CONTRACT = Contract(columns=[ColumnSpec(name="id", type="integer", nullable=False),
@@ -392,3 +392,15 @@ def test_a_backfill_from_before_the_first_delivery_raises_no_missing_alert_for_t
         missing = [a["partition"] for a in list_alerts(session) if a["monitor"] == "freshness:missing"]
     # the day after the last delivery is missing; the sixty before the first are not
     assert missing == [(DAYS[-1] + dt.timedelta(days=1)).isoformat()]
+
+
+@pytest.mark.parametrize("argv", [["--date", "0001-01-01"], ["--from", "0001-01-01", "--to", "2026-06-01"]])
+def test_a_run_before_1970_is_refused_naming_the_window(settings, sessions, argv, capsys):
+    """Before, `run --from 0001-01-01` queued a backfill of 739,000 partitions."""
+    from tests.monitors.pipeline import prepare
+
+    prepare(settings, sessions)
+    code, err = cli_main(["run", "--dataset", "orders", *argv], capsys)
+    assert code == 2 and "outside the accepted window 1970-01-01" in err, err
+    with sessions() as session:
+        assert session.query(Run).filter(Run.partition_from < dt.date(1970, 1, 1)).count() == 0
