@@ -13,6 +13,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dashboard.text import chart_text
+
 # Chromium draws a few thousand points per trace in about a second; beyond that only waits
 MAX_POINTS = 3000
 SEVERITY_COLOURS = {"critical": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
@@ -105,7 +107,7 @@ def metric_history(series: pd.Series, *, title: str, band: pd.DataFrame | None =
         figure.add_scatter(x=x, y=band["expected"].tolist(), mode="lines",
                            line=dict(color=EXPECTED, dash="dot", width=1), name="expected")
     figure.add_scatter(x=epoch_ms(series.index), y=series.tolist(), mode="lines+markers",
-                       marker=dict(size=4), line=dict(color=METRIC, width=1.5), name=title)
+                       marker=dict(size=4), line=dict(color=METRIC, width=1.5), name=chart_text(title))
     if not anomalies.empty:
         figure.add_scatter(x=epoch_ms(anomalies.index), y=anomalies.tolist(), mode="markers",
                            marker=dict(color=ANOMALY, size=11, symbol="circle-open",
@@ -134,7 +136,7 @@ def metric_history(series: pd.Series, *, title: str, band: pd.DataFrame | None =
         at = float(epoch_ms([pd.Timestamp(marker["at"])])[0])
         figure.add_vline(x=at, line=dict(color=NEW_NORMAL, width=2))
         figure.add_annotation(x=at, y=0.98, yref="paper", showarrow=False, xanchor="left",
-                              text=f"new normal ({marker['by']})", font=dict(color=NEW_NORMAL))
+                              text=f"new normal ({chart_text(marker['by'])})", font=dict(color=NEW_NORMAL))
     if focus is not None:
         # a day-wide shade, behind the data: the partition the alert is about
         day = float(epoch_ms([focus])[0])

@@ -19,6 +19,7 @@ from urllib.parse import quote
 import streamlit as st
 import yaml
 
+from dashboard.text import md
 from monitors.settings import load_settings
 
 ROLES_FILE = "roles.yaml"
@@ -49,7 +50,7 @@ class Actor:
         if not self.name:
             return "Enter your name in the sidebar to act: every action is signed."
         if self.role is not Role.operator:
-            return f"{self.name} is a viewer ({ROLES_FILE}): viewers browse, operators act."
+            return f"{md(self.name)} is a viewer ({ROLES_FILE}): viewers browse, operators act."
         return None
 
 
@@ -95,12 +96,12 @@ def actor() -> Actor:
     try:
         roles = load_roles(load_settings().home)
     except (ValueError, yaml.YAMLError) as exc:
-        st.sidebar.error(f"Roles file unreadable, acting is off: {exc}")
+        st.sidebar.error(f"Roles file unreadable, acting is off: {md(exc)}")
         return Actor(None, Role.viewer)
     login = _login_name()
     if login:
         who = Actor(login, role_of(login, roles), from_login=True)
-        st.sidebar.caption(f"Signed in as **{login}** ({who.role})")
+        st.sidebar.caption(f"Signed in as **{md(login)}** ({who.role})")
         return who
 
     # a widget key is dropped when its page is left; the name lives in plain session state
@@ -115,7 +116,7 @@ def actor() -> Actor:
     st.session_state[NAME_KEY] = name or ""
     who = Actor(name, role_of(name, roles))
     if name and who.role is Role.viewer:
-        st.sidebar.caption(f"{name}: viewer, browse only")
+        st.sidebar.caption(f"{md(name)}: viewer, browse only")
     return who
 
 

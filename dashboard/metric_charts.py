@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from dashboard.text import chart_text
+
 # a few thousand points per trace draw in a second in Chromium; more only costs time
 MAX_POINTS = 2000
 
@@ -50,8 +52,8 @@ def downsample(frame: pd.DataFrame, max_points: int = MAX_POINTS, x: str = "part
 
 def _layout(fig: go.Figure, title: str | None, y_title: str | None, height: int = 360) -> go.Figure:
     # the title on the left, the legend on the right of the same line: stacked, they overlap
-    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=height,
-                      margin=dict(l=10, r=10, t=48 if title else 24, b=10),
+    fig.update_layout(title=dict(text=chart_text(title) if title else title, x=0, xanchor="left"),
+                      height=height, margin=dict(l=10, r=10, t=48 if title else 24, b=10),
                       legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"),
                       hovermode="x unified", yaxis_title=y_title)
     fig.update_xaxes(type="date")
@@ -71,7 +73,7 @@ def metric_figure(series: pd.DataFrame, *, title: str | None = None, y_title: st
         fig.add_trace(go.Scatter(
             x=epoch_ms(marks["partition"]), y=marks["value"], mode="markers", name=mark_name,
             marker=dict(color=ALERT, size=10, symbol="x"),
-            text=marks.get("label"), hovertemplate="%{text}<extra></extra>"))
+            text=marks["label"].map(chart_text) if "label" in marks else None, hovertemplate="%{text}<extra></extra>"))
     return _layout(fig, title, y_title)
 
 
@@ -100,9 +102,10 @@ def class_mix_figure(shares: pd.DataFrame, *, title: str | None = None) -> go.Fi
     wide = shares.pivot_table(index="partition", columns="key", values="share", aggfunc="sum").fillna(0)
     x = epoch_ms(wide.index)
     for key in wide.columns:
-        fig.add_trace(go.Scatter(x=x, y=wide[key], mode="lines", stackgroup="mix", name=str(key),
-                                 line=dict(width=0.5),
-                                 hovertemplate=f"{key}: %{{y:.1%}}<extra></extra>"))
+        # the class is data: escaped in the name, and kept out of the hover's template
+        fig.add_trace(go.Scatter(x=x, y=wide[key], mode="lines", stackgroup="mix",
+                                 name=chart_text(key), line=dict(width=0.5),
+                                 hovertemplate="%{fullData.name}: %{y:.1%}<extra></extra>"))
     fig.update_yaxes(tickformat=".0%", range=[0, 1])
     return _layout(fig, title, "share")
 
@@ -118,7 +121,7 @@ def drift_figure(drift: pd.DataFrame, *, measure: str, limit: float,
     if not over.empty:
         fig.add_trace(go.Scatter(x=epoch_ms(over["partition"]), y=over["value"], mode="markers",
                                  name="over the limit", marker=dict(color=ALERT, size=11, symbol="x"),
-                                 text=over["detail"], hovertemplate="%{text}<extra></extra>"))
+                                 text=over["detail"].map(chart_text), hovertemplate="%{text}<extra></extra>"))
     fig.add_hline(y=limit, line=dict(color=ALERT, dash="dash", width=1),
                   annotation_text=f"limit {limit:g}", annotation_position="top left")
     return _layout(fig, title, measure)
@@ -155,7 +158,8 @@ def alerts_per_week_figure(alerts: pd.DataFrame, start, end, *, title: str | Non
     weeks = list(dict.fromkeys(f"{d.isocalendar().year}-W{d.isocalendar().week:02d}" for d in days))
     counts = alerts.groupby("week").size().reindex(weeks, fill_value=0)
     fig = go.Figure(go.Bar(x=weeks, y=counts.to_numpy(), marker_color=ALERT, name="alerts"))
-    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=220,
+    fig.update_layout(title=dict(text=chart_text(title) if title else title, x=0, xanchor="left"),
+                      height=220,
                       margin=dict(l=10, r=10, t=40 if title else 10, b=10),
                       yaxis_title="alerts", xaxis_type="category")
     return fig

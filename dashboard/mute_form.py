@@ -7,6 +7,7 @@ import datetime as dt
 import streamlit as st
 
 from dashboard import services
+from dashboard.text import md
 
 # the grid's row height in pixels (header and each row)
 ROW_PX = 35
@@ -29,7 +30,7 @@ def mute_form(prefix: str, prefill: dict[str, str], *, by: str,
     try:
         covered = services.mute_preview(matchers)
     except ValueError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
     else:
         st.markdown(f"**Preview:** this mute would cover {len(covered)} unresolved alert(s)")
         if len(covered):
@@ -42,6 +43,6 @@ def mute_form(prefix: str, prefill: dict[str, str], *, by: str,
     try:
         return services.add_mute(matchers, reason=reason, by=by, ends_at=ends_at), ends_at
     except ValueError as exc:
-        st.error(f"Not muted: {exc}")
+        st.error(f"Not muted: {md(exc)}")
         return None
 

@@ -24,7 +24,7 @@ from monitors.run import config_for_runs
 from monitors.settings import load_settings
 from monitors.worker import Worker
 from store import queries
-from store.engine import open_store
+from store.engine import StoreFault, describe_fault, open_store
 from store.models import UNRESOLVED, AlertStatus, Severity, utcnow
 
 # DETECTORS and MonitorConfig are passed on to the monitors page: its edit form is built from them
@@ -34,6 +34,11 @@ from store.models import UNRESOLVED, AlertStatus, Severity, utcnow
 def session_factory() -> sessionmaker[Session]:
     _, sessions = open_store(load_settings().db_url)
     return sessions
+
+
+def store_fault(exc: BaseException) -> StoreFault | None:
+    """The one-line fault of the store that `exc` stands for, or None (store.engine)."""
+    return describe_fault(exc, load_settings().db_url)
 
 
 @st.cache_data(ttl=10)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from detectors.result import Detection
 
@@ -127,6 +127,15 @@ class AllowedValuesOptions(CheckOptions):
 class MatchesPatternOptions(CheckOptions):
     pattern: str
     full: bool = True
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        # refused when the config loads, not at the first batch the check meets
+        from detectors.checks import compile_pattern  # pandas and RE2: only for this check
+
+        compile_pattern(value)
+        return value
 
 
 class ExpressionOptions(CheckOptions):

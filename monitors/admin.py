@@ -199,7 +199,8 @@ def monitor_noise(session: Session, dataset: str | None = None) -> pd.DataFrame:
     if dataset is not None:
         counts = counts[counts["dataset"] == dataset]
     weeks = counts["dataset"].map(
-        lambda name: max(1.0, ((spans[name][1] - spans[name][0]).days + 1) / 7) if name in spans else 1.0)
+        lambda name: max(1.0, ((spans[name][1] - spans[name][0]).days + 1) / 7) if name in spans else 1.0
+    ).astype(float)  # a dataset with no alert maps an empty text column
     frame = counts.assign(
         per_week=(counts["alerts"] / weeks).round(2),
         false_positive_share=(counts["false_positive"] / counts["judged"].where(counts["judged"] > 0)).round(3))

@@ -1,7 +1,9 @@
 """The command line: `python -m monitors --help`.
 
 Listing commands take `--json` and then print one JSON document on stdout and nothing else.
-Exit codes: 0 done, 2 usage error or unknown dataset, 3 batch quarantined.
+Exit codes: 0 done, 2 usage error or unknown dataset, 3 batch quarantined, 4 the store cannot
+be used (unreachable, read-only, corrupt, full, or its file deleted: one line on stderr), 141
+the reader of stdout went away (`| head`), as for any command SIGPIPE ends.
 
 A command's implementation is imported by its handler, when it runs: `--help` and the
 listings then start without the pipeline (pyarrow, the detectors, the scheduler).
@@ -23,10 +25,12 @@ from monitors.cli_io import EXIT_USAGE, date_argument, emit
 from monitors.datasets import UnknownDataset, find_dataset
 from monitors.settings import Settings, load_settings
 from store import queries
-from store.engine import open_store, wait_for_store
+from store.engine import describe_fault, open_store, wait_for_store
 from store.models import Batch
 
 EXIT_QUARANTINED = 3
+EXIT_STORE = 4
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a command ended by SIGPIPE, as `yes | head` is
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -88,12 +92,27 @@ def main(argv: list[str] | None = None) -> int:
         # a worker is a service: it waits for its database; a command says it is unreachable
         _, sessions = (wait_for_store if args.command == "worker" else open_store)(settings.db_url)
         handler = COMMANDS[(args.command, getattr(args, "action", None))]
-        return handler(args, settings, sessions)
+        code = handler(args, settings, sessions)
+        sys.stdout.flush()  # a reader gone (`| head`) shows up here, not at exit
+        return code
+    except BrokenPipeError:
+        # the reader stopped reading: what it took is all it wanted, and the rest goes
+        # nowhere (not to a second BrokenPipeError when Python flushes at exit)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     # NotFound and the store's UnknownDataset are LookupErrors; Refused, Invalid and the plain
     # ValueErrors of older code are ValueErrors: one line on stderr, exit 2
     except (LookupError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:
+        # a fault of the store (unreachable, read-only, corrupt, full, file gone) is one line;
+        # anything else is a bug and keeps its traceback
+        fault = describe_fault(exc, settings.db_url)
+        if fault is None:
+            raise
+        print(f"error: {fault}", file=sys.stderr)
+        return EXIT_STORE
 
 
 def _demo(args, settings: Settings, sessions) -> int:
@@ -120,7 +139,8 @@ def _ingest(args, settings: Settings, sessions) -> int:
     from monitors.catalog import sync_datasets
     from monitors.config import load_config
     from monitors.file_roots import inside_roots
-    from monitors.ingest import create_dataset, ingest_file, partition_from_name
+    from monitors.errors import Invalid
+    from monitors.ingest import find_or_create_dataset, ingest_file, partition_from_name
     from monitors.readers import ContractViolation
 
     # OutsideRoots is a usage error and stores nothing; the resolved path is what was
@@ -129,13 +149,15 @@ def _ingest(args, settings: Settings, sessions) -> int:
     partition = args.partition or partition_from_name(args.path)
     with sessions.begin() as session:
         sync_datasets(session, load_config(settings.config_path, settings), settings.home)
+        created = False
         try:
             dataset = find_dataset(session, args.dataset)
         except UnknownDataset:
             if not args.create:
                 raise
             try:
-                dataset = create_dataset(session, args.dataset, path, limits=settings.limits)
+                dataset, created = find_or_create_dataset(session, args.dataset, path,
+                                                          limits=settings.limits)
             except ContractViolation as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return EXIT_USAGE
@@ -147,6 +169,10 @@ def _ingest(args, settings: Settings, sessions) -> int:
                   f"{dataset.deadline_hours:g} h after their day ends; declare it in "
                   f"{settings.config_path.name} to change either", file=sys.stderr)
         outcome = ingest_file(session, dataset, path, partition, limits=settings.limits)
+        if created and outcome.status == "quarantined":
+            # a contract its own first batch breaks describes nothing: the dataset is not kept
+            raise Invalid(f"{args.dataset}: the first batch breaks the contract inferred from "
+                          f"it ({outcome.reason}); nothing was created")
     document = {"dataset": outcome.dataset, "partition": outcome.partition.isoformat(),
                 "status": outcome.status, "batch_id": outcome.batch_id, "rows": outcome.rows,
                 "reason": outcome.reason}

@@ -24,7 +24,7 @@ from monitors.alerts import (
     reopen,
     resolve,
 )
-from monitors.cli_io import EXIT_USAGE, date_argument, emit
+from monitors.cli_io import EXIT_USAGE, count_argument, date_argument, emit
 from monitors.mutes import (
     MATCHER_KEYS,
     MAX_MUTE,
@@ -45,7 +45,10 @@ def _duration(text: str) -> dt.timedelta:
     match = _DURATION.match(text)
     if not match:
         raise argparse.ArgumentTypeError(f"not a duration like 30m, 2h, 3d or 1w: {text!r}")
-    return dt.timedelta(**{_UNITS[match[2]]: int(match[1])})
+    try:
+        return dt.timedelta(**{_UNITS[match[2]]: int(match[1])})
+    except OverflowError:  # 10**20 days: past any date; a mute's own limit is checked later
+        raise argparse.ArgumentTypeError(f"duration too long: {text!r}") from None
 
 
 def _moment(text: str) -> dt.datetime:
@@ -74,21 +77,21 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                          help="partitions from this day")
     listing.add_argument("--to", dest="until", type=date_argument, metavar="YYYY-MM-DD",
                          help="partitions up to this day, included")
-    listing.add_argument("--limit", type=int)
-    listing.add_argument("--offset", type=int, default=0, help="skip this many (paging)")
+    listing.add_argument("--limit", type=count_argument)
+    listing.add_argument("--offset", type=count_argument, default=0, help="skip this many (paging)")
     listing.add_argument("--json", action="store_true")
 
     show = alert_actions.add_parser("show", help="one alert with its timeline")
-    show.add_argument("id", type=int)
+    show.add_argument("id", type=count_argument)
     show.add_argument("--json", action="store_true")
 
     ack = alert_actions.add_parser("ack", help="acknowledge: someone is on it")
-    ack.add_argument("id", type=int)
+    ack.add_argument("id", type=count_argument)
     ack.add_argument("--by", required=True)
     ack.add_argument("--note")
 
     close = alert_actions.add_parser("resolve", help="resolve with a resolution")
-    close.add_argument("id", type=int)
+    close.add_argument("id", type=count_argument)
     close.add_argument("--by", required=True)
     close.add_argument("--resolution", required=True, help=" | ".join(RESOLUTIONS))
     close.add_argument("--note")
@@ -99,7 +102,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     again.add_argument("--note", help="why it is not over")
 
     remark = alert_actions.add_parser("comment", help="add a note to the timeline")
-    remark.add_argument("id", type=int)
+    remark.add_argument("id", type=count_argument)
     remark.add_argument("--by", required=True)
     remark.add_argument("--note", required=True)
 
@@ -146,7 +149,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     mute_list.add_argument("--json", action="store_true")
 
     ending = mute_actions.add_parser("expire", help="end a mute now")
-    ending.add_argument("id", type=int)
+    ending.add_argument("id", type=count_argument)
     ending.add_argument("--by", required=True)
 
 

@@ -9,6 +9,8 @@ import sys
 from typing import Any
 
 EXIT_USAGE = 2
+# the largest id or count a store holds (a 64-bit signed integer on both databases)
+LARGEST = 2**63 - 1
 
 
 def date_argument(text: str) -> dt.date:
@@ -16,6 +18,18 @@ def date_argument(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def count_argument(text: str) -> int:
+    """An id, a limit or an offset: a whole number the store can hold, refused in one usage
+    line otherwise (a number past 2**63 made the driver overflow with a traceback)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= LARGEST:
+        raise argparse.ArgumentTypeError(f"out of range (0 to {LARGEST}): {text}")
+    return value
 
 
 def emit(args: argparse.Namespace, document: Any, lines: list[str]) -> None:

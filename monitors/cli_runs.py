@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from monitors import queue
-from monitors.cli_io import EXIT_USAGE, date_argument, emit
+from monitors.cli_io import EXIT_USAGE, count_argument, date_argument, emit
 from monitors.datasets import find_dataset
 from monitors.settings import Settings, load_settings
 from store.engine import open_store
@@ -47,10 +47,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     runs_list = runs_cmd.add_parser("list", help="list runs, latest first")
     runs_list.add_argument("--dataset")
     runs_list.add_argument("--status", choices=[s.value for s in RunStatus])
-    runs_list.add_argument("--limit", type=int, default=200)
+    runs_list.add_argument("--limit", type=count_argument, default=200)
     runs_list.add_argument("--json", action="store_true")
     runs_cancel = runs_cmd.add_parser("cancel", help="cancel a queued run")
-    runs_cancel.add_argument("id", type=int)
+    runs_cancel.add_argument("id", type=count_argument)
     runs_cancel.add_argument("--by", required=True, help="who cancels (kept in the run's log)")
     runs_cancel.add_argument("--json", action="store_true")
 

@@ -146,7 +146,8 @@ class DatasetConfig(BaseModel):
     table: str | None = None
     partition_key: str = "partition"
     schedule: str = "0 6 * * *"
-    deadline_hours: float = Field(default=6.0, ge=0)
+    # finite and within a year: `.inf` was accepted, and then every run failed
+    deadline_hours: float = Field(default=6.0, ge=0, le=366 * 24, allow_inf_nan=False)
     contract: Contract | None = None
     owner: str | None = None
     automatic: AutomaticMonitors = AutomaticMonitors()
@@ -173,7 +174,9 @@ class DatasetConfig(BaseModel):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
-        cron_trigger(value)  # raises ValueError saying what is wrong with the expression
+        trigger = cron_trigger(value)  # raises ValueError saying what is wrong with the expression
+        if trigger.get_next_fire_time(None, dt.datetime.now(dt.UTC)) is None:
+            raise ValueError(f"{value!r} never fires: no date has that day in that month")
         return value
 
 

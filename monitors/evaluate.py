@@ -296,13 +296,13 @@ def evaluate_partition(session: Session, dataset: Dataset, contract: Contract,
             arrived_at = None
             if spec.kind == "freshness" and batch is not None:
                 arrived_at = first_arrival(session, dataset.id, partition) or batch.arrived_at
-            verdicts.append(_batch_state_verdict(spec, dataset, partition, batch, latest, now,
-                                                 arrived_at))
+            verdicts.append(_batch_state_verdict(session, spec, dataset, partition, batch,
+                                                 latest, now, arrived_at))
     return verdicts
 
 
-def _batch_state_verdict(spec: MonitorSpec, dataset: Dataset, partition: dt.date,
-                         batch: Batch | None, latest: Batch | None,
+def _batch_state_verdict(session: Session, spec: MonitorSpec, dataset: Dataset,
+                         partition: dt.date, batch: Batch | None, latest: Batch | None,
                          now: dt.datetime | None,
                          arrived_at: dt.datetime | None = None) -> Verdict:
     """The contract, freshness and missing monitors: verdicts on what was delivered.
@@ -336,6 +336,11 @@ def _batch_state_verdict(spec: MonitorSpec, dataset: Dataset, partition: dt.date
     clock = now or dt.datetime.now(dt.UTC)
     if clock <= deadline:
         return Verdict(spec, partition, None, skipped="not due yet")
+    # a backfill reaching back before the first delivery: nothing was due then (ten years
+    # back raised 3,624 critical alerts); a dataset that never delivered is still missing
+    first = queries.first_delivered_partition(session, dataset.id)
+    if first is not None and partition < first:
+        return Verdict(spec, partition, None, skipped=f"before the first delivery ({first})")
     # no clock in the text: a rerun of the same facts must give the same finding
     finding = state_finding(at, f"[missing] no batch for {partition}: it was due by "
                                 f"{deadline:%Y-%m-%d %H:%M} UTC", score=1.0)

@@ -13,8 +13,26 @@ import datetime as dt
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from monitors.errors import Invalid
 from store import queries
 from store.models import Batch, BatchStatus, Dataset
+
+# partitions a delivery or a run may be for: before 1970 or over a year ahead is a mistyped
+# or placeholder date (0001-01-01, 9999-12-31), which would make every day since "missing",
+# queue a backfill of 700k days, or overflow date arithmetic
+EARLIEST_PARTITION = dt.date(1970, 1, 1)
+LATEST_AHEAD = dt.timedelta(days=366)
+
+
+def check_partition_window(partition: dt.date, today: dt.date | None = None) -> dt.date:
+    """`partition`, when it lies in the window a delivery may be for; Invalid otherwise."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    latest = today + LATEST_AHEAD
+    if not EARLIEST_PARTITION <= partition <= latest:
+        raise Invalid(f"partition {partition.isoformat()} is outside the accepted window "
+                      f"{EARLIEST_PARTITION.isoformat()} .. {latest.isoformat()} (from 1970 to a "
+                      "year after today): a mistyped or placeholder date?")
+    return partition
 
 
 def partition_day_end(partition: dt.date) -> dt.datetime:

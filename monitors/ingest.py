@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
+from monitors.config import DATASET_NAME
 from monitors.contract import Contract, infer_contract, schema_fingerprint
 from monitors.credentials import expand
 from monitors.errors import Invalid
 from monitors.faults import kill_point
-from monitors.freshness import arrival_delay_hours
+from monitors.freshness import arrival_delay_hours, check_partition_window
 from monitors.profile import BatchProfiler, MetricValue
 from monitors.pushdown import profile_sql_partition
 from monitors.settings import Limits
@@ -34,16 +35,13 @@ from monitors.readers import (
     read_schema,
 )
 from store import queries
-from store.locks import lock_dataset
+from store.locks import lock_dataset, lock_for_write
 from store.models import Batch, BatchStatus, Dataset, DatasetKind
 
 PARTITION_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 MAX_REASON = 1000
-# partitions a delivery may be for: before 1970 or over a year ahead is a mistyped or
-# placeholder date (0001-01-01, 9999-12-31), which would make every day since "missing" or
-# overflow date arithmetic
-EARLIEST_PARTITION = dt.date(1970, 1, 1)
-LATEST_AHEAD = dt.timedelta(days=366)
+# the PostgreSQL advisory lock class of creating a dataset (monitors.queue takes class 4)
+CREATING_DATASETS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,17 +67,6 @@ def partition_from_name(path: Path) -> dt.date | None:
         return None
 
 
-def check_partition_window(partition: dt.date, today: dt.date | None = None) -> dt.date:
-    """`partition`, when it lies in the window a delivery may be for; Invalid otherwise."""
-    today = today or dt.datetime.now(dt.UTC).date()
-    latest = today + LATEST_AHEAD
-    if not EARLIEST_PARTITION <= partition <= latest:
-        raise Invalid(f"partition {partition.isoformat()} is outside the accepted window "
-                      f"{EARLIEST_PARTITION.isoformat()} .. {latest.isoformat()} (from 1970 to a "
-                      "year after today): a mistyped or placeholder date?")
-    return partition
-
-
 def _no_partition(path: Path) -> Invalid:
     found = sorted(set(PARTITION_IN_NAME.findall(path.name)))
     if len(found) > 1:
@@ -100,7 +87,12 @@ def arrival_time(path: Path) -> dt.datetime:
 def create_dataset(session: Session, name: str, path: Path, *, kind: str = DatasetKind.data,
                    partition_key: str = "partition", limits: Limits = DEFAULT_LIMITS) -> Dataset:
     """A new dataset whose contract is inferred from this first batch, then frozen.
-    `limits`: the settings' bounds on what one file may cost (monitors.settings.Limits)."""
+    `limits`: the settings' bounds on what one file may cost (monitors.settings.Limits).
+    The name follows the config's rule (a declared dataset and a created one are named
+    alike, and both stores take it)."""
+    if not re.fullmatch(DATASET_NAME, name):
+        shown = repr(name[:60]) + ("…" if len(name) > 60 else "")
+        raise Invalid(f"dataset name {shown}: 1 to 200 letters, digits, '_', '.' or '-'")
     fmt = detect_format(path)
     if fmt is None:
         raise ValueError(f"{path.name}: unknown file format (csv, csv.gz, parquet, jsonl)")
@@ -110,6 +102,21 @@ def create_dataset(session: Session, name: str, path: Path, *, kind: str = Datas
     session.add(dataset)
     session.flush()
     return dataset
+
+
+def find_or_create_dataset(session: Session, name: str, path: Path, *,
+                           limits: Limits = DEFAULT_LIMITS) -> tuple[Dataset, bool]:
+    """`ingest --create`: the dataset called `name`, made from `path` when there is none
+    (True). Two creators racing on one name make it once: the second waits for the first
+    (SQLite's writer lock; a PostgreSQL transaction lock on creating datasets), then finds
+    its dataset instead of failing on the unique name."""
+    lock_for_write(session)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(CREATING_DATASETS, 0)))
+    found = queries.get_dataset(session, name)
+    if found is not None:
+        return found, False
+    return create_dataset(session, name, path, limits=limits), True
 
 
 def ingest_file(session: Session, dataset: Dataset, path: Path, partition: dt.date | None = None,

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, and_, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from monitors.errors import Invalid, NotFound, Refused
+from monitors.freshness import check_partition_window
 from store import queries
 from store.models import Dataset, Run, RunStatus, utcnow
 
@@ -44,6 +45,7 @@ def request_run(session: Session, dataset: Dataset | None, partition_from: dt.da
     if partition_from > partition_to:
         raise Invalid(f"empty range: {partition_from} is after {partition_to}")
     today = today or _today()
+    check_partition_window(partition_from, today)  # 0001-01-01: a typo, not 700k days to run
     if partition_to > today:
         raise Invalid(f"partition {partition_to} is in the future (today is {today}, UTC)")
     trigger = RunTrigger(trigger)

@@ -399,7 +399,16 @@ def _line_blocks(stream, size: int, max_line: int | None = None) -> Iterator[byt
         yield rest
 
 
+# a line that is JSON's null: Arrow reads it as a row of nulls (any other non-object line
+# is an error of its own), which would land as a row nobody sent
+_NULL_LINE = re.compile(rb"(?m)^[ \t]*null[ \t]*\r?$")
+
+
 def _parse_json_block(block: bytes, contract: Contract, where: str, rows_before: int) -> pa.Table:
+    null_line = _NULL_LINE.search(block)
+    if null_line is not None:
+        row = rows_before + sum(1 for line in block[:null_line.start()].split(b"\n") if line.strip()) + 1
+        raise ContractViolation(f"{where}: data row {row} is null, not a JSON object")
     # one Arrow block per line block, so that no line straddles two
     options = pajson.ReadOptions(block_size=len(block) + 1)
     try:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import ast
 import functools
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, create_engine, event, inspect, make_url, text
+from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -30,13 +31,100 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+class StoreFault(Exception):
+    """The store cannot be used as it is: unreachable, read-only, corrupt, full, or its file
+    gone. The message is one line: what, where, and what to do."""
+
+
+# the driver's words for each fault (SQLite's, then PostgreSQL's), and what to do about it
+_FAULTS = (
+    (("unable to open database file", "connection refused", "could not connect",
+      "connection failed", "could not translate host name", "name or service not known",
+      "timeout expired", "server closed the connection", "no route to host"),
+     "store unreachable", "start the database or fix MONITORS_DB_URL"),
+    (("readonly database", "read-only", "read only"),
+     "store is read-only", "give this process write access to it, or point MONITORS_DB_URL "
+     "at a writable store"),
+    (("file is not a database", "database disk image is malformed", "file is encrypted"),
+     "store is corrupt", "restore it from a backup, or move it aside to start an empty store"),
+    (("database or disk is full", "no space left on device", "could not extend file",
+      "disk full"),
+     "store is full", "free disk space where it lives; nothing was written"),
+)
+
+
+def describe_fault(exc: BaseException, url: str) -> StoreFault | None:
+    """The one-line StoreFault a database error stands for; None when it is not a fault of
+    the store itself (a constraint or a bug: those keep their traceback)."""
+    if isinstance(exc, StoreFault):
+        return exc
+    if not isinstance(exc, DatabaseError):
+        return None
+    said = str(exc.orig if exc.orig is not None else exc).strip()
+    first = said.splitlines()[0] if said else type(exc).__name__
+    lowered = said.lower()
+    where = _where(url)
+    for words, what, todo in _FAULTS:
+        if any(word in lowered for word in words):
+            return StoreFault(f"{what}: {where}: {first}; {todo}")
+    if isinstance(exc, OperationalError):
+        return StoreFault(f"store unusable: {where}: {first}")
+    return None
+
+
+def _where(url: str) -> str:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database or "(in memory)"
+    # the URL as it was given, without its password
+    return parsed.render_as_string(hide_password=True)
+
+
 def make_engine(url: str) -> Engine:
-    """An engine for any SQLAlchemy URL; SQLite gets the pragmas a shared store needs."""
+    """An engine for any SQLAlchemy URL; SQLite gets the pragmas a shared store needs, and
+    refuses to go on once its file is deleted or replaced under it."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        path = make_url(url).database
+        if path and path != ":memory:" and not path.startswith("file:"):
+            _guard_file(engine, Path(path))
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _guard_file(engine: Engine, path: Path) -> None:
+    """An open SQLite connection goes on reading and writing a file deleted under it, and
+    a new one would make an empty file: what is written is then lost, while the command
+    says it was done. The file's identity is taken at the first connection and checked
+    each time a connection is taken from the pool (one stat)."""
+    opened: dict[str, tuple[int, int]] = {}
+
+    def identity() -> tuple[int, int] | None:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_dev, stat.st_ino
+
+    def first_connect(_dbapi_connection, _record) -> None:
+        current = identity()
+        if current is not None:
+            opened.setdefault("file", current)
+
+    def checkout(_dbapi_connection, _record, _proxy) -> None:
+        known = opened.get("file")
+        if known is None:
+            return
+        current = identity()
+        if current != known:
+            happened = "was deleted" if current is None else "was replaced by another file"
+            raise StoreFault(f"store file gone: {path} {happened} while this process had it "
+                             "open, so nothing more is read or written; restore the file and "
+                             "restart this process")
+
+    event.listen(engine, "connect", first_connect)
+    event.listen(engine, "checkout", checkout)
 
 
 @functools.cache

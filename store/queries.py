@@ -122,6 +122,11 @@ def list_partitions(session: Session, dataset_id: int) -> list[dt.date]:
     ).order_by(Batch.partition)).all())
 
 
+def first_delivered_partition(session: Session, dataset_id: int) -> dt.date | None:
+    """The earliest partition anything was delivered for (landed or quarantined)."""
+    return session.scalar(select(func.min(Batch.partition)).where(Batch.dataset_id == dataset_id))
+
+
 def list_missing_partitions(session: Session, dataset_id: int, until: dt.date) -> list[dt.date]:
     """Days since the first delivery up to `until` with no batch in force: missing, or only
     quarantined deliveries. Derived, never stored, so a late arrival heals it."""

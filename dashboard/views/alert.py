@@ -5,8 +5,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, metric_charts, services
+from dashboard.faults import shows_store_faults
 from dashboard.identity import actor
 from dashboard.mute_form import mute_form
+from dashboard.text import md
 from dashboard.times import fmt_when, when_column
 
 SEVERITY_BADGES = {"critical": "red", "warning": "orange", "info": "blue"}
@@ -44,15 +46,15 @@ if document is None:
     st.stop()
 
 where = document["dataset"] + (f".{document['column']}" if document["column"] else "")
-st.subheader(f"#{alert_id} · {where} · {document['monitor']}")
+st.subheader(f"#{alert_id} · {md(where)} · {md(document['monitor'])}")
 badges = [f":{SEVERITY_BADGES.get(document['severity'], 'gray')}-badge[{document['severity']}]",
           f":{STATUS_BADGES.get(document['status'], 'gray')}-badge[{document['status']}"
-          + (f": {document['resolution']}" if document["resolution"] else "") + "]"]
+          + (f": {md(document['resolution'])}" if document["resolution"] else "") + "]"]
 if document["muted"]:
     badges.append(f":gray-badge[muted by mute {document['mute_id']}]")
-st.markdown(" ".join(badges) + f"  partition **{document['partition']}** · fired on "
-            f"{document['occurrences']} partition(s) · detector `{document['detector']}`")
-st.markdown(f"> {document['message']}")
+st.markdown(" ".join(badges) + f"  partition **{md(document['partition'])}** · fired on "
+            f"{document['occurrences']} partition(s) · detector {md(document['detector'])}")
+st.markdown(f"> {md(document['message'])}")
 if document.get("caused_by") is not None:
     # a knock-on of another alert's incident: it was not notified, and follows the root
     st.page_link("dashboard/views/alert.py", label=f"caused by #{document['caused_by']} →",
@@ -62,7 +64,7 @@ flash = state.pop("alert.flash", None)
 if flash:
     st.success(flash)
 for refusal in state.pop("alert.refused", []):
-    st.error(f"Not changed: {refusal}")
+    st.error(f"Not changed: {md(refusal)}")
 # what was on screen when a button was clicked: its rerun may already read a newer alert
 seen_status, seen_partition = state.get("alert.seen", {}).get(
     alert_id, (document["status"], document["partition"]))
@@ -86,35 +88,35 @@ if acts[0].button("Acknowledge", key="alert.ack", type="primary",
                   disabled=not who.can_act or seen_status != "open"):
     done, refused = services.acknowledge_alerts([alert_id], by=who.name, note=note,
                                                 seen={alert_id: seen_status})
-    _changed(f"Acknowledged by {who.name}." if done else None, refused)
+    _changed(f"Acknowledged by {md(who.name)}." if done else None, refused)
 resolution = acts[1].selectbox("Resolution", services.RESOLUTIONS, key="alert.resolution")
 if resolved:
     if acts[2].button("Reopen", key="alert.reopen", disabled=not who.can_act,
                       help="The fix did not hold or the resolution was wrong"):
         done, refused = services.reopen_alert(alert_id, by=who.name, note=note,
                                               seen=seen_status)
-        _changed(f"Reopened by {who.name}." if done else None, refused)
+        _changed(f"Reopened by {md(who.name)}." if done else None, refused)
 elif acts[2].button("Resolve", key="alert.resolve", disabled=not who.can_act):
     done, refused = services.resolve_alerts([alert_id], by=who.name, resolution=resolution,
                                             note=note, seen={alert_id: seen_status})
-    _changed(f"Resolved as {resolution} by {who.name}." if done else None, refused)
+    _changed(f"Resolved as {md(resolution)} by {md(who.name)}." if done else None, refused)
 if acts[3].button("Mute similar…", key="alert.mute_similar", disabled=not who.can_act):
     state["alert.mute_open"] = alert_id
 if acts[4].button("Rerun partition", key="alert.rerun", disabled=not who.can_act,
-                  help=f"Queue a run of {document['dataset']} for {document['partition']}"):
+                  help=f"Queue a run of {md(document['dataset'])} for {md(document['partition'])}"):
     try:
         run_id = services.rerun_alert_partition(alert_id, by=who.name, partition=seen_partition)
     except ValueError as exc:
-        st.error(f"No rerun: {exc}")
+        st.error(f"No rerun: {md(exc)}")
     else:
         state.setdefault("alert.runs", {})[alert_id] = run_id
-        _changed(f"Run {run_id} queued for {document['dataset']} {seen_partition}.")
+        _changed(f"Run {run_id} queued for {md(document['dataset'])} {md(seen_partition)}.")
 
 if st.button("Comment", key="alert.comment", disabled=not who.can_act):
     try:
         services.comment_alert(alert_id, by=who.name, note=note)
     except ValueError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
     else:
         _changed("Comment added.")
 
@@ -126,7 +128,7 @@ if accepted:
     if st.button("Withdraw acceptance", key="alert.unaccept", disabled=not who.can_act,
                  help="The monitors judge this metric on its whole history again"):
         done, refused = services.unaccept_alert(alert_id, by=who.name)
-        _changed(f"Acceptance withdrawn by {who.name}; the alert is open again." if done else None,
+        _changed(f"Acceptance withdrawn by {md(who.name)}; the alert is open again." if done else None,
                  refused)
 elif document["detector"] in services.ACCEPTABLE and not resolved:
     if st.button("Accept as new normal", key="alert.accept", disabled=not who.can_act,
@@ -137,7 +139,7 @@ elif document["detector"] in services.ACCEPTABLE and not resolved:
         else:
             done, refused = services.accept_alert(alert_id, by=who.name, note=note,
                                                   seen=seen_status)
-            _changed(f"Accepted as the new normal by {who.name}." if done else None, refused)
+            _changed(f"Accepted as the new normal by {md(who.name)}." if done else None, refused)
 
 
 def show_run(run: dict) -> None:
@@ -147,13 +149,14 @@ def show_run(run: dict) -> None:
     if run["status"] == "succeeded":
         st.success(text)
     elif run["status"] in ("failed", "cancelled"):
-        st.error(text + (f": {run['error']}" if run["error"] else ""))
+        st.error(text + (f": {md(run['error'])}" if run["error"] else ""))
     else:
         st.info(text + (" — waiting for a worker (`python -m monitors worker`)"
                         if run["status"] == "queued" else ""))
 
 
 @st.fragment(run_every=2)
+@shows_store_faults
 def rerun_status(run_id: int) -> None:
     """Live while the run is queued or running; its end reruns the page, which then shows
     the outcome once and stops polling."""
@@ -208,7 +211,7 @@ elif history is not None and not history["series"].dropna().empty:
         markers=history.get("markers", []))
     st.plotly_chart(figure, key="alert.chart")
     if history["note"]:
-        st.caption(history["note"])
+        st.caption(md(history["note"]))
     if kind == "metric" and st.toggle("Show the seasonal decomposition", key="alert.decompose"):
         parts = services.alert_decomposition(alert_id)
         if parts is None:
@@ -232,7 +235,7 @@ with left:
     if not examples.empty:
         masked = [c for c in document["sensitive"] if c in examples.columns]
         st.caption("Rows that failed the check" + (
-            f" (sensitive columns masked: {', '.join(masked)})" if masked else ""))
+            f" (sensitive columns masked: {md(', '.join(masked))})" if masked else ""))
         st.dataframe(examples, hide_index=True, key="alert.examples")
     st.markdown("**Fired on**")
     st.dataframe(pd.DataFrame(document["firings"]), hide_index=True, key="alert.firings")

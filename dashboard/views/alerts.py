@@ -5,8 +5,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import services
+from dashboard.faults import shows_store_faults
 from dashboard.identity import NAME_PARAM, actor, carry_name
 from dashboard.mute_form import mute_form
+from dashboard.text import md
 from dashboard.times import fmt_when, when_column
 
 DEFAULTS = {"alerts.status": list(services.UNRESOLVED_STATUSES), "alerts.severity": [],
@@ -100,6 +102,7 @@ if "alerts.baseline" not in state:
 
 
 @st.fragment(run_every=10)
+@shows_store_faults
 def new_alerts_banner() -> None:
     """Live: new alerts are announced here; the table below waits until asked, so the
     rows someone is selecting stay where they are."""
@@ -120,7 +123,7 @@ flash = state.pop("alerts.flash", None)
 if flash:
     st.success(flash)
 for refusal in state.pop("alerts.refused", []):
-    st.error(f"Not changed: {refusal}")
+    st.error(f"Not changed: {md(refusal)}")
 
 shown = frame.assign(muted=frame["muted"].map({True: "muted", False: ""}),
                      detail="alert?alert=" + frame["id"].astype(str) + carry_name(who),
@@ -181,7 +184,7 @@ act = st.columns([2, 3, 3, 2, 2], vertical_alignment="bottom")
 if act[0].button("Acknowledge", key="alerts.ack", disabled=disabled, type="primary"):
     done, refused = services.acknowledge_alerts(selected, by=who.name, seen=seen)
     _changed()
-    state["alerts.flash"] = f"Acknowledged {len(done)} alert(s) as {who.name}." if done else None
+    state["alerts.flash"] = f"Acknowledged {len(done)} alert(s) as {md(who.name)}." if done else None
     state["alerts.refused"] = refused
     st.rerun()
 resolution = act[1].selectbox("Resolution", services.RESOLUTIONS, key="alerts.resolution")
@@ -190,7 +193,7 @@ if act[3].button("Resolve", key="alerts.resolve", disabled=disabled):
     done, refused = services.resolve_alerts(selected, by=who.name, resolution=resolution,
                                             note=note, seen=seen)
     _changed()
-    state["alerts.flash"] = f"Resolved {len(done)} alert(s) as {resolution}." if done else None
+    state["alerts.flash"] = f"Resolved {len(done)} alert(s) as {md(resolution)}." if done else None
     state["alerts.refused"] = refused
     st.rerun()
 if act[4].button("Mute…", key="alerts.mute", disabled=disabled):

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from dashboard import metric_charts, services
+from dashboard.text import md
 from dashboard.times import when_column
 
 st.title("Datasets")
@@ -17,7 +18,7 @@ wanted = st.query_params.get("dataset")
 dataset = st.selectbox("Dataset", names, index=names.index(wanted) if wanted in names else 0,
                        key="datasets.pick")
 info = services.dataset_frame(dataset).iloc[0]
-st.caption(f"{info['kind'].replace('_', ' ')} · {info['format']} · schedule `{info['schedule']}` (UTC)"
+st.caption(f"{md(info['kind'].replace('_', ' '))} · {md(info['format'])} · schedule {md(info['schedule'])} (UTC)"
            f" · due {info['deadline_hours']:g} h after its day ends"
            + (" · **schedule paused**" if info["paused"] else ""))
 
@@ -35,7 +36,7 @@ with batches_tab:
                      column_config={"reason": st.column_config.TextColumn(width="large")})
         # a reason is a sentence naming columns: the grid cuts it, so the newest is spelt out
         newest = quarantined.iloc[0]
-        st.caption(f"Newest, {newest['partition']}: {newest['reason']}")
+        st.caption(f"Newest, {md(newest['partition'])}: {md(newest['reason'])}")
     st.subheader(f"Batches ({len(batches)})")
     st.dataframe(batches, hide_index=True, key="datasets.batches",
                  column_config={"arrived at": when_column("arrived at")})

@@ -3,6 +3,7 @@ reference window."""
 import streamlit as st
 
 from dashboard import metric_charts, services
+from dashboard.text import md
 
 st.title("Model outputs")
 datasets = services.datasets_frame()
@@ -28,7 +29,7 @@ span = right.selectbox("Drift tested over", list(DRIFT_SPANS), key="model_output
 def drift_section(column: str, profile: str, key: str) -> None:
     drift, measure, limit = services.drift_frame(dataset, column, profile, DRIFT_SPANS[span])
     if drift.empty:
-        st.info(f"Not enough history to compare {column} with a reference window yet.")
+        st.info(f"Not enough history to compare {md(column)} with a reference window yet.")
         return
     over = drift[drift["exceeded"]]
     st.plotly_chart(metric_charts.drift_figure(
@@ -36,7 +37,7 @@ def drift_section(column: str, profile: str, key: str) -> None:
         title=f"{column}: {measure} against the trailing reference window"),
         key=f"model_outputs.{key}_drift_chart")
     if over.empty:
-        st.caption(f"{column} stayed within the limit on all {len(drift)} partitions compared.")
+        st.caption(f"{md(column)} stayed within the limit on all {len(drift)} partitions compared.")
     else:
         st.caption(f"{len(over)} of {len(drift)} partitions over the limit ({limit:g}).")
         st.dataframe(over[["partition", "value", "limit", "detail"]].sort_values("partition", ascending=False),
@@ -50,7 +51,7 @@ if score is None:
 else:
     quantiles = services.quantiles_frame(dataset, score)
     if quantiles.empty:
-        st.info(f"No profile of {score} stored yet.")
+        st.info(f"No profile of {md(score)} stored yet.")
     else:
         st.plotly_chart(metric_charts.quantile_band_figure(
             quantiles, title=f"{score}: median, p25-p75 and p05-p95 per partition"),
@@ -63,7 +64,7 @@ if klass is None:
 else:
     shares = services.class_mix_frame(dataset, klass)
     if shares.empty:
-        st.info(f"No class counts of {klass} stored yet.")
+        st.info(f"No class counts of {md(klass)} stored yet.")
     else:
         st.plotly_chart(metric_charts.class_mix_figure(shares, title=f"{klass}: share of each class"),
                         key="model_outputs.class_chart")

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from dashboard import identity, metric_charts, services
 from dashboard.services import DETECTORS, MonitorConfig
+from dashboard.text import md
 
 st.title("Monitors")
 datasets = services.datasets_frame()
@@ -18,8 +19,8 @@ if datasets.empty:
 who = identity.actor()
 problem = services.config_problem()
 if problem:
-    st.error(f"The monitors YAML cannot be used, so monitors cannot be listed or changed here:\n\n"
-             f"```\n{problem}\n```")
+    st.error("The monitors YAML cannot be used, so monitors cannot be listed or changed here:")
+    st.code(problem, language=None)
     st.stop()
 
 def reset_form() -> None:
@@ -32,7 +33,7 @@ dataset = st.selectbox("Dataset", datasets["dataset"].tolist(), key="monitors.pi
                        on_change=reset_form)
 monitors = services.monitors_frame(dataset)
 live = int(monitors["enabled"].sum())
-st.caption(f"{live} monitor(s) watch {dataset}; {len(monitors) - live} disabled. Automatic ones "
+st.caption(f"{live} monitor(s) watch {md(dataset)}; {len(monitors) - live} disabled. Automatic ones "
            "come with the dataset; a configured monitor of the same name tunes or disables one. "
            "Changes are written to the monitors YAML and apply from the next run.")
 st.dataframe(monitors, hide_index=True, key="monitors.table",
@@ -52,21 +53,21 @@ toggle_label = "Disable" if row["enabled"] else "Enable"
 if row["kind"] in ("contract", "freshness", "missing"):
     st.caption("Contract and freshness monitors switch with their automatic family "
                "(freshness: late and missing together).")
-if st.button(f"{toggle_label} {name}", key="monitors.toggle", disabled=not who.can_act,
+if st.button(f"{toggle_label} {md(name)}", key="monitors.toggle", disabled=not who.can_act,
              help=who.why_not):
     try:
         version = services.set_monitor_enabled(dataset, name, not row["enabled"], by=who.name)
     except ValueError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
     else:
-        st.session_state["monitors.flash"] = (f"{name} {'disabled' if row['enabled'] else 'enabled'} "
-                                              f"by {who.name} (config version {version}).")
+        st.session_state["monitors.flash"] = (f"{md(name)} {'disabled' if row['enabled'] else 'enabled'} "
+                                              f"by {md(who.name)} (config version {version}).")
         st.rerun()
 
 st.subheader("Edit and backtest")
 current = services.editable_monitor(dataset, name)
 if current is None:
-    st.caption(f"{name} is a {row['kind']} monitor: its options are not a metric monitor's. "
+    st.caption(f"{md(name)} is a {md(row['kind'])} monitor: its options are not a metric monitor's. "
                "Pick a metric monitor to edit it, or add a new one below by its name.")
     current = MonitorConfig(name=f"custom:{dataset}", metric="row_count", detector="anomalies")
 
@@ -121,9 +122,9 @@ def edited() -> MonitorConfig | None:
     except ValidationError as exc:  # options are checked against the detector registry here
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'monitor'}: "
                              f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
-        st.error(f"This monitor is not valid: {problems}")
+        st.error(f"This monitor is not valid: {md(problems)}")
     except ValueError as exc:  # the options are not JSON
-        st.error(f"This monitor is not valid: {exc}")
+        st.error(f"This monitor is not valid: {md(exc)}")
     return None
 
 
@@ -141,10 +142,10 @@ if preview or save:
             try:
                 version = services.save_monitor(dataset, monitor, by=who.name)
             except ValueError as exc:
-                st.error(str(exc))
+                st.error(md(exc))
             else:
                 st.session_state.pop("monitors.previewed", None)
-                st.session_state["monitors.flash"] = (f"{monitor.name} saved by {who.name} "
+                st.session_state["monitors.flash"] = (f"{md(monitor.name)} saved by {md(who.name)} "
                                                       f"(config version {version}).")
                 st.rerun()
 
@@ -154,10 +155,10 @@ if previewed is not None:
     try:
         alerts = services.backtest_frame(dataset, previewed["monitor"], previewed["from"], previewed["to"])
     except ValueError as exc:
-        st.error(f"The backtest could not run: {exc}")
+        st.error(f"The backtest could not run: {md(exc)}")
     else:
         days = (previewed["to"] - previewed["from"]).days + 1
-        st.markdown(f"**Backtest of {monitor.name}** from {previewed['from']} to {previewed['to']}: "
+        st.markdown(f"**Backtest of {md(monitor.name)}** from {previewed['from']} to {previewed['to']}: "
                     f"**{len(alerts)} alert(s)** over {days} day(s) "
                     f"({len(alerts) / max(days / 7, 1):.2f} per week). Nothing was recorded.")
         chart_metric = "p50" if monitor.metric == "quantiles" else monitor.metric

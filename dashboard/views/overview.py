@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard import charts, services
 from dashboard.identity import actor
+from dashboard.text import md
 from dashboard.times import when_column
 
 ALERTS_PAGE = "dashboard/views/alerts.py"
@@ -54,7 +55,7 @@ links = st.columns(min(len(health), 4))
 for i, row in enumerate(health.itertuples(index=False)):
     if row.open + row.acknowledged:
         links[i % len(links)].page_link(
-            ALERTS_PAGE, label=f"{row.dataset}: {row.open + row.acknowledged} unresolved →",
+            ALERTS_PAGE, label=f"{md(row.dataset)}: {row.open + row.acknowledged} unresolved →",
             query_params={"dataset": row.dataset, "status": "open,acknowledged"})
 
 if any(len(u) for u in health["upstream"]):
@@ -88,7 +89,7 @@ with noisy:
     monitors = services.noisiest_monitors_frame()
     st.dataframe(monitors, hide_index=True, key="overview.noisy")
     for row in monitors.head(3).itertuples(index=False):
-        st.page_link(ALERTS_PAGE, label=f"{row.dataset} · {row.monitor} →",
+        st.page_link(ALERTS_PAGE, label=f"{md(row.dataset)} · {md(row.monitor)} →",
                      query_params={"dataset": row.dataset, "monitor": row.monitor,
                                    "status": "open,acknowledged,resolved"})
 with runs:

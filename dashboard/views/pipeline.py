@@ -5,6 +5,8 @@ import datetime as dt
 import streamlit as st
 
 from dashboard import identity, services
+from dashboard.faults import shows_store_faults
+from dashboard.text import md
 from dashboard.times import fmt_when, when_column
 
 state = st.session_state
@@ -38,23 +40,23 @@ yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 pause_col, run_col = st.columns(2)
 with pause_col:
     if row["paused"]:
-        st.warning(f"{dataset}'s schedule is paused: no scheduled run until it is resumed.")
+        st.warning(f"{md(dataset)}'s schedule is paused: no scheduled run until it is resumed.")
         if st.button("Resume schedule", key="pipeline.resume", disabled=not who.can_act, help=who.why_not):
             services.set_paused(dataset, False, by=who.name)
-            confirm(f"{dataset}: schedule resumed by {who.name}.")
+            confirm(f"{md(dataset)}: schedule resumed by {md(who.name)}.")
             st.rerun()
     else:
         st.caption(f"Next scheduled run: {fmt_when(row['next_run_at'])} "
-                   f"(`{row['schedule']}`)" if row["next_run_at"] is not None else "No next run.")
+                   f"({md(row['schedule'])})" if row["next_run_at"] is not None else "No next run.")
         if st.button("Pause schedule", key="pipeline.pause", disabled=not who.can_act, help=who.why_not):
             services.set_paused(dataset, True, by=who.name)
-            confirm(f"{dataset}: schedule paused by {who.name}.")
+            confirm(f"{md(dataset)}: schedule paused by {md(who.name)}.")
             st.rerun()
 with run_col:
     st.caption(f"Run now evaluates the latest due partition ({yesterday}).")
     if st.button("Run now", key="pipeline.run_now", type="primary", disabled=not who.can_act, help=who.why_not):
         run_id = services.request_run(dataset, yesterday, yesterday, by=who.name)
-        confirm(f"Run {run_id} queued: {dataset} {yesterday}.")
+        confirm(f"Run {run_id} queued: {md(dataset)} {yesterday}.")
         st.rerun()
 
 
@@ -62,9 +64,9 @@ def queue_range(start: dt.date, end: dt.date, what: str) -> None:
     try:
         run_id = services.request_run(dataset, start, end, by=who.name)
     except ValueError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
     else:
-        confirm(f"{what} queued as run {run_id}: {dataset} {start} to {end}.")
+        confirm(f"{what} queued as run {run_id}: {md(dataset)} {start} to {end}.")
         st.rerun()
 
 
@@ -88,6 +90,7 @@ refreshing = not active.empty
 
 # refreshes itself while something is queued or running, and stays still otherwise
 @st.fragment(run_every=2 if refreshing else None)
+@shows_store_faults
 def in_flight() -> None:
     live = services.active_runs_frame()
     st.subheader(f"In flight ({len(live)})")
@@ -96,9 +99,9 @@ def in_flight() -> None:
             st.rerun(scope="app")
         st.caption("Nothing queued or running.")
     for run in live.itertuples():
-        label = (f"run {run.id} · {run.dataset} · {run.partition_from} to {run.partition_to} · "
+        label = (f"run {run.id} · {md(run.dataset)} · {run.partition_from} to {run.partition_to} · "
                  f"{run.status} · {run.progress_done}/{run.progress_total} partition(s)"
-                 f" · by {run.requested_by or '?'}")
+                 f" · by {md(run.requested_by or '?')}")
         st.progress(float(run.progress), text=label)
 
 
@@ -118,7 +121,7 @@ if chosen is not None and chosen not in labels:
         try:
             services.cancel_run(int(chosen), by=who.name)
         except ValueError as exc:
-            st.error(str(exc))
+            st.error(md(exc))
     del state["pipeline.cancel_id"]
 state["pipeline.cancel_labels"] = {label: run_id for run_id, label in labels.items()}
 if labels:
@@ -132,9 +135,9 @@ if labels:
             try:
                 services.cancel_run(int(run_id), by=who.name)
             except ValueError as exc:
-                st.error(str(exc))
+                st.error(md(exc))
             else:
-                confirm(f"Run {int(run_id)} cancelled by {who.name}.")
+                confirm(f"Run {int(run_id)} cancelled by {md(who.name)}.")
                 del state["pipeline.cancel_id"]  # the next queued run comes first
                 st.rerun()
 
@@ -154,6 +157,6 @@ if not history.empty:
         state["pipeline.log_newest"] = state["pipeline.log_run"] = newest  # a new run: its log
     chosen = st.selectbox("Log of run", history["id"].tolist(), key="pipeline.log_run")
     chosen_row = history[history["id"] == chosen].iloc[0]
-    st.caption(f"Stages: {chosen_row['stages'] or 'none recorded'}"
-               + (f" · error: {chosen_row['error']}" if chosen_row["error"] else ""))
+    st.caption(f"Stages: {md(chosen_row['stages'] or 'none recorded')}"
+               + (f" · error: {md(chosen_row['error'])}" if chosen_row["error"] else ""))
     st.code(services.run_log(int(chosen)) or "(no log lines)", language=None)

@@ -1,6 +1,7 @@
 """Driving the dashboard in AppTest: sign in, open a page (with query parameters)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -23,3 +24,9 @@ def open_page(at: AppTest, page: str, **params) -> AppTest:
     at.switch_page(page if "/" in page else f"dashboard/views/{page}.py").run()
     assert not at.exception, at.exception
     return at
+
+
+def plain(text: str) -> str:
+    """What a person reads of markdown the dashboard escaped (dashboard.text.md): every
+    data value reaches the page with its punctuation backslash-escaped."""
+    return re.sub(r"\\(.)", r"\1", text)

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from monitors import alerts as lifecycle
 from monitors import queue
 from store.models import Alert, AlertEvent, MuteRule
-from tests.dashboard.apptest import open_page, sign_in
+from tests.dashboard.apptest import open_page, plain, sign_in
 
 ALERTS = "dashboard/views/alerts.py"
 DETAIL = "dashboard/views/alert.py"
@@ -196,7 +196,7 @@ def _alert_id(sessions, monitor: str, dataset: str = "customer_snapshot") -> int
 def test_the_deep_link_opens_that_alert_with_its_band_and_anomaly(app, sessions):
     alert_id = _alert_id(sessions, "volume:anomalies")
     open_page(app, DETAIL, alert=str(alert_id))
-    assert f"#{alert_id} · customer_snapshot · volume:anomalies" in app.subheader[0].value
+    assert f"#{alert_id} · customer_snapshot · volume:anomalies" in plain(app.subheader[0].value)
     spec = json.loads(app.get("plotly_chart")[0].proto.spec)
     names = [trace.get("name") for trace in spec["data"]]
     assert {"expected band", "alert fired", "row_count"} <= set(names)

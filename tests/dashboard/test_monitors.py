@@ -16,7 +16,7 @@ from monitors.contract import Contract
 from monitors.plan import plan_monitors
 from store import queries
 from store.models import Alert
-from tests.dashboard.apptest import open_page
+from tests.dashboard.apptest import open_page, plain
 
 START, END = dt.date(2026, 5, 22), dt.date(2026, 6, 30)
 
@@ -153,7 +153,8 @@ def test_a_broken_config_file_is_named_not_overwritten(app, demo):
     text = demo.config_path.read_text().replace("format: csv", "format: xlsx", 1)
     demo.config_path.write_text(text)
     open_page(app, "monitors")
-    assert "monitors.yaml:" in app.error[0].value and "format" in app.error[0].value
+    shown = " ".join(plain(e.value) for e in app.error) + " ".join(c.value for c in app.code)
+    assert "monitors.yaml:" in shown and "format" in shown
     assert demo.config_path.read_text() == text
 
 
@@ -167,7 +168,7 @@ def test_the_editor_follows_the_monitor_picked_and_previews_that_one(app, demo):
     assert json.loads(app.text_area(key="monitors.options").value)["max_increase"] == 1.0
     app.button(key="monitors.preview").click().run()
     assert not app.exception
-    assert "**Backtest of nulls:income**" in app.markdown[0].value
+    assert "**Backtest of nulls:income**" in plain(app.markdown[0].value)
     app.selectbox(key="monitors.monitor").select("volume:anomalies").run()
     assert app.text_input(key="monitors.name").value == "volume:anomalies"
 
@@ -179,7 +180,7 @@ def test_an_unknown_option_is_refused_by_name_and_nothing_is_previewed_or_saved(
     app.text_area(key="monitors.options").set_value(json.dumps({"min_change": 0.3, "foo": 2.0}))
     app.button(key="monitors.preview").click().run()
     assert not app.exception
-    [error] = [e.value for e in app.error]
+    [error] = [plain(e.value) for e in app.error]
     assert "foo: not an option of anomalies" in error and "min_change" in error
     assert "Backtest of" not in " ".join(m.value for m in app.markdown)
     app.button(key="monitors.save").click().run()

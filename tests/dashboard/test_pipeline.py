@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from monitors import queue
 from store.models import Dataset, Run
-from tests.dashboard.apptest import sign_in
+from tests.dashboard.apptest import plain, sign_in
 
 PAGE = "dashboard/views/pipeline.py"
 YESTERDAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
@@ -92,7 +92,7 @@ def test_backfill_queues_the_chosen_range_and_shows_progress(app, demo, sessions
     run = runs(sessions)[-1]
     assert (run.trigger, run.partition_from, run.partition_to, run.progress_total) == \
         ("backfill", dt.date(2026, 6, 1), dt.date(2026, 6, 10), 10)
-    assert any(f"run {run.id} · model_scores" in bar.proto.text for bar in app.get("progress"))
+    assert any(f"run {run.id} · model_scores" in plain(bar.proto.text) for bar in app.get("progress"))
 
 
 def test_a_queued_run_is_cancelled_and_a_finished_one_is_refused(app, demo, sessions):

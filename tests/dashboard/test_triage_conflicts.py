@@ -8,7 +8,7 @@ from sqlalchemy import select
 from monitors import alerts as lifecycle
 from store.engine import open_store
 from store.models import Alert, AlertEvent
-from tests.dashboard.apptest import open_page
+from tests.dashboard.apptest import open_page, plain
 
 ALERTS = "dashboard/views/alerts.py"
 DETAIL = "dashboard/views/alert.py"
@@ -48,8 +48,8 @@ def test_acknowledging_an_alert_resolved_since_the_page_loaded_says_who_resolved
     app.button(key="alert.ack").click().run()
 
     assert not app.exception
-    assert any(f"alert {alert_id} was resolved (fixed) by bo at " in e.value
-               and "since you loaded it (you saw it open)" in e.value for e in app.error), \
+    assert any(f"alert {alert_id} was resolved (fixed) by bo at " in plain(e.value)
+               and "since you loaded it (you saw it open)" in plain(e.value) for e in app.error), \
         [e.value for e in app.error]
     status, resolution, kinds = stored(sessions, alert_id)
     assert (status, resolution) == ("resolved", "fixed")
@@ -69,7 +69,8 @@ def test_a_bulk_acknowledge_applies_to_the_unchanged_alerts_and_names_the_change
 
     assert not app.exception
     assert "Acknowledged 1 alert(s) as alice" in app.success[0].value
-    assert any(f"alert {first} was resolved (fixed) by bo at " in e.value for e in app.error), \
+    assert any(f"alert {first} was resolved (fixed) by bo at " in plain(e.value)
+               for e in app.error), \
         [e.value for e in app.error]
     assert stored(sessions, first)[:2] == ("resolved", "fixed")
     assert stored(sessions, second)[0] == "acknowledged"

@@ -4,10 +4,14 @@ ends. A file caught mid-write by the upstream is quarantined, then lands once co
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import yaml
@@ -221,3 +225,105 @@ def test_a_dead_webhook_leaves_the_run_succeeded_and_its_token_unlogged_and_is_s
     assert message["text"].startswith(f"orders: {len(alerts)} new alert")
     with sessions() as session:
         assert all(a.notified_at is not None for a in session.scalars(select(Alert)))
+
+
+# ---- store faults: one line, exit 4, nothing written (issue 14 #4) -------------------------
+# Before, each of these ended in SQLAlchemy's traceback (and a deleted file took writes that
+# were then lost).
+
+def cli(argv: list[str], capsys) -> tuple[int, str]:
+    from monitors.cli import main
+
+    code = main(argv)
+    return code, capsys.readouterr().err
+
+
+def test_an_unreachable_store_is_one_line_naming_it_without_its_password(tmp_path):
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    environ = {**os.environ, "MONITORS_HOME": str(tmp_path),
+               "MONITORS_DB_URL": f"postgresql://monitors:s3cret@127.0.0.1:{port}/monitors"}
+    done = subprocess.run([sys.executable, "-m", "monitors", "alerts", "list"], env=environ,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 4, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith(f"error: store unreachable: postgresql://monitors:***@127.0.0.1:{port}")
+    assert "s3cret" not in done.stderr
+
+
+def sqlite_store(settings) -> Path:
+    if not settings.db_url.startswith("sqlite"):
+        pytest.skip("a SQLite file's fault")
+    engine, _ = open_store(settings.db_url)
+    engine.dispose()
+    return Path(settings.db_url.removeprefix("sqlite:///"))
+
+
+def a_file(settings) -> Path:
+    path = settings.home / "drop" / "shop_2026-03-02.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("id,channel\n1,web\n2,app\n")
+    return path
+
+
+def test_a_read_only_store_refuses_a_write_in_one_line(settings, monkeypatch, capsys):
+    database = sqlite_store(settings)
+    # what a store file this user may not write looks like to SQLite (the tests run as root,
+    # whom file modes do not stop)
+    monkeypatch.setenv("MONITORS_DB_URL", f"sqlite:///file:{database}?mode=ro&uri=true")
+    code, err = cli(["ingest", "--dataset", "shop", "--create", str(a_file(settings))], capsys)
+    assert code == 4 and err.startswith("error: store is read-only: ") and err.count("\n") == 1, err
+    assert cli(["datasets", "list", "--json"], capsys)[0] == 0  # reading still works
+
+
+def test_a_corrupt_store_is_one_line_for_every_command(settings, capsys):
+    database = sqlite_store(settings)
+    database.write_bytes(b"this is not a database" * 100)
+    for argv in (["alerts", "list"], ["datasets", "list", "--json"], ["runs", "list"]):
+        code, err = cli(argv, capsys)
+        assert code == 4, err
+        assert err == (f"error: store is corrupt: {database}: file is not a database; restore it "
+                       "from a backup, or move it aside to start an empty store\n")
+
+
+def test_a_full_disk_is_one_line_and_nothing_is_landed(settings, sessions, capsys):
+    from sqlalchemy import Engine, event
+    from sqlalchemy.exc import OperationalError
+
+    words = ("database or disk is full" if settings.db_url.startswith("sqlite")
+             else "could not extend file \"base/1/2\": No space left on device")
+
+    def full(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT"):
+            raise OperationalError(statement, parameters, Exception(words))
+
+    event.listen(Engine, "before_cursor_execute", full)
+    try:
+        code, err = cli(["ingest", "--dataset", "shop", "--create", str(a_file(settings))], capsys)
+    finally:
+        event.remove(Engine, "before_cursor_execute", full)
+    assert code == 4 and err.startswith("error: store is full: ") and err.count("\n") == 1, err
+    assert "nothing was written" in err
+    with sessions() as session:
+        assert session.scalar(select(func.count(Dataset.id))) == 0
+        assert session.scalar(select(func.count(Batch.id))) == 0
+
+
+def test_a_store_file_deleted_under_a_running_process_refuses_writes_and_is_not_recreated(
+        settings, capsys):
+    from monitors.alerts import comment
+    from store.engine import StoreFault
+    from tests.monitors.signals import add_dataset, fires, record
+
+    database = sqlite_store(settings)
+    engine, sessions = open_store(settings.db_url)
+    with sessions.begin() as session:
+        dataset_id = add_dataset(session, "shop")
+    [alert_id] = record(sessions, [fires(dataset_id, DAYS[0])]).new
+    database.unlink()
+    with pytest.raises(StoreFault, match=f"store file gone: {database} was deleted"):
+        with sessions.begin() as session:
+            comment(session, alert_id, by="alice", note="looked at it")
+    assert not database.exists()  # no empty store made in its place to write into
+    engine.dispose()

@@ -24,7 +24,7 @@ from monitors.errors import Invalid
 from monitors.ingest import create_dataset, ingest_file
 from monitors.readers import ContractViolation
 from monitors.settings import Limits, load_settings
-from store.models import Batch, Dataset
+from store.models import Batch, Dataset, Run
 
 DAY = dt.date(2026, 3, 2)
 CONTRACT = Contract(columns=[ColumnSpec(name="id", type="integer", nullable=False),
@@ -240,3 +240,167 @@ def test_a_name_with_two_dates_is_not_landed_on_the_first(sessions, dataset, tmp
         outcome = ingest_file(session, session.get(Dataset, dataset.id),
                               good_csv(tmp_path, "orders_2026-03-01.2026-03-01.csv"))
     assert (outcome.status, outcome.partition) == ("ingested", dt.date(2026, 3, 1))
+
+
+# ---- numbers past what the store holds, a reader gone, config mistakes (issue 14 #5-#7) -----
+
+def cli_main(argv: list[str], capsys) -> tuple[int, str]:
+    from monitors.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's usage error
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["alerts", "ack", str(2**64), "--by", "alice"],
+    ["alerts", "show", "99999999999999999999"],
+    ["alerts", "list", "--limit", str(2**63)],
+    ["alerts", "list", "--offset", str(2**63)],
+    ["runs", "cancel", str(2**64), "--by", "alice"],
+    ["mutes", "add", "--by", "alice", "--reason", "r", "--dataset", "x",
+     "--for", "100000000000000000000d"],
+])
+def test_numbers_past_what_the_store_holds_are_a_usage_line(settings, argv, capsys):
+    """Before: OverflowError tracebacks from the driver or from timedelta."""
+    code, err = cli_main(argv, capsys)
+    assert code == 2, err
+    assert "Traceback" not in err and ("out of range" in err or "too long" in err), err
+
+
+def test_a_listing_whose_reader_goes_away_ends_quietly(settings):
+    """`datasets list | head -c1`: before, a BrokenPipeError at exit (code 120)."""
+    env = {**os.environ, "MONITORS_HOME": str(settings.home)}
+    process = subprocess.Popen([sys.executable, "-m", "monitors", "datasets", "list", "--json"],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # the reader is gone before the command writes
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141, err
+    assert err == ""
+
+
+def config_error(tmp_path, dataset: dict) -> str:
+    path = tmp_path / "monitors.yaml"
+    path.write_text(yaml_dump({"datasets": [{"name": "orders", "format": "csv",
+                                             "source": "landing/orders", **dataset}]}))
+    with pytest.raises(ConfigError) as caught:
+        parse_config(path.read_text(), path)
+    return str(caught.value)
+
+
+def yaml_dump(document) -> str:
+    import yaml
+
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+@pytest.mark.parametrize("declared, said", [
+    ({"schedule": "0 6 31 2 *"}, "never fires"),
+    ({"deadline_hours": float("inf")}, "finite number"),
+    ({"deadline_hours": 1e300}, "less than or equal to 8784"),
+    ({"checks": [{"check": "matches_pattern", "column": "code", "options": {"pattern": "([a-z"}}]},
+     "not a valid regular expression"),
+])
+def test_config_mistakes_that_were_accepted_are_refused_at_load(tmp_path, declared, said):
+    """Before, each loaded: the cron never ran, every run failed on the deadline, the pattern
+    failed at the first batch."""
+    message = config_error(tmp_path, declared)
+    assert said in message and "monitors.yaml:" in message, message
+
+
+@pytest.mark.parametrize("name", ["<b>x</b>", "two\nlines", "x" * 10_000, "![p](http://h/x.png)"],
+                         ids=["html", "newline", "10k", "markdown"])
+def test_create_follows_the_dataset_name_rule_on_both_stores(settings, sessions, tmp_path, name, capsys):
+    """Before: accepted on SQLite, and a DataError traceback for the long one on PostgreSQL."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    code, err = cli_main(["ingest", "--dataset", name, "--create",
+                          str(good_csv(settings.home, "orders_2026-03-02.csv"))], capsys)
+    assert code == 2 and err.startswith("error: dataset name ") and err.count("\n") == 1, err
+    with sessions() as session:
+        assert session.query(Dataset).count() == 0
+
+
+def test_create_keeps_no_dataset_whose_first_batch_breaks_its_contract(settings, sessions, tmp_path,
+                                                                        monkeypatch, capsys):
+    # the contract is inferred from the first block (the line limit's bytes): text after it
+    monkeypatch.setenv("MONITORS_LIMIT_LINE_BYTES", "1024")
+    settings.home.mkdir(parents=True, exist_ok=True)
+    path = settings.home / "orders_2026-03-02.csv"
+    path.write_text("id,note\n" + "".join(f"{i},n{i}\n" for i in range(400)) + "four hundred,x\n")
+    code, err = cli_main(["ingest", "--dataset", "orders", "--create", str(path)], capsys)
+    assert code == 2 and "breaks the contract inferred from it" in err, err
+    assert "nothing was created" in err
+    with sessions() as session:
+        assert session.query(Dataset).count() == 0 and session.query(Batch).count() == 0
+
+
+def test_a_null_json_line_is_quarantined_not_landed_as_a_row_of_nulls(sessions, tmp_path):
+    with sessions.begin() as session:
+        dataset = Dataset(name="events", format="jsonl", source=str(tmp_path),
+                          contract=CONTRACT.to_json())
+        session.add(dataset)
+    path = tmp_path / "events_2026-03-02.jsonl"
+    path.write_text('{"id": 1, "note": "a"}\n\nnull\n{"id": 2, "note": "b"}\n')
+    outcome, _ = land(sessions, dataset, path)
+    assert outcome.status == "quarantined"
+    assert outcome.reason == "events_2026-03-02.jsonl: data row 2 is null, not a JSON object"
+
+
+def test_two_racing_creates_of_one_name_make_one_dataset(settings, sessions, tmp_path):
+    """Before, the second `ingest --create` died on the unique name with a traceback."""
+    env = {**os.environ, "MONITORS_HOME": str(settings.home)}
+    # a file that takes a moment to profile: the first creator's transaction is still open
+    # when the others look for the dataset
+    text = "id,note\n" + "".join(f"{i},n{i % 97}\n" for i in range(300_000))
+    paths = []
+    for n in range(3):
+        (settings.home / f"d{n}").mkdir(parents=True)
+        paths.append(settings.home / f"d{n}" / "orders_2026-03-02.csv")
+        paths[-1].write_text(text)
+    processes = [subprocess.Popen([sys.executable, "-m", "monitors", "ingest", "--dataset",
+                                   "orders", "--create", str(path)], cwd=ROOT, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for path in paths]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in processes]
+    assert all(code == 0 for code, _ in results), results
+    with sessions() as session:
+        assert session.query(Dataset).count() == 1
+        in_force = session.query(Batch).filter(Batch.status == "ingested").count()
+    assert in_force == 1
+
+
+def test_a_backfill_from_before_the_first_delivery_raises_no_missing_alert_for_those_days(
+        settings, sessions):
+    """Before: one critical `missing` alert per day before the dataset's first delivery."""
+    from sqlalchemy import select
+
+    from monitors import queue
+    from monitors.alerts import list_alerts
+    from monitors.run import execute_run
+    from tests.monitors.pipeline import DAYS, prepare
+
+    prepare(settings, sessions)
+    with sessions.begin() as session:
+        orders = session.scalar(select(Dataset).where(Dataset.name == "orders"))
+        run_id = queue.request_run(session, orders, DAYS[0] - dt.timedelta(days=60),
+                                   DAYS[-1] + dt.timedelta(days=1), trigger="backfill",
+                                   by="test").id
+    execute_run(sessions, settings, run_id, notify=False)
+    with sessions() as session:
+        missing = [a["partition"] for a in list_alerts(session) if a["monitor"] == "freshness:missing"]
+    # the day after the last delivery is missing; the sixty before the first are not
+    assert missing == [(DAYS[-1] + dt.timedelta(days=1)).isoformat()]
+
+
+@pytest.mark.parametrize("argv", [["--date", "0001-01-01"], ["--from", "0001-01-01", "--to", "2026-06-01"]])
+def test_a_run_before_1970_is_refused_naming_the_window(settings, sessions, argv, capsys):
+    """Before, `run --from 0001-01-01` queued a backfill of 739,000 partitions."""
+    from tests.monitors.pipeline import prepare
+
+    prepare(settings, sessions)
+    code, err = cli_main(["run", "--dataset", "orders", *argv], capsys)
+    assert code == 2 and "outside the accepted window 1970-01-01" in err, err
+    with sessions() as session:
+        assert session.query(Run).filter(Run.partition_from < dt.date(1970, 1, 1)).count() == 0
