@@ -161,18 +161,19 @@ def _ingest(args, settings: Settings, sessions) -> int:
             except ContractViolation as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return EXIT_USAGE
-            # said, not done silently: from now on the worker looks for its files on a
-            # schedule and judges their lateness (on stderr, so --json stays one document)
-            print(f"created dataset {dataset.name}: {len(dataset.contract.get('columns', []))} "
-                  f"columns inferred from this batch; new files are looked for in "
-                  f"{dataset.source} on schedule '{dataset.schedule}' (cron, UTC), due "
-                  f"{dataset.deadline_hours:g} h after their day ends; declare it in "
-                  f"{settings.config_path.name} to change either", file=sys.stderr)
         outcome = ingest_file(session, dataset, path, partition, limits=settings.limits)
         if created and outcome.status == "quarantined":
             # a contract its own first batch breaks describes nothing: the dataset is not kept
             raise Invalid(f"{args.dataset}: the first batch breaks the contract inferred from "
                           f"it ({outcome.reason}); nothing was created")
+    if created:
+        # said, not done silently: from now on the worker looks for its files on a
+        # schedule and judges their lateness (on stderr, so --json stays one document)
+        print(f"created dataset {dataset.name}: {len(dataset.contract.get('columns', []))} "
+              f"columns inferred from this batch; new files are looked for in "
+              f"{dataset.source} on schedule '{dataset.schedule}' (cron, UTC), due "
+              f"{dataset.deadline_hours:g} h after their day ends; declare it in "
+              f"{settings.config_path.name} to change either", file=sys.stderr)
     document = {"dataset": outcome.dataset, "partition": outcome.partition.isoformat(),
                 "status": outcome.status, "batch_id": outcome.batch_id, "rows": outcome.rows,
                 "reason": outcome.reason}
