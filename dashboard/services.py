@@ -223,7 +223,7 @@ def _config_changed() -> None:
 
 def set_monitor_enabled(dataset: str, name: str, enabled: bool, *, by: str) -> str:
     """Write the change to the monitors YAML (audited); the new config version."""
-    with session_factory()() as session:
+    with session_factory().begin() as session:  # the new config version is kept
         version = admin.set_monitor_enabled(session, load_settings(), dataset, name, enabled, by=by)
     _config_changed()
     return version
@@ -232,7 +232,7 @@ def set_monitor_enabled(dataset: str, name: str, enabled: bool, *, by: str) -> s
 def save_monitor(dataset: str, monitor: MonitorConfig, *, by: str) -> str:
     """Add or replace a configured monitor (audited; Invalid and nothing written when it
     does not validate); the new config version."""
-    with session_factory()() as session:
+    with session_factory().begin() as session:  # the new config version is kept
         version = admin.save_monitor(session, load_settings(), dataset, monitor, by=by)
     _config_changed()
     return version

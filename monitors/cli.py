@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from monitors import cli_alerts, cli_runs
+from monitors import cli_alerts, cli_config, cli_runs
 from monitors.cli_io import EXIT_USAGE, date_argument, emit
 from monitors.datasets import UnknownDataset, find_dataset
 from monitors.settings import Settings, load_settings
@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8501)
     cli_alerts.add_commands(commands)
     cli_runs.add_commands(commands)
+    cli_config.add_commands(commands)
     return parser
 
 
@@ -83,9 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_settings()
     try:
+        key = (args.command, getattr(args, "action", None))
+        if key in cli_config.STORELESS:  # writes nothing, not even a new store
+            return COMMANDS[key](args, settings, None)
         # a worker is a service: it waits for its database; a command says it is unreachable
         _, sessions = (wait_for_store if args.command == "worker" else open_store)(settings.db_url)
-        handler = COMMANDS[(args.command, getattr(args, "action", None))]
+        handler = COMMANDS[key]
         return handler(args, settings, sessions)
     # NotFound and the store's UnknownDataset are LookupErrors; Refused, Invalid and the plain
     # ValueErrors of older code are ValueErrors: one line on stderr, exit 2
@@ -261,4 +265,5 @@ COMMANDS = {
     ("serve", None): _serve,
     **cli_alerts.COMMANDS,
     **cli_runs.COMMANDS,
+    **cli_config.COMMANDS,
 }
