@@ -13,7 +13,7 @@ import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard.metric_charts import downsample
-from monitors import admin, delivery, explain, mutes, queue
+from monitors import admin, delivery, explain, mutes, provenance, queue
 from monitors import alerts as lifecycle
 from monitors.backtest import backtest
 from monitors.datasets import find_dataset
@@ -318,6 +318,21 @@ def active_runs_frame() -> pd.DataFrame:
     if not frames:
         return runs_frame(status="queued", limit=0)
     return pd.concat(frames).sort_values("id").reset_index(drop=True)
+
+
+def run_details(run_id: int) -> dict | None:
+    """A run with its input files' fingerprints, config version and code version
+    (monitors.provenance.run_details); None for no such run."""
+    with session_factory()() as session:
+        try:
+            return provenance.run_details(session, run_id)
+        except NotFound:
+            return None
+
+
+def judged_on_line(document: dict) -> str | None:
+    """"judged on 26 points ... under config v14, detector anomalies {...}" for an alert."""
+    return provenance.describe(document.get("judged_on"))
 
 
 def run_log(run_id: int) -> str:

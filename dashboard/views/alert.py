@@ -49,6 +49,10 @@ if document["muted"]:
 st.markdown(" ".join(badges) + f"  partition **{document['partition']}** · fired on "
             f"{document['occurrences']} partition(s) · detector `{document['detector']}`")
 st.markdown(f"> {document['message']}")
+judged = services.judged_on_line(document)
+if judged:  # what the verdict was made of: window, config version, detector, inputs
+    inputs = ", ".join(f"{p} `{f[:12]}`" for p, f in (document["judged_on"].get("inputs") or {}).items())
+    st.caption(f"**{judged[0].upper()}{judged[1:]}**" + (f" · batch {inputs}" if inputs else ""))
 
 flash = state.pop("alert.flash", None)
 if flash:
