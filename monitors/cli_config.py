@@ -87,8 +87,8 @@ def _validate(args, settings: Settings, sessions) -> int:
         return EXIT_USAGE
     document = {"file": str(args.file), "valid": True, "hash": config.version_hash(),
                 "datasets": [d.name for d in config.datasets]}
-    emit(args, document, [f"{args.file}: valid ({len(config.datasets)} dataset(s), "
-                          f"version hash {document['hash']})"])
+    emit(args, document, [(f"{args.file}: valid ({len(config.datasets)} dataset(s), "
+                           f"version hash {document['hash']})")])
     return 0
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
+import math
 from typing import Any
 
 from sqlalchemy import select
@@ -38,7 +38,9 @@ def judged_on(verdict, history, *, config_version: int | None, config_hash: str 
 
 def history_window(spec, history, partition: dt.date) -> dict[str, Any]:
     """The span, size and digest of the history a metric monitor read for `partition`."""
-    from monitors.evaluate import detector_input  # pandas and the detectors: a run has them
+    from monitors.evaluate import (
+        detector_input,  # pandas and the detectors: a run has them
+    )
 
     try:
         data = detector_input(spec, history, partition)
@@ -82,7 +84,7 @@ def finding_record(verdict) -> dict[str, Any]:
     return {"partition": verdict.partition.isoformat(), "monitor": verdict.spec.name,
             "column": verdict.spec.column,
             "detector": "monitor_failed" if verdict.failed else verdict.spec.detector,
-            "value": None if value is None or value != value else float(value),
+            "value": None if value is None or math.isnan(value) else float(value),
             "detail": finding.detail}
 
 
@@ -116,6 +118,3 @@ def run_details(session: Session, run_id: int) -> dict[str, Any]:
                      "config_introduced_by": version.introduced_by if version else None})
     return document
 
-
-def canonical(record: dict[str, Any]) -> str:
-    return json.dumps(record, sort_keys=True)

@@ -22,7 +22,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitors.config import MonitorsConfig
-from monitors.config_versions import config_of, diff_configs, get_version, numbers_by_hash
+from monitors.config_versions import (
+    config_of,
+    diff_configs,
+    get_version,
+    numbers_by_hash,
+)
 from monitors.errors import NotFound, Refused
 from monitors.provenance import finding_record
 from monitors.settings import Settings
@@ -67,7 +72,13 @@ def replay_run(session: Session, settings: Settings, run_id: int, *,
     """Replay run `run_id` under its own config version, or under `config` (a version
     number, or "current" for the file as it is now). The caller's session is only read."""
     from monitors.contract import Contract
-    from monitors.evaluate import HISTORY_DAYS, MetricHistory, evaluate_partition, history_since, metrics_read_by
+    from monitors.evaluate import (
+        HISTORY_DAYS,
+        MetricHistory,
+        evaluate_partition,
+        history_since,
+        metrics_read_by,
+    )
     from monitors.plan import plan_monitors
     from monitors.run import code_version, config_for_runs
     from store import queries

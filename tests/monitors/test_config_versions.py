@@ -2,6 +2,7 @@
 validate` refuses what a run refuses, in the run's words, writing nothing."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 
@@ -55,8 +56,7 @@ def test_a_hand_edit_is_a_new_version_at_the_next_run(demo, sessions, capsys):
     newest = history[0]
     assert newest["introduced_by"] == "file edit"
     mtime = os.stat(demo.config_path).st_mtime
-    assert abs(__import__("datetime").datetime.fromisoformat(newest["file_mtime_at"]).timestamp()
-               - mtime) < 1e-3
+    assert abs(dt.datetime.fromisoformat(newest["file_mtime_at"]).timestamp() - mtime) < 1e-3
     assert any("volume:anomalies" in change and "min_change" in change for change in newest["changes"])
     runs = {r["id"]: r for r in cli_json(capsys, "runs", "list", "--limit", "5")}
     assert runs[run_id]["config_version"] == 2
