@@ -296,7 +296,7 @@ def runs_frame(dataset: str | None = None, status: str | None = None, limit: int
     is what a person watches here."""
     columns = ["id", "dataset", "status", "trigger", "partition_from", "partition_to", "progress",
                "progress_done", "progress_total", "requested_by", "requested_at", "started_at",
-               "finished_at", "duration_s", "stages", "error"]
+               "finished_at", "duration_s", "stages", "error", "config_version", "code_version"]
     with session_factory()() as session:
         runs = queue.list_runs(session, dataset=dataset, status=status, limit=limit)
     frame = pd.DataFrame(runs)
