@@ -7,7 +7,7 @@ from sqlalchemy import select
 from monitors import alerts as lifecycle
 from monitors.run import code_version
 from store.models import Batch
-from tests.dashboard.apptest import open_page
+from tests.dashboard.apptest import open_page, plain
 
 
 def test_an_alert_page_says_what_it_was_judged_on(app, demo, sessions):
@@ -16,7 +16,7 @@ def test_an_alert_page_says_what_it_was_judged_on(app, demo, sessions):
     open_page(app, "dashboard/views/alert.py", alert=str(alert["id"]))
     assert not app.exception
     judged = alert["judged_on"]
-    [line] = [c.value for c in app.caption if "Judged on" in c.value]
+    [line] = [plain(c.value) for c in app.caption if "Judged on" in plain(c.value)]
     assert (f"Judged on {judged['points']} points {judged['start']}..{judged['end']} under config v1, "
             "detector anomalies {min_change: 0.1}") in line
     fingerprint = judged["inputs"][alert["partition"]]
@@ -27,8 +27,8 @@ def test_the_pipeline_page_shows_a_runs_fingerprints(app, demo, sessions):
     open_page(app, "dashboard/views/pipeline.py")
     assert not app.exception
     chosen = app.selectbox(key="pipeline.log_run").value
-    assert any(f"Run {chosen}** judged under config **v1**" in m.value for m in app.markdown)
-    assert any(code_version() in m.value for m in app.markdown)
+    assert any(f"Run {chosen}** judged under config **v1**" in plain(m.value) for m in app.markdown)
+    assert any(code_version() in plain(m.value) for m in app.markdown)
     inputs = next(d for d in app.dataframe if "fingerprint" in d.value.columns).value
     with sessions() as session:
         in_force = {b.fingerprint for b in session.scalars(select(Batch).where(Batch.status == "ingested"))}
