@@ -13,7 +13,7 @@ import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard.metric_charts import downsample
-from monitors import admin, baselines, delivery, explain, mutes, queue
+from monitors import admin, baselines, delivery, explain, mutes, provenance, queue
 from monitors import alerts as lifecycle
 from monitors.backtest import backtest
 from monitors.datasets import find_dataset
@@ -230,7 +230,7 @@ def _config_changed() -> None:
 
 def set_monitor_enabled(dataset: str, name: str, enabled: bool, *, by: str) -> str:
     """Write the change to the monitors YAML (audited); the new config version."""
-    with session_factory()() as session:
+    with session_factory().begin() as session:  # the new config version is kept
         version = admin.set_monitor_enabled(session, load_settings(), dataset, name, enabled, by=by)
     _config_changed()
     return version
@@ -239,7 +239,7 @@ def set_monitor_enabled(dataset: str, name: str, enabled: bool, *, by: str) -> s
 def save_monitor(dataset: str, monitor: MonitorConfig, *, by: str) -> str:
     """Add or replace a configured monitor (audited; Invalid and nothing written when it
     does not validate); the new config version."""
-    with session_factory()() as session:
+    with session_factory().begin() as session:  # the new config version is kept
         version = admin.save_monitor(session, load_settings(), dataset, monitor, by=by)
     _config_changed()
     return version
@@ -303,7 +303,7 @@ def runs_frame(dataset: str | None = None, status: str | None = None, limit: int
     is what a person watches here."""
     columns = ["id", "dataset", "status", "trigger", "partition_from", "partition_to", "progress",
                "progress_done", "progress_total", "requested_by", "requested_at", "started_at",
-               "finished_at", "duration_s", "stages", "error"]
+               "finished_at", "duration_s", "stages", "error", "config_version", "code_version"]
     with session_factory()() as session:
         runs = queue.list_runs(session, dataset=dataset, status=status, limit=limit)
     frame = pd.DataFrame(runs)
@@ -325,6 +325,21 @@ def active_runs_frame() -> pd.DataFrame:
     if not frames:
         return runs_frame(status="queued", limit=0)
     return pd.concat(frames).sort_values("id").reset_index(drop=True)
+
+
+def run_details(run_id: int) -> dict | None:
+    """A run with its input files' fingerprints, config version and code version
+    (monitors.provenance.run_details); None for no such run."""
+    with session_factory()() as session:
+        try:
+            return provenance.run_details(session, run_id)
+        except NotFound:
+            return None
+
+
+def judged_on_line(document: dict) -> str | None:
+    """"judged on 26 points ... under config v14, detector anomalies {...}" for an alert."""
+    return provenance.describe(document.get("judged_on"))
 
 
 def run_log(run_id: int) -> str:

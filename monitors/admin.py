@@ -26,6 +26,7 @@ from monitors.config import (
     load_config,
     save_config,
 )
+from monitors.config_versions import record_version
 from monitors.contract import Contract
 from monitors.errors import Invalid, NotFound, Refused
 from monitors.plan import MonitorSpec, plan_monitors
@@ -164,7 +165,7 @@ def set_monitor_enabled(session: Session, settings: Settings, dataset: str, name
         return declared
 
     return _write(settings, found, change, by=by,
-                  what=f"{'enabled' if enabled else 'disabled'} {name}")
+                  what=f"{'enabled' if enabled else 'disabled'} {name}", session=session)
 
 
 def save_monitor(session: Session, settings: Settings, dataset: str,
@@ -186,7 +187,7 @@ def save_monitor(session: Session, settings: Settings, dataset: str,
     return _write(settings, find_dataset(session, dataset), change, by=by,
                   what=f"saved {monitor.name} ({monitor.detector} on "
                        f"{monitor.column or 'table'}.{monitor.metric} "
-                       f"{json.dumps(monitor.options, sort_keys=True)})")
+                       f"{json.dumps(monitor.options, sort_keys=True)})", session=session)
 
 
 def monitor_noise(session: Session, dataset: str | None = None) -> pd.DataFrame:
@@ -242,7 +243,7 @@ def _declared_or_new(config: MonitorsConfig, dataset: Dataset) -> DatasetConfig:
 
 
 def _write(settings: Settings, dataset: Dataset, change: Callable[[DatasetConfig], DatasetConfig],
-           *, by: str, what: str) -> str:
+           *, by: str, what: str, session: Session | None = None) -> str:
     # read now, not from a cache: the change applies to the file as it is on disk
     config = load_config(settings.config_path, settings)
     before = config.version_hash()
@@ -265,6 +266,8 @@ def _write(settings: Settings, dataset: Dataset, change: Callable[[DatasetConfig
         raise
     os.replace(partial, settings.config_path)
     after = new.version_hash()
+    if session is not None:  # the new version is this person's, not a hand edit's
+        record_version(session, new, settings, by=by)
     with (settings.home / CONFIG_LOG).open("a", encoding="utf-8") as log:
         log.write(f"{utcnow().isoformat(timespec='seconds')}\t{by}\t{dataset.name}\t{what}\t"
                   f"{before} -> {after}\n")

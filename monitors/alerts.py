@@ -133,6 +133,8 @@ class Signal:
     point: bool = True
     owner: str | None = None
     evidence: dict = field(default_factory=dict)
+    # what the verdict was judged on (monitors.provenance.judged_on), kept on the alert
+    judged_on: dict | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -356,6 +358,7 @@ class _Context:
             alert.lower, alert.upper = _float(finding.lower), _float(finding.upper)
             alert.message = finding.detail
             alert.evidence = _evidence(signal)
+            alert.judged_on = signal.judged_on
             alert.severity, alert.detector = signal.severity, signal.detector
             alert.owner = signal.owner
         alert.last_seen_at = self.now
@@ -741,7 +744,7 @@ def _document(alert: Alert, dataset_name: str, mute_id: int | None) -> dict[str,
         "resolution": alert.resolution,
         "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
         "owner": alert.owner, "evidence": alert.evidence, "fingerprint": alert.fingerprint,
-        "config_version": alert.config_version,
+        "config_version": alert.config_version, "judged_on": alert.judged_on,
         "caused_by": alert.caused_by,
     }
 

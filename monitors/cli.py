@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.numbers import fmt_number
-from monitors import cli_alerts, cli_gates, cli_runs
+from monitors import cli_alerts, cli_config, cli_gates, cli_runs
 from monitors.cli_io import EXIT_USAGE, date_argument, emit
 from monitors.datasets import UnknownDataset, find_dataset
 from monitors.settings import Settings, load_settings
@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_alerts.add_commands(commands)
     cli_runs.add_commands(commands)
     cli_gates.add_commands(commands)
+    cli_config.add_commands(commands)
     return parser
 
 
@@ -89,9 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_settings()
     try:
+        key = (args.command, getattr(args, "action", None))
+        if key in cli_config.STORELESS:  # writes nothing, not even a new store
+            return COMMANDS[key](args, settings, None)
         # a worker is a service: it waits for its database; a command says it is unreachable
         _, sessions = (wait_for_store if args.command == "worker" else open_store)(settings.db_url)
-        handler = COMMANDS[(args.command, getattr(args, "action", None))]
+        handler = COMMANDS[key]
         code = handler(args, settings, sessions)
         sys.stdout.flush()  # a reader gone (`| head`) shows up here, not at exit
         return code
@@ -299,4 +303,5 @@ COMMANDS = {
     **cli_alerts.COMMANDS,
     **cli_runs.COMMANDS,
     **cli_gates.COMMANDS,
+    **cli_config.COMMANDS,
 }

@@ -49,6 +49,17 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     runs_list.add_argument("--status", choices=[s.value for s in RunStatus])
     runs_list.add_argument("--limit", type=count_argument, default=200)
     runs_list.add_argument("--json", action="store_true")
+    runs_show = runs_cmd.add_parser(
+        "show", help="a run with its input files' fingerprints, config version and code version")
+    runs_show.add_argument("id", type=int)
+    runs_show.add_argument("--json", action="store_true")
+    runs_replay = runs_cmd.add_parser(
+        "replay", help="judge a past run's partitions again in memory and compare its findings "
+                       "(touches no alert)")
+    runs_replay.add_argument("id", type=int)
+    runs_replay.add_argument("--config", help="replay under this config version (or 'current': "
+                                              "the file now) instead of the run's own")
+    runs_replay.add_argument("--json", action="store_true")
     runs_cancel = runs_cmd.add_parser("cancel", help="cancel a queued run")
     runs_cancel.add_argument("id", type=count_argument)
     runs_cancel.add_argument("--by", required=True, help="who cancels (kept in the run's log)")
@@ -125,6 +136,47 @@ def _runs_list(args, settings: Settings, sessions) -> int:
     return 0
 
 
+def _runs_show(args, settings: Settings, sessions) -> int:
+    from monitors.provenance import run_details
+
+    with sessions() as session:
+        document = run_details(session, args.id)
+    version = document["config_version"]
+    lines = [_line(document),
+             f"config: v{version} ({document['config_hash']}, introduced by "
+             f"{document['config_introduced_by']})" if version is not None
+             else f"config: {document['config_hash'] or 'not recorded'}",
+             f"code:   {document['code_version'] or 'not recorded'}",
+             f"inputs: {len(document['inputs'])} batch(es), {document['findings']} finding(s)"]
+    for item in document["inputs"]:
+        lines.append(f"  {item['partition']} {item['fingerprint']} {item['source'] or '(gone)'}"
+                     + ("" if item["still_in_force"] else
+                        f"  [re-delivered since: now {item['in_force_fingerprint'] or 'none'}]"))
+    emit(args, document, lines)
+    return 0
+
+
+def _runs_replay(args, settings: Settings, sessions) -> int:
+    from monitors.replay import replay_run
+
+    with sessions() as session:
+        replay = replay_run(session, settings, args.id, config=args.config)
+    head = (f"run {replay.run_id} ({replay.dataset}, {replay.partitions[0]}..{replay.partitions[-1]}) "
+            f"under config v{replay.run_config_version}, replayed under "
+            f"{'v' if isinstance(replay.replay_config_version, int) else ''}"
+            f"{replay.replay_config_version}: ")
+    if replay.identical:
+        lines = [head + f"identical ({replay.findings} finding(s))"]
+    else:
+        lines = [head + f"{len(replay.differences)} difference(s)"]
+        for d in replay.differences:
+            shown = (d.after or d.before)["detail"]
+            lines.append(f"  {d.partition} {d.monitor}: {d.change}: {shown}")
+            lines += [f"    because {cause}" for cause in d.causes]
+    emit(args, replay.to_json(), lines)
+    return 0
+
+
 def _runs_cancel(args, settings: Settings, sessions) -> int:
     with sessions.begin() as session:
         run = queue.cancel(session, args.id, args.by)
@@ -152,6 +204,8 @@ COMMANDS = {
     ("run", None): _run,
     ("runs", "list"): _runs_list,
     ("runs", "cancel"): _runs_cancel,
+    ("runs", "show"): _runs_show,
+    ("runs", "replay"): _runs_replay,
     ("worker", None): _worker,
 }
 

@@ -220,21 +220,30 @@ def _detect(spec: MonitorSpec, history: MetricHistory, partition: dt.date, *,
             since: pd.Timestamp | None) -> Detection:
     entry = registry.detector(spec.detector)
     options = dict(spec.options)
+    options.pop("key", None)  # chose the series (detector_input), not a detector option
     if spec.detector == "breakouts" and since is not None:
         # breakouts are judged over a look-back: a new regime is told apart only once it lasted
         since = since - pd.Timedelta(days=BREAKOUT_LOOKBACK_DAYS)
     detect = entry.function()
+    data = detector_input(spec, history, partition)
+    if entry.input == registry.PROFILES:
+        return detect(data, since=since, name=spec.column, **options)
+    return detect(data, since=since, **options)
+
+
+def detector_input(spec: MonitorSpec, history: MetricHistory,
+                   partition: dt.date) -> pd.Series | pd.DataFrame:
+    """The history a metric monitor's detector reads to judge `partition`: a series, the
+    category counts or the quantile profiles. What an alert records it was judged on."""
+    entry = registry.detector(spec.detector)
     if entry.input == registry.SERIES:
-        series = history.series(spec.column, spec.metric, partition, key=options.pop("key", ""))
-        return detect(series, since=since, **options)
+        return history.series(spec.column, spec.metric, partition, key=spec.options.get("key", ""))
     if entry.input == registry.CATEGORY_COUNTS:
-        counts = history.categories(spec.column, partition).drop(columns="other", errors="ignore")
-        return detect(counts, since=since, **options)
+        return history.categories(spec.column, partition).drop(columns="other", errors="ignore")
     if entry.input == registry.PROFILES:
         # a categorical column's profile is its category counts, a numeric one's its quantiles
-        profiles = (history.categories(spec.column, partition) if spec.metric == "freq"
-                    else history.quantiles(spec.column, partition))
-        return detect(profiles, since=since, name=spec.column, **options)
+        return (history.categories(spec.column, partition) if spec.metric == "freq"
+                else history.quantiles(spec.column, partition))
     raise ValueError(f"monitor {spec.name!r}: {spec.detector!r} judges a batch's rows, "
                      f"not a metric's history")
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, aliased
 from monitors.errors import Invalid, NotFound, Refused
 from monitors.freshness import check_partition_window
 from store import queries
-from store.models import Dataset, Run, RunStatus, utcnow
+from store.models import ConfigVersion, Dataset, Run, RunStatus, utcnow
 
 FINISHED = (RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled)
 # a run whose worker keeps dying (a batch that runs it out of memory, say) must not loop forever
@@ -226,8 +226,9 @@ def _iso(value: dt.date | dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def run_summary(run: Run, dataset_name: str) -> dict[str, Any]:
-    """The CLI's and dashboard's view of a run (DESIGN.md's `runs list` fields, then more)."""
+def run_summary(run: Run, dataset_name: str, config_number: int | None = None) -> dict[str, Any]:
+    """The CLI's and dashboard's view of a run (DESIGN.md's `runs list` fields, then more).
+    `config_number`: the stored version (monitors.config_versions) of the run's config hash."""
     return {"id": run.id, "dataset": dataset_name, "status": run.status, "trigger": run.trigger,
             "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
             "error": run.error,
@@ -235,19 +236,23 @@ def run_summary(run: Run, dataset_name: str) -> dict[str, Any]:
             "progress_done": run.progress_done, "progress_total": run.progress_total,
             "stages": run.stages, "requested_by": run.requested_by,
             "requested_at": _iso(run.requested_at), "claimed_by": run.claimed_by,
-            "lease_expires_at": _iso(run.lease_expires_at), "retry_of": run.retry_of}
+            "lease_expires_at": _iso(run.lease_expires_at), "retry_of": run.retry_of,
+            "config_version": config_number, "config_hash": run.config_version,
+            "code_version": run.code_version}
 
 
 def list_runs(session: Session, dataset: str | None = None, status: str | None = None,
               limit: int = 200) -> list[dict[str, Any]]:
     """The latest runs first, as plain dicts."""
-    query = select(Run, Dataset.name).join(Dataset, Dataset.id == Run.dataset_id)
+    query = (select(Run, Dataset.name, ConfigVersion.number)
+             .join(Dataset, Dataset.id == Run.dataset_id)
+             .outerjoin(ConfigVersion, ConfigVersion.hash == Run.config_version))
     if dataset is not None:
         query = query.where(Dataset.name == dataset)
     if status is not None:
         query = query.where(Run.status == RunStatus(status))
     rows = session.execute(query.order_by(Run.id.desc()).limit(limit)).all()
-    return [run_summary(run, name) for run, name in rows]
+    return [run_summary(run, name, number) for run, name, number in rows]
 
 
 def watermark(session: Session, dataset: Dataset | int) -> dt.date | None:

@@ -24,6 +24,7 @@ from monitors.baselines import load_baselines
 from monitors.references import load_references
 from monitors.catalog import delivered_files, infer_missing_contract, sync_datasets
 from monitors.config import ConfigError, MonitorsConfig, load_config
+from monitors.config_versions import record_version
 from monitors.contract import Contract
 from monitors.errors import NotFound
 from monitors.evaluate import (
@@ -41,6 +42,7 @@ from monitors.freshness import note_watching
 from monitors.ingest import ingest_file, ingest_sql
 from monitors.notify import HttpSender, Sender, notify_config_from, notify_run
 from monitors.plan import plan_monitors
+from monitors.provenance import finding_record, judged_on
 from monitors.settings import Settings
 from store import queries
 from store.models import Dataset, Run, RunStatus
@@ -104,12 +106,16 @@ def execute_run(sessions: sessionmaker[Session], settings: Settings, run_id: int
             run.status, run.error, run.finished_at = RunStatus.failed, str(exc), dt.datetime.now(dt.UTC)
             return
         run.config_version = config_version
+        # a form of the config not seen before is kept (a hand edit of the file, at the latest
+        # here): every run links to a version whose text can be shown, diffed and replayed
+        config_number = record_version(session, config, settings).number
         dataset_id, trigger = run.dataset_id, run.trigger
         partitions = list(pd.date_range(run.partition_from, run.partition_to, freq="D").date)
         run.progress_total, run.progress_done = len(partitions), 0
     try:
         status, error, recorded = _execute(sessions, settings, config, config_version, run_id,
-                                           dataset_id, partitions, log, should_stop, now)
+                                           dataset_id, partitions, log, should_stop, now,
+                                           config_number=config_number)
         if notify and status == RunStatus.succeeded:
             with log.stage("notify"), sessions.begin() as session:
                 sent = notify_run(session, dataset=session.get(Dataset, dataset_id),
@@ -151,7 +157,8 @@ def _parsed_config(settings: Settings, _stamp) -> tuple[MonitorsConfig, str]:
 
 
 def _execute(sessions, settings, config: MonitorsConfig, config_version: str, run_id,
-             dataset_id, partitions, log: RunLog, should_stop, now) -> tuple[str, str | None, Recorded]:
+             dataset_id, partitions, log: RunLog, should_stop, now, *,
+             config_number: int | None = None) -> tuple[str, str | None, Recorded]:
     with sessions.begin() as session:
         sync_datasets(session, config, settings.home)
         dataset = session.get(Dataset, dataset_id)
@@ -166,6 +173,7 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
         owner = declared.owner if declared else None
     log.write(f"{name}: {len(partitions)} partition(s), {len(specs)} monitor(s)")
     inputs: dict[str, str] = {}
+    findings: list[dict] = []  # what a replay compares its own findings to
     total = Recorded()
     with log.stage("ingest"):
         for partition in partitions:
@@ -191,11 +199,18 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
             batch = queries.get_current_batch(session, dataset_id, partition)
             if batch is not None:
                 inputs[partition.isoformat()] = batch.fingerprint
+            clock = now or dt.datetime.now(dt.UTC)
             with log.stage("evaluate"):
                 verdicts = evaluate_partition(session, dataset, contract, specs, history,
                                               partition, now)
             with log.stage("alerts"):
-                signals = [to_signal(dataset, v, owner) for v in verdicts if not v.skipped]
+                signals = [to_signal(dataset, v, owner, judged_on=judged_on(
+                               v, history, config_version=config_number, config_hash=config_version,
+                               code_version=code_version(),
+                               fingerprint=batch.fingerprint if batch is not None else None)
+                               if v.finding is not None else None)
+                           for v in verdicts if not v.skipped]
+                findings.extend(finding_record(v) for v in verdicts if v.finding is not None)
                 recorded = record_signals(session, signals, now=now or dt.datetime.now(dt.UTC),
                                           config_version=config_version, run_id=run_id)
             with log.stage("incidents"):
@@ -204,6 +219,7 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
                 refresh_gates(session, dataset_id, partition, now=now or dt.datetime.now(dt.UTC))
             run = session.get(Run, run_id)
             run.progress_done, run.inputs = done, dict(inputs)
+            run.findings, run.judged_at = list(findings), clock
             kill_point("alerts.writing")
             fired = sum(1 for v in verdicts if v.finding is not None)
             log.write(f"{partition}: {fired} finding(s); alerts new {len(recorded.new)}, "
@@ -229,7 +245,8 @@ def land_pending(session: Session, settings: Settings, dataset: Dataset, partiti
             for path in delivered_files(settings, dataset, partition)]
 
 
-def to_signal(dataset: Dataset, verdict: Verdict, owner: str | None = None) -> Signal:
+def to_signal(dataset: Dataset, verdict: Verdict, owner: str | None = None, *,
+              judged_on: dict | None = None) -> Signal:
     spec, finding = verdict.spec, verdict.finding
     evidence = dict(verdict.evidence or {})
     if spec.metric:
@@ -241,4 +258,5 @@ def to_signal(dataset: Dataset, verdict: Verdict, owner: str | None = None) -> S
     return Signal(dataset_id=dataset.id, monitor=spec.name,
                   detector="monitor_failed" if verdict.failed else spec.detector,
                   column=spec.column, severity=spec.severity, partition=verdict.partition,
-                  finding=finding, point=spec.point, owner=owner, evidence=evidence)
+                  finding=finding, point=spec.point, owner=owner, evidence=evidence,
+                  judged_on=judged_on)

@@ -394,6 +394,7 @@ class Worker:
         stays). The file is parsed again only when it changed; a broken file is logged and
         the schedules stay as they were."""
         from monitors.catalog import sync_datasets  # the pipeline's modules, loaded to lead
+        from monitors.config_versions import record_version
         from monitors.run import config_for_runs
 
         try:
@@ -408,6 +409,7 @@ class Worker:
         def sync() -> None:
             with self.sessions.begin() as session:
                 sync_datasets(session, config, self.settings.home)
+                record_version(session, config, self.settings)  # a hand edit, kept
 
         self._db(sync, "storing the config's datasets")
         removed = self._declared - declared

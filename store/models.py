@@ -204,6 +204,10 @@ class Run(Base):
     log: Mapped[str] = mapped_column(Text, default="")
     # the run this one re-queues after its worker was lost: the chain bounds the attempts
     retry_of: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    # what the run found, monitor by partition, and the clock it judged with: what a replay
+    # (monitors.replay) compares its own findings to
+    findings: Mapped[list[Any]] = mapped_column(default=list)
+    judged_at: Mapped[dt.datetime | None]
 
 
 class Alert(Base):
@@ -242,6 +246,25 @@ class Alert(Base):
     caused_by: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
     # split out of its incident by hand: never grouped again
     incident_split: Mapped[bool] = mapped_column(default=False)
+    # what the latest firing was judged on: detector and options, the history window and
+    # its points, config version, input fingerprints (monitors.config_versions.judged_on)
+    judged_on: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ConfigVersion(Base):
+    """A distinct normal form of the monitors config, kept with who brought it in: the
+    dashboard user who saved it, or "file edit" (a hand edit, with the file's mtime), seen
+    at the next run or worker sync. `number` is v1, v2, ... in order of first sight."""
+
+    __tablename__ = "config_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[int] = mapped_column(unique=True)
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    introduced_by: Mapped[str] = mapped_column(String(200))
+    file_mtime_at: Mapped[dt.datetime | None]
+    introduced_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class MuteRule(Base):

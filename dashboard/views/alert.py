@@ -59,6 +59,11 @@ if document.get("caused_by") is not None:
     # a knock-on of another alert's incident: it was not notified, and follows the root
     st.page_link("dashboard/views/alert.py", label=f"caused by #{document['caused_by']} →",
                  query_params={"alert": str(document["caused_by"])})
+judged = services.judged_on_line(document)
+if judged:  # what the verdict was made of: window, config version, detector, inputs
+    inputs = ", ".join(f"{md(p)} {md(f[:12])}"
+                       for p, f in (document["judged_on"].get("inputs") or {}).items())
+    st.caption(f"**{md(judged[0].upper() + judged[1:])}**" + (f" · batch {inputs}" if inputs else ""))
 
 flash = state.pop("alert.flash", None)
 if flash:

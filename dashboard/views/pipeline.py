@@ -2,6 +2,7 @@
 backfill a range, cancel a queued request, and the run history with stages and logs."""
 import datetime as dt
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import identity, services
@@ -159,4 +160,16 @@ if not history.empty:
     chosen_row = history[history["id"] == chosen].iloc[0]
     st.caption(f"Stages: {md(chosen_row['stages'] or 'none recorded')}"
                + (f" · error: {md(chosen_row['error'])}" if chosen_row["error"] else ""))
+    details = services.run_details(int(chosen))
+    if details is not None:  # what the run was made of: config, code, input fingerprints
+        version = details["config_version"]
+        st.markdown(f"**Run {chosen}** judged under config "
+                    + (f"**v{version}** (introduced by {md(details['config_introduced_by'])})"
+                       if version is not None else md(details['config_hash'] or 'not recorded'))
+                    + f" · code {md(details['code_version'] or 'not recorded')}"
+                    + f" · {details['findings']} finding(s)")
+        if details["inputs"]:
+            st.dataframe(pd.DataFrame(details["inputs"])[
+                ["partition", "fingerprint", "source", "rows", "still_in_force"]],
+                hide_index=True, key="pipeline.inputs")
     st.code(services.run_log(int(chosen)) or "(no log lines)", language=None)
