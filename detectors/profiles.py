@@ -145,6 +145,10 @@ def _judge(metric: str, value: float, history: np.ndarray, iqr: float, *, thresh
            min_change: float, min_extreme_change: float,
            min_share_change: float) -> dict | None:
     family, words = _JUDGED[metric]
+    if family in ("extreme", "tail") and (history > 0).all():
+        return _judge_ratio(metric, value, history, threshold=threshold,
+                            min_ratio=1 + (min_extreme_change if family == "extreme"
+                                           else min_extreme_change / 2))
     center = float(np.median(history))
     spread = _MAD_SCALE * float(np.median(np.abs(history - center)))
     noise = threshold * spread
@@ -165,7 +169,29 @@ def _judge(metric: str, value: float, history: np.ndarray, iqr: float, *, thresh
         return None
     score = deviation / tolerance if tolerance > 0 else float("inf")
     return {"metric": metric, "family": family, "words": words, "value": float(value),
-            "expected": center, "tolerance": tolerance, "score": score}
+            "expected": center, "lower": center - tolerance, "upper": center + tolerance,
+            "score": score}
+
+
+def _judge_ratio(metric: str, value: float, history: np.ndarray, *, threshold: float,
+                 min_ratio: float) -> dict | None:
+    """Extremes and tails of a positive column, judged as ratios: the max of a skewed
+    column (amounts, incomes) doubles now and then on one row, and that is its noise."""
+    family, words = _JUDGED[metric]
+    logs = np.log(history)
+    center = float(np.median(logs))
+    spread = _MAD_SCALE * float(np.median(np.abs(logs - center)))
+    tolerance = max(threshold * spread, float(np.log(min_ratio)))
+    expected = float(np.exp(center))
+    change = {"metric": metric, "family": family, "words": words, "value": float(value),
+              "expected": expected, "lower": float(np.exp(center - tolerance)),
+              "upper": float(np.exp(center + tolerance))}
+    if value <= 0:  # a positive column's extreme gone to zero or negative
+        return {**change, "score": float("inf")}
+    deviation = abs(float(np.log(value)) - center)
+    if deviation <= tolerance:
+        return None
+    return {**change, "score": deviation / tolerance}
 
 
 def _finding(at: Any, name: str, changes: list[dict]) -> Finding:
@@ -175,8 +201,7 @@ def _finding(at: Any, name: str, changes: list[dict]) -> Finding:
     text = "; ".join(listed) + (f"; also {', '.join(rest)}" if rest else "")
     subject = f"{name}: " if name else ""
     return Finding(at=at, value=first["value"], expected=first["expected"],
-                   lower=first["expected"] - first["tolerance"],
-                   upper=first["expected"] + first["tolerance"],
+                   lower=first["lower"], upper=first["upper"],
                    score=max(c["score"] for c in changes),
                    detail=f"[profile] {subject}{text}",
                    before=first["expected"], after=first["value"])
@@ -188,8 +213,12 @@ def _describe(change: Mapping[str, Any]) -> str:
         return f"{change['words']} {_percent(value)} (was {_percent(expected)})"
     if change["family"] == "distinct":
         return f"{change['words']} {fmt_number(value)} (was {fmt_number(expected)})"
+    half = (change["upper"] - change["lower"]) / 2
+    if abs(change["lower"] + half - expected) <= 1e-9 * max(abs(expected), 1.0):
+        return (f"{change['words']} {fmt_number(value)} vs expected {fmt_number(expected)} "
+                f"± {fmt_number(half)}")
     return (f"{change['words']} {fmt_number(value)} vs expected {fmt_number(expected)} "
-            f"± {fmt_number(change['tolerance'])}")
+            f"(usual range {fmt_number(change['lower'])} to {fmt_number(change['upper'])})")
 
 
 def _percent(share: float) -> str:

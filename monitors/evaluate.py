@@ -261,6 +261,35 @@ def evaluate_check(spec: MonitorSpec, frame: pd.DataFrame, partition: dt.date,
     return Verdict(spec, partition, finding, evidence=evidence)
 
 
+def evaluate_sql_check(spec: MonitorSpec, dataset: Dataset, contract: Contract,
+                       partition: dt.date) -> Verdict:
+    """A static check of a SQL dataset, computed inside its database (monitors.pushdown);
+    a check the dialect can't compute is the monitor's failure, never a silent skip."""
+    from sqlalchemy import create_engine
+
+    from monitors.credentials import expand
+    from monitors.pushdown import check_sql_partition
+
+    columns = (spec.check.columns if spec.check and spec.check.columns else
+               [spec.column] if spec.column else [])
+    sensitive = [c.name for c in contract.columns if c.sensitive]
+    engine = create_engine(expand(dataset.source))  # ${NAME}: the secret, read only now
+    try:
+        detection = check_sql_partition(
+            engine, dataset.table_name or dataset.name, dataset.partition_key, partition,
+            contract, spec.detector, columns, spec.options, at=pd.Timestamp(partition),
+            mask=sensitive)
+    except Exception as exc:  # a check that can't run is reported, the run goes on
+        return monitor_failed(spec, partition, exc)
+    finally:
+        engine.dispose()
+    if detection.skipped:
+        return Verdict(spec, partition, None, skipped=detection.skipped)
+    finding = detection.findings[0] if detection.findings else None
+    evidence = {"examples": list(finding.examples)} if finding and finding.examples else None
+    return Verdict(spec, partition, finding, evidence=evidence)
+
+
 def monitor_failed(spec: MonitorSpec, partition: dt.date, exc: Exception) -> Verdict:
     """A monitor that raised: a finding of its own, so someone fixes the monitor."""
     where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
@@ -289,7 +318,9 @@ def evaluate_partition(session: Session, dataset: Dataset, contract: Contract,
             if batch is not None:  # no batch, no new point: freshness speaks for it
                 verdicts.append(evaluate_metric(spec, history, partition))
         elif spec.kind == "check":
-            if batch is not None:
+            if batch is not None and dataset.format == "sql":
+                verdicts.append(evaluate_sql_check(spec, dataset, contract, partition))
+            elif batch is not None:
                 if frame is None:
                     frame = load_batch_frame(batch.source, dataset, contract)
                 if frame is not None:
