@@ -299,12 +299,14 @@ def identifier_reason(profiles: pd.DataFrame, name: str, *, until: Any = None) -
 # --- stale data ----------------------------------------------------------------------------
 
 
-def detect_repeats(profiles: pd.DataFrame, *, since: Any = None, min_metrics: int = 3,
-                   rtol: float = 1e-9) -> Detection:
+def detect_repeats(profiles: pd.DataFrame, *, since: Any = None, min_history: int = 7,
+                   min_metrics: int = 3, rtol: float = 1e-9) -> Detection:
     """Points under test whose whole profile (every metric present) equals an earlier
-    point's: the same content delivered again under another partition. A dataset whose
-    content repeats routinely (a reference table, unchanged for days) is not judged."""
+    point's: the same content delivered again under another partition. Judged once there
+    are `min_history` earlier batches; a dataset whose content repeated lately (a reference
+    table, unchanged for days) is static, not stale, and stays quiet."""
     detector = "repeats"
+    check_integer(min_history, "min_history", ge=1)
     check_integer(min_metrics, "min_metrics", ge=1)
     check_number(rtol, "rtol", ge=0)
     frame = profiles.astype(float).dropna(how="all")
@@ -322,8 +324,11 @@ def detect_repeats(profiles: pd.DataFrame, *, since: Any = None, min_metrics: in
         close = np.isclose(values[js], values[i], rtol=rtol, atol=0) | ~present[js]
         return same_shape & close.all(axis=1) & (present[i].sum() >= min_metrics)
 
-    findings = []
+    findings, judged = [], False
     for i in tested:
+        if i < min_history:
+            continue
+        judged = True
         matches = np.flatnonzero(equal(i, np.arange(i)))
         if not len(matches):
             continue
@@ -333,9 +338,13 @@ def detect_repeats(profiles: pd.DataFrame, *, since: Any = None, min_metrics: in
             continue
         then = frame.index[matches[-1]]
         label = then.date().isoformat() if isinstance(then, pd.Timestamp) else str(then)
+        # the value: how many partitions back the same content was delivered
         findings.append(Finding(
-            at=frame.index[i], value=None, expected=None, lower=None, upper=None, score=1.0,
+            at=frame.index[i], value=float(i - matches[-1]), expected=None, lower=None,
+            upper=None, score=1.0,
             detail=f"[repeats] this batch's content is identical to the batch of {label} "
                    f"(all {int(present[i].sum())} profile metrics): stale data delivered "
                    f"again under a new date"))
+    if not judged:
+        return Detection(detector, skipped=f"history under {min_history} batches")
     return Detection(detector, findings=tuple(findings))

@@ -129,6 +129,7 @@ class DuplicatesOptions(Options):
 
 class RepeatsOptions(Options):
     columns: list[str] = []
+    min_history: int = 7
     min_metrics: int = 3
     rtol: float = 1e-9
 
