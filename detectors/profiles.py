@@ -37,7 +37,7 @@ _JUDGED: dict[str, tuple[str, str]] = {
     "negative_share": ("share", "negative share"),
     "zero_share": ("share", "zero share"),
     "p50": ("level", "median"),
-    "std": ("level", "spread (std)"),
+    "std": ("spread", "spread (std)"),
     "distinct": ("distinct", "distinct values"),
     "distinct_share": ("share", "distinct share"),
     "p01": ("tail", "1st percentile"),
@@ -145,11 +145,19 @@ def _judge(metric: str, value: float, history: np.ndarray, iqr: float, *, thresh
            min_change: float, min_extreme_change: float,
            min_share_change: float) -> dict | None:
     family, words = _JUDGED[metric]
-    if family in ("extreme", "tail") and (history > 0).all():
-        return _judge_ratio(metric, value, history, threshold=threshold,
-                            min_ratio=1 + (min_extreme_change if family == "extreme"
-                                           else min_extreme_change / 2))
     center = float(np.median(history))
+    unit = max(abs(center), iqr if np.isfinite(iqr) else 0.0)
+    # an extreme sits on one row, a tail quantile on a few (and on one step of a
+    # small-integer column), a skewed column's spread on its largest values: each swings
+    # widely on clean data and needs a larger move to mean something
+    relative = {"extreme": min_extreme_change, "tail": min_extreme_change / 2,
+                "spread": min_extreme_change / 2}.get(family)
+    if relative is not None and (history > 0).all():
+        change = _judge_range(metric, value, history, ratio=1 + relative)
+        # and a move that matters on the column's scale: 2 -> 3 is a ratio, not a change
+        if change is None or abs(value - center) <= relative * unit:
+            return None
+        return change
     spread = _MAD_SCALE * float(np.median(np.abs(history - center)))
     noise = threshold * spread
     if family == "share":
@@ -158,11 +166,7 @@ def _judge(metric: str, value: float, history: np.ndarray, iqr: float, *, thresh
         # a halving or a doubling (a column gone constant, a code list exploding)
         floor = center * 0.5 if value < center else center
     else:
-        unit = max(abs(center), iqr if np.isfinite(iqr) else 0.0)
-        # a tail quantile sits on a few rows (and on one step of a small-integer column),
-        # an extreme on one row: they need a larger move to mean something
-        relative = {"extreme": min_extreme_change, "tail": min_extreme_change / 2}
-        floor = relative.get(family, min_change) * unit
+        floor = (relative or min_change) * unit
     tolerance = max(noise, floor)
     deviation = abs(value - center)
     if deviation <= tolerance or deviation == 0:
@@ -173,25 +177,18 @@ def _judge(metric: str, value: float, history: np.ndarray, iqr: float, *, thresh
             "score": score}
 
 
-def _judge_ratio(metric: str, value: float, history: np.ndarray, *, threshold: float,
-                 min_ratio: float) -> dict | None:
-    """Extremes and tails of a positive column, judged as ratios: the max of a skewed
-    column (amounts, incomes) doubles now and then on one row, and that is its noise."""
+def _judge_range(metric: str, value: float, history: np.ndarray, *, ratio: float) -> dict | None:
+    """A positive metric that swings on clean data, judged against the range the window
+    itself saw, widened by `ratio` both ways: the max of an income doubles on one row now
+    and then, but not twelvefold, and it is never negative."""
     family, words = _JUDGED[metric]
-    logs = np.log(history)
-    center = float(np.median(logs))
-    spread = _MAD_SCALE * float(np.median(np.abs(logs - center)))
-    tolerance = max(threshold * spread, float(np.log(min_ratio)))
-    expected = float(np.exp(center))
-    change = {"metric": metric, "family": family, "words": words, "value": float(value),
-              "expected": expected, "lower": float(np.exp(center - tolerance)),
-              "upper": float(np.exp(center + tolerance))}
-    if value <= 0:  # a positive column's extreme gone to zero or negative
-        return {**change, "score": float("inf")}
-    deviation = abs(float(np.log(value)) - center)
-    if deviation <= tolerance:
+    lower, upper = float(history.min()) / ratio, float(history.max()) * ratio
+    if lower <= value <= upper:
         return None
-    return {**change, "score": deviation / tolerance}
+    score = float("inf") if value <= 0 else max(value / upper, lower / value)
+    return {"metric": metric, "family": family, "words": words, "value": float(value),
+            "expected": float(np.median(history)), "lower": lower, "upper": upper,
+            "score": score}
 
 
 def _finding(at: Any, name: str, changes: list[dict]) -> Finding:
