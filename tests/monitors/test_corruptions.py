@@ -150,3 +150,24 @@ def test_the_clean_history_itself_stays_quiet(clean_history):
              if (verdict := evaluate_metric(spec, history, day)).finding is not None]
 
     assert len(fired) <= 1, fired
+
+
+def test_the_demos_corruptions_raise_alerts_on_their_column_the_day_they_land(demo, sessions):
+    """The demo's ground truth holds single-batch corruptions; each raised an alert on its
+    column for its partition, saying what changed."""
+    import json
+
+    from monitors.alerts import get_alert, list_alerts
+
+    truth = json.loads((demo.home / "demo" / "incidents.json").read_text())
+    corruptions = [i for i in truth if i["kind"] in ("sign_flip", "unit_change", "duplicated_keys")]
+    assert {i["kind"] for i in corruptions} == {"sign_flip", "unit_change", "duplicated_keys"}
+    with sessions() as session:
+        alerts = [{**a, "firings": {f["partition"] for f in get_alert(session, a["id"])["firings"]}}
+                  for a in list_alerts(session, dataset="customer_snapshot")]
+
+    for incident in corruptions:
+        hits = [a for a in alerts if a["column"] == incident["column"]
+                and incident["partition"] in a["firings"]]
+        assert hits, incident
+        assert all(incident["column"] in a["message"] for a in hits)
