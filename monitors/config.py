@@ -107,7 +107,7 @@ class AutomaticMonitors(BaseModel):
     categories: bool = True    # new categories in string columns
     drift: bool = True         # distribution drift of every column (features, scores, classes)
     profiles: bool = True      # one-batch shifts of a column's profile (mean, quantiles, shares...)
-    uniqueness: bool = True    # repeats in columns that were unique in every batch
+    duplicates: bool = True    # repeats in columns that were unique in every batch
     repeats: bool = True       # a batch whose content repeats an earlier partition's
 
 

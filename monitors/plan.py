@@ -86,7 +86,7 @@ def _automatic(kind: str, contract: Contract, auto: AutomaticMonitors) -> list[M
                                      "min_abs_change": 0.05, "direction": "up"}))
         # ids and keys are whole numbers or text; a float is a measurement
         keyish = column.type in (LogicalType.integer, LogicalType.string) and not column.categorical
-        if auto.uniqueness and keyish:
+        if auto.duplicates and keyish:
             # quiet unless the column was unique in every batch so far
             add(MonitorSpec(f"duplicates:{column.name}", "metric", "duplicates", "critical",
                             column=column.name, metric="profile", automatic=True))
