@@ -83,15 +83,16 @@ def detect_profile_shift(profiles: pd.DataFrame, *, since: Any = None, name: str
                           ("min_extreme_change", min_extreme_change),
                           ("min_share_change", min_share_change)):
         check_number(value, option, ge=0)
-    frame = _judged_metrics(profiles)
-    if frame.empty or not len(frame.columns):
+    if profiles.empty:
         return Detection(detector, skipped="no profile to judge")
-    tested = np.flatnonzero(under_test(frame.index, since))
+    names, values = _judged_metrics(profiles)
+    if not names:
+        return Detection(detector, skipped="no profile to judge")
+    tested = np.flatnonzero(under_test(profiles.index, since))
     if not len(tested):
         return Detection(detector, skipped="no points under test")
-    values = frame.to_numpy(dtype=float)
     iqr = ((profiles["p75"] - profiles["p25"]).to_numpy(dtype=float)
-           if {"p25", "p75"} <= set(profiles.columns) else np.full(len(frame), np.nan))
+           if {"p25", "p75"} <= set(profiles.columns) else np.full(len(profiles), np.nan))
     findings, judged = [], False
     for i in tested:
         past = values[max(0, i - window):i]
@@ -100,7 +101,7 @@ def detect_profile_shift(profiles: pd.DataFrame, *, since: Any = None, name: str
         # the column's own unit: its usual interquartile range
         unit = float(np.median(past_iqr)) if len(past_iqr) else 0.0
         changes = []
-        for j, metric in enumerate(frame.columns):
+        for j, metric in enumerate(names):
             value = values[i, j]
             history = past[:, j]
             history = history[~np.isnan(history)]
@@ -113,32 +114,36 @@ def detect_profile_shift(profiles: pd.DataFrame, *, since: Any = None, name: str
             if change is not None:
                 changes.append(change)
         if changes:
-            findings.append(_finding(frame.index[i], name, changes))
+            findings.append(_finding(profiles.index[i], name, changes))
     if not judged:
         return Detection(detector, skipped=f"history under {min_history} batches in the "
                                            f"{window} before the points under test")
     return Detection(detector, findings=tuple(findings))
 
 
-def _judged_metrics(profiles: pd.DataFrame) -> pd.DataFrame:
-    """The metrics judged, derived where a stored count reads better as a share."""
-    frame = profiles.astype(float)
-    out = {m: frame[m] for m in _JUDGED if m in frame.columns}
-    count = frame.get("count")
+def _judged_metrics(profiles: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+    """The metrics judged and their values (one row per point, one column per metric),
+    derived where a stored count reads better as a share. numpy, not pandas: a run judges
+    every column of every dataset, and frame arithmetic cost more than the judging."""
+    stored = {m: profiles[m].to_numpy(dtype=float) for m in profiles.columns}
+    out = {m: stored[m] for m in _JUDGED if m in stored}
+    count = stored.get("count")
     if count is not None:
-        present = count.where(count > 0)
-        for stored, share in (("zeros", "zero_share"), ("negatives", "negative_share")):
-            if stored in frame.columns:
-                out[share] = frame[stored] / present
-        if "distinct" in frame.columns:
-            # distinct values grow with the rows when most values are distinct (a weekend's
-            # smaller batch has fewer): such a column is judged on its distinct share
-            ratio = frame["distinct"] / present
-            if ratio.median() >= 0.5:
-                out.pop("distinct")
-                out["distinct_share"] = ratio
-    ordered = [m for m in _JUDGED if m in out]
-    return pd.DataFrame({m: out[m] for m in ordered}, index=profiles.index)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            present = np.where(count > 0, count, np.nan)
+            for kept, share in (("zeros", "zero_share"), ("negatives", "negative_share")):
+                if kept in stored:
+                    out[share] = stored[kept] / present
+            if "distinct" in stored:
+                # distinct values grow with the rows when most values are distinct (a
+                # weekend's smaller batch has fewer): such a column is judged on its share
+                ratio = stored["distinct"] / present
+                if np.any(~np.isnan(ratio)) and np.nanmedian(ratio) >= 0.5:
+                    out.pop("distinct")
+                    out["distinct_share"] = ratio
+    names = [m for m in _JUDGED if m in out]
+    values = np.column_stack([out[m] for m in names]) if names else np.empty((len(profiles), 0))
+    return names, values
 
 
 def _judge(metric: str, value: float, history: np.ndarray, iqr: float, *, threshold: float,

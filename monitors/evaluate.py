@@ -86,6 +86,7 @@ class MetricHistory:
         self._categories: dict[str, tuple[pd.DataFrame, pd.Series]] = {}
         self._scalars: pd.DataFrame | None = None
         self._last_cut: tuple[dt.date, pd.DataFrame] | None = None
+        self._cut_columns: dict[str, pd.DataFrame] = {}  # column_profile's, of the last cut
 
     def _all_rows(self, column: str | None, metric: str) -> pd.DataFrame:
         rows = self._groups.get((column or "", metric))
@@ -130,9 +131,12 @@ class MetricHistory:
     def column_profile(self, column: str, until: dt.date) -> pd.DataFrame:
         """A column's scalar metrics: one row per partition (NaN where no batch)."""
         scalars = self._cut(self._all_scalars(), until)
-        if column not in scalars.columns.get_level_values(0):
-            return pd.DataFrame(index=scalars.index)
-        return scalars[column]
+        columns = self._cut_columns
+        if column not in columns:
+            names = scalars.columns.get_level_values(0)
+            columns[column] = (scalars.loc[:, names == column].droplevel(0, axis=1)
+                               if (names == column).any() else pd.DataFrame(index=scalars.index))
+        return columns[column]
 
     def table_profile(self, columns: list[str], until: dt.date) -> pd.DataFrame:
         """The batch's row count and the scalar metrics of `columns`, side by side."""
@@ -161,6 +165,7 @@ class MetricHistory:
         if self._last_cut is None or self._last_cut[0] != until:
             frame = whole[self._judged(whole.index, until)]
             self._last_cut = (until, frame if frame.empty else frame.asfreq("D"))
+            self._cut_columns = {}
         return self._last_cut[1]
 
     def quantiles(self, column: str, until: dt.date) -> pd.DataFrame:
