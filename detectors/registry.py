@@ -30,12 +30,15 @@ from detectors.result import Detection
 SERIES = "series"                      # a metric's series, one point per partition
 CATEGORY_COUNTS = "category_counts"    # one row per partition, one column per category
 PROFILES = "profiles"                  # per partition: quantiles, or category counts + other
+COLUMN_PROFILE = "column_profile"      # per partition: every scalar metric of one column
+TABLE_PROFILE = "table_profile"        # per partition: every scalar metric of the batch
 ROWS = "rows"                          # one batch's rows (a static check)
-INPUTS = (SERIES, CATEGORY_COUNTS, PROFILES, ROWS)
+INPUTS = (SERIES, CATEGORY_COUNTS, PROFILES, COLUMN_PROFILE, TABLE_PROFILE, ROWS)
 
 # options read by the caller to build the input, not passed to the detector: `key` picks
-# which stored series of a metric is judged (a quantile, a category's count)
-CALLER_OPTIONS = ("key",)
+# which stored series of a metric is judged (a quantile, a category's count); `columns` which
+# columns a table profile holds
+CALLER_OPTIONS = ("key", "columns")
 
 
 # --- options models ------------------------------------------------------------------------
@@ -109,6 +112,28 @@ class NewCategoryOptions(Options):
     min_history: int = 7
 
 
+class ProfileShiftOptions(Options):
+    window: int = 28
+    min_history: int = 14
+    threshold: float = 6.0
+    min_change: float = 0.1
+    min_extreme_change: float = 1.0
+    min_share_change: float = 0.05
+
+
+class DuplicatesOptions(Options):
+    min_history: int = 7
+    exact_limit: int = 100_000
+    tolerance: float = 0.01
+
+
+class RepeatsOptions(Options):
+    columns: list[str] = []
+    min_history: int = 7
+    min_metrics: int = 3
+    rtol: float = 1e-9
+
+
 class CheckOptions(Options):
     max_fraction: float = 0.0
     examples: int = 5
@@ -169,6 +194,10 @@ _TABLE = (
     Detector("drift", PROFILES, DriftOptions, "detectors.drift:detect_drift"),
     Detector("new_category", CATEGORY_COUNTS, NewCategoryOptions,
              "detectors.categories:detect_new_categories"),
+    Detector("profile_shift", COLUMN_PROFILE, ProfileShiftOptions,
+             "detectors.profiles:detect_profile_shift"),
+    Detector("duplicates", COLUMN_PROFILE, DuplicatesOptions, "detectors.profiles:detect_duplicates"),
+    Detector("repeats", TABLE_PROFILE, RepeatsOptions, "detectors.profiles:detect_repeats"),
     Detector("not_null", ROWS, CheckOptions, "detectors.checks:not_null", "column"),
     Detector("in_range", ROWS, InRangeOptions, "detectors.checks:in_range", "column"),
     Detector("allowed_values", ROWS, AllowedValuesOptions, "detectors.checks:allowed_values",

@@ -54,6 +54,9 @@ def family_of(spec: MonitorSpec) -> str | None:
         return "drift"
     if spec.detector == "new_category":
         return "categories"
+    by_detector = {"profile_shift": "profiles", "duplicates": "duplicates", "repeats": "repeats"}
+    if spec.detector in by_detector:
+        return by_detector[spec.detector]
     return {"row_count": "volume", "null_fraction": "nulls", "mean": "levels"}.get(spec.metric or "")
 
 

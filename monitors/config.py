@@ -107,7 +107,10 @@ class AutomaticMonitors(BaseModel):
     nulls: bool = True         # null fraction per column, proportional
     levels: bool = True        # breakouts in numeric columns' means
     categories: bool = True    # new categories in string columns
-    drift: bool = True         # distribution drift of model scores and classes
+    drift: bool = True         # distribution drift of every column (features, scores, classes)
+    profiles: bool = True      # one-batch shifts of a column's profile (mean, quantiles, shares...)
+    duplicates: bool = True    # repeats in columns that were unique in every batch
+    repeats: bool = True       # a batch whose content repeats an earlier partition's
 
 
 class ReferenceConfig(BaseModel):

@@ -95,6 +95,10 @@ def plan_incidents(start: dt.date, days: int) -> dict[str, tuple[int, Incident]]
 
     # label: (dataset, column, where in the span, kind, what happened)
     plan = {
+        # single-batch corruptions of the snapshot file (the model was fed before the export)
+        "sign_flip": (CUSTOMERS, "income", 0.30, "sign_flip", "income arrives sign-flipped for every customer (an export bug)"),
+        "unit_change": (CUSTOMERS, "age", 0.40, "unit_change", "age arrives in months instead of years (x12)"),
+        "duplicated_keys": (CUSTOMERS, "customer_id", 0.48, "duplicated_keys", "a tenth of the rows carry another row's customer_id"),
         "volume_drop": (CUSTOMERS, None, 0.55, "volume_drop", "the snapshot holds 40% of its usual rows (an upstream filter bug)"),
         "scores_volume_drop": (SCORES, None, 0.55, "volume_drop", "the model scored only the customers it received: its output drops with the snapshot"),
         "null_spike": (CUSTOMERS, "income", 0.62, "null_spike", "income is missing for 40% of customers (was 5%)"),
@@ -175,6 +179,19 @@ class DemoFactory:
             frame = frame.rename(columns={"province": "region"})
         return frame
 
+    def corrupted(self, index: int, customers: pd.DataFrame) -> pd.DataFrame:
+        """The snapshot as the export writes it: on a corruption's day, broken that way."""
+        if self._incident_on("sign_flip", index):
+            return customers.assign(income=-customers["income"])
+        if self._incident_on("unit_change", index):
+            return customers.assign(age=customers["age"] * 12)
+        if self._incident_on("duplicated_keys", index):
+            ids = customers["customer_id"].to_numpy().copy()
+            repeated = len(ids) // 10
+            ids[-repeated:] = ids[:repeated]
+            return customers.assign(customer_id=ids)
+        return customers
+
     def scores(self, index: int, customers: pd.DataFrame) -> pd.DataFrame:
         rng = self.rng
         income = customers["income"].fillna(customers["income"].median())
@@ -200,7 +217,7 @@ class DemoFactory:
         customers = self.customers(index)
         delivered = []
         path = self.landing / CUSTOMERS / f"{CUSTOMERS}_{day}.csv"
-        _write(path, pa.Table.from_pandas(customers, preserve_index=False), "csv",
+        _write(path, pa.Table.from_pandas(self.corrupted(index, customers), preserve_index=False), "csv",
                self.arrival(index, late=self._incident_on("late_batch", index)))
         delivered.append((CUSTOMERS, path))
         # the scores are computed on every day, delivered on all but the missing one

@@ -66,7 +66,8 @@ def evidence_kind(spec: MonitorSpec | None, detector: str) -> str:
         return ARRIVALS
     if name == "contract" or kind == "contract":
         return CONTRACT
-    if spec is not None and spec.kind == "metric" and spec.metric:
+    # a whole column's profile (or the batch's) has no one series: rows give the context
+    if spec is not None and spec.kind == "metric" and spec.metric and spec.metric != "profile":
         return METRIC
     return ROWS
 

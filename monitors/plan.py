@@ -9,6 +9,7 @@ from monitors.config import AutomaticMonitors, CheckConfig, DatasetConfig, Monit
 from monitors.contract import Contract, LogicalType
 
 NUMERIC = {LogicalType.integer, LogicalType.float}
+TEMPORAL = {LogicalType.date, LogicalType.timestamp}
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,9 @@ class MonitorSpec:
     point: bool = True
     automatic: bool = False
     check: CheckConfig | None = None
+    # judged only while the column is not an identifier (detectors.profiles.identifier_reason):
+    # a sequence's level or an id's distribution means nothing
+    not_for_identifiers: bool = False
 
 
 def plan_monitors(kind: str, contract: Contract,
@@ -69,24 +73,46 @@ def _automatic(kind: str, contract: Contract, auto: AutomaticMonitors) -> list[M
                         options={"min_change": 0.1}, automatic=True))
         add(MonitorSpec("volume:breakouts", "metric", "breakouts", "warning", metric="row_count",
                         point=False, automatic=True))
+    if auto.repeats:
+        # a date column differs in a re-delivered file by design; the rest is the content
+        content = [c.name for c in contract.columns if c.type not in TEMPORAL]
+        add(MonitorSpec("repeats", "metric", "repeats", "critical", metric="profile",
+                        options={"columns": content}, automatic=True))
     for column in contract.columns:
         if auto.nulls and column.nullable:
             add(MonitorSpec(f"nulls:{column.name}", "metric", "proportional", "warning",
                             column=column.name, metric="null_fraction", automatic=True,
                             options={"baseline": "median", "window": 7, "max_increase": 1.0,
                                      "min_abs_change": 0.05, "direction": "up"}))
+        # ids and keys are whole numbers or text; a float is a measurement
+        keyish = column.type in (LogicalType.integer, LogicalType.string) and not column.categorical
+        if auto.duplicates and keyish:
+            # quiet unless the column was unique in every batch so far
+            add(MonitorSpec(f"duplicates:{column.name}", "metric", "duplicates", "critical",
+                            column=column.name, metric="profile", automatic=True))
         if column.sensitive:
             continue  # identifiers: their level means nothing
-        if auto.levels and column.type in NUMERIC and not column.categorical:
+        numeric = column.type in NUMERIC and not column.categorical
+        if auto.levels and numeric:
             add(MonitorSpec(f"level:{column.name}", "metric", "breakouts", "warning",
-                            column=column.name, metric="mean", point=False, automatic=True))
+                            column=column.name, metric="mean", point=False, automatic=True,
+                            not_for_identifiers=keyish))
+        if auto.profiles and (numeric or keyish):
+            # one open alert per column while its profile is off (a one-batch corruption
+            # resolves with the next clean batch)
+            add(MonitorSpec(f"profile:{column.name}", "metric", "profile_shift", "warning",
+                            column=column.name, metric="profile", point=False, automatic=True,
+                            not_for_identifiers=keyish))
         if auto.categories and (column.type == LogicalType.string or column.categorical):
             add(MonitorSpec(f"categories:{column.name}", "metric", "new_category", "warning",
-                            column=column.name, metric="freq", automatic=True))
-        if auto.drift and kind == "model_output":
+                            column=column.name, metric="freq", automatic=True,
+                            not_for_identifiers=keyish))
+        if auto.drift:
+            # every feature, not only model outputs: a model is only as stable as its inputs
             metric = "freq" if (column.type in (LogicalType.string, LogicalType.boolean)
                                 or column.categorical) else "quantiles"
             if column.type in NUMERIC or metric == "freq":
                 add(MonitorSpec(f"drift:{column.name}", "metric", "drift", "warning",
-                                column=column.name, metric=metric, point=False, automatic=True))
+                                column=column.name, metric=metric, point=False, automatic=True,
+                                not_for_identifiers=keyish))
     return specs

@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
+from detectors.result import Detection, Finding
 from monitors.contract import ARROW_TYPES, ColumnSpec, Contract, LogicalType
 from monitors.credentials import expand, scrub
 from monitors.profile import QUANTILES, MetricValue, category_key
@@ -437,3 +438,133 @@ def infer_table_contract(dataset) -> Contract:
     columns = [ColumnSpec(name=c.name, type=kind) for c in source.columns
                if c.name != dataset.partition_key and (kind := source_type(c.type)) is not None]
     return Contract(columns=columns, inferred=True)
+
+
+# ---- static checks computed inside the source database ---------------------------------
+
+
+class Unsupported(Exception):
+    """A declared check this dialect cannot compute in the database: reported as the
+    monitor's failure (a finding someone fixes), never skipped."""
+
+
+# dialects with a regular-expression operator SQLAlchemy compiles (`regexp_match`)
+_REGEX_DIALECTS = {"postgresql", "mysql", "mariadb", "oracle"}
+
+
+def check_sql_partition(engine: Engine, table_name: str, partition_key: str, partition: object,
+                        contract: Contract, check: str, columns: Sequence[str],
+                        options: Mapping[str, Any], *, at: Any = None,
+                        mask: Sequence[str] = ()) -> Detection:
+    """A static check (detectors.checks' names and options) over the rows of one partition,
+    computed by the database: the failing rows are counted there and at most `examples` of
+    them are fetched as evidence (sensitive columns masked). Returns a Detection, as the
+    in-memory checks do. Raises Unsupported when the dialect can't compute the check
+    (`expression` anywhere, `matches_pattern` without a regular-expression operator)."""
+    options = dict(options)
+    examples = int(options.pop("examples", 5))
+    max_fraction = float(options.pop("max_fraction", 0.0))
+    dialect = engine.dialect.name
+    if check == "expression":
+        raise Unsupported(f"expression: a pandas expression can't be computed inside the "
+                          f"{dialect} database; declare it as in_range, allowed_values, "
+                          f"not_null, unique or matches_pattern, or drop it")
+    if check == "matches_pattern" and dialect not in _REGEX_DIALECTS:
+        raise Unsupported(f"matches_pattern: {dialect} has no regular-expression operator, so "
+                          f"this check can't be computed inside the database")
+    where = f"{table_name} where {partition_key} = {partition}"
+    try:
+        source = _reflect(engine, table_name, where)
+        plans = {p.spec.name: p for p in _plan(source, contract, partition_key, dialect, 0, where)}
+        unknown = [c for c in columns if c not in plans]
+        if unknown:
+            raise ValueError(f"{check}: column {unknown[0]!r} is not in the contract")
+        key = source.c[partition_key]
+        condition = key == _partition_value(key, partition)
+        failing, subject, what, groups = _failing(check, [plans[c] for c in columns], options,
+                                                  source, condition)
+        with _snapshot(engine) as connection:
+            rows = connection.execute(sa.select(sa.func.count()).select_from(source)
+                                      .where(condition)).scalar_one()
+            if not rows:
+                return Detection(check, skipped="batch has no rows")
+            count = connection.execute(sa.select(sa.func.count()).select_from(source)
+                                       .where(condition, failing)).scalar_one()
+            fraction = count / rows
+            if count == 0 or fraction <= max_fraction:
+                return Detection(check)
+            if groups is not None:
+                n_keys = connection.execute(groups).scalar_one()
+                what = f"sharing {n_keys:,} duplicated key{'s' if n_keys != 1 else ''}"
+            extra = ""
+            if check == "allowed_values":
+                plan = plans[columns[0]]
+                found = connection.execute(sa.select(plan.column).where(condition, failing)
+                                           .distinct().limit(3)).scalars().all()
+                extra = "; e.g. " + ", ".join(repr(_plain(v)) for v in found)
+            evidence = connection.execute(sa.select(source).where(condition, failing)
+                                          .limit(examples)).mappings().all() if examples else []
+    except SQLAlchemyError as exc:
+        raise Unsupported(f"{check}: the {dialect} database refused the check's query: "
+                          f"{scrub(str(exc).splitlines()[0], engine.url)}") from None
+    hidden = set(mask)
+    shown = tuple({name: "***" if name in hidden else _plain(value) for name, value in row.items()}
+                  for row in evidence)
+    detail = f"[{check}] {subject}: {count:,} of {rows:,} rows {what} ({fraction:.1%}){extra}"
+    if max_fraction > 0:
+        detail += f"; tolerance {max_fraction:.1%}"
+    return Detection(check, (Finding(at=at, value=float(count), expected=0.0, lower=None,
+                                     upper=max_fraction * rows, score=fraction, detail=detail,
+                                     count=int(count), fraction=fraction, examples=shown),))
+
+
+def _failing(check: str, plans: Sequence[_Column], options: Mapping[str, Any], source: sa.Table,
+             condition: ColumnElement[bool]) -> tuple[ColumnElement[bool], str, str, Any]:
+    """The condition a failing row meets, the subject and words of the message, and for
+    `unique` the query counting the duplicated keys."""
+    plan = plans[0]
+    column, present = plan.column, plan.present()
+    if check == "not_null":
+        return sa.not_(present), plan.spec.name, "null", None
+    if check == "in_range":
+        low, high = options.get("min"), options.get("max")
+        if low is None and high is None:
+            raise ValueError("in_range: give min, max or both")
+        outside = [column < low] if low is not None else []
+        outside += [column > high] if high is not None else []
+        bounds = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+        return sa.and_(present, sa.or_(*outside)), plan.spec.name, f"outside {bounds}", None
+    if check == "allowed_values":
+        values = list(options["values"])
+        return (sa.and_(present, column.not_in(values)), plan.spec.name,
+                "outside the allowed set", None)
+    if check == "matches_pattern":
+        pattern = options["pattern"]
+        regex = f"^(?:{pattern})$" if options.get("full", True) else pattern
+        text = column if plan.found == LogicalType.string else sa.cast(column, sa.Text)
+        return (sa.and_(present, sa.not_(text.regexp_match(regex))), plan.spec.name,
+                f"not matching /{pattern}/", None)
+    if check == "unique":
+        keys = [p.column for p in plans]
+        complete = sa.and_(*(p.present() for p in plans))
+        duplicated = (sa.select(*keys).select_from(source).where(condition, complete)
+                      .group_by(*keys).having(sa.func.count() > 1).subquery())
+        # a row fails when its whole key is among the duplicated ones (a tuple IN is not
+        # portable; EXISTS with one equality per key column is)
+        same = sa.and_(*(duplicated.c[k.name] == k for k in keys))
+        subject = plans[0].spec.name if len(plans) == 1 else \
+            "(" + ", ".join(p.spec.name for p in plans) + ")"
+        groups = sa.select(sa.func.count()).select_from(duplicated)
+        return sa.exists().where(same), subject, "", groups
+    raise Unsupported(f"{check}: not a check that can be computed inside the database")
+
+
+def _plain(value: Any) -> Any:
+    """Evidence as JSON-friendly values."""
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    return str(value)

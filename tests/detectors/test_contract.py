@@ -20,7 +20,8 @@ from detectors import numeric_profile, registry
 
 SERIES = [n for n, d in registry.REGISTRY.items() if d.input == registry.SERIES]
 HISTORIES = [n for n, d in registry.REGISTRY.items()
-             if d.input in (registry.SERIES, registry.CATEGORY_COUNTS, registry.PROFILES)]
+             if d.input in (registry.SERIES, registry.CATEGORY_COUNTS, registry.PROFILES,
+                            registry.COLUMN_PROFILE, registry.TABLE_PROFILE)]
 CHECKS = [n for n, d in registry.REGISTRY.items() if d.input == registry.ROWS]
 
 # options a detector can't run without (they have no default, or the detector needs one of
@@ -67,6 +68,31 @@ def quantile_profiles(index=DAYS[:40]) -> pd.DataFrame:
                          for i in range(len(index))], index=index)
 
 
+def column_profiles(index=DAYS[:40]) -> pd.DataFrame:
+    """A column's scalar metrics: unique ids until day 30, when its values flip sign and a
+    tenth of them repeat."""
+    rng = np.random.default_rng(11)
+    rows = []
+    for i in range(len(index)):
+        values = rng.normal(50, 10, 400).round(1)
+        if i >= 30:
+            values = -values
+        qs = np.quantile(values, [0.01, 0.25, 0.5, 0.75, 0.99])
+        rows.append({"count": 400.0, "distinct": 400.0 - (40 if i >= 30 else 0),
+                     "mean": values.mean(), "std": values.std(), "min": values.min(),
+                     "max": values.max(), **dict(zip(["p01", "p25", "p50", "p75", "p99"], qs)),
+                     "zeros": 0.0, "negatives": float((values < 0).sum())})
+    return pd.DataFrame(rows, index=index)
+
+
+def table_profiles(index=DAYS[:40]) -> pd.DataFrame:
+    """A table's profile side by side; day 35 repeats day 34's content."""
+    table = column_profiles(index).add_prefix("x.")
+    table.insert(0, "row_count", 400.0 + np.arange(len(index)))
+    table.iloc[35] = table.iloc[34]
+    return table
+
+
 def normal_input(name: str, index=None):
     kind = registry.detector(name).input
     if kind == registry.SERIES:
@@ -75,6 +101,10 @@ def normal_input(name: str, index=None):
         return category_counts(*([] if index is None else [index[:40]]))
     if kind == registry.PROFILES:
         return quantile_profiles(*([] if index is None else [index[:40]]))
+    if kind == registry.COLUMN_PROFILE:
+        return column_profiles(*([] if index is None else [index[:40]]))
+    if kind == registry.TABLE_PROFILE:
+        return table_profiles(*([] if index is None else [index[:40]]))
     rng = np.random.default_rng(5)
     return pd.DataFrame({"x": rng.integers(1, 4, 200), "name": ["ab"] * 200})
 
@@ -90,7 +120,8 @@ def edge_input(kind: str, case: str):
                 "constant": pd.Series(5.0, index=days),
                 "short": pd.Series([5.0], index=days[:1]),
                 "gappy": gappy}[case]
-    table = category_counts() if kind == registry.CATEGORY_COUNTS else quantile_profiles()
+    table = {registry.CATEGORY_COUNTS: category_counts, registry.COLUMN_PROFILE: column_profiles,
+             registry.TABLE_PROFILE: table_profiles}.get(kind, quantile_profiles)()
     return {"empty": pd.DataFrame(),
             "missing": pd.DataFrame(np.nan, index=table.index, columns=table.columns),
             "constant": pd.DataFrame([table.iloc[0].to_numpy()] * len(table),
@@ -107,7 +138,8 @@ def edge_input(kind: str, case: str):
 # a constant category table or profile has nothing new and nothing drifting.
 JUDGED = {("absolute", "constant"), ("absolute", "short"), ("absolute", "gappy"),
           ("proportional", "constant"), ("proportional", "gappy"),
-          ("new_category", "constant"), ("drift", "constant")}
+          ("new_category", "constant"), ("drift", "constant"),
+          ("profile_shift", "constant"), ("duplicates", "constant"), ("repeats", "constant")}
 
 
 EDGES = [(name, case) for name in HISTORIES
@@ -271,6 +303,7 @@ def test_the_series_detectors_find_what_the_metric_holds():
     found = {name: call(name, normal_input(name)).findings for name in HISTORIES}
     assert found["anomalies"] and found["breakouts"] and found["proportional"]
     assert found["new_category"] and found["drift"]
+    assert found["profile_shift"] and found["duplicates"] and found["repeats"]
 
 
 def test_importing_the_registry_loads_no_algorithm():
