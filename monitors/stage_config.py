@@ -92,7 +92,7 @@ def parse_stages(value: Any, dataset: str | None) -> list[StageConfig]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise ValueError(f"dataset {dataset!r}: stages must be a list")
+        raise ValueError(f"dataset {dataset!r}: stages must be a list")  # noqa: TRY004 (pydantic reports ValueErrors)
     stages: list[StageConfig] = []
     for position, item in enumerate(value):
         label = item.get("name") if isinstance(item, dict) else None
