@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.numbers import fmt_number
-from monitors import cli_alerts, cli_gates, cli_runs
+from monitors import cli_alerts, cli_gates, cli_runs, cli_stages
 from monitors.cli_io import EXIT_USAGE, date_argument, emit
 from monitors.datasets import UnknownDataset, find_dataset
 from monitors.settings import Settings, load_settings
@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_alerts.add_commands(commands)
     cli_runs.add_commands(commands)
     cli_gates.add_commands(commands)
+    cli_stages.add_commands(commands)
     return parser
 
 
@@ -272,4 +273,5 @@ COMMANDS = {
     **cli_alerts.COMMANDS,
     **cli_runs.COMMANDS,
     **cli_gates.COMMANDS,
+    **cli_stages.COMMANDS,
 }

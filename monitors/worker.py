@@ -215,6 +215,9 @@ class Worker:
         poller = threading.Thread(target=self._poll_loop, name=f"poller-{self.worker_id}", daemon=True)
         poller.start()
         self._threads.append(poller)
+        stager = threading.Thread(target=self._stage_loop, name=f"stages-{self.worker_id}", daemon=True)
+        stager.start()
+        self._threads.append(stager)
         log.info("worker %s started (leader: %s)", self.worker_id, self.is_leader)
 
     def stop(self, timeout: float | None = None) -> None:
@@ -279,6 +282,8 @@ class Worker:
                 self._wake.clear()
         finally:
             self._stop_executing()
+        # the stages the runs filed (and any others due) run here too, then the drain is over
+        self._db(lambda: self.run_stages(dataset_id), "running stages")
         return executed
 
     def start_background(self) -> Worker | None:
@@ -557,6 +562,31 @@ class Worker:
             self._scheduler = scheduler
             scheduler.start()
         log.info("worker %s owns the schedules", self.worker_id)
+
+    def run_stages(self, dataset_id: int | None = None) -> list[int]:
+        """Run the stages that may run now (monitors.stages), one at a time, until none
+        is left: held stages whose gate is now safe, queued ones, and ones whose worker
+        died mid-stage. The stage runs executed here."""
+        from monitors.stages import run_due_stages
+
+        return run_due_stages(self.sessions, self.settings, worker_id=self.worker_id,
+                              lease=self.lease, should_stop=self._stop.is_set,
+                              dataset_id=dataset_id)
+
+    def _stage_loop(self) -> None:
+        """Stages run beside the runs, in a thread of their own: a stage may take its
+        timeout's length, and the queue must not wait for it."""
+        failures = 0
+        while not self._stop.is_set():
+            wait = self.poll_interval
+            try:
+                self.run_stages()
+                failures = 0
+            except Exception:  # a stage loop that died quietly would leave stages held forever
+                failures += 1
+                wait = min(self.poll_interval * 2 ** failures, MAX_BACKOFF)
+                log.exception("stages: unexpected error; retrying in %.1f s", wait)
+            self._stop.wait(wait)
 
     def _poll_loop(self) -> None:
         next_recovery = 0.0  # first thing: runs a dead worker left behind
