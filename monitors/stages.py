@@ -189,6 +189,7 @@ class Claimed:
     partition: dt.date
     stage: str
     attempts: int
+    lost_worker: str | None = None  # run again because this worker died mid-stage
 
 
 def run_due_stages(sessions: sessionmaker[Session], settings: Settings, *, worker_id: str,
@@ -239,7 +240,7 @@ def _claim_next(sessions: sessionmaker[Session], worker_id: str, lease: dt.timed
             if _settle_gate(session, ds, partition, now, lineage) is not None:
                 continue
             session.refresh(head)
-            lost = head.state == StageState.running
+            lost, attempts = head.state == StageState.running, head.attempts
             # one conditional statement: of two workers, one claims it
             claim = (update(StageRun)
                      .where(StageRun.id == head.id, StageRun.state == head.state)
@@ -255,7 +256,8 @@ def _claim_next(sessions: sessionmaker[Session], worker_id: str, lease: dt.timed
             if lost:
                 log.warning("stage %s of %s on %s lost its worker %s: running it again",
                             head.stage, lineage.names[ds], partition, head.claimed_by)
-            return Claimed(head.id, lineage.names[ds], partition, head.stage, head.attempts + 1)
+            return Claimed(head.id, lineage.names[ds], partition, head.stage, attempts + 1,
+                           head.claimed_by if lost else None)
     return None
 
 
@@ -290,7 +292,9 @@ def _execute(sessions: sessionmaker[Session], settings: Settings, claimed: Claim
             return
         if outcome == "ok" and code == 0:
             _finish(sessions, claimed.id, worker_id, StageState.succeeded, 0, tail,
-                    f"succeeded on attempt {attempts}", log_path=log_path)
+                    f"succeeded on attempt {attempts}" + (
+                        f" (run again: its worker {claimed.lost_worker} was lost mid-stage)"
+                        if claimed.lost_worker else ""), log_path=log_path)
             return
         what = (f"timed out after {spec.timeout} (killed)" if outcome == "timeout"
                 else f"exit code {code}")
