@@ -258,3 +258,60 @@ def test_a_worker_killed_mid_stage_leaves_it_to_the_next_worker_and_the_outbox_h
     assert deliver["attempts"] == 2 and "lost mid-stage" in deliver["note"]
     starts = (settings.home / "starts.txt").read_text().splitlines()
     assert starts.count(f"sales {day(1)} outbox.txt") == 2  # it was started again
+
+
+def test_a_run_files_the_stages_held_by_its_check_and_a_corrected_rerun_releases_them(
+        settings, sessions, capsys):
+    home = settings.home
+    configure(settings, "")  # the helper scripts
+    (home / "monitors.yaml").write_text(textwrap.dedent(f"""\
+        datasets:
+          - name: orders
+            format: csv
+            source: landing/orders
+            contract:
+              columns:
+                - {{name: order_id, type: integer, nullable: false}}
+                - {{name: amount, type: float}}
+            checks:
+              - {{check: in_range, column: amount, options: {{min: 0}}, severity: critical}}
+            stages:
+              - {{name: deliver, run: "{sys.executable} append.py outbox.txt {{partition}}"}}
+        """))
+    landing = home / "landing" / "orders"
+    landing.mkdir(parents=True)
+    partition = day(1).isoformat()
+    (landing / f"orders_{partition}.csv").write_text("order_id,amount\n1,10.5\n2,-3.0\n3,7.25\n")
+    run = ["run", "--dataset", "orders", "--date", partition, "--now"]
+
+    assert main(run) == 0
+    capsys.readouterr()
+    (deliver,) = states(sessions, "orders").values()
+    (alert,) = [a for a in alerts(sessions) if a["severity"] == "critical"]
+    assert (deliver["state"], deliver["held_by"]) == ("held", alert["id"])
+    assert not (home / "outbox.txt").exists()
+
+    # the corrected delivery lands and the partition is run again: the check passes there,
+    # the gate releases and the stage runs on the new batch
+    corrected = landing / f"orders_{partition}.fixed.csv"
+    corrected.write_text("order_id,amount\n1,10.5\n2,3.0\n3,7.25\n")
+    os.utime(corrected, (time.time() + 5, time.time() + 5))  # delivered after the first
+    assert main(run) == 0
+    capsys.readouterr()
+    (deliver,) = states(sessions, "orders").values()
+    assert deliver["state"] == "succeeded" and deliver["held_by"] is None
+    assert lines(home / "outbox.txt") == [partition]
+    assert main(["batches", "list", "--dataset", "orders", "--json"]) == 0
+    in_force = [b for b in json.loads(capsys.readouterr().out) if b["status"] == "ingested"]
+    assert deliver["inputs"] == {"orders": in_force[0]["fingerprint"]}
+
+    # the same data run again rebuilds nothing; a rerun from the stage does, once
+    assert main(run) == 0
+    assert main(["stages", "run", "--dataset", "orders", "--date", partition, "--by", "bo",
+                 "--now"]) == 0
+    capsys.readouterr()
+    assert (home / "starts.txt").read_text().count("orders") == 2
+    assert lines(home / "outbox.txt") == [partition]
+    assert main(["stages", "run", "--dataset", "orders", "--date", partition, "--by", "bo",
+                 "--from-stage", "score"]) == 2
+    assert "no stage 'score'" in capsys.readouterr().err
