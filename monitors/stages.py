@@ -263,9 +263,14 @@ def _claim_next(sessions: sessionmaker[Session], worker_id: str, lease: dt.timed
 
 def _execute(sessions: sessionmaker[Session], settings: Settings, claimed: Claimed, *,
              worker_id: str, lease: dt.timedelta, should_stop: Callable[[], bool]) -> None:
-    from monitors.run import config_for_runs  # the config, parsed once per change
+    from monitors.config import ConfigError, load_config
 
-    config, _ = config_for_runs(settings)
+    try:  # the file as it is now: it may have changed since the stage was filed
+        config = load_config(settings.config_path, settings)
+    except ConfigError as exc:  # failed, not retried every poll: a person reruns it
+        _finish(sessions, claimed.id, worker_id, StageState.failed, None, "",
+                f"failed: the config cannot be used: {exc}")
+        return
     declared = config.dataset(claimed.dataset)
     spec = next((s for s in (declared.stages if declared else []) if s.name == claimed.stage), None)
     if spec is None:
