@@ -235,29 +235,35 @@ def _claim_next(sessions: sessionmaker[Session], worker_id: str, lease: dt.timed
             head = next((r for r in chain if r.state not in DONE), None)
             if head is None or head.state == StageState.failed:
                 continue
-            if head.state == StageState.running and head.lease_expires_at >= now:
-                continue  # a live worker is on it
-            if _settle_gate(session, ds, partition, now, lineage) is not None:
-                continue
-            session.refresh(head)
-            lost, attempts = head.state == StageState.running, head.attempts
-            # one conditional statement: of two workers, one claims it
-            claim = (update(StageRun)
-                     .where(StageRun.id == head.id, StageRun.state == head.state)
-                     .values(state=StageState.running, claimed_by=worker_id,
-                             lease_expires_at=now + lease, attempts=StageRun.attempts + 1,
-                             started_at=now, finished_at=None, held_by=None,
-                             note=(f"rerun: its worker {head.claimed_by} was lost mid-stage"
-                                   if lost else head.note)))
-            if lost:
-                claim = claim.where(StageRun.lease_expires_at == head.lease_expires_at)
-            if session.execute(claim).rowcount != 1:
-                continue
-            if lost:
+            lost_worker = None
+            if head.state == StageState.running:
+                if head.lease_expires_at >= now:
+                    continue  # a live worker is on it
+                # its worker died mid-stage: back to the queue, once (of two workers, one)
+                lost_worker = head.claimed_by
+                if session.execute(update(StageRun).where(
+                        StageRun.id == head.id, StageRun.state == StageState.running,
+                        StageRun.lease_expires_at == head.lease_expires_at)
+                        .values(state=StageState.queued, claimed_by=None, lease_expires_at=None,
+                                note=f"its worker {lost_worker} was lost mid-stage")
+                        ).rowcount != 1:
+                    continue
                 log.warning("stage %s of %s on %s lost its worker %s: running it again",
-                            head.stage, lineage.names[ds], partition, head.claimed_by)
-            return Claimed(head.id, lineage.names[ds], partition, head.stage, attempts + 1,
-                           head.claimed_by if lost else None)
+                            head.stage, lineage.names[ds], partition, lost_worker)
+                session.refresh(head)
+            if _settle_gate(session, ds, partition, now, lineage) is not None:
+                continue  # held now (a lost stage included: it waits for the gate too)
+            session.refresh(head)
+            attempts = head.attempts
+            # one conditional statement: of two workers, one claims it
+            claimed = session.execute(
+                update(StageRun).where(StageRun.id == head.id, StageRun.state == head.state)
+                .values(state=StageState.running, claimed_by=worker_id,
+                        lease_expires_at=now + lease, attempts=StageRun.attempts + 1,
+                        started_at=now, finished_at=None, held_by=None)).rowcount
+            if claimed == 1:
+                return Claimed(head.id, lineage.names[ds], partition, head.stage, attempts + 1,
+                               lost_worker)
     return None
 
 
