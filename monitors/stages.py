@@ -55,6 +55,7 @@ from store.models import StageAction, StageRun, StageState, utcnow
 log = logging.getLogger("monitors.stages")
 
 LOG_TAIL_BYTES = 4000
+STOP_CHECK = 0.5  # seconds between looks at a running stage (stop asked? timed out?)
 DONE = (StageState.succeeded, StageState.skipped)       # the next stage may run
 WAITING = (StageState.queued, StageState.held, StageState.overridden)
 
@@ -327,7 +328,7 @@ def _attempt(sessions, stage_run_id: int, worker_id: str, lease: dt.timedelta, a
     """One attempt: ("ok", exit code), ("timeout", code), ("stopped", None) or ("lost",
     None). The lease is renewed every third of its length while the command runs."""
     beat = max(lease.total_seconds() / 3, 0.05)
-    started = time.monotonic()
+    started = renewed = time.monotonic()
     with open(log_path, "wb") as out:
         try:
             process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out,
@@ -339,8 +340,8 @@ def _attempt(sessions, stage_run_id: int, worker_id: str, lease: dt.timedelta, a
             return "ok", 127
         while True:
             remaining = timeout - (time.monotonic() - started)
-            try:
-                return "ok", process.wait(timeout=max(min(beat, remaining), 0.01))
+            try:  # short waits: a stop or the timeout is noticed within STOP_CHECK seconds
+                return "ok", process.wait(timeout=max(min(beat, STOP_CHECK, remaining), 0.01))
             except subprocess.TimeoutExpired:
                 pass
             if time.monotonic() - started >= timeout:
@@ -349,9 +350,11 @@ def _attempt(sessions, stage_run_id: int, worker_id: str, lease: dt.timedelta, a
             if should_stop():
                 _kill(process)
                 return "stopped", None
-            if not _renew(sessions, stage_run_id, worker_id, lease):
-                _kill(process)
-                return "lost", None
+            if time.monotonic() - renewed >= beat:
+                if not _renew(sessions, stage_run_id, worker_id, lease):
+                    _kill(process)
+                    return "lost", None
+                renewed = time.monotonic()
 
 
 def _renew(sessions, stage_run_id: int, worker_id: str, lease: dt.timedelta) -> bool:

@@ -358,3 +358,20 @@ def test_a_skipped_stage_lets_the_next_one_run_and_needs_a_reason(settings, sess
     run_stages(sessions, settings)
     assert [s["state"] for s in states(sessions).values()] == ["skipped", "succeeded"]
     assert lines(settings.home / "outbox.txt") == [day(1).isoformat()]
+
+
+def test_a_stopping_worker_kills_its_stage_and_hands_it_back(settings, sessions):
+    ids = add_lineage(sessions)
+    configure(settings, '- {name: score, run: "PY append.py outbox.txt {partition} 60"}\n')
+    plan(sessions, settings, ids["sales"], day(1))
+    worker = Worker(sessions, settings, schedules=False, poll_interval=0.1)
+    worker.start()
+    try:
+        wait_for(lambda: states(sessions)["score"]["state"] == "running")
+    finally:
+        started = time.monotonic()
+        worker.stop(timeout=20)
+    assert time.monotonic() - started < 10  # not the stage's 60 s
+    score = states(sessions)["score"]
+    assert score["state"] == "queued" and "handed back" in score["note"]
+    assert not (settings.home / "outbox.txt").exists()
