@@ -135,7 +135,7 @@ def test_a_held_stage_does_not_run_and_runs_on_the_worker_poll_once_the_alert_is
     assert lines(settings.home / "outbox.txt") == [day(2).isoformat()]
     assert states(sessions, partition=day(1))["score"]["state"] == "held"
 
-    worker = Worker(sessions, settings, schedules=False, poll_interval=0.1)
+    worker = Worker(sessions, settings, schedules=False, poll_interval=0.1, held_stages_every=0.5)
     worker.start()
     try:
         with sessions.begin() as session:
