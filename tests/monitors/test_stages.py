@@ -120,7 +120,7 @@ def test_a_bad_stage_is_a_config_error_naming_the_dataset_and_the_stage():
 
 @pytest.mark.parametrize("holder", ["customers", "sales"])  # the upstream's alert, or its own
 def test_a_held_stage_does_not_run_and_runs_on_the_worker_poll_once_the_alert_is_resolved(
-        settings, sessions, holder):
+        settings, sessions, holder, capsys):
     ids = add_lineage(sessions)
     configure(settings, TWO_STAGES)
     record(sessions, [fires(ids[holder], day(1), severity="critical")])
@@ -130,7 +130,12 @@ def test_a_held_stage_does_not_run_and_runs_on_the_worker_poll_once_the_alert_is
 
     held = states(sessions, partition=day(1))
     assert [(s["state"], s["held_by"]) for s in held.values()] == [("held", alert["id"])] * 2
+    assert main(["stages", "list", "--dataset", "sales", "--date", str(day(1)), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)  # one JSON document, nothing else
+    assert [(s["stage"], s["state"], s["held_by"]) for s in listed] == [
+        ("score", "held", alert["id"]), ("deliver", "held", alert["id"])]
     assert main(["stages", "list", "--dataset", "sales", "--date", str(day(1))]) == 0
+    assert f"held by #{alert['id']}" in capsys.readouterr().out
     run_stages(sessions, settings)
     assert lines(settings.home / "outbox.txt") == [day(2).isoformat()]
     assert states(sessions, partition=day(1))["score"]["state"] == "held"
