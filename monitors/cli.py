@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.numbers import fmt_number
-from monitors import cli_alerts, cli_config, cli_gates, cli_runs
+from monitors import cli_alerts, cli_config, cli_gates, cli_runs, cli_stages
 from monitors.cli_io import EXIT_USAGE, date_argument, emit
 from monitors.datasets import UnknownDataset, find_dataset
 from monitors.settings import Settings, load_settings
@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_runs.add_commands(commands)
     cli_gates.add_commands(commands)
     cli_config.add_commands(commands)
+    cli_stages.add_commands(commands)
     return parser
 
 
@@ -304,4 +305,5 @@ COMMANDS = {
     **cli_runs.COMMANDS,
     **cli_gates.COMMANDS,
     **cli_config.COMMANDS,
+    **cli_stages.COMMANDS,
 }

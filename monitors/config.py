@@ -29,6 +29,7 @@ from monitors.file_roots import inside_roots
 from monitors.notifications import NotificationsConfig
 from monitors.schedule import cron_trigger
 from monitors.settings import Limits, Settings
+from monitors.stage_config import StageConfig, parse_stages
 from store.models import Severity
 
 DATASET_NAME = r"^[A-Za-z0-9_.-]{1,200}$"
@@ -159,6 +160,13 @@ class DatasetConfig(BaseModel):
     # lineage: the datasets this one is built from (checked against the file's datasets)
     upstream: list[str] = []
     references: list[ReferenceConfig] = []
+    # the commands that build on each verified partition, in order (monitors.stages)
+    stages: list[StageConfig] = []
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _stages(cls, value: Any, info: ValidationInfo) -> list[StageConfig]:
+        return parse_stages(value, info.data.get("name"))
 
     @field_validator("source")
     @classmethod

@@ -116,6 +116,12 @@ def execute_run(sessions: sessionmaker[Session], settings: Settings, run_id: int
         status, error, recorded = _execute(sessions, settings, config, config_version, run_id,
                                            dataset_id, partitions, log, should_stop, now,
                                            config_number=config_number)
+        if status == RunStatus.succeeded:  # verified: file the stages that build on it
+            from monitors.stages import plan_stages
+
+            with log.stage("plan stages"), sessions.begin() as session:
+                plan_stages(session, config, dataset_id, partitions,
+                            now=now or dt.datetime.now(dt.UTC))
         if notify and status == RunStatus.succeeded:
             with log.stage("notify"), sessions.begin() as session:
                 sent = notify_run(session, dataset=session.get(Dataset, dataset_id),

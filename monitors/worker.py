@@ -161,7 +161,7 @@ class Worker:
                  lease: dt.timedelta = dt.timedelta(seconds=60), poll_interval: float = 2.0,
                  reconcile_interval: float = 30.0, max_parallel: int = 2,
                  schedules: bool = True, retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0),
-                 catch_up_days: int = 90):
+                 catch_up_days: int = 90, held_stages_every: float = 10.0):
         self.sessions = sessions
         self.settings = settings
         self.engine: Engine = sessions.kw["bind"]
@@ -173,6 +173,8 @@ class Worker:
         self.schedules = schedules
         self.retry_delays = retry_delays
         self.catch_up_days = catch_up_days
+        # how often held stages are looked at again (each costs a gate evaluation)
+        self.held_stages_every = held_stages_every
         self._executor_spec = executor
         self._executor: Executor | None = None
         self._stop = threading.Event()
@@ -215,6 +217,9 @@ class Worker:
         poller = threading.Thread(target=self._poll_loop, name=f"poller-{self.worker_id}", daemon=True)
         poller.start()
         self._threads.append(poller)
+        stager = threading.Thread(target=self._stage_loop, name=f"stages-{self.worker_id}", daemon=True)
+        stager.start()
+        self._threads.append(stager)
         log.info("worker %s started (leader: %s)", self.worker_id, self.is_leader)
 
     def stop(self, timeout: float | None = None) -> None:
@@ -279,6 +284,8 @@ class Worker:
                 self._wake.clear()
         finally:
             self._stop_executing()
+        # the stages the runs filed (and any others due) run here too, then the drain is over
+        self._db(lambda: self.run_stages(dataset_id), "running stages")
         return executed
 
     def start_background(self) -> Worker | None:
@@ -568,6 +575,35 @@ class Worker:
             self._scheduler = scheduler
             scheduler.start()
         log.info("worker %s owns the schedules", self.worker_id)
+
+    def run_stages(self, dataset_id: int | None = None, *, held: bool = True) -> list[int]:
+        """Run the stages that may run now (monitors.stages), one at a time, until none
+        is left: queued ones, ones whose worker died mid-stage and (with `held`) held ones
+        whose gate is now safe. The stage runs executed here."""
+        from monitors.stages import run_due_stages
+
+        return run_due_stages(self.sessions, self.settings, worker_id=self.worker_id,
+                              lease=self.lease, should_stop=self._stop.is_set,
+                              dataset_id=dataset_id, held=held)
+
+    def _stage_loop(self) -> None:
+        """Stages run beside the runs, in a thread of their own: a stage may take its
+        timeout's length, and the queue must not wait for it."""
+        failures = 0
+        next_held = 0.0
+        while not self._stop.is_set():
+            wait = self.poll_interval
+            try:
+                held = time.monotonic() >= next_held
+                if held:
+                    next_held = time.monotonic() + self.held_stages_every
+                self.run_stages(held=held)
+                failures = 0
+            except Exception:  # a stage loop that died quietly would leave stages held forever
+                failures += 1
+                wait = min(self.poll_interval * 2 ** failures, MAX_BACKOFF)
+                log.exception("stages: unexpected error; retrying in %.1f s", wait)
+            self._stop.wait(wait)
 
     def _poll_loop(self) -> None:
         next_recovery = 0.0  # first thing: runs a dead worker left behind

@@ -357,3 +357,60 @@ class Baseline(Base):
     note: Mapped[str | None] = mapped_column(Text)
     removed_by: Mapped[str | None] = mapped_column(String(200))
     removed_at: Mapped[dt.datetime | None]
+
+
+class StageState(StrEnum):
+    queued = "queued"          # to run once the stages before it are done
+    running = "running"        # claimed by a worker, whose lease says it is alive
+    held = "held"              # the partition's gate is closed (held_by: the first alert)
+    succeeded = "succeeded"
+    failed = "failed"          # every attempt failed: exit_code and log_tail say how
+    overridden = "overridden"  # released past a closed gate by an operator; runs next
+    skipped = "skipped"        # passed over by an operator: the next stage may run
+
+
+class StageRun(Base):
+    """One stage of a dataset on one partition (monitors.stages): its state, attempts, the
+    last attempt's exit code and log tail, and the input fingerprints it was run on."""
+
+    __tablename__ = "stage_runs"
+    __table_args__ = (UniqueConstraint("dataset_id", "partition", "stage"),
+                      Index("ix_stage_runs_state", "state"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    partition: Mapped[dt.date] = mapped_column(Date)
+    stage: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(default=0)  # its place in the dataset's stages
+    command: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(20), default=StageState.queued)
+    held_by: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
+    attempts: Mapped[int] = mapped_column(default=0)
+    exit_code: Mapped[int | None]
+    log_tail: Mapped[str] = mapped_column(Text, default="")
+    log_path: Mapped[str | None] = mapped_column(Text)
+    inputs: Mapped[dict[str, Any]] = mapped_column(default=dict)  # dataset -> batch fingerprint
+    note: Mapped[str | None] = mapped_column(Text)  # the last thing that happened to it, and why
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[dt.datetime | None]
+    queued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+
+
+class StageAction(Base):
+    """The audit trail of what people did to stages: an override of a partition's gate
+    (with the alerts it let past), a rerun from a stage, a skip; who, when and why."""
+
+    __tablename__ = "stage_actions"
+    __table_args__ = (Index("ix_stage_actions_partition", "dataset_id", "partition"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    partition: Mapped[dt.date] = mapped_column(Date)
+    stage: Mapped[str | None] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(20))  # override | run | skip
+    by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    alert_ids: Mapped[list[Any]] = mapped_column(default=list)  # an override: the alerts let past
