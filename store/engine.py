@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 import functools
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
