@@ -74,3 +74,4 @@ def _apply(dataset: Dataset, declared: DatasetConfig, home: Path) -> None:
     dataset.deadline_hours = declared.deadline_hours
     if declared.contract is not None:
         dataset.contract = declared.contract.to_json()
+    dataset.labels = declared.labels.model_dump(mode="json") if declared.labels else None

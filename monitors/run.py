@@ -35,10 +35,11 @@ from monitors.evaluate import (
 from monitors.faults import kill_point
 from monitors.ingest import ingest_file, ingest_sql
 from monitors.notify import HttpSender, Sender, notify_config_from, notify_run
+from monitors.performance import judge_labels
 from monitors.plan import plan_monitors
 from monitors.settings import Settings
 from store import queries
-from store.models import Dataset, Run, RunStatus
+from store.models import Dataset, DatasetKind, Run, RunStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -184,8 +185,13 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
             with log.stage("evaluate"):
                 verdicts = evaluate_partition(session, dataset, contract, specs, history,
                                               partition, now)
+            signals = [to_signal(dataset, v, owner) for v in verdicts if not v.skipped]
+            if kind == DatasetKind.labels:  # the model outputs these labels resolve
+                with log.stage("performance"):
+                    signals += [to_signal(model, v, model_owner) for model, model_owner, v
+                                in judge_labels(session, config, dataset, partition)
+                                if not v.skipped]
             with log.stage("alerts"):
-                signals = [to_signal(dataset, v, owner) for v in verdicts if not v.skipped]
                 recorded = record_signals(session, signals, now=now or dt.datetime.now(dt.UTC),
                                           config_version=config_version, run_id=run_id)
             run = session.get(Run, run_id)

@@ -59,6 +59,7 @@ class Base(DeclarativeBase):
 class DatasetKind(StrEnum):
     data = "data"
     model_output = "model_output"
+    labels = "labels"        # outcomes that resolve a model output's predictions, days later
 
 
 class BatchStatus(StrEnum):
@@ -111,6 +112,9 @@ class Dataset(Base):
     deadline_hours: Mapped[float] = mapped_column(Float, default=6.0)
     paused: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # a model output's labels declaration (monitors.labels.LabelsConfig), mirrored from the
+    # config so that ingestion and the CLI resolve labels without reading the config file
+    labels: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Batch(Base):
