@@ -87,19 +87,25 @@ def run(settings, sessions, dataset: str, partition: dt.date, clock: dt.datetime
     execute_run(sessions, settings, run_id, now=clock, notify=False)
 
 
-def play(settings, sessions, days: int, *, concept_change: int | None = None) -> None:
+def play(settings, sessions, days: int, *, concept_change: int | None = None,
+         scored=None, resolve=None) -> None:
     """`days` days of scores, each day's outcomes landing DELAY days later, with the day's
-    runs after its deliveries."""
+    runs after its deliveries. `scored(index)` and `resolve(frame, index)` replace the
+    day's predictions and outcomes when they return a frame."""
     setup(settings, sessions)
     frames = {}
     for index in range(days):
-        frames[index] = predictions(index)
+        frames[index] = (scored and scored(index)) if scored else None
+        if frames[index] is None:
+            frames[index] = predictions(index)
         clock = partition_day_end(day(index)) + dt.timedelta(hours=18)
         write(settings.home, "scores", day(index), frames[index])
         run(settings, sessions, "scores", day(index), clock)
         resolved = index - DELAY
         if resolved >= 0:
-            write(settings.home, "outcomes", day(resolved),
-                  outcomes(frames[resolved], resolved, concept_change=resolved == concept_change),
+            truth = resolve(frames[resolved], resolved) if resolve else None
+            if truth is None:
+                truth = outcomes(frames[resolved], resolved, concept_change=resolved == concept_change)
+            write(settings.home, "outcomes", day(resolved), truth,
                   arrived=clock - dt.timedelta(hours=14))
             run(settings, sessions, "outcomes", day(resolved), clock)

@@ -112,3 +112,40 @@ def test_the_cli_reports_realised_and_estimated_performance_per_version(settings
     assert main(["performance", "--dataset", "scores", "--version", "v9"]) == 2
     assert "no model version 'v9'" in capsys.readouterr().err
     assert main(["performance", "--dataset", "outcomes"]) == 2
+
+
+@pytest.mark.parametrize("ranking_lost", [True, False])
+def test_an_estimated_drop_is_confirmed_or_resolved_when_the_labels_land(
+        settings, sessions, ranking_lost):
+    """On day 14 the model's scores are squeezed towards the base rate: from calibration the
+    estimate expects a worse ranking and alerts before the labels. The outcomes then either
+    follow the squeezed scores (the drop is real: confirmed) or the usual probabilities (the
+    scores were only miscalibrated, their order held: resolved)."""
+    squeezed = 14
+    original = predictions(squeezed)
+    logit = np.log(original["score"] / (1 - original["score"]))
+    # the scores pulled to the middle, in the same order
+    squeezed_scores = original.assign(score=(1 / (1 + np.exp(-0.25 * logit))).round(6))
+
+    def scored(index):
+        return squeezed_scores if index == squeezed else None
+
+    def resolve(frame, index):
+        if index != squeezed:
+            return None
+        probability = (squeezed_scores if ranking_lost else original)["score"]
+        bought = (np.random.default_rng(9).random(len(frame)) < probability).astype(int)
+        return pd.DataFrame({"id": frame["id"], "bought": bought})
+
+    labelled.play(settings, sessions, squeezed + 1 + DELAY, scored=scored, resolve=resolve)
+    with sessions() as session:
+        raised = [a for a in alerts.list_alerts(session, dataset="scores", status=None)
+                  if a["monitor"] == "performance:estimated_auc_drop"]
+    assert [a["partition"] for a in raised] == [day(squeezed).isoformat()]
+    alert = raised[0]
+    # raised by the scoring day's run, before its labels landed
+    assert dt.datetime.fromisoformat(alert["first_seen_at"]) < partition_day_end(day(squeezed + 1))
+    if ranking_lost:
+        assert alert["status"] == "open" and "[confirmed by the labels]" in alert["message"]
+    else:
+        assert alert["status"] == "resolved"
