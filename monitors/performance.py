@@ -25,12 +25,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from monitors.labels import Joined, LabelsConfig, link_of, models_of
 from store import queries
 
 if TYPE_CHECKING:
-    import pandas as pd
     from sqlalchemy.orm import Session
 
     from store.models import Dataset
@@ -151,13 +151,23 @@ def binned_auc(positive: np.ndarray, negative: np.ndarray) -> float:
     return float((positive * (below + 0.5 * negative)).sum() / (total_p * total_n))
 
 
-def _binned(frame: pd.DataFrame, metric: str, version: str) -> pd.DataFrame:
-    """partition x bin counts of one binned metric and version."""
-    rows = frame[(frame["metric"] == metric) & frame["key"].str.startswith(f"{version}#")]
-    bins = rows["key"].str.rsplit("#", n=1).str[1].astype(int)
-    return (rows.assign(bin=bins).pivot_table(index="partition", columns="bin", values="value",
-                                              aggfunc="sum")
-            .reindex(columns=range(HISTOGRAM_BINS), fill_value=0).fillna(0))
+def _split_keys(reference: pd.DataFrame) -> pd.DataFrame:
+    """Stored rows with their key split: `version`, and `bin` (-1 for a scalar figure)."""
+    parts = reference["key"].str.rpartition("#")
+    binned = parts[1] == "#"
+    return reference.assign(version=parts[0].where(binned, reference["key"]),
+                            bin=pd.to_numeric(parts[2].where(binned, "-1")).astype(int))
+
+
+def _counts(reference: pd.DataFrame, metric: str, partitions: list) -> np.ndarray:
+    """partitions x score bins of one binned metric (`reference`: one version's rows)."""
+    rows = reference[reference["metric"] == metric]
+    where = {p: i for i, p in enumerate(partitions)}
+    place = rows["partition"].map(where)
+    rows, place = rows[place.notna()], place[place.notna()].astype(int)
+    counts = np.zeros((len(partitions), HISTOGRAM_BINS))
+    np.add.at(counts, (place.to_numpy(), rows["bin"].to_numpy()), rows["value"].to_numpy())
+    return counts
 
 
 def estimate(reference: pd.DataFrame, counts: np.ndarray, version: str,
@@ -165,29 +175,30 @@ def estimate(reference: pd.DataFrame, counts: np.ndarray, version: str,
     """The expected AUC of predictions whose score histogram is `counts`, with a band.
 
     Calibration is fitted on the labelled reference window (`reference`: the stored metrics
-    of its partitions, the last `days` labelled ones used): per score bin, the share of
-    positive outcomes, so each bin's predictions are expected to hold that share of
-    positives; the expected AUC follows from the expected positives and negatives per bin.
-    Binning loses the order within a bin: the mean gap between realised and binned AUC over
-    the reference is added back. The band is three standard deviations of the realised AUC
-    across the reference partitions. None without a labelled reference of the version (nor
-    of all versions together)."""
+    of its partitions with their keys split, see `_split_keys`; the last `days` labelled
+    ones are used): per score bin, the share of positive outcomes, so each bin's predictions
+    are expected to hold that share of positives; the expected AUC follows from the expected
+    positives and negatives per bin. Binning loses the order within a bin: the mean gap
+    between realised and binned AUC over the reference is added back. The band is three
+    standard deviations of the realised AUC across the reference partitions. None without
+    a labelled reference of the version (nor of all versions together)."""
     for scope in (version, ""):
-        realised_auc = reference[(reference["metric"] == "auc") & (reference["key"] == scope)]
-        realised_auc = realised_auc.set_index("partition")["value"].sort_index().tail(days)
+        mine = reference[reference["version"] == scope]
+        realised_auc = mine[mine["metric"] == "auc"].set_index("partition")["value"]
+        realised_auc = realised_auc.sort_index().tail(days)
         if len(realised_auc) >= 3:
             break
     else:
         return None
-    positive = _binned(reference, "hist_positive", scope).reindex(realised_auc.index).fillna(0)
-    negative = _binned(reference, "hist_negative", scope).reindex(realised_auc.index).fillna(0)
-    seen = positive.sum() + negative.sum()
+    partitions = list(realised_auc.index)
+    positive = _counts(mine, "hist_positive", partitions)
+    negative = _counts(mine, "hist_negative", partitions)
+    seen = positive.sum(axis=0) + negative.sum(axis=0)
     midpoints = (np.arange(HISTOGRAM_BINS) + 0.5) / HISTOGRAM_BINS
     # a score bin the reference never saw keeps its score as its probability
-    calibration = np.where(seen > 0, positive.sum() / seen.where(seen > 0, 1), midpoints)
-    gap = np.nanmean([realised_auc[p] - binned_auc(positive.loc[p].to_numpy(),
-                                                   negative.loc[p].to_numpy())
-                      for p in realised_auc.index])
+    calibration = np.where(seen > 0, positive.sum(axis=0) / np.maximum(seen, 1), midpoints)
+    gap = np.nanmean([realised_auc.iloc[i] - binned_auc(positive[i], negative[i])
+                      for i in range(len(partitions))])
     expected = binned_auc(counts * calibration, counts * (1 - calibration)) + gap
     spread = 3 * float(realised_auc.std(ddof=1)) if len(realised_auc) > 1 else 0.0
     return {"estimated_auc": expected, "estimated_auc_lower": expected - spread,
@@ -213,6 +224,7 @@ def prediction_rows(session: Session, model: Dataset, partition: dt.date,
         session, model.id, until=last_labelled,
         since=last_labelled - dt.timedelta(days=3 * link.reference_days),
         metrics=["auc", "hist_positive", "hist_negative"])
+    reference = _split_keys(reference) if len(reference) else reference
     rows: list[tuple[str | None, str, str, float]] = []
     for name in ["", *sorted({v for v in version if v})]:
         counts = histogram(score if name == "" else score[version == name])
@@ -230,8 +242,6 @@ def read_reliability(session: Session, model: Dataset, partition: dt.date,
                      version: str = "") -> pd.DataFrame:
     """The reliability curve of one partition: per score bin, rows, mean score, positive
     rate (empty bins left out)."""
-    import pandas as pd
-
     frame = queries.read_metrics(session, model.id, since=partition, until=partition,
                                  metrics=["reliability_rows", "reliability_score",
                                           "reliability_rate"])
@@ -274,22 +284,26 @@ def judge_labels(session: Session, config, labels: Dataset, partition: dt.date):
         history = MetricHistory(
             queries.read_metrics(session, model.id, until=partition,
                                  since=history_since(partition),
-                                 metrics=sorted({s.metric for s in specs})),
+                                 metrics=sorted({s.metric for s in [*specs, *estimated]})),
             window_days=HISTORY_DAYS)
         owner = declared.owner if declared else None
         verdicts = [evaluate_metric(spec, history, partition) for spec in specs]
         yield from ((model, owner, v) for v in verdicts)
         for spec in estimated:
-            yield model, owner, _confirmed(spec, verdicts, partition)
+            yield model, owner, _confirmed(evaluate_metric(spec, history, partition), verdicts)
 
 
-def _confirmed(spec, realised: list, partition: dt.date):
-    """The estimated-drop monitor's verdict once the labels are in: the realised AUC's
-    finding when it fell too (the alert stays, confirmed), else a pass (the alert resolves)."""
+def _confirmed(estimate, realised: list):
+    """The estimated-drop monitor's verdict once the labels are in: when the estimate had
+    fired, the realised AUC's finding if it fell too (the alert stays, confirmed), else a
+    pass (the alert resolves). An estimate that had not fired stays as it was judged."""
     from dataclasses import replace
 
     from monitors.evaluate import Verdict
 
+    spec, partition = estimate.spec, estimate.partition
+    if estimate.finding is None:
+        return estimate
     fell = next((v for v in realised if v.finding is not None and v.spec.metric == "auc"), None)
     if fell is None:
         return Verdict(spec, partition, None)
@@ -309,8 +323,6 @@ def performance_frame(session: Session, model: Dataset, version: str | None = No
     """Per partition in force and model version (None: every version together): the
     realised figures once labelled, the estimate (with its band) stored when the predictions
     landed; `labelled` says whether the partition's labels are in."""
-    import pandas as pd
-
     from monitors.errors import Invalid, NotFound
 
     if link_of(model) is None:
