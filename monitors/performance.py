@@ -61,8 +61,16 @@ def bins_of(score: np.ndarray, n_bins: int) -> np.ndarray:
 def realised(score: np.ndarray, outcome: np.ndarray, threshold: float) -> dict[str, float]:
     """Every figure of labelled predictions (`outcome` 0/1). A figure the rows cannot define
     (AUC with one class, Brier of scores outside [0, 1]) is left out, not stored as NaN."""
+    import sklearn
     from sklearn import metrics
 
+    # the inputs are built here, finite and well formed: scikit-learn's argument checks
+    # were most of the time it took on a day's rows
+    with sklearn.config_context(skip_parameter_validation=True, assume_finite=True):
+        return _realised(metrics, score, outcome, threshold)
+
+
+def _realised(metrics, score: np.ndarray, outcome: np.ndarray, threshold: float) -> dict[str, float]:
     y = outcome.astype(np.int64)
     out: dict[str, float] = {"labelled": float(len(y))}
     if len(y) == 0:
@@ -162,11 +170,13 @@ def _split_keys(reference: pd.DataFrame) -> pd.DataFrame:
 def _counts(reference: pd.DataFrame, metric: str, partitions: list) -> np.ndarray:
     """partitions x score bins of one binned metric (`reference`: one version's rows)."""
     rows = reference[reference["metric"] == metric]
-    where = {p: i for i, p in enumerate(partitions)}
-    place = rows["partition"].map(where)
-    rows, place = rows[place.notna()], place[place.notna()].astype(int)
-    counts = np.zeros((len(partitions), HISTOGRAM_BINS))
-    np.add.at(counts, (place.to_numpy(), rows["bin"].to_numpy()), rows["value"].to_numpy())
+    days = np.asarray(partitions, dtype="datetime64[ns]")
+    at = rows["partition"].to_numpy(dtype="datetime64[ns]")
+    place = np.clip(np.searchsorted(days, at), 0, len(days) - 1)
+    inside = days[place] == at
+    counts = np.zeros((len(days), HISTOGRAM_BINS))
+    np.add.at(counts, (place[inside], rows["bin"].to_numpy()[inside]),
+              rows["value"].to_numpy()[inside])
     return counts
 
 
