@@ -124,7 +124,7 @@ def plan_incidents(start: dt.date, days: int) -> dict[str, tuple[int, Incident]]
         "score_drift": (SCORES, "score", 0.95, "score_drift", "the model's scores shift upwards and stay shifted"),
         "class_mix_drift": (SCORES, "predicted_class", 0.95, "score_drift", "with the scores, the share of predicted 'buy' rises"),
         "model_rollout": (SCORES, "model_version", 0.35, "model_rollout", "model v2 is rolled out beside v1: it scores half the customers from now on"),
-        "labels_late": (OUTCOMES, None, 0.40, "late_batch", f"the outcomes of this day's scores arrive 2 days after the {LABEL_DELAY_DAYS} they usually take"),
+        "labels_late": (OUTCOMES, None, 0.40, "late_labels", f"the outcomes of this day's scores arrive 2 days after the {LABEL_DELAY_DAYS} they usually take"),
         "concept_change": (SCORES, None, 0.48, "concept_change", "for 5 days customers buy for reasons the model does not see: its AUC falls while its scores look as usual"),
         "calibration_break": (SCORES, "score", 0.66, "calibration_break", "for 3 days every score is pushed up (a bad recalibration): the ranking holds, Brier and ECE worsen"),
     }

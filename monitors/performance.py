@@ -109,10 +109,11 @@ def histogram(score: np.ndarray) -> np.ndarray:
 
 def performance_rows(joined: Joined) -> list[tuple[str | None, str, str, float]]:
     """The metric rows of one joined partition: overall (key "") and per model version."""
-    versions = sorted({v for v in joined.version if v})
+    codes, names = pd.factorize(joined.version)
+    code_of = {name: code for code, name in enumerate(names)}
     rows: list[tuple[str | None, str, str, float]] = []
-    for version in ["", *versions]:
-        scope = np.ones(len(joined.score), bool) if version == "" else joined.version == version
+    for version in ["", *sorted(v for v in names if v)]:
+        scope = np.ones(len(joined.score), bool) if version == "" else codes == code_of[version]
         labelled = scope & joined.labelled
         score, outcome = joined.score[labelled], joined.outcome[labelled]
         figures = realised(score, outcome, joined.threshold)
