@@ -18,6 +18,7 @@ Both must give the same AUC, Brier and ECE (checked). The median of --repeat run
 
     python bench/performance.py                   # 1M and 10M rows
     python bench/performance.py --rows 1000000
+    python bench/performance.py --demo-seeds 7 8 9   # and the 120-day demo with three seeds
 Figures: bench/results/performance.json.
 """
 from __future__ import annotations
@@ -161,6 +162,89 @@ def baseline(rows: int) -> dict:
             "brier": figures[""]["brier"], "ece": figures[""]["ece"]}
 
 
+# ---- the demo: what the labels catch, over several seeds -------------------------------------
+
+
+def demo_findings(seed: int, days: int) -> dict:
+    """Land the demo (its own MONITORS_HOME and SQLite store) and read what its labelled
+    incidents raised: the concept change's performance alert and when it was seen, the
+    calibration break's Brier or ECE alert, the late labels' freshness alert, the versions
+    side by side, and the estimate's error against the realised AUC."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from monitors import alerts as lifecycle
+    from monitors.demo import LABEL_DELAY_DAYS, OUTCOMES, SCORES, land_demo
+    from monitors.performance import performance_frame
+    from monitors.settings import load_settings
+    from store import queries
+    from store.engine import open_store
+
+    home = Path(tempfile.mkdtemp(prefix="performance-demo-"))
+    settings = load_settings({"MONITORS_HOME": str(home)})
+    engine, sessions = open_store(settings.db_url)
+    started = time.perf_counter()
+    land_demo(sessions, settings, days=days, seed=seed, end=dt.date(2026, 6, 30))
+    seconds = time.perf_counter() - started
+    truth = {i["kind"]: dt.date.fromisoformat(i["partition"])
+             for i in json.loads((home / "demo" / "incidents.json").read_text())
+             if i["dataset"] in (SCORES, OUTCOMES)}
+    with sessions() as session:
+        raised = lifecycle.list_alerts(session, dataset=[SCORES, OUTCOMES])
+        model = queries.get_dataset(session, SCORES)
+        frame = performance_frame(session, model)
+        labels = queries.get_dataset(session, OUTCOMES)
+        arrivals = {b.partition: b.arrived_at for b, _ in queries.list_batches(session, labels.id)
+                    if b.status == "ingested"}
+    engine.dispose()
+
+    def alerts_on(prefixes, partitions):
+        return [a for a in raised if a["monitor"].startswith(prefixes)
+                and dt.date.fromisoformat(a["partition"]) in partitions]
+
+    def window(kind, length):
+        return {truth[kind] + dt.timedelta(days=d) for d in range(length)}
+
+    concept = truth["concept_change"]
+    realised = alerts_on(("performance:auc", "performance:brier", "performance:ece"), {concept})
+    seen = min((dt.datetime.fromisoformat(a["first_seen_at"]) for a in realised), default=None)
+    landed = arrivals.get(concept)
+    flagged_early = [a for a in alerts_on("performance:estimated_auc_drop", window("concept_change", 5))
+                     if dt.datetime.fromisoformat(a["first_seen_at"])
+                     < arrivals.get(dt.date.fromisoformat(a["partition"]), dt.datetime.max.replace(tzinfo=dt.UTC))]
+    overall = frame[frame["model_version"].isna()].copy()
+    overall["day"] = overall["partition"].dt.date
+    disturbed = window("concept_change", 5) | window("calibration_break", 3)
+    later = min(truth[k] for k in ("level_shift", "score_drift") if k in truth)
+    clean = overall[~overall["day"].isin(disturbed) & (overall["day"] < later)].dropna(
+        subset=["auc", "estimated_auc"])
+    inside = clean[(clean["auc"] >= clean["estimated_auc_lower"])
+                   & (clean["auc"] <= clean["estimated_auc_upper"])]
+    versions = frame[frame["model_version"].notna() & frame["labelled"]]
+    return {
+        "seed": seed, "days": days, "demo_seconds": round(seconds, 1),
+        "concept_change": {
+            "partition": concept.isoformat(),
+            "performance_alerts": sorted({a["monitor"] for a in realised}),
+            "labels_landed_at": landed.isoformat() if landed else None,
+            "first_alert_at": seen.isoformat() if seen else None,
+            "alert_on_landing_day": bool(seen and landed and seen.date() == landed.date()),
+            "estimate_flagged_before_labels": f"{len({a['partition'] for a in flagged_early})}/5 days"},
+        "calibration_break": sorted({a["monitor"] for a in alerts_on(
+            ("performance:brier", "performance:ece"), window("calibration_break", 3))}),
+        "late_labels": sorted({a["monitor"] for a in raised if a["dataset"] == OUTCOMES
+                               and a["partition"] == truth["late_labels"].isoformat()}),
+        "versions": {v: {"first_partition": rows["partition"].min().date().isoformat(),
+                         "labelled_partitions": int(len(rows)),
+                         "mean_auc": round(float(rows["auc"].mean()), 4)}
+                     for v, rows in versions.groupby("model_version")},
+        "estimate_mae_auc_clean": round(float((clean["auc"] - clean["estimated_auc"]).abs().mean()), 4),
+        "estimate_band_coverage_clean": f"{len(inside)}/{len(clean)}",
+        "label_delay_days": LABEL_DELAY_DAYS,
+    }
+
+
 # ---- the parent: children, medians, results -------------------------------------------------
 
 
@@ -182,11 +266,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, action="append")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", choices=["ours", "pandas"])
+    parser.add_argument("--demo-seeds", type=int, nargs="*", default=[],
+                        help="also land the demo with each seed and report what the labels caught")
+    parser.add_argument("--demo-days", type=int, default=120)
     args = parser.parse_args()
     if args.child:
         work = ours if args.child == "ours" else baseline
         print(json.dumps(work(args.rows[0])))
         return
+    demo = [demo_findings(seed, args.demo_days) for seed in args.demo_seeds]
+    for found in demo:
+        print(json.dumps(found), file=sys.stderr)
     results = []
     for rows in args.rows or [1_000_000, 10_000_000]:
         generate(rows)
@@ -220,7 +310,7 @@ def main() -> None:
     RESULTS.write_text(json.dumps({
         "command": "python bench/performance.py", "repeat": args.repeat,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
-        "results": results}, indent=2) + "\n")
+        "results": results, "demo": demo}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
