@@ -114,7 +114,8 @@ def performance_rows(joined: Joined) -> list[tuple[str | None, str, str, float]]
     rows: list[tuple[str | None, str, str, float]] = []
     for version in ["", *sorted(v for v in names if v)]:
         scope = np.ones(len(joined.score), bool) if version == "" else codes == code_of[version]
-        labelled = scope & joined.labelled
+        # a prediction without a score has nothing to rank: it counts against coverage only
+        labelled = scope & joined.labelled & ~np.isnan(joined.score)
         score, outcome = joined.score[labelled], joined.outcome[labelled]
         figures = realised(score, outcome, joined.threshold)
         figures["coverage"] = float(labelled.sum() / scope.sum()) if scope.sum() else 0.0

@@ -6,6 +6,7 @@ import base64
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.dashboard.apptest import open_page
@@ -91,7 +92,12 @@ def test_model_outputs_show_bands_class_mix_and_drift(app, demo):
     marked = next(t for t in traces(score_drift) if t["name"] == "over the limit")
     assert len(values(marked, "x")) >= 1
     drift_table = app.dataframe[0].value
-    assert (drift_table["partition"] >= "2026-06-20").all()
+    # and for the 3 days of the calibration break, when every score was pushed up
+    incidents = json.loads((demo.home / "demo" / "incidents.json").read_text())
+    broken = pd.Timestamp(next(i["partition"] for i in incidents if i["kind"] == "calibration_break"))
+    in_break = (drift_table["partition"] >= broken) & (drift_table["partition"] < broken + pd.Timedelta(days=3))
+    assert ((drift_table["partition"] >= "2026-06-20") | in_break).all()
+    assert in_break.any()
     assert drift_table["detail"].str.contains("PSI|KS").all()
     assert traces(class_drift)
 
@@ -114,7 +120,7 @@ def test_model_outputs_show_performance_per_version_and_a_reliability_diagram(ap
     open_page(app, "model_outputs")
     charts = {json.loads(c.proto.spec)["layout"]["title"]["text"]: c for c in app.get("plotly_chart")}
     over_time = next(c for title, c in charts.items() if title.startswith("auc per partition"))
-    names = {trace["name"] for trace in traces(over_time)}
+    names = {trace.get("name") for trace in traces(over_time)}
     # the rollout put v2 beside v1: both drawn, with all versions and the estimate's band
     assert {"all versions", "v1", "v2", "estimated", "estimate band"} <= names
     versions = next(df.value for df in app.dataframe if "model_version" in df.value.columns)
