@@ -192,7 +192,8 @@ def estimate(reference: pd.DataFrame, counts: np.ndarray, version: str,
     are expected to hold that share of positives; the expected AUC follows from the expected
     positives and negatives per bin. Binning loses the order within a bin: the mean gap
     between realised and binned AUC over the reference is added back. The band is three
-    standard deviations of the realised AUC across the reference partitions. None without
+    robust standard deviations (1.4826 MAD) of the realised AUC across the reference
+    partitions, whose outliers (an incident's days) are left out of the fit. None without
     a labelled reference of the version (nor of all versions together)."""
     for scope in (version, ""):
         mine = reference[reference["version"] == scope]
@@ -202,6 +203,11 @@ def estimate(reference: pd.DataFrame, counts: np.ndarray, version: str,
             break
     else:
         return None
+    # partitions far from the window's typical AUC (an incident's days) are left out of the
+    # calibration and the band: a reference is meant to show the model working as usual
+    spread = 1.4826 * float((realised_auc - realised_auc.median()).abs().median())
+    if spread > 0:
+        realised_auc = realised_auc[(realised_auc - realised_auc.median()).abs() <= 3 * spread]
     partitions = list(realised_auc.index)
     positive = _counts(mine, "hist_positive", partitions)
     negative = _counts(mine, "hist_negative", partitions)
@@ -212,9 +218,8 @@ def estimate(reference: pd.DataFrame, counts: np.ndarray, version: str,
     gap = np.nanmean([realised_auc.iloc[i] - binned_auc(positive[i], negative[i])
                       for i in range(len(partitions))])
     expected = binned_auc(counts * calibration, counts * (1 - calibration)) + gap
-    spread = 3 * float(realised_auc.std(ddof=1)) if len(realised_auc) > 1 else 0.0
-    return {"estimated_auc": expected, "estimated_auc_lower": expected - spread,
-            "estimated_auc_upper": expected + spread}
+    return {"estimated_auc": expected, "estimated_auc_lower": max(0.0, expected - 3 * spread),
+            "estimated_auc_upper": min(1.0, expected + 3 * spread)}
 
 
 def prediction_rows(session: Session, model: Dataset, partition: dt.date,
