@@ -88,7 +88,8 @@ class Joined:
     model_id: int
     partition: dt.date
     score: np.ndarray          # float64, every prediction of the partition
-    version: np.ndarray        # object (str), "" when the model output has no version column
+    version: np.ndarray        # int: each prediction's index into `versions`
+    versions: tuple[str, ...]  # the model versions; "" when there is no version column
     labelled: np.ndarray       # bool
     outcome: np.ndarray        # float64, NaN where not labelled
     threshold: float
@@ -194,10 +195,16 @@ def resolve(session: Session, labels: Dataset, partition: dt.date, table,
                                       join_type="left anti", use_threads=False).num_rows
         score = both[link.score].to_numpy(zero_copy_only=False).astype(np.float64)
         outcome = both["__outcome"].to_numpy(zero_copy_only=False).astype(np.float64)
-        versions = (pc.cast(both[version], pa.string()).fill_null("").to_numpy(zero_copy_only=False)
-                    if version else np.full(len(score), "", dtype=object))
+        # codes, not strings: 10M Python strings cost more memory than the rest together
+        if version:
+            encoded = pc.dictionary_encode(
+                pc.cast(both[version], pa.string()).fill_null("")).combine_chunks()
+            codes = encoded.indices.to_numpy(zero_copy_only=False)
+            names = tuple(encoded.dictionary.to_pylist())
+        else:
+            codes, names = np.zeros(len(score), dtype=np.int32), ("",)
         joined.append(Joined(model=model.name, model_id=model.id, partition=partition,
-                             score=score, version=versions.astype(object),
+                             score=score, version=codes, versions=names,
                              labelled=~np.isnan(outcome), outcome=outcome,
                              threshold=link.threshold,
                              unmatched_labels=int(unmatched)))

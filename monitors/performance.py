@@ -109,11 +109,11 @@ def histogram(score: np.ndarray) -> np.ndarray:
 
 def performance_rows(joined: Joined) -> list[tuple[str | None, str, str, float]]:
     """The metric rows of one joined partition: overall (key "") and per model version."""
-    codes, names = pd.factorize(joined.version)
-    code_of = {name: code for code, name in enumerate(names)}
+    code_of = {name: code for code, name in enumerate(joined.versions)}
     rows: list[tuple[str | None, str, str, float]] = []
-    for version in ["", *sorted(v for v in names if v)]:
-        scope = np.ones(len(joined.score), bool) if version == "" else codes == code_of[version]
+    for version in ["", *sorted(v for v in joined.versions if v)]:
+        scope = (np.ones(len(joined.score), bool) if version == ""
+                 else joined.version == code_of[version])
         # a prediction without a score has nothing to rank: it counts against coverage only
         labelled = scope & joined.labelled & ~np.isnan(joined.score)
         score, outcome = joined.score[labelled], joined.outcome[labelled]
