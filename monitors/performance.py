@@ -239,14 +239,17 @@ def prediction_rows(session: Session, model: Dataset, partition: dt.date,
     last_labelled = partition - dt.timedelta(days=link.delay_days)
     reference = queries.read_metrics(
         session, model.id, until=last_labelled,
-        since=last_labelled - dt.timedelta(days=3 * link.reference_days),
+        since=last_labelled - dt.timedelta(days=2 * link.reference_days),
         metrics=["auc", "hist_positive", "hist_negative"])
     reference = _split_keys(reference) if len(reference) else reference
     rows: list[tuple[str | None, str, str, float]] = []
     for name in ["", *sorted({v for v in version if v})]:
         counts = histogram(score if name == "" else score[version == name])
         rows.extend((None, SCORE_HISTOGRAM, bin_key(name, i), c) for i, c in enumerate(counts))
-        estimated = estimate(reference, counts, name, link.reference_days) if len(reference) else None
+        # estimated for all versions together: what the estimated-drop monitor judges (a
+        # version's own estimate would cost a calibration fit per version and day)
+        estimated = (estimate(reference, counts, name, link.reference_days)
+                     if name == "" and len(reference) else None)
         rows.extend((None, metric, name, value) for metric, value in (estimated or {}).items()
                     if not np.isnan(value))
     return rows
