@@ -163,3 +163,49 @@ def alerts_per_week_figure(alerts: pd.DataFrame, start, end, *, title: str | Non
                       margin=dict(l=10, r=10, t=40 if title else 10, b=10),
                       yaxis_title="alerts", xaxis_type="category")
     return fig
+
+
+def performance_figure(frame: pd.DataFrame, metric: str, *, title: str | None = None) -> go.Figure:
+    """A performance figure over time, one line per model version (`frame`: partition,
+    model_version, the metric; None = all versions together); for the AUC, the estimate made
+    before the labels landed, with its band, for all versions together."""
+    fig = go.Figure()
+    overall = frame[frame["model_version"].isna()].sort_values("partition")
+    if metric == "auc" and overall["estimated_auc"].notna().any():
+        band = overall[overall["estimated_auc"].notna()]
+        x = epoch_ms(band["partition"])
+        fig.add_trace(go.Scatter(x=x, y=band["estimated_auc_lower"], mode="lines",
+                                 line=dict(width=0), showlegend=False, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=x, y=band["estimated_auc_upper"], mode="lines",
+                                 line=dict(width=0), fill="tonexty", fillcolor=BAND,
+                                 name="estimate band"))
+        fig.add_trace(go.Scatter(x=x, y=band["estimated_auc"], mode="lines", name="estimated",
+                                 line=dict(color=LINE, width=1.2, dash="dot")))
+    for version, rows in frame.groupby(frame["model_version"].fillna(""), sort=True):
+        rows = rows[rows[metric].notna()].sort_values("partition")
+        if rows.empty:
+            continue
+        fig.add_trace(go.Scatter(
+            x=epoch_ms(rows["partition"]), y=rows[metric], mode="lines+markers",
+            marker=dict(size=4), name=f"{version or 'all versions'}",
+            line=dict(width=2.2 if not version else 1.2, color=LINE if not version else None)))
+    return _layout(fig, title, metric)
+
+
+def reliability_figure(curve: pd.DataFrame, *, title: str | None = None) -> go.Figure:
+    """Observed positive rate against mean score per score bin (`curve`: mean_score,
+    positive_rate, rows), with the diagonal a calibrated model lies on."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="calibrated",
+                             line=dict(color="#999999", dash="dash")))
+    fig.add_trace(go.Scatter(x=curve["mean_score"], y=curve["positive_rate"], mode="lines+markers",
+                             name="observed", line=dict(color=LINE),
+                             marker=dict(size=(6 + 14 * curve["rows"] / max(curve["rows"].max(), 1)).tolist()),
+                             text=[f"{int(n)} rows" for n in curve["rows"]],
+                             hovertemplate="score %{x:.2f}: %{y:.2f} positive (%{text})<extra></extra>"))
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=360,
+                      margin=dict(l=10, r=10, t=48 if title else 24, b=10),
+                      xaxis_title="mean score", yaxis_title="positive rate")
+    fig.update_xaxes(range=[0, 1])
+    fig.update_yaxes(range=[0, 1])
+    return fig

@@ -13,7 +13,7 @@ import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard.metric_charts import downsample
-from monitors import admin, baselines, delivery, explain, mutes, provenance, queue
+from monitors import admin, baselines, delivery, explain, mutes, performance, provenance, queue
 from monitors import alerts as lifecycle
 from monitors.backtest import backtest
 from monitors.datasets import find_dataset
@@ -190,6 +190,25 @@ def drift_frame(dataset: str, column: str, profile: str,
     the frame, the measure's name, the limit. Years of history are opt-in: a few ms each."""
     with session_factory()() as session:
         return explain.drift_history(session, _config(), dataset, column, profile, days)
+
+
+@st.cache_data(ttl=30)
+def performance_frame(dataset: str) -> pd.DataFrame | None:
+    """Per partition and model version (None: all together): realised figures, the estimate
+    and its band (monitors.performance); None when the model output has no labels."""
+    with session_factory()() as session:
+        model = find_dataset(session, dataset)
+        if performance.link_of(model) is None:
+            return None
+        return performance.performance_frame(session, model)
+
+
+@st.cache_data(ttl=30)
+def reliability_frame(dataset: str, partition: dt.date, version: str = "") -> pd.DataFrame:
+    """One partition's reliability curve: per score bin, rows, mean score, positive rate."""
+    with session_factory()() as session:
+        return performance.read_reliability(session, find_dataset(session, dataset), partition,
+                                            version)
 
 
 # -- monitors (monitors.admin owns the listing, the writes and their audit)

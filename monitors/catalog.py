@@ -75,6 +75,7 @@ def _apply(dataset: Dataset, declared: DatasetConfig, home: Path) -> None:
     dataset.upstream = list(declared.upstream)
     if declared.contract is not None:
         dataset.contract = declared.contract.to_json()
+    dataset.labels = declared.labels.model_dump(mode="json") if declared.labels else None
 
 
 def infer_missing_contract(settings: Settings, dataset: Dataset,

@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--to", dest="end", type=date_argument, required=True)
     backtest.add_argument("--json", action="store_true")
 
+    performance = commands.add_parser(
+        "performance", help="a model's realised (and estimated) performance per partition")
+    performance.add_argument("--dataset", required=True, help="a model output with labels")
+    performance.add_argument("--version", help="one model version (default: every one, and all together)")
+    performance.add_argument("--json", action="store_true")
+
     serve = commands.add_parser("serve", help="the dashboard (lands the demo first on an empty store)")
     serve.add_argument("--port", type=int, default=8501)
     cli_alerts.add_commands(commands)
@@ -269,6 +275,19 @@ def _backtest(args, settings: Settings, sessions) -> int:
     return 0
 
 
+def _performance(args, settings: Settings, sessions) -> int:
+    from monitors.performance import performance_report
+
+    with sessions() as session:
+        rows = performance_report(session, find_dataset(session, args.dataset), args.version)
+    emit(args, rows, [f"{r['partition']} {r['model_version'] or 'all':<8} "
+                      + " ".join(f"{k}={r[k]:.3f}" for k in ("auc", "brier", "ece", "coverage")
+                                 if r[k] is not None)
+                      + (f" estimated_auc={r['estimated_auc']:.3f}" if r["estimated_auc"] is not None else "")
+                      for r in rows])
+    return 0
+
+
 def _serve(args, settings: Settings, sessions) -> int:
     with sessions() as session:
         empty = not queries.list_datasets(session)
@@ -300,6 +319,7 @@ COMMANDS = {
     ("batches", "list"): _batches_list,
     ("metrics", None): _metrics,
     ("backtest", None): _backtest,
+    ("performance", None): _performance,
     ("serve", None): _serve,
     **cli_alerts.COMMANDS,
     **cli_runs.COMMANDS,

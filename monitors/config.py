@@ -26,6 +26,7 @@ from monitors.contract import Contract
 from monitors.credentials import holds_secret
 from monitors.errors import Invalid
 from monitors.file_roots import inside_roots
+from monitors.labels import LabelsConfig
 from monitors.notifications import NotificationsConfig
 from monitors.schedule import cron_trigger
 from monitors.settings import Limits, Settings
@@ -112,6 +113,7 @@ class AutomaticMonitors(BaseModel):
     profiles: bool = True      # one-batch shifts of a column's profile (mean, quantiles, shares...)
     duplicates: bool = True    # repeats in columns that were unique in every batch
     repeats: bool = True       # a batch whose content repeats an earlier partition's
+    performance: bool = True   # a model output with labels: AUC floor and drop, Brier, ECE
 
 
 class ReferenceConfig(BaseModel):
@@ -141,7 +143,7 @@ class DatasetConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=DATASET_NAME)
-    kind: Literal["data", "model_output"] = "data"
+    kind: Literal["data", "model_output", "labels"] = "data"
     format: Literal["csv", "parquet", "jsonl", "sql"]
     # files: a folder (relative to MONITORS_HOME or absolute) inside the file roots;
     # sql: a SQLAlchemy URL, where ${NAME} stands for an environment variable (a password)
@@ -167,6 +169,16 @@ class DatasetConfig(BaseModel):
     @classmethod
     def _stages(cls, value: Any, info: ValidationInfo) -> list[StageConfig]:
         return parse_stages(value, info.data.get("name"))
+
+    # a model output's labels: the labels dataset, key, outcome, delay (monitors.labels)
+    labels: LabelsConfig | None = None
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: LabelsConfig | None, info: ValidationInfo) -> LabelsConfig | None:
+        if value is not None and info.data.get("kind") != "model_output":
+            raise ValueError("only a model output (kind: model_output) has labels")
+        return value
 
     @field_validator("source")
     @classmethod
@@ -208,6 +220,9 @@ class MonitorsConfig(BaseModel):
                 raise ValueError(f"dataset {d.name!r} is declared twice")
             seen.add(d.name)
         check_lineage({d.name: d.upstream for d in datasets})
+        for d in datasets:
+            if d.labels is not None:
+                _check_labels_link(d, next((o for o in datasets if o.name == d.labels.dataset), None))
         return datasets
 
     def dataset(self, name: str) -> DatasetConfig | None:
@@ -249,6 +264,19 @@ def check_lineage(upstreams: dict[str, list[str]]) -> None:
             on_path.add(name)
             stack.append((name, True))
             stack.extend((u, False) for u in reversed(upstreams[name]))
+
+
+def _check_labels_link(model: DatasetConfig, labels: DatasetConfig | None) -> None:
+    """A model output's labels must name a declared labels dataset whose deadline leaves
+    room for the delay (else every batch of labels would be late)."""
+    link = model.labels
+    if labels is None or labels.kind != "labels":
+        raise ValueError(f"dataset {model.name!r}: labels.dataset {link.dataset!r} is not a "
+                         "declared dataset of kind labels")
+    if labels.deadline_hours < 24 * link.delay_days:
+        raise ValueError(f"dataset {labels.name!r}: deadline_hours {labels.deadline_hours:g} is "
+                         f"shorter than the {link.delay_days} day(s) its labels take to arrive "
+                         f"({model.name!r} labels.delay_days): every batch would be late")
 
 
 class ConfigError(Invalid):

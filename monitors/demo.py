@@ -21,15 +21,19 @@ import pyarrow.parquet as pq
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitors.catalog import sync_datasets
-from monitors.config import DatasetConfig, MonitorsConfig, load_config, save_config
+from monitors.config import AutomaticMonitors, DatasetConfig, MonitorsConfig, load_config, save_config
 from monitors.contract import ColumnSpec, Contract
 from monitors.freshness import partition_day_end
+from monitors.labels import LabelsConfig
 from monitors.run import execute_run
 from monitors.settings import Settings
 from store.models import Run
 
 CUSTOMERS = "customer_snapshot"
 SCORES = "model_scores"
+OUTCOMES = "model_outcomes"
+# the model's outcomes (did the customer buy?) are known this many days after scoring
+LABEL_DELAY_DAYS = 7
 POPULATION = 200_000
 BASE_ROWS = 2_000
 GROWTH_PER_DAY = 0.003
@@ -74,6 +78,12 @@ def demo_config() -> MonitorsConfig:
         ColumnSpec(name="score_date", type="date", nullable=False),
         ColumnSpec(name="score", type="float", nullable=False),
         ColumnSpec(name="predicted_class", type="string", nullable=False),
+        ColumnSpec(name="model_version", type="string", nullable=False),
+    ])
+    outcomes = Contract(columns=[
+        ColumnSpec(name="customer_id", type="integer", nullable=False, sensitive=True),
+        ColumnSpec(name="score_date", type="date", nullable=False),
+        ColumnSpec(name="bought", type="integer", nullable=False),
     ])
     return MonitorsConfig(datasets=[
         DatasetConfig(name=CUSTOMERS, kind="data", format="csv", source=f"landing/{CUSTOMERS}",
@@ -83,7 +93,17 @@ def demo_config() -> MonitorsConfig:
                       source=f"landing/{SCORES}", partition_key="score_date",
                       schedule="0 8 * * *", deadline_hours=DEADLINE_HOURS, contract=scores,
                       # the model scores the snapshot: a broken snapshot holds its scores
-                      upstream=[CUSTOMERS]),
+                      upstream=[CUSTOMERS],
+                      labels=LabelsConfig(dataset=OUTCOMES, key="customer_id", label="bought",
+                                          delay_days=LABEL_DELAY_DAYS, reference_days=14)),
+        DatasetConfig(name=OUTCOMES, kind="labels", format="csv", source=f"landing/{OUTCOMES}",
+                      partition_key="score_date", schedule="0 9 * * *",
+                      deadline_hours=24 * LABEL_DELAY_DAYS + DEADLINE_HOURS, contract=outcomes,
+                      # their volume follows the scores', which are watched already; what
+                      # the outcomes say is judged as the model's performance
+                      automatic=AutomaticMonitors(volume=False, levels=False),
+                      # they resolve the scores: a broken scores partition is their incident
+                      upstream=[SCORES]),
     ])
 
 
@@ -111,6 +131,10 @@ def plan_incidents(start: dt.date, days: int) -> dict[str, tuple[int, Incident]]
         "missing_batch": (SCORES, None, 0.92, "missing_batch", "the model's scores for this day never arrive"),
         "score_drift": (SCORES, "score", 0.95, "score_drift", "the model's scores shift upwards and stay shifted"),
         "class_mix_drift": (SCORES, "predicted_class", 0.95, "score_drift", "with the scores, the share of predicted 'buy' rises"),
+        "model_rollout": (SCORES, "model_version", 0.35, "model_rollout", "model v2 is rolled out beside v1: it scores half the customers from now on"),
+        "labels_late": (OUTCOMES, None, 0.40, "late_labels", f"the outcomes of this day's scores arrive 2 days after the {LABEL_DELAY_DAYS} they usually take"),
+        "concept_change": (SCORES, None, 0.48, "concept_change", "for 5 days customers buy for reasons the model does not see: its AUC falls while its scores look as usual"),
+        "calibration_break": (SCORES, "score", 0.66, "calibration_break", "for 3 days every score is pushed up (a bad recalibration): the ranking holds, Brier and ECE worsen"),
     }
     incidents = {}
     for label, (dataset, column, fraction, kind, description) in plan.items():
@@ -130,6 +154,9 @@ class DemoFactory:
         self.start = end - dt.timedelta(days=days - 1)
         self.rng = np.random.default_rng(seed)
         self.incidents = plan_incidents(self.start, days)
+        self.label_rng = np.random.default_rng([seed, 1])
+        self.truth: dict[int, np.ndarray] = {}   # scored day -> each customer's true logit
+        self.scored_ids: dict[int, np.ndarray] = {}
         # the bank's customers: attributes that don't change day to day
         rng = self.rng
         self.ages = np.clip(rng.normal(44, 14, POPULATION), 18, 95).astype(np.int64)
@@ -197,15 +224,48 @@ class DemoFactory:
         income = customers["income"].fillna(customers["income"].median())
         logit = (-1.2 + 0.35 * (customers["products_held"] - 2) + 0.4 * customers["active"]
                  + 0.25 * np.log(income / 30_000) + rng.normal(0, 0.8, len(customers)))
+        # what decides a purchase besides the model's view: v2 sees some of it. Drawn from a
+        # generator of their own, so the data and scores of earlier demos stay as they were
+        hidden = self.label_rng.normal(0, 0.6, len(customers))
+        self.truth[index] = (logit + hidden).to_numpy()
+        ids = customers["customer_id"].to_numpy()
+        v2 = (ids % 2 == 0) & self._incident_on("model_rollout", index, persistent=True)
+        logit = logit + np.where(v2, 0.7 * hidden, 0.0)
         if self._incident_on("score_drift", index, persistent=True):
             logit = logit + 0.9
+        if self._incident_window("calibration_break", index, 3):
+            logit = logit + 1.0
         score = 1 / (1 + np.exp(-logit))
         return pd.DataFrame({
-            "customer_id": customers["customer_id"].to_numpy(),
+            "customer_id": ids,
             "score_date": pd.Series([self.day(index)] * len(customers), dtype="object"),
             "score": score.round(6).to_numpy(),
             "predicted_class": np.where(score >= 0.5, "buy", "no_buy"),
+            "model_version": np.where(v2, "v2", "v1"),
         })
+
+    def _incident_window(self, kind: str, index: int, days: int) -> bool:
+        return 0 <= index - self.incidents[kind][0] < days
+
+    def outcomes(self, index: int, ids: np.ndarray) -> pd.DataFrame:
+        """Who bought, among the customers scored on day `index`. Under the concept change
+        purchases follow another customer's propensity: the rate holds, the ranking goes."""
+        truth = self.truth.pop(index)
+        if self._incident_window("concept_change", index, 5):
+            truth = self.label_rng.permutation(truth)
+        bought = self.label_rng.random(len(truth)) < 1 / (1 + np.exp(-truth))
+        return pd.DataFrame({
+            "customer_id": ids,
+            "score_date": pd.Series([self.day(index)] * len(ids), dtype="object"),
+            "bought": bought.astype(np.int64),
+        })
+
+    def labels_due(self, index: int) -> list[int]:
+        """The scored days whose outcomes arrive on day `index`: the one scored
+        LABEL_DELAY_DAYS before, except the late batch, which comes two days later."""
+        late = self.incidents["labels_late"][0]
+        due = [d for d in (index - LABEL_DELAY_DAYS,) if d >= 0 and d != late]
+        return due + ([late] if index == late + LABEL_DELAY_DAYS + 2 else [])
 
     def arrival(self, index: int, late: bool) -> dt.datetime:
         hours = 16.0 if late else USUAL_ARRIVAL_HOURS + self.rng.uniform(-0.5, 0.5)
@@ -227,6 +287,17 @@ class DemoFactory:
             path = self.landing / SCORES / f"{SCORES}_{day}.parquet"
             _write(path, pa.Table.from_pandas(scores, preserve_index=False), "parquet", arrival)
             delivered.append((SCORES, path))
+        self.scored_ids[index] = scores["customer_id"].to_numpy()
+        # outcomes resolve delivered scores only: a day never delivered has none to resolve
+        for scored in self.labels_due(index):
+            ids = self.scored_ids.pop(scored)
+            outcomes = self.outcomes(scored, ids)
+            if self._incident_on("missing_batch", scored):
+                continue
+            path = self.landing / OUTCOMES / f"{OUTCOMES}_{self.day(scored).isoformat()}.csv"
+            _write(path, pa.Table.from_pandas(outcomes, preserve_index=False), "csv",
+                   partition_day_end(self.day(index)) + dt.timedelta(hours=4))
+            delivered.append((OUTCOMES, path))
         return delivered
 
     def ground_truth(self) -> list[dict]:
@@ -279,7 +350,9 @@ def land_demo(sessions: sessionmaker[Session], settings: Settings, *, days: int 
         "datasets": [*(d for d in config.datasets if d.name not in ours), *declared.datasets]})
     save_config(config, settings.config_path)
     with sessions.begin() as session:
-        dataset_ids = [d.id for d in sync_datasets(session, declared, settings.home)]
+        synced = sync_datasets(session, declared, settings.home)
+        dataset_ids = [d.id for d in synced]
+        labels_id = next(d.id for d in synced if d.name == OUTCOMES)
     write_ground_truth(settings.home, factory.ground_truth())
     runs = 0
     for index in range(days):
@@ -287,14 +360,23 @@ def land_demo(sessions: sessionmaker[Session], settings: Settings, *, days: int 
         partition = factory.day(index)
         clock = partition_day_end(partition) + dt.timedelta(hours=RUN_AFTER_HOURS)
         for dataset_id in dataset_ids:
-            with sessions.begin() as session:
-                run = Run(dataset_id=dataset_id, trigger="demo", partition_from=partition,
-                          partition_to=partition, requested_by="demo")
-                session.add(run)
-                session.flush()
-                run_id = run.id
-            execute_run(sessions, settings, run_id, now=clock, notify=False)
-            runs += 1
+            # labels are due days after their partition: run for the scored day due now,
+            # and for a late batch the day it comes
+            if dataset_id == labels_id:
+                resolved = [factory.day(d) for d in
+                            sorted({*factory.labels_due(index), index - LABEL_DELAY_DAYS})
+                            if d >= 0]
+            else:
+                resolved = [partition]
+            for day in resolved:
+                with sessions.begin() as session:
+                    run = Run(dataset_id=dataset_id, trigger="demo", partition_from=day,
+                              partition_to=day, requested_by="demo")
+                    session.add(run)
+                    session.flush()
+                    run_id = run.id
+                execute_run(sessions, settings, run_id, now=clock, notify=False)
+                runs += 1
         if progress:
             progress(index + 1, days, partition.isoformat())
     return runs

@@ -134,16 +134,57 @@ def ingest_file(session: Session, dataset: Dataset, path: Path, partition: dt.da
     contract = contract or Contract.model_validate(dataset.contract)
     written = _stamp(path)
 
+    resolved = []  # a labels batch: its model outputs' predictions joined with the outcomes
+    estimated = []  # a model output's score histogram and estimated performance
+
     def profile() -> list[MetricValue]:
         metrics = _profile_stream(read_file(path, fmt, contract, limits), contract)
         # what was read may be a prefix of what the upstream is still writing
         if _stamp(path) != written:
             raise ContractViolation(f"{path.name}: the file changed while it was being read "
                                     "(still being written upstream?)")
+        if dataset.kind == DatasetKind.labels:
+            resolved.extend(_resolve_labels(session, dataset, path, fmt, contract, partition, limits))
+        elif dataset.labels:  # a model output with labels: what its estimate reads
+            estimated.extend(_score_rows(session, dataset, path, fmt, contract, partition, limits))
         return metrics
 
-    return _land(session, dataset, partition, fingerprint_file(path), str(path),
-                 arrived_at or arrival_time(path), profile, contract)
+    outcome = _land(session, dataset, partition, fingerprint_file(path), str(path),
+                    arrived_at or arrival_time(path), profile, contract)
+    if outcome.status == "ingested" and resolved:
+        from monitors.performance import store_performance
+
+        store_performance(session, outcome.batch_id, resolved)
+    if outcome.status == "ingested" and estimated:
+        queries.add_metrics(session, session.get(Batch, outcome.batch_id), estimated)
+    return outcome
+
+
+def _score_rows(session: Session, dataset: Dataset, path: Path, fmt: str, contract: Contract,
+                partition: dt.date, limits: Limits) -> list:
+    from monitors.labels import link_of, read_table
+    from monitors.performance import prediction_rows
+
+    link = link_of(dataset)
+    names = [c.name for c in contract.columns]
+    if link.score not in names:
+        raise ContractViolation(f"{path.name}: no score column {link.score!r} (labels.score)")
+    columns = [link.score, *([link.version] if link.version in names else [])]
+    return prediction_rows(session, dataset, partition,
+                           read_table(path, fmt, contract, limits, columns))
+
+
+def _resolve_labels(session: Session, dataset: Dataset, path: Path, fmt: str, contract: Contract,
+                    partition: dt.date, limits: Limits) -> list:
+    """A labels batch joined with the predictions it resolves (monitors.labels); a batch
+    that resolves none, or repeats a key, is a ContractViolation: quarantined, nothing kept."""
+    from monitors.labels import LabelsRefused, read_table, resolve
+
+    table = read_table(path, fmt, contract, limits, [c.name for c in contract.columns])
+    try:
+        return resolve(session, dataset, partition, table, limits)
+    except LabelsRefused as exc:
+        raise ContractViolation(f"{path.name}: {exc}") from None
 
 
 def _stamp(path: Path) -> tuple[int, int]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from monitors.config import AutomaticMonitors, CheckConfig, DatasetConfig, MonitorConfig
 from monitors.contract import Contract, LogicalType
+from monitors.labels import LabelsConfig
 
 NUMERIC = {LogicalType.integer, LogicalType.float}
 TEMPORAL = {LogicalType.date, LogicalType.timestamp}
@@ -38,6 +39,8 @@ def plan_monitors(kind: str, contract: Contract,
     if declared is None:
         return _automatic(kind, contract, AutomaticMonitors())
     specs = {s.name: s for s in _automatic(kind, contract, declared.automatic)}
+    if declared.labels is not None and declared.automatic.performance:
+        specs.update((s.name, s) for s in performance_specs(declared.labels))
     disabled = set()
     for check in declared.checks:
         specs[check.label()] = MonitorSpec(
@@ -50,6 +53,38 @@ def plan_monitors(kind: str, contract: Contract,
         if not monitor.enabled:
             disabled.add(monitor.name)
     return [s for name, s in specs.items() if name not in disabled]
+
+
+# the realised-performance monitors' names: what a labels run judges for its model outputs
+PERFORMANCE = "performance:"
+ESTIMATED_DROP = f"{PERFORMANCE}estimated_auc_drop"
+
+
+def performance_specs(labels: LabelsConfig) -> list[MonitorSpec]:
+    """A model output with labels: an absolute floor and a proportional drop on its AUC, and
+    proportional rises of Brier and ECE (a calibration break leaves the AUC alone), each
+    against the median of the labelled partitions of the reference window (monitors.performance
+    stores the series when labels land)."""
+    reference = {"baseline": "median", "window": labels.reference_days}
+    return [
+        MonitorSpec(f"{PERFORMANCE}auc_floor", "metric", "absolute", "critical", metric="auc",
+                    options={"lower": labels.min_auc}, automatic=True),
+        MonitorSpec(f"{PERFORMANCE}auc_drop", "metric", "proportional", "critical", metric="auc",
+                    options={**reference, "max_decrease": labels.max_auc_drop,
+                             "direction": "down", "min_abs_change": 0.02}, automatic=True),
+        MonitorSpec(f"{PERFORMANCE}brier", "metric", "proportional", "warning", metric="brier",
+                    options={**reference, "max_increase": labels.max_brier_increase,
+                             "direction": "up", "min_abs_change": 0.01}, automatic=True),
+        MonitorSpec(f"{PERFORMANCE}ece", "metric", "proportional", "warning", metric="ece",
+                    options={**reference, "max_increase": labels.max_ece_increase,
+                             "direction": "up", "min_abs_change": 0.03}, automatic=True),
+        # before the labels: the estimate (monitors.performance.estimate) against its own
+        # recent level; the labels' run confirms or resolves it
+        MonitorSpec(ESTIMATED_DROP, "metric", "proportional", "warning",
+                    metric="estimated_auc",
+                    options={**reference, "max_decrease": labels.max_auc_drop,
+                             "direction": "down", "min_abs_change": 0.02}, automatic=True),
+    ]
 
 
 def spec_from_config(monitor: MonitorConfig) -> MonitorSpec:

@@ -268,6 +268,9 @@ def request_catch_up(session: Session, dataset: Dataset, *, today: dt.date | Non
     partitions a queued or running run already covers. Downtime is caught up by design,
     since an in-memory scheduler never replays the ticks it missed (PLATFORM.md)."""
     yesterday = (today or _today()) - dt.timedelta(days=1)
+    # a dataset due days after its partition (labels: a week after the scoring) is caught
+    # up to the last partition that can have arrived, or the watermark would pass it first
+    yesterday -= dt.timedelta(days=int(dataset.deadline_hours // 24))
     last = watermark(session, dataset)
     first = yesterday if last is None else last + dt.timedelta(days=1)
     # a dataset left unscheduled for years should not flood the queue: the oldest wait

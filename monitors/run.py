@@ -41,11 +41,12 @@ from monitors.incidents import group_incidents
 from monitors.freshness import note_watching
 from monitors.ingest import ingest_file, ingest_sql
 from monitors.notify import HttpSender, Sender, notify_config_from, notify_run
+from monitors.performance import judge_labels
 from monitors.plan import plan_monitors
 from monitors.provenance import finding_record, judged_on
 from monitors.settings import Settings
 from store import queries
-from store.models import Dataset, Run, RunStatus
+from store.models import Dataset, DatasetKind, Run, RunStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -209,14 +210,19 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
             with log.stage("evaluate"):
                 verdicts = evaluate_partition(session, dataset, contract, specs, history,
                                               partition, now)
+            signals = [to_signal(dataset, v, owner, judged_on=judged_on(
+                           v, history, config_version=config_number, config_hash=config_version,
+                           code_version=code_version(),
+                           fingerprint=batch.fingerprint if batch is not None else None)
+                           if v.finding is not None else None)
+                       for v in verdicts if not v.skipped]
+            findings.extend(finding_record(v) for v in verdicts if v.finding is not None)
+            if kind == DatasetKind.labels:  # the model outputs these labels resolve
+                with log.stage("performance"):
+                    signals += [to_signal(model, v, model_owner) for model, model_owner, v
+                                in judge_labels(session, config, dataset, partition)
+                                if not v.skipped]
             with log.stage("alerts"):
-                signals = [to_signal(dataset, v, owner, judged_on=judged_on(
-                               v, history, config_version=config_number, config_hash=config_version,
-                               code_version=code_version(),
-                               fingerprint=batch.fingerprint if batch is not None else None)
-                               if v.finding is not None else None)
-                           for v in verdicts if not v.skipped]
-                findings.extend(finding_record(v) for v in verdicts if v.finding is not None)
                 recorded = record_signals(session, signals, now=now or dt.datetime.now(dt.UTC),
                                           config_version=config_version, run_id=run_id)
             with log.stage("incidents"):

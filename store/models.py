@@ -59,6 +59,7 @@ class Base(DeclarativeBase):
 class DatasetKind(StrEnum):
     data = "data"
     model_output = "model_output"
+    labels = "labels"        # outcomes that resolve a model output's predictions, days later
 
 
 class BatchStatus(StrEnum):
@@ -113,11 +114,12 @@ class Dataset(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     # lineage: the names of the datasets this one is built from (the config's `upstream`)
     upstream: Mapped[list[Any]] = mapped_column(default=list)
-
-
     # the clock of its first run: a partition due before then was not watched when it fell
     # due (a backfill of history), so its lateness is nobody's incident
     watched_since: Mapped[dt.datetime | None]
+    # a model output's labels declaration (monitors.labels.LabelsConfig), mirrored from the
+    # config so that ingestion and the CLI resolve labels without reading the config file
+    labels: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Batch(Base):

@@ -83,9 +83,12 @@ def supersede_batch(session: Session, batch: Batch) -> None:
     session.execute(delete(Metric).where(Metric.batch_id == batch.id))
 
 
-def add_metrics(session: Session, batch: Batch, rows: Iterable[tuple[str | None, str, str, float | None]]) -> int:
-    """Insert a batch's profile, one row per (column, metric, key, value), in bulk."""
-    values = [{"dataset_id": batch.dataset_id, "batch_id": batch.id, "partition": batch.partition,
+def add_metrics(session: Session, batch: Batch, rows: Iterable[tuple[str | None, str, str, float | None]],
+                *, dataset_id: int | None = None) -> int:
+    """Insert a batch's profile, one row per (column, metric, key, value), in bulk.
+    `dataset_id`: metrics the batch yields for another dataset (labels give a model output's
+    performance); they go when the batch is superseded."""
+    values = [{"dataset_id": dataset_id or batch.dataset_id, "batch_id": batch.id, "partition": batch.partition,
                "column": column, "metric": metric, "key": key, "value": value}
               for column, metric, key, value in rows]
     if values:

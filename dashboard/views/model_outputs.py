@@ -69,3 +69,58 @@ else:
         st.plotly_chart(metric_charts.class_mix_figure(shares, title=f"{klass}: share of each class"),
                         key="model_outputs.class_chart")
         drift_section(klass, "freq", "class")
+
+st.subheader("Performance once the labels land")
+realised = services.performance_frame(dataset)
+if realised is None:
+    st.info("This model output has no labels. Name them in its config "
+            "(`labels: {dataset: ..., key: ..., label: ..., delay_days: 7}`) to see its AUC, "
+            "calibration and the estimate made before they land.")
+elif realised.empty:
+    st.info("No predictions of this model have been scored or labelled yet.")
+else:
+    overall = realised[realised["model_version"].isna()]
+    labelled = overall[overall["labelled"]]
+    waiting = overall[~overall["labelled"]]
+    measured = labelled.dropna(subset=["auc", "estimated_auc"])
+    error = (measured["auc"] - measured["estimated_auc"]).abs().mean() if len(measured) else None
+    first, second, third = st.columns(3)
+    first.metric("Last labelled partition",
+                 labelled["partition"].max().date().isoformat() if len(labelled) else "none")
+    second.metric("Partitions awaiting labels", len(waiting))
+    third.metric("Estimate's mean error (AUC)", f"{error:.3f}" if error is not None else "n/a",
+                 help="Mean absolute gap between the AUC estimated before the labels landed "
+                      "and the realised AUC, over the labelled partitions that had an estimate.")
+    figures = ["auc", "average_precision", "brier", "log_loss", "ece", "precision", "recall",
+               "f1", "positive_rate", "coverage"]
+    metric = st.selectbox("Figure", figures, key="model_outputs.performance_metric")
+    st.plotly_chart(metric_charts.performance_figure(
+        realised, metric, title=f"{metric} per partition (realised; the estimate before labels)"),
+        key="model_outputs.performance_chart")
+
+    versions = realised[realised["model_version"].notna()]
+    if not versions.empty:
+        st.markdown("**Model versions side by side** (labelled partitions)")
+        side = (versions[versions["labelled"]].groupby("model_version")
+                .agg(first_partition=("partition", "min"), last_partition=("partition", "max"),
+                     partitions=("partition", "count"), auc=("auc", "mean"),
+                     brier=("brier", "mean"), ece=("ece", "mean"),
+                     labelled_rows=("labelled_rows", "sum"))
+                .reset_index())
+        st.dataframe(side, hide_index=True, key="model_outputs.versions",
+                     column_config={"first_partition": st.column_config.DateColumn(),
+                                    "last_partition": st.column_config.DateColumn()})
+
+    if len(labelled):
+        days = sorted(labelled["partition"].dt.date, reverse=True)
+        left, right = st.columns(2)
+        day = left.selectbox("Reliability of partition", days, key="model_outputs.reliability_day")
+        names = ["all versions", *sorted(versions["model_version"].unique())]
+        chosen = right.selectbox("Version", names, key="model_outputs.reliability_version")
+        curve = services.reliability_frame(dataset, day, "" if chosen == "all versions" else chosen)
+        if curve.empty:
+            st.info(f"No labelled rows of {chosen} on {day}.")
+        else:
+            st.plotly_chart(metric_charts.reliability_figure(
+                curve, title=f"Reliability on {day} ({chosen})"),
+                key="model_outputs.reliability_chart")

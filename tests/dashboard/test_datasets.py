@@ -6,6 +6,7 @@ import base64
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.dashboard.apptest import open_page
@@ -57,7 +58,7 @@ def test_schema_history_batches_and_freshness(app, demo):
     open_page(app, "datasets")
     frames = [frame.value for frame in app.dataframe]
     datasets, quarantined, batches, contract, schema, late_or_missing = frames
-    assert set(datasets["dataset"]) == {"customer_snapshot", "model_scores"}
+    assert set(datasets["dataset"]) == {"customer_snapshot", "model_scores", "model_outcomes"}
     assert "province" in contract["name"].tolist()
     # the rename of province to region broke the contract on one day: its own row, with the reason
     broken = schema[schema["status"] == "quarantined"]
@@ -83,7 +84,7 @@ def test_a_missing_partition_shows_on_the_freshness_tab(app, demo):
 def test_model_outputs_show_bands_class_mix_and_drift(app, demo):
     open_page(app, "model_outputs")
     assert app.selectbox(key="model_outputs.pick").value == "model_scores"
-    bands, score_drift, mix, class_drift = app.get("plotly_chart")
+    bands, score_drift, mix, class_drift, *performance = app.get("plotly_chart")
     names = [trace["name"] for trace in traces(bands)]
     assert {"p05-p95", "p25-p75", "median"} <= set(names)
     assert {"buy", "no_buy"} <= {trace["name"] for trace in traces(mix)}
@@ -91,7 +92,12 @@ def test_model_outputs_show_bands_class_mix_and_drift(app, demo):
     marked = next(t for t in traces(score_drift) if t["name"] == "over the limit")
     assert len(values(marked, "x")) >= 1
     drift_table = app.dataframe[0].value
-    assert (drift_table["partition"] >= "2026-06-20").all()
+    # and for the 3 days of the calibration break, when every score was pushed up
+    incidents = json.loads((demo.home / "demo" / "incidents.json").read_text())
+    broken = pd.Timestamp(next(i["partition"] for i in incidents if i["kind"] == "calibration_break"))
+    in_break = (drift_table["partition"] >= broken) & (drift_table["partition"] < broken + pd.Timedelta(days=3))
+    assert ((drift_table["partition"] >= "2026-06-20") | in_break).all()
+    assert in_break.any()
     assert drift_table["detail"].str.contains("PSI|KS").all()
     assert traces(class_drift)
 
@@ -118,3 +124,20 @@ def test_counts_in_the_tables_are_whole_numbers(app, demo):
     assert counted, "the batches and schema tables show counts"
     for frame, column in counted:
         assert str(frame[column].dtype) == "Int64", (column, frame[column].dtype)
+
+
+def test_model_outputs_show_performance_per_version_and_a_reliability_diagram(app, demo):
+    open_page(app, "model_outputs")
+    charts = {json.loads(c.proto.spec)["layout"]["title"]["text"]: c for c in app.get("plotly_chart")}
+    over_time = next(c for title, c in charts.items() if title.startswith("auc per partition"))
+    names = {trace.get("name") for trace in traces(over_time)}
+    # the rollout put v2 beside v1: both drawn, with all versions and the estimate's band
+    assert {"all versions", "v1", "v2", "estimated", "estimate band"} <= names
+    versions = next(df.value for df in app.dataframe if "model_version" in df.value.columns)
+    assert set(versions["model_version"]) == {"v1", "v2"}
+    assert versions.set_index("model_version").loc["v2", "first_partition"] > \
+        versions.set_index("model_version").loc["v1", "first_partition"]
+    assert any(title.startswith("Reliability on") for title in charts)
+    app.selectbox(key="model_outputs.performance_metric").select("ece").run()
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in app.get("plotly_chart")]
+    assert any(title.startswith("ece per partition") for title in titles)
