@@ -118,6 +118,9 @@ def test_late_labels_raise_a_freshness_alert_of_the_labels(settings, sessions):
     scores = land_scores(settings)
     # due 2 days and 6 hours after the scored day ended; they come a day after that
     arrived = partition_day_end(day(0)) + dt.timedelta(days=DELAY + 1)
+    # the system watches the labels from the scored day on (lateness is judged only for
+    # partitions due while it was watching: monitors.freshness)
+    labelled.run(settings, sessions, "outcomes", day(0), partition_day_end(day(0)))
     labelled.write(settings.home, "outcomes", day(0), outcomes(scores, 0), arrived=arrived)
     labelled.run(settings, sessions, "outcomes", day(0), arrived + dt.timedelta(hours=2))
     with sessions() as session:
