@@ -60,6 +60,14 @@ PERFORMANCE = "performance:"
 ESTIMATED_DROP = f"{PERFORMANCE}estimated_auc_drop"
 
 
+def judged_in_own_run(specs: list[MonitorSpec]) -> list[MonitorSpec]:
+    """What a dataset's own run judges: every spec but the realised-performance monitors,
+    which the run of its labels judges on the day they land (monitors.performance
+    .judge_labels). A later rerun or replay of a scored partition would otherwise find the
+    figures its labels brought since, and judge them a second time, in another run."""
+    return [s for s in specs if not s.name.startswith(PERFORMANCE) or s.name == ESTIMATED_DROP]
+
+
 def performance_specs(labels: LabelsConfig) -> list[MonitorSpec]:
     """A model output with labels: an absolute floor and a proportional drop on its AUC, and
     proportional rises of Brier and ECE (a calibration break leaves the AUC alone), each

@@ -79,7 +79,7 @@ def replay_run(session: Session, settings: Settings, run_id: int, *,
         history_since,
         metrics_read_by,
     )
-    from monitors.plan import plan_monitors
+    from monitors.plan import judged_in_own_run, plan_monitors
     from monitors.run import code_version, config_for_runs
     from store import queries
 
@@ -105,7 +105,7 @@ def replay_run(session: Session, settings: Settings, run_id: int, *,
     # a contract declared in the config is what the run's sync put on the dataset
     contract = declared.contract if declared is not None and declared.contract is not None \
         else Contract.model_validate(dataset.contract)
-    specs = plan_monitors(dataset.kind, contract, declared)
+    specs = judged_in_own_run(plan_monitors(dataset.kind, contract, declared))
     first, last = run.partition_from, run.partition_to
     history = MetricHistory(queries.read_metrics(session, dataset.id, until=last,
                                                  since=history_since(first),

@@ -42,7 +42,7 @@ from monitors.freshness import note_watching
 from monitors.ingest import ingest_file, ingest_sql
 from monitors.notify import HttpSender, Sender, notify_config_from, notify_run
 from monitors.performance import judge_labels
-from monitors.plan import plan_monitors
+from monitors.plan import judged_in_own_run, plan_monitors
 from monitors.provenance import finding_record, judged_on
 from monitors.settings import Settings
 from store import queries
@@ -176,7 +176,7 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
         # dataset with nothing delivered yet has no columns, only deliveries, to judge
         contract = Contract.model_validate(dataset.contract or {"columns": []})
         declared = config.dataset(name)
-        specs = plan_monitors(kind, contract, declared)
+        specs = judged_in_own_run(plan_monitors(kind, contract, declared))
         owner = declared.owner if declared else None
     log.write(f"{name}: {len(partitions)} partition(s), {len(specs)} monitor(s)")
     inputs: dict[str, str] = {}
