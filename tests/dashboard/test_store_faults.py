@@ -20,8 +20,7 @@ PAGES = ["overview", "alerts", "alert", "datasets", "model_outputs", "monitors",
 
 
 def database_file(settings) -> Path:
-    if not settings.db_url.startswith("sqlite"):
-        pytest.skip("a SQLite file's fault")
+    assert settings.db_url.startswith("sqlite"), "a SQLite file's fault: sqlite only"
     return Path(settings.db_url.removeprefix("sqlite:///"))
 
 
@@ -40,6 +39,7 @@ def errors(at) -> list[str]:
     return [e.value for e in at.error]
 
 
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)  # a SQLite file's fault
 @pytest.mark.parametrize("page", PAGES)
 def test_a_corrupt_store_is_one_error_line_on_every_page(app, settings, page):
     database = database_file(settings)
@@ -50,10 +50,9 @@ def test_a_corrupt_store_is_one_error_line_on_every_page(app, settings, page):
     assert [e for e in errors(at) if e.startswith("store is corrupt")], errors(at)
 
 
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)  # the URL is not the test's store
 @pytest.mark.parametrize("page", ["overview", "alerts", "pipeline"])
 def test_an_unreachable_store_is_one_error_line(app, settings, monkeypatch, page):
-    if not settings.db_url.startswith("sqlite"):
-        pytest.skip("one backend is enough: the URL is not the test's store")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -64,6 +63,7 @@ def test_an_unreachable_store_is_one_error_line(app, settings, monkeypatch, page
     assert line.startswith("store unreachable") and "s3cret" not in line, line
 
 
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)  # a SQLite file's fault
 def test_an_acknowledgement_after_the_store_file_was_deleted_is_refused(app, settings, sessions):
     database = database_file(settings)
     alert_id = one_alert(sessions)
@@ -76,6 +76,7 @@ def test_an_acknowledgement_after_the_store_file_was_deleted_is_refused(app, set
     assert not database.exists()
 
 
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)  # a SQLite file's fault
 def test_an_acknowledgement_on_a_read_only_store_is_refused_and_the_page_says_why(
         app, settings, sessions, monkeypatch):
     database = database_file(settings)

@@ -253,8 +253,7 @@ def test_an_unreachable_store_is_one_line_naming_it_without_its_password(tmp_pat
 
 
 def sqlite_store(settings) -> Path:
-    if not settings.db_url.startswith("sqlite"):
-        pytest.skip("a SQLite file's fault")
+    assert settings.db_url.startswith("sqlite"), "a SQLite file's fault: sqlite only"
     engine, _ = open_store(settings.db_url)
     engine.dispose()
     return Path(settings.db_url.removeprefix("sqlite:///"))
@@ -267,6 +266,7 @@ def a_file(settings) -> Path:
     return path
 
 
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)  # a SQLite file's fault
 def test_a_read_only_store_refuses_a_write_in_one_line(settings, monkeypatch, capsys):
     database = sqlite_store(settings)
     # what a store file this user may not write looks like to SQLite (the tests run as root,
@@ -277,6 +277,7 @@ def test_a_read_only_store_refuses_a_write_in_one_line(settings, monkeypatch, ca
     assert cli(["datasets", "list", "--json"], capsys)[0] == 0  # reading still works
 
 
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)  # a SQLite file's fault
 def test_a_corrupt_store_is_one_line_for_every_command(settings, capsys):
     database = sqlite_store(settings)
     database.write_bytes(b"this is not a database" * 100)
@@ -310,6 +311,7 @@ def test_a_full_disk_is_one_line_and_nothing_is_landed(settings, sessions, capsy
         assert session.scalar(select(func.count(Batch.id))) == 0
 
 
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)  # a SQLite file's fault
 def test_a_store_file_deleted_under_a_running_process_refuses_writes_and_is_not_recreated(
         settings, capsys):
     from monitors.alerts import comment
