@@ -119,7 +119,7 @@ else:
         chosen = right.selectbox("Version", names, key="model_outputs.reliability_version")
         curve = services.reliability_frame(dataset, day, "" if chosen == "all versions" else chosen)
         if curve.empty:
-            st.info(f"No labelled rows of {chosen} on {day}.")
+            st.info(f"No labelled rows of {md(chosen)} on {day}.")
         else:
             st.plotly_chart(metric_charts.reliability_figure(
                 curve, title=f"Reliability on {day} ({chosen})"),
