@@ -4,7 +4,7 @@ incidents (one cause, one incident, its root notified alone).
 Lands the demo (default 120 days) twice into fresh MONITORS_HOMEs, each in a process of its
 own: once with the code of a base commit (`--before`, default: the commit before lineage
 and incidents, extracted with `git archive`) and once with this tree. Each run sends its
-notifications through the real pipeline (`monitors.run.execute_run` with notify on, one
+notifications through the real pipeline (`monitors.pipeline.run.execute_run` with notify on, one
 webhook route for every alert) to a counting fake sender, so a message counts whenever the
 product would have posted one.
 
@@ -36,8 +36,8 @@ def measure(code: Path, days: int, seed: int) -> dict:
     import datetime as dt
 
     import monitors.demo as demo
-    from monitors.alerts import list_alerts
-    from monitors.run import execute_run
+    from monitors.lifecycle.alerts import list_alerts
+    from monitors.pipeline.run import execute_run
     from monitors.settings import load_settings
     from store.engine import open_store
 

@@ -6,8 +6,8 @@ of the predictions labelled, in another order) are written once, seeded, as Parq
 bench/data/ (git ignores it). Two measurements of the same rows, each in its own child
 process (wall and CPU time of the work itself, not imports; peak RSS from os.wait4):
 
-- `ours`: what landing a labels batch does: monitors.labels.resolve (read both files through
-  the ingestion readers, check the keys, join in Arrow) and monitors.performance's figures
+- `ours`: what landing a labels batch does: monitors.intake.labels.resolve (read both files through
+  the ingestion readers, check the keys, join in Arrow) and monitors.judge.performance's figures
   per partition and model version (performance_rows: every figure, the reliability curve,
   the score histograms) against a throwaway SQLite store that holds the two datasets;
 - `pandas`: the same rows read whole by pandas, pd.merge, and scikit-learn's metrics (AUC,
@@ -88,8 +88,8 @@ def ours(rows: int) -> dict:
 
     from monitors.catalog import sync_datasets
     from monitors.config import parse_config
-    from monitors.labels import read_table, resolve
-    from monitors.performance import performance_rows
+    from monitors.intake.labels import read_table, resolve
+    from monitors.judge.performance import performance_rows
     from monitors.contract import Contract
     from monitors.settings import Limits
     from store.engine import open_store
@@ -174,9 +174,9 @@ def demo_findings(seed: int, days: int) -> dict:
 
     import pandas as pd
 
-    from monitors import alerts as lifecycle
+    from monitors.lifecycle import alerts as lifecycle
     from monitors.demo import LABEL_DELAY_DAYS, OUTCOMES, SCORES, land_demo
-    from monitors.performance import performance_frame
+    from monitors.judge.performance import performance_frame
     from monitors.settings import load_settings
     from store import queries
     from store.engine import open_store

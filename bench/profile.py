@@ -155,7 +155,7 @@ def _stream(fmt: str, path: Path):
 
 
 def measure_profile(fmt: str, path: Path) -> dict:
-    from monitors.profile import BatchProfiler
+    from monitors.intake.profile import BatchProfiler
 
     started, cpu = time.perf_counter(), time.process_time()
     profiler = BatchProfiler(SCHEMA, categorical=CATEGORICAL)
@@ -284,7 +284,7 @@ def main() -> None:
                     "note": "2 cores shared with other processes; figures are single runs unless repeat > 1"},
         "loading": "included in both the profile and the baseline",
         "baseline": "pandas read_parquet / read_csv(engine='pyarrow') + describe() + isna().sum() + nunique()",
-        "profile": f"monitors.profile.BatchProfiler over ParquetFile(pre_buffer=False).iter_batches({STREAM_BATCH}) / "
+        "profile": f"monitors.intake.profile.BatchProfiler over ParquetFile(pre_buffer=False).iter_batches({STREAM_BATCH}) / "
                    f"pyarrow.csv.open_csv(block_size={CSV_BLOCK_BYTES}), categorical={CATEGORICAL}",
         "repeat": args.repeat,
         "cases": cases,

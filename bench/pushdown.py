@@ -38,9 +38,9 @@ import pyarrow as pa  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from monitors.contract import ColumnSpec, Contract  # noqa: E402
-from monitors.profile import BatchProfiler, MetricValue  # noqa: E402
-from monitors.pushdown import profile_sql_partition  # noqa: E402
-from monitors.readers import ContractViolation, conform  # noqa: E402
+from monitors.intake.profile import BatchProfiler, MetricValue  # noqa: E402
+from monitors.intake.pushdown import profile_sql_partition  # noqa: E402
+from monitors.intake.readers import ContractViolation, conform  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "pushdown.json"
 DAY = dt.date(2026, 3, 2)
@@ -199,7 +199,7 @@ def main() -> None:
         "rows": args.rows,
         "table": "orders: partition day, 6 profiled columns (bigint, float8 with 5% nulls, text with "
                  "300 categories, boolean, date, integer categorical), plus rows // 10 on another day",
-        "pushdown": "monitors.pushdown.profile_sql_partition: aggregate queries, results only",
+        "pushdown": "monitors.intake.pushdown.profile_sql_partition: aggregate queries, results only",
         "pulling": "read_sql here (server-side cursor, 100k-row chunks) into BatchProfiler",
         "seconds": median,
         "all_seconds": times,

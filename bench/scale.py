@@ -2,7 +2,7 @@
 
 1. cycle: a year of daily batches for --datasets file datasets of --columns columns, on each
    store of --stores (a SQLite file; a throwaway PostgreSQL server started and stopped here).
-   Measured through the real worker (monitors.worker.Worker(max_parallel=2).drain()):
+   Measured through the real worker (monitors.pipeline.worker.Worker(max_parallel=2).drain()):
    - the DAILY CYCLE: the day's file is delivered into every dataset's landing folder, one
      run per dataset is requested for that partition, and the worker drains the queue
      (ingestion + profiling + every automatic monitor over the year of history + alerts);
@@ -19,7 +19,7 @@
 2. pushdown: bench/pushdown.py's comparison at --pushdown-rows (5M) rows, both paths in
    this run, alternating, the median of --repeat kept.
 3. csv: a ~--csv-gb GB CSV (bench/profile.py's 20-column generator, streamed out in 1M-row
-   blocks) landed by monitors.ingest.ingest_file into a fresh SQLite store in a child
+   blocks) landed by monitors.intake.ingest.ingest_file into a fresh SQLite store in a child
    process: fingerprint, streaming read, BatchProfiler, metric rows; the child's wall time
    and peak RSS (wait4's ru_maxrss).
 
@@ -175,8 +175,8 @@ def _deliver(home: Path, dataset: str, files: list[Path]) -> None:
 
 
 def _profile_file(path: Path, contract) -> list:
-    from monitors.profile import BatchProfiler
-    from monitors.readers import detect_format, read_file
+    from monitors.intake.profile import BatchProfiler
+    from monitors.intake.readers import detect_format, read_file
 
     profiler = BatchProfiler(contract.arrow_schema(), categorical=contract.categorical())
     for chunk in read_file(path, detect_format(path), contract):
@@ -193,8 +193,8 @@ def bulk_history(engine, home: Path, dataset_rows: list[tuple[int, str, int]], f
     template's file profiled once by the ingestion's reader and profiler, its rows written
     for every dataset that uses the template."""
     from monitors.contract import schema_fingerprint
-    from monitors.freshness import arrival_delay_hours
-    from monitors.ingest import arrival_time, partition_from_name
+    from monitors.intake.freshness import arrival_delay_hours
+    from monitors.intake.ingest import arrival_time, partition_from_name
     from store.models import Batch
 
     started = time.perf_counter()
@@ -293,7 +293,7 @@ def _drain(sessions, settings, run_ids: list[int], workers: int) -> dict:
 
 
 def _request(sessions, names: list[str], first: dt.date, last: dt.date, trigger: str) -> list[int]:
-    from monitors import queue
+    from monitors.pipeline import queue
     from store import queries
 
     with sessions.begin() as session:
@@ -439,7 +439,7 @@ def run_pushdown(args) -> dict:
         engine.dispose()
     median = {name: statistics.median(found) for name, found in times.items()}
     return {"rows": args.pushdown_rows, "table": "bench/pushdown.py's orders table (6 profiled columns)",
-            "pushdown": "monitors.pushdown.profile_sql_partition", "pulling": "bench/pushdown.py read_sql "
+            "pushdown": "monitors.intake.pushdown.profile_sql_partition", "pulling": "bench/pushdown.py read_sql "
             "(server-side cursor, 100k-row chunks) into BatchProfiler",
             "seconds": median, "all_seconds": times, "repeat": args.repeat,
             "speedup": round(median["pulling"] / median["pushdown"], 2),
@@ -481,7 +481,7 @@ def _csv_child(path: str) -> None:
     import pyarrow as pa
 
     from monitors.contract import ColumnSpec, Contract, logical_type
-    from monitors.ingest import ingest_file
+    from monitors.intake.ingest import ingest_file
     from store.engine import open_store
     from store.models import Dataset
 
@@ -518,7 +518,7 @@ def run_csv(args) -> dict:
     found = json.loads(out)
     result = {"file_gb": round(path.stat().st_size / 1e9, 2), "rows": found["rows"],
               "columns": 20, "status": found["status"],
-              "path": "monitors.ingest.ingest_file (sha256 fingerprint, readers.read_csv in 8 MiB "
+              "path": "monitors.intake.ingest.ingest_file (sha256 fingerprint, readers.read_csv in 8 MiB "
                       "blocks, BatchProfiler, metric rows into a fresh SQLite store), in a child process",
               "seconds": round(found["seconds"], 1), "cpu_seconds": round(found["cpu_seconds"], 1),
               "rows_per_second": round(found["rows"] / found["seconds"]) if found["rows"] else None,

@@ -1,6 +1,6 @@
 """What held stages cost a worker: one stage-loop pass over N held partitions.
 
-A held stage is looked at again by the worker (monitors.stages.run_due_stages) with a gate
+A held stage is looked at again by the worker (monitors.pipeline.stages.run_due_stages) with a gate
 evaluation per partition; this measures a pass over N partitions of a dataset whose
 upstream has a critical alert on each, with and without the held ones (the worker looks at
 held ones every `held_stages_every` seconds, 10 by default, and at queued ones every poll).
@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd
 
 from detectors.result import Finding
-from monitors.alerts import Signal, record_signals
+from monitors.lifecycle.alerts import Signal, record_signals
 from monitors.config import parse_config
 from monitors.settings import load_settings
-from monitors.stages import plan_stages, run_due_stages
+from monitors.pipeline.stages import plan_stages, run_due_stages
 from store.engine import open_store
 from store.models import Batch, BatchStatus, Dataset, utcnow
 

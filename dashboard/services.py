@@ -1,6 +1,6 @@
 """The dashboard's one door to the system: cached wrappers that return DataFrames, and
 commands passed through to monitors. The domain work lives in Streamlit-free modules the CLI
-reaches too (monitors.explain, monitors.admin, monitors.delivery); pages never touch the
+reaches too (monitors.judge.explain, monitors.judge.admin, monitors.intake.delivery); pages never touch the
 store directly."""
 from __future__ import annotations
 
@@ -13,16 +13,23 @@ import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard.metric_charts import downsample
-from monitors import admin, baselines, delivery, explain, mutes, performance, provenance, queue
-from monitors import alerts as lifecycle
-from monitors.backtest import backtest
+from monitors.judge import admin
+from monitors.judge import baselines
+from monitors.intake import delivery
+from monitors.judge import explain
+from monitors.lifecycle import mutes
+from monitors.judge import performance
+from monitors.judge import provenance
+from monitors.pipeline import queue
+from monitors.lifecycle import alerts as lifecycle
+from monitors.judge.backtest import backtest
 from monitors.datasets import find_dataset
 from monitors.config import DETECTORS, ConfigError, MonitorConfig, MonitorsConfig  # noqa: F401
 from monitors.contract import Contract
 from monitors.errors import MonitorsError, NotFound
-from monitors.run import config_for_runs
+from monitors.pipeline.run import config_for_runs
 from monitors.settings import load_settings
-from monitors.worker import Worker
+from monitors.pipeline.worker import Worker
 from store import queries
 from store.engine import StoreFault, describe_fault, open_store
 from store.models import UNRESOLVED, AlertStatus, Severity, utcnow
@@ -132,7 +139,7 @@ def metric_series_frame(dataset: str, column: str | None, metric: str, key: str 
 
 @st.cache_data(ttl=30)
 def schema_history_frame(dataset: str) -> pd.DataFrame:
-    """Each run of batches with the same shape, newest first (monitors.delivery)."""
+    """Each run of batches with the same shape, newest first (monitors.intake.delivery)."""
     with session_factory()() as session:
         found = queries.get_dataset(session, dataset)
         rows = delivery.list_schema_runs(session, found) if found is not None else []
@@ -145,7 +152,7 @@ def schema_history_frame(dataset: str) -> pd.DataFrame:
 @st.cache_data(ttl=30)
 def freshness_frame(dataset: str) -> pd.DataFrame:
     """Per partition: when its batch in force arrived, the delay after its day ended, and
-    its state (on time, late, missing, pending) as monitors.delivery derives it."""
+    its state (on time, late, missing, pending) as monitors.intake.delivery derives it."""
     columns = ["partition", "arrived_at", "delay_hours", "state"]
     with session_factory()() as session:
         found = queries.get_dataset(session, dataset)
@@ -163,7 +170,7 @@ def freshness_frame(dataset: str) -> pd.DataFrame:
 
 @st.cache_data(ttl=30)
 def output_columns_frame(dataset: str) -> pd.DataFrame:
-    """A model output's columns worth charting, with their profile (monitors.explain)."""
+    """A model output's columns worth charting, with their profile (monitors.judge.explain)."""
     with session_factory()() as session:
         contract = Contract.model_validate(find_dataset(session, dataset).contract)
     return pd.DataFrame(explain.chart_profiles(contract), columns=["column", "profile"])
@@ -186,7 +193,7 @@ def class_mix_frame(dataset: str, column: str) -> pd.DataFrame:
 @st.cache_data(ttl=600)
 def drift_frame(dataset: str, column: str, profile: str,
                 days: int | None = None) -> tuple[pd.DataFrame, str, float]:
-    """A column's drift over the last `days` partitions (monitors.explain.drift_history):
+    """A column's drift over the last `days` partitions (monitors.judge.explain.drift_history):
     the frame, the measure's name, the limit. Years of history are opt-in: a few ms each."""
     with session_factory()() as session:
         return explain.drift_history(session, _config(), dataset, column, profile, days)
@@ -195,7 +202,7 @@ def drift_frame(dataset: str, column: str, profile: str,
 @st.cache_data(ttl=30)
 def performance_frame(dataset: str) -> pd.DataFrame | None:
     """Per partition and model version (None: all together): realised figures, the estimate
-    and its band (monitors.performance); None when the model output has no labels."""
+    and its band (monitors.judge.performance); None when the model output has no labels."""
     with session_factory()() as session:
         model = find_dataset(session, dataset)
         if performance.link_of(model) is None:
@@ -211,7 +218,7 @@ def reliability_frame(dataset: str, partition: dt.date, version: str = "") -> pd
                                             version)
 
 
-# -- monitors (monitors.admin owns the listing, the writes and their audit)
+# -- monitors (monitors.judge.admin owns the listing, the writes and their audit)
 
 
 def _config() -> MonitorsConfig:
@@ -290,7 +297,7 @@ def backtest_frame(dataset: str, monitor_json: str, start: dt.date, end: dt.date
 
 @st.cache_data(ttl=30)
 def noise_frame(dataset: str | None = None) -> pd.DataFrame:
-    """Per monitor: alerts per week, unresolved, false-positive share (monitors.admin)."""
+    """Per monitor: alerts per week, unresolved, false-positive share (monitors.judge.admin)."""
     with session_factory()() as session:
         return admin.monitor_noise(session, dataset)
 
@@ -299,7 +306,7 @@ def noise_frame(dataset: str | None = None) -> pd.DataFrame:
 
 
 def schedules_frame() -> pd.DataFrame:
-    """Per dataset: cron, paused, next run, watermark and queue (monitors.queue), as of the
+    """Per dataset: cron, paused, next run, watermark and queue (monitors.pipeline.queue), as of the
     queue's current state."""
     with session_factory()() as session:
         marker = queries.read_pipeline_marker(session)
@@ -348,7 +355,7 @@ def active_runs_frame() -> pd.DataFrame:
 
 def run_details(run_id: int) -> dict | None:
     """A run with its input files' fingerprints, config version and code version
-    (monitors.provenance.run_details); None for no such run."""
+    (monitors.judge.provenance.run_details); None for no such run."""
     with session_factory()() as session:
         try:
             return provenance.run_details(session, run_id)
@@ -464,7 +471,7 @@ def status_counts() -> dict[str, int]:
 
 
 def health_frame() -> pd.DataFrame:
-    """One row per dataset, worst first: its health and alert counts (monitors.alerts)."""
+    """One row per dataset, worst first: its health and alert counts (monitors.lifecycle.alerts)."""
     return _health_frame(triage_marker())
 
 
@@ -500,7 +507,7 @@ def noisiest_monitors_frame(limit: int = 10) -> pd.DataFrame:
 @st.cache_data(ttl=15)
 def partition_batches_frame(partition: dt.date) -> pd.DataFrame:
     """Each dataset's delivery for one partition: arrived, late, quarantined, missing, or
-    pending (its deadline has not passed yet); paused datasets say so (monitors.delivery)."""
+    pending (its deadline has not passed yet); paused datasets say so (monitors.intake.delivery)."""
     with session_factory()() as session:
         found = delivery.list_partition_deliveries(session, partition, utcnow())
     frame = pd.DataFrame([{"dataset": d.dataset, "state": str(d.state), "rows": d.rows,
@@ -538,7 +545,7 @@ def alerts_table(statuses: tuple[str, ...] = (), severities: tuple[str, ...] = (
                  show_muted: bool = False, only_muted: bool = False, page: int = 0,
                  marker: str = "") -> tuple[pd.DataFrame, int]:
     """One page of alerts (last seen first) and how many match in all: the CLI's query
-    (monitors.alerts.alert_page), filtered, mute-matched and paged in SQL. `seen_from` and
+    (monitors.lifecycle.alerts.alert_page), filtered, mute-matched and paged in SQL. `seen_from` and
     `seen_to` bound the alert's partition, both days included. `marker` keys the cache."""
     del marker
     with session_factory()() as session:
@@ -611,13 +618,13 @@ ACCEPTABLE = baselines.ACCEPTABLE
 
 def accept_alert(alert_id: int, *, by: str, note: str,
                  seen: str | None = None) -> tuple[list[int], list[str]]:
-    """Accept the alert's change as the new normal (monitors.baselines.accept)."""
+    """Accept the alert's change as the new normal (monitors.judge.baselines.accept)."""
     return _each([alert_id], lambda s, i: baselines.accept(s, i, by=by, note=note or None,
                                                            seen=seen))
 
 
 def unaccept_alert(alert_id: int, *, by: str) -> tuple[list[int], list[str]]:
-    """Withdraw the acceptance: the alert opens again (monitors.baselines.unaccept)."""
+    """Withdraw the acceptance: the alert opens again (monitors.judge.baselines.unaccept)."""
     return _each([alert_id], lambda s, i: baselines.unaccept(s, i, by=by))
 
 
@@ -664,7 +671,7 @@ def _alert_document(alert_id: int, marker: str) -> dict | None:
 
 
 def alert_history(alert_id: int) -> dict | None:
-    """What the alert's chart shows (monitors.explain.alert_history), None for no alert."""
+    """What the alert's chart shows (monitors.judge.explain.alert_history), None for no alert."""
     document = alert_document(alert_id)
     if document is None:
         return None
@@ -689,7 +696,7 @@ def alert_decomposition(alert_id: int) -> pd.DataFrame | None:
 
 
 def masked_examples(document: dict) -> pd.DataFrame:
-    """A static check's example rows, sensitive columns masked (monitors.explain)."""
+    """A static check's example rows, sensitive columns masked (monitors.judge.explain)."""
     return explain.masked_examples(document)
 
 

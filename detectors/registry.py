@@ -1,7 +1,7 @@
 """Every detector a monitor or a check can name, in one table: its function, the input it
 judges and its options.
 
-Config validation (monitors.config), evaluation (monitors.evaluate) and the dashboard's
+Config validation (monitors.config), evaluation (monitors.judge.evaluate) and the dashboard's
 editor look detectors up here by the name the config uses, so a name is dispatched in one
 place and an unknown or ill-typed option is refused when the config is loaded, not by the
 next run's `TypeError`.

@@ -12,9 +12,9 @@ from monitors.datasets import (  # named here too, for callers
     UnknownDataset,
     find_dataset,
 )
-from monitors.file_roots import OutsideRoots, inside_roots
-from monitors.ingest import partition_from_name
-from monitors.readers import detect_format
+from monitors.intake.file_roots import OutsideRoots, inside_roots
+from monitors.intake.ingest import partition_from_name
+from monitors.intake.readers import detect_format
 from monitors.settings import Settings
 from store import queries
 from store.models import Dataset
@@ -87,12 +87,12 @@ def infer_missing_contract(settings: Settings, dataset: Dataset,
     if dataset.contract:
         return False
     if dataset.format == "sql":
-        from monitors.pushdown import infer_table_contract  # SQLAlchemy reflection, only here
+        from monitors.intake.pushdown import infer_table_contract  # SQLAlchemy reflection, only here
 
         contract = infer_table_contract(dataset)
     else:
         from monitors.contract import infer_contract
-        from monitors.readers import read_schema
+        from monitors.intake.readers import read_schema
 
         first = next((path for partition in partitions
                       for path in delivered_files(settings, dataset, partition)), None)

@@ -25,10 +25,10 @@ from detectors import registry
 from monitors.contract import Contract
 from monitors.credentials import holds_secret
 from monitors.errors import Invalid
-from monitors.file_roots import inside_roots
-from monitors.labels import LabelsConfig
+from monitors.intake.file_roots import inside_roots
+from monitors.intake.labels import LabelsConfig
 from monitors.notifications import NotificationsConfig
-from monitors.schedule import cron_trigger
+from monitors.pipeline.schedule import cron_trigger
 from monitors.settings import Limits, Settings
 from monitors.stage_config import StageConfig, parse_stages
 from store.models import Severity
@@ -120,7 +120,7 @@ class ReferenceConfig(BaseModel):
     """A pinned reference for drift (the model's training period, say): a date range
     (`from`, `to`, both included) or the dataset's `first` N partitions; for one `column`,
     or every drift monitor of the dataset when none is named. Drift is judged against it
-    as well as against the recent window (monitors.references)."""
+    as well as against the recent window (monitors.judge.references)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -162,7 +162,7 @@ class DatasetConfig(BaseModel):
     # lineage: the datasets this one is built from (checked against the file's datasets)
     upstream: list[str] = []
     references: list[ReferenceConfig] = []
-    # the commands that build on each verified partition, in order (monitors.stages)
+    # the commands that build on each verified partition, in order (monitors.pipeline.stages)
     stages: list[StageConfig] = []
 
     @field_validator("stages", mode="before")
@@ -170,7 +170,7 @@ class DatasetConfig(BaseModel):
     def _stages(cls, value: Any, info: ValidationInfo) -> list[StageConfig]:
         return parse_stages(value, info.data.get("name"))
 
-    # a model output's labels: the labels dataset, key, outcome, delay (monitors.labels)
+    # a model output's labels: the labels dataset, key, outcome, delay (monitors.intake.labels)
     labels: LabelsConfig | None = None
 
     @field_validator("labels")
@@ -305,7 +305,7 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
 def parse_config(text: str, origin: str = "<config>",
                  settings: Settings | None = None) -> MonitorsConfig:
     """The config in `text`; with `settings`, file sources must also lie inside its file
-    roots (monitors.file_roots), and its limits bound the file's size once aliases are
+    roots (monitors.intake.file_roots), and its limits bound the file's size once aliases are
     expanded (the defaults otherwise)."""
     limits = settings.limits if settings is not None else Limits()
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)

@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitors.catalog import sync_datasets
 from monitors.config import AutomaticMonitors, DatasetConfig, MonitorsConfig, load_config, save_config
 from monitors.contract import ColumnSpec, Contract
-from monitors.freshness import partition_day_end
-from monitors.labels import LabelsConfig
-from monitors.run import execute_run
+from monitors.intake.freshness import partition_day_end
+from monitors.intake.labels import LabelsConfig
+from monitors.pipeline.run import execute_run
 from monitors.settings import Settings
 from store.models import Run
 

@@ -11,8 +11,8 @@ config, so nothing downstream re-validates a dict.
           owners: [growth]
 
 This module is light on purpose (pydantic and the store's enums only): `monitors.config`
-parses with it and `monitors.notify` reads it, and neither has to import the other.
-A `url_env` route's variable is read where messages are sent (`monitors.notify`), not here.
+parses with it and `monitors.lifecycle.notify` reads it, and neither has to import the other.
+A `url_env` route's variable is read where messages are sent (`monitors.lifecycle.notify`), not here.
 Webhook URLs carry secrets (Slack's do): errors name the host only, never the input.
 """
 from __future__ import annotations
@@ -119,7 +119,7 @@ class RouteConfig(BaseModel):
 
 
 class NotificationsConfig(BaseModel):
-    """Where and how often alerts are sent (`monitors.notify` sends them)."""
+    """Where and how often alerts are sent (`monitors.lifecycle.notify` sends them)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 

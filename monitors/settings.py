@@ -53,7 +53,7 @@ class Settings:
     home: Path          # landing files, the SQLite file, the demo's ground truth
     db_url: str = field(repr=False)  # may carry the store's password
     config_path: Path   # the monitors YAML
-    # the folders file datasets may read from (monitors.file_roots), resolved
+    # the folders file datasets may read from (monitors.intake.file_roots), resolved
     file_roots: tuple[Path, ...]
     limits: Limits = Limits()
 

@@ -1,6 +1,6 @@
 """A dataset's stages as declared in the monitors YAML: the commands that build on each of
 its partitions once it is verified (features, scoring, delivery), run in order by the worker
-(`monitors.stages`).
+(`monitors.pipeline.stages`).
 
     stages:
       - {name: score, run: "python score.py {partition}", timeout: 30m, retries: 1}

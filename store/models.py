@@ -117,7 +117,7 @@ class Dataset(Base):
     # the clock of its first run: a partition due before then was not watched when it fell
     # due (a backfill of history), so its lateness is nobody's incident
     watched_since: Mapped[dt.datetime | None]
-    # a model output's labels declaration (monitors.labels.LabelsConfig), mirrored from the
+    # a model output's labels declaration (monitors.intake.labels.LabelsConfig), mirrored from the
     # config so that ingestion and the CLI resolve labels without reading the config file
     labels: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
@@ -207,7 +207,7 @@ class Run(Base):
     # the run this one re-queues after its worker was lost: the chain bounds the attempts
     retry_of: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     # what the run found, monitor by partition, and the clock it judged with: what a replay
-    # (monitors.replay) compares its own findings to
+    # (monitors.judge.replay) compares its own findings to
     findings: Mapped[list[Any]] = mapped_column(default=list)
     judged_at: Mapped[dt.datetime | None]
 
@@ -243,7 +243,7 @@ class Alert(Base):
     owner: Mapped[str | None] = mapped_column(String(200))
     # when a webhook last carried this alert: the repeat interval counts from it
     notified_at: Mapped[dt.datetime | None]
-    # the root of the incident this alert is a knock-on of (monitors.incidents); None for a
+    # the root of the incident this alert is a knock-on of (monitors.lifecycle.incidents); None for a
     # root or an alert on its own
     caused_by: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
     # split out of its incident by hand: never grouped again
@@ -325,7 +325,7 @@ class GateVerdict(StrEnum):
 
 
 class GateChange(Base):
-    """The audit trail of gates (monitors.gates): one row each time a partition's verdict
+    """The audit trail of gates (monitors.pipeline.gates): one row each time a partition's verdict
     changes (safe -> held, held -> safe); the verdict itself is derived from alerts."""
 
     __tablename__ = "gate_changes"
@@ -372,7 +372,7 @@ class StageState(StrEnum):
 
 
 class StageRun(Base):
-    """One stage of a dataset on one partition (monitors.stages): its state, attempts, the
+    """One stage of a dataset on one partition (monitors.pipeline.stages): its state, attempts, the
     last attempt's exit code and log tail, and the input fingerprints it was run on."""
 
     __tablename__ = "stage_runs"

@@ -236,7 +236,7 @@ def partition_spans(session: Session) -> dict[str, tuple[dt.date, dt.date]]:
 # in Python, but only on an alert's labels: the caller matches them against the few distinct
 # label sets (`count_alerts_by_labels`) and hands the muted ones back as `AlertFilter.hidden`.
 # `AlertFilter`, `count_alerts` and `list_alert_page` serve the dashboard's table until it
-# calls `monitors.alerts.alert_page` (the one alert query, below); then they go.
+# calls `monitors.lifecycle.alerts.alert_page` (the one alert query, below); then they go.
 
 ALERT_PAGE_COLUMNS = ["id", "severity", "status", "dataset", "column", "monitor", "detector",
                       "partition", "message", "occurrences", "value", "expected", "lower",
@@ -289,7 +289,7 @@ def list_alerts_after(session: Session, alert_id: int, limit: int = 5) -> tuple[
 
 # ---- alerts as the CLI and the dashboard list them: one query, filtered and paged in SQL ----
 # The one rule for dates: `partition_from` and `partition_to` bound the alert's partition (the
-# latest one it fired on), both days included. Mutes are globs; monitors.mutes resolves each
+# latest one it fired on), both days included. Mutes are globs; monitors.lifecycle.mutes resolves each
 # active one into the label values it covers (`MuteCover`), so whether an alert is muted is
 # decided, filtered on and paged in SQL too.
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from monitors import queue
+from monitors.pipeline import queue
 from monitors.catalog import find_dataset, sync_datasets
 from monitors.config import load_config
 from monitors.settings import Settings, load_settings

@@ -154,7 +154,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_no_import_cycle_among_the_project_modules():
     graph = import_graph(ROOT, PACKAGES)
-    assert "monitors.alerts" in graph and graph["monitors.notify"] >= {"monitors.alerts"}
+    assert "monitors.lifecycle.alerts" in graph and graph["monitors.lifecycle.notify"] >= {"monitors.lifecycle.alerts"}
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
@@ -198,7 +198,7 @@ def loaded_after(statement: str, modules) -> str:
 
 
 def test_the_cli_the_store_and_the_alert_lifecycle_start_without_the_detectors_libraries():
-    assert loaded_after("import monitors.cli, monitors.alerts, store.queries", HEAVY) == "[]"
+    assert loaded_after("import monitors.cli, monitors.lifecycle.alerts, store.queries", HEAVY) == "[]"
 
 
 def test_the_cli_parser_loads_neither_pandas_nor_the_pipelines_libraries():

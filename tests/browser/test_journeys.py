@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from tests.browser.conftest import shot
-from monitors.ingest import create_dataset, ingest_file
+from monitors.intake.ingest import create_dataset, ingest_file
 
 
 def test_the_datasets_page_shows_batches_and_quarantine_reasons(serve, page, sessions, tmp_path):

@@ -111,7 +111,7 @@ def test_the_monitor_editor_edits_the_monitor_picked(url, page):
                                      "freshness:missing", "contract"])
 def test_each_alert_kind_has_a_detail_page_that_fits_it(url, page, sessions, monitor):
     """A screenshot of each kind of alert's detail page, for a person to look at."""
-    from monitors import alerts as lifecycle
+    from monitors.lifecycle import alerts as lifecycle
     with sessions() as session:
         alert_id = next(a["id"] for a in lifecycle.list_alerts(session) if a["monitor"] == monitor)
     page.goto(f"{url}/alert?alert={alert_id}")

@@ -9,7 +9,7 @@ import sys
 
 from sqlalchemy import select
 
-from monitors import alerts as lifecycle
+from monitors.lifecycle import alerts as lifecycle
 from monitors.demo import land_demo
 from store.models import AlertEvent, MuteRule
 from tests.browser.conftest import ROOT, shot

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from monitors import alerts as lifecycle
+from monitors.lifecycle import alerts as lifecycle
 from tests.browser.conftest import ROOT, shot
 
 TIMEOUT = 30_000

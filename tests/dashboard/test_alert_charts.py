@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from monitors import alerts as lifecycle
+from monitors.lifecycle import alerts as lifecycle
 from tests.dashboard.apptest import open_page
 
 DETAIL = "dashboard/views/alert.py"

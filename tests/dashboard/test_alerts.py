@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from monitors import alerts as lifecycle
-from monitors import queue
+from monitors.lifecycle import alerts as lifecycle
+from monitors.pipeline import queue
 from store.models import Alert, AlertEvent, MuteRule
 from tests.dashboard.apptest import open_page, plain, sign_in
 
@@ -297,7 +297,7 @@ def test_an_unknown_alert_says_so(app):
 
 
 def test_the_muted_link_shows_only_muted_alerts(app, sessions):
-    from monitors import mutes
+    from monitors.lifecycle import mutes
     from store.models import utcnow
 
     with sessions.begin() as session:

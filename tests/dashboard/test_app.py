@@ -7,7 +7,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from monitors.ingest import create_dataset, ingest_file
+from monitors.intake.ingest import create_dataset, ingest_file
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from monitors import alerts as lifecycle
+from monitors.lifecycle import alerts as lifecycle
 from tests.dashboard.apptest import ENTRY, ROOT, open_page, sign_in
 
 ALERTS = "dashboard/views/alerts.py"

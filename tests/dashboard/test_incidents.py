@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from monitors import alerts as lifecycle
+from monitors.lifecycle import alerts as lifecycle
 from tests.dashboard.apptest import open_page
 
 ALERTS = "dashboard/views/alerts.py"

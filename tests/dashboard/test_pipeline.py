@@ -9,7 +9,7 @@ import streamlit as st
 from sqlalchemy import select, update
 from streamlit.testing.v1 import AppTest
 
-from monitors import queue
+from monitors.pipeline import queue
 from store.models import Dataset, Run
 from tests.dashboard.apptest import plain, sign_in
 

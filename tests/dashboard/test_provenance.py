@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from monitors import alerts as lifecycle
-from monitors.run import code_version
+from monitors.lifecycle import alerts as lifecycle
+from monitors.pipeline.run import code_version
 from store.models import Batch
 from tests.dashboard.apptest import open_page, plain
 

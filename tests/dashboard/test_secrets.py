@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from monitors.run import execute_run
+from monitors.pipeline.run import execute_run
 from store.models import Alert, Dataset, Run
 from tests.dashboard.apptest import open_page
 from tests.secret_sources import DAY, PASSWORD, TOKEN, leaky_store, request

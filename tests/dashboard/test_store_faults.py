@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from monitors.alerts import get_alert
+from monitors.lifecycle.alerts import get_alert
 from store.engine import open_store
 from store.models import Dataset
 from tests.dashboard.apptest import open_page

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from monitors import alerts as lifecycle
+from monitors.lifecycle import alerts as lifecycle
 from store.engine import open_store
 from store.models import Alert, AlertEvent
 from tests.dashboard.apptest import open_page, plain

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from monitors import queue
+from monitors.pipeline import queue
 from monitors.catalog import sync_datasets
 from monitors.config import load_config
-from monitors.freshness import partition_day_end
-from monitors.run import execute_run
+from monitors.intake.freshness import partition_day_end
+from monitors.pipeline.run import execute_run
 from store import queries
 
 FIRST = dt.date(2026, 3, 2)

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from sqlalchemy import select
 
-from monitors import queue
+from monitors.pipeline import queue
 from monitors.catalog import sync_datasets
 from monitors.config import load_config
 from store.models import Dataset

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from monitors.catalog import sync_datasets
 from monitors.config import load_config
-from monitors.run import execute_run
+from monitors.pipeline.run import execute_run
 from store.models import Dataset, Run
 
 NAME = "orders"

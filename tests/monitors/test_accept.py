@@ -7,9 +7,9 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from monitors.alerts import get_alert, list_alerts
-from monitors.backtest import backtest, find_monitor
-from monitors.baselines import accept
+from monitors.lifecycle.alerts import get_alert, list_alerts
+from monitors.judge.backtest import backtest, find_monitor
+from monitors.judge.baselines import accept
 from monitors.config import load_config
 from store.models import Alert, Baseline
 from tests.monitors import steps

@@ -1,14 +1,14 @@
-"""Administering monitors (monitors.admin): enabling, disabling and saving write the YAML and
+"""Administering monitors (monitors.judge.admin): enabling, disabling and saving write the YAML and
 an audit record of who changed what; a refused change writes nothing."""
 from __future__ import annotations
 
 import pytest
 
-from monitors import admin
+from monitors.judge import admin
 from monitors.config import AutomaticMonitors, load_config
 from monitors.contract import Contract
 from monitors.errors import Invalid, NotFound, Refused
-from monitors.plan import MonitorSpec, plan_monitors
+from monitors.judge.plan import MonitorSpec, plan_monitors
 from store import queries
 
 DATASET = "customer_snapshot"

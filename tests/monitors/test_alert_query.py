@@ -8,9 +8,9 @@ import json
 import pytest
 from sqlalchemy import select
 
-from monitors import cli_alerts
-from monitors.alerts import alert_page, alert_summary, list_alerts
-from monitors.mutes import active_mutes, add_mute
+from monitors.cli import alerts as cli_alerts
+from monitors.lifecycle.alerts import alert_page, alert_summary, list_alerts
+from monitors.lifecycle.mutes import active_mutes, add_mute
 from store.models import Alert, Dataset
 from tests.monitors.signals import NOW, day, fires, record, run_cli
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import func, select
 
-from monitors.alerts import (
+from monitors.lifecycle.alerts import (
     REOPEN_WINDOW,
     acknowledge,
     comment,

@@ -41,10 +41,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from monitors import readers
+from monitors.intake import readers
 from monitors.contract import ColumnSpec, Contract
-from monitors.ingest import MAX_REASON, ingest_file
-from monitors.readers import NULL_STRINGS, read_jsonl
+from monitors.intake.ingest import MAX_REASON, ingest_file
+from monitors.intake.readers import NULL_STRINGS, read_jsonl
 from store import queries
 from store.models import Dataset
 

@@ -24,8 +24,8 @@ import pytest
 from sqlalchemy import event, select
 
 from detectors.result import Finding
-from monitors import mutes
-from monitors.alerts import (
+from monitors.lifecycle import mutes
+from monitors.lifecycle.alerts import (
     AlertChanged,
     Signal,
     acknowledge,

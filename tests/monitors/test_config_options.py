@@ -6,7 +6,7 @@ import pytest
 from monitors.config import ConfigError, MonitorConfig, check_options, load_config, parse_config
 from monitors.contract import ColumnSpec, Contract
 from monitors.errors import Invalid
-from monitors.plan import plan_monitors
+from monitors.judge.plan import plan_monitors
 
 CONFIG = """\
 datasets:

@@ -15,9 +15,9 @@ import pyarrow as pa
 import pytest
 
 from monitors.contract import infer_contract
-from monitors.evaluate import MetricHistory, evaluate_metric, metrics_read_by
-from monitors.plan import plan_monitors
-from monitors.profile import profile_table
+from monitors.judge.evaluate import MetricHistory, evaluate_metric, metrics_read_by
+from monitors.judge.plan import plan_monitors
+from monitors.intake.profile import profile_table
 
 FIRST = dt.date(2026, 3, 2)
 DAYS = 60
@@ -157,7 +157,7 @@ def test_the_demos_corruptions_raise_alerts_on_their_column_the_day_they_land(de
     column for its partition, saying what changed."""
     import json
 
-    from monitors.alerts import get_alert, list_alerts
+    from monitors.lifecycle.alerts import get_alert, list_alerts
 
     truth = json.loads((demo.home / "demo" / "incidents.json").read_text())
     corruptions = [i for i in truth if i["kind"] in ("sign_flip", "unit_change", "duplicated_keys")]

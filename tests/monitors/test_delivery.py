@@ -1,4 +1,4 @@
-"""Delivery states (monitors.delivery): arrived, late, quarantined, missing and pending, per
+"""Delivery states (monitors.intake.delivery): arrived, late, quarantined, missing and pending, per
 partition and per dataset, derived from arrival times, the deadline and the clock."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime as dt
 import json
 
 from monitors.cli import COMMANDS
-from monitors.delivery import (DeliveryState, delivery_state, list_dataset_deliveries,
+from monitors.intake.delivery import (DeliveryState, delivery_state, list_dataset_deliveries,
                                list_partition_deliveries)
 from store.models import Batch, Dataset
 

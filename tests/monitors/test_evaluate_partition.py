@@ -1,4 +1,4 @@
-"""Evaluating a partition is one call in monitors.evaluate, shared by runs and backtests;
+"""Evaluating a partition is one call in monitors.judge.evaluate, shared by runs and backtests;
 the contract is parsed once per run, whatever the number of partitions."""
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-import monitors.evaluate as evaluate
+import monitors.judge.evaluate as evaluate
 from monitors.contract import Contract
 from monitors.demo import land_demo
-from monitors.run import execute_run
+from monitors.pipeline.run import execute_run
 from store.models import Dataset, Run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,17 +20,17 @@ END = dt.date(2026, 6, 30)
 
 
 def test_a_backtest_does_not_load_the_pipeline_orchestrator():
-    # in a fresh interpreter: this test session has imported monitors.run already
+    # in a fresh interpreter: this test session has imported monitors.pipeline.run already
     loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, monitors.backtest; "
-                               "print('monitors.run' in sys.modules)"],
+        [sys.executable, "-c", "import sys, monitors.judge.backtest; "
+                               "print('monitors.pipeline.run' in sys.modules)"],
         cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "False"
 
 
 def test_run_and_backtest_call_the_same_partition_evaluation():
-    import monitors.backtest as backtest
-    import monitors.run as run
+    import monitors.judge.backtest as backtest
+    import monitors.pipeline.run as run
 
     assert run.evaluate_partition is backtest.evaluate_partition is evaluate.evaluate_partition
     assert not hasattr(run, "_batch_state_verdict") and not hasattr(run, "state_finding")

@@ -1,12 +1,12 @@
-"""Explaining an alert for its chart (monitors.explain): the series its monitor judged, the
+"""Explaining an alert for its chart (monitors.judge.explain): the series its monitor judged, the
 band from the detector's own Detection, the points it fired on, the decomposition, and a
 column's drift; the same detector and options a run uses."""
 from __future__ import annotations
 
 import pandas as pd
 
-from monitors import explain
-from monitors.alerts import get_alert, list_alerts
+from monitors.judge import explain
+from monitors.lifecycle.alerts import get_alert, list_alerts
 from monitors.config import load_config
 
 

@@ -17,9 +17,9 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from monitors import queue
+from monitors.pipeline import queue
 from monitors.faults import POINTS
-from monitors.run import execute_run
+from monitors.pipeline.run import execute_run
 from monitors.settings import load_settings
 from store.engine import open_store
 from store.models import Alert, AlertEvent, AlertOccurrence, Batch, Dataset, Metric, Run
@@ -155,12 +155,12 @@ def test_a_file_caught_mid_write_is_quarantined_then_lands_once_complete(setting
 
 
 def test_a_file_that_grows_while_it_is_read_is_not_landed(settings, sessions, monkeypatch):
-    import monitors.ingest
+    import monitors.intake.ingest
 
     run_id = prepare(settings, sessions)
     with sessions.begin() as session:
         session.get(Run, run_id).partition_to = DAYS[0]
-    profile_stream = monitors.ingest._profile_stream
+    profile_stream = monitors.intake.ingest._profile_stream
 
     def upstream_still_writing(chunks, contract):
         metrics = profile_stream(chunks, contract)
@@ -168,7 +168,7 @@ def test_a_file_that_grows_while_it_is_read_is_not_landed(settings, sessions, mo
             file.write("200,1.5,web\n")
         return metrics
 
-    monkeypatch.setattr(monitors.ingest, "_profile_stream", upstream_still_writing)
+    monkeypatch.setattr(monitors.intake.ingest, "_profile_stream", upstream_still_writing)
     execute_run(sessions, settings, run_id, notify=False)
     with sessions() as session:
         [batch] = session.scalars(select(Batch)).all()
@@ -314,7 +314,7 @@ def test_a_full_disk_is_one_line_and_nothing_is_landed(settings, sessions, capsy
 @pytest.mark.parametrize("settings", ["sqlite"], indirect=True)  # a SQLite file's fault
 def test_a_store_file_deleted_under_a_running_process_refuses_writes_and_is_not_recreated(
         settings, capsys):
-    from monitors.alerts import comment
+    from monitors.lifecycle.alerts import comment
     from store.engine import StoreFault
     from tests.monitors.signals import add_dataset, fires, record
 

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from monitors.catalog import delivered_files, sync_datasets
 from monitors.cli import main
 from monitors.config import ConfigError, load_config
-from monitors.file_roots import OutsideRoots
-from monitors.run import execute_run, land_pending
+from monitors.intake.file_roots import OutsideRoots
+from monitors.pipeline.run import execute_run, land_pending
 from monitors.settings import load_settings
 from store.models import Batch, Dataset, Metric, Run
 

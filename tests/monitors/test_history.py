@@ -6,7 +6,7 @@ import datetime as dt
 
 import pandas as pd
 
-from monitors.evaluate import HISTORY_DAYS, MetricHistory, history_since
+from monitors.judge.evaluate import HISTORY_DAYS, MetricHistory, history_since
 
 TODAY = dt.date(2026, 11, 23)
 

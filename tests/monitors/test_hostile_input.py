@@ -21,8 +21,8 @@ from detectors.checks import matches_pattern
 from monitors.config import ConfigError, parse_config
 from monitors.contract import ColumnSpec, Contract
 from monitors.errors import Invalid
-from monitors.ingest import create_dataset, ingest_file
-from monitors.readers import ContractViolation
+from monitors.intake.ingest import create_dataset, ingest_file
+from monitors.intake.readers import ContractViolation
 from monitors.settings import Limits, load_settings
 from store.models import Batch, Dataset, Run
 
@@ -376,9 +376,9 @@ def test_a_backfill_from_before_the_first_delivery_raises_no_missing_alert_for_t
     """Before: one critical `missing` alert per day before the dataset's first delivery."""
     from sqlalchemy import select
 
-    from monitors import queue
-    from monitors.alerts import list_alerts
-    from monitors.run import execute_run
+    from monitors.pipeline import queue
+    from monitors.lifecycle.alerts import list_alerts
+    from monitors.pipeline.run import execute_run
     from tests.monitors.pipeline import DAYS, prepare
 
     prepare(settings, sessions)

@@ -8,10 +8,10 @@ import json
 
 from sqlalchemy import select
 
-from monitors.alerts import acknowledge, get_alert, resolve
+from monitors.lifecycle.alerts import acknowledge, get_alert, resolve
 from monitors.cli import main
-from monitors.incidents import group_incidents
-from monitors.notify import NotifyConfig, Route, notify_run
+from monitors.lifecycle.incidents import group_incidents
+from monitors.lifecycle.notify import NotifyConfig, Route, notify_run
 from store.models import AlertEvent
 from tests.monitors.lineage_store import add_lineage
 from tests.monitors.signals import NOW, alerts, day, fires, record, run_cli

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from monitors.contract import ColumnSpec, Contract
-from monitors.ingest import create_dataset, ingest_file, ingest_sql
+from monitors.intake.ingest import create_dataset, ingest_file, ingest_sql
 from store import queries
 from store.models import Batch, Dataset
 

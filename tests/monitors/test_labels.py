@@ -9,10 +9,12 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from monitors import alerts, queue
+from monitors.lifecycle import alerts
+
+from monitors.pipeline import queue
 from monitors.cli import main
 from monitors.config import ConfigError, parse_config
-from monitors.freshness import partition_day_end
+from monitors.intake.freshness import partition_day_end
 from store import queries
 from tests.monitors import labelled
 from tests.monitors.labelled import CONFIG, DELAY, day, outcomes, predictions
@@ -119,7 +121,7 @@ def test_late_labels_raise_a_freshness_alert_of_the_labels(settings, sessions):
     # due 2 days and 6 hours after the scored day ended; they come a day after that
     arrived = partition_day_end(day(0)) + dt.timedelta(days=DELAY + 1)
     # the system watches the labels from the scored day on (lateness is judged only for
-    # partitions due while it was watching: monitors.freshness)
+    # partitions due while it was watching: monitors.intake.freshness)
     labelled.run(settings, sessions, "outcomes", day(0), partition_day_end(day(0)))
     labelled.write(settings.home, "outcomes", day(0), outcomes(scores, 0), arrived=arrived)
     labelled.run(settings, sessions, "outcomes", day(0), arrived + dt.timedelta(hours=2))

@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from monitors.mutes import (
+from monitors.lifecycle.mutes import (
     MAX_MUTE,
     MuteState,
     active_mutes,

@@ -13,9 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from monitors.config import ConfigError, parse_config
-from monitors.mutes import add_mute
+from monitors.lifecycle.mutes import add_mute
 from monitors.notifications import NotificationsConfig
-from monitors.notify import HttpSender, NotifyConfig, Route, notify_config_from, notify_run
+from monitors.lifecycle.notify import HttpSender, NotifyConfig, Route, notify_config_from, notify_run
 from sqlalchemy import select
 
 from store.models import Alert, AlertEvent
@@ -140,7 +140,7 @@ def test_a_flaky_endpoint_is_retried_with_backoff(sessions, sales, caplog):
     run = record(sessions, [fires(sales, day(0))])
     sender = RecordingSender(failures=2)
 
-    with caplog.at_level(logging.WARNING, logger="monitors.notify"):
+    with caplog.at_level(logging.WARNING, logger="monitors.lifecycle.notify"):
         outcome = notify(sessions, run, sender=sender)
 
     assert sender.calls == 3 and outcome.notified == run.new
@@ -194,7 +194,7 @@ def test_a_rejected_message_is_not_retried(sessions, sales, endpoint, caplog):
     Hook.statuses = [404]
     run = record(sessions, [fires(sales, day(0))])
 
-    with caplog.at_level(logging.WARNING, logger="monitors.notify"):
+    with caplog.at_level(logging.WARNING, logger="monitors.lifecycle.notify"):
         outcome = notify(sessions, run, sender=HttpSender(timeout=5),
                          config=NotifyConfig(routes=[Route(f"{endpoint}/gone")], **FAST))
 
@@ -209,7 +209,7 @@ def test_a_dead_endpoint_leaves_the_run_alone_and_is_logged_without_its_secret(s
     url = f"http://127.0.0.1:{port}/services/T01/B02/s3cr3t-token"
     run = record(sessions, [fires(sales, day(0))])
 
-    with caplog.at_level(logging.WARNING, logger="monitors.notify"):
+    with caplog.at_level(logging.WARNING, logger="monitors.lifecycle.notify"):
         outcome = notify(sessions, run, sender=HttpSender(timeout=2),
                          config=NotifyConfig(routes=[Route(url)], attempts=3, **FAST))
 
@@ -229,7 +229,7 @@ def test_routes_come_from_plain_config_with_secrets_from_the_environment(caplog)
                        {"url_env": "UNSET_HOOK"},
                        {"url": "https://hooks.example.com/growth", "owners": "growth"}]}
 
-    with caplog.at_level(logging.WARNING, logger="monitors.notify"):
+    with caplog.at_level(logging.WARNING, logger="monitors.lifecycle.notify"):
         config = notify_config_from(data, {"ONCALL_HOOK": HOOK})
 
     assert config.repeat_interval == 2 * HOUR

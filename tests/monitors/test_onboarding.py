@@ -9,11 +9,11 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy import select
 
-from monitors.alerts import list_alerts
+from monitors.lifecycle.alerts import list_alerts
 from monitors.contract import Contract
-from monitors.evaluate import MetricHistory, evaluate_metric
-from monitors.plan import plan_monitors
-from monitors.worker import Worker
+from monitors.judge.evaluate import MetricHistory, evaluate_metric
+from monitors.judge.plan import plan_monitors
+from monitors.pipeline.worker import Worker
 from store import queries
 from store.models import Alert, Batch, Dataset, Run
 from tests.monitors import steps

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from monitors import queue
+from monitors.pipeline import queue
 from monitors.settings import Settings, load_settings
 from store.engine import open_store
 from store.models import Dataset, Run, utcnow

@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from monitors.contract import ColumnSpec, Contract
-from monitors.profile import MetricValue, profile_table
-from monitors.pushdown import profile_sql_partition
-from monitors.readers import ContractViolation
+from monitors.intake.profile import MetricValue, profile_table
+from monitors.intake.pushdown import profile_sql_partition
+from monitors.intake.readers import ContractViolation
 
 DAY = dt.date(2026, 3, 2)
 ROWS = 1_500
@@ -204,7 +204,7 @@ def test_a_null_in_a_not_null_column_is_a_violation(source):
 
 
 def test_ingest_sql_lands_the_pushdown_profile_and_notices_a_changed_value(sessions, source):
-    from monitors.ingest import ingest_sql
+    from monitors.intake.ingest import ingest_sql
     from store import queries
     from store.models import Batch, Dataset
 

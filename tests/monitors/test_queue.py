@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from monitors import queue
+from monitors.pipeline import queue
 from store.models import Dataset, Run, RunStatus, utcnow
 
 TODAY = utcnow().date()

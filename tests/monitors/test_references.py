@@ -10,10 +10,10 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from monitors.baselines import accept
+from monitors.judge.baselines import accept
 from monitors.catalog import sync_datasets
 from monitors.config import ConfigError, load_config, parse_config
-from monitors.run import execute_run
+from monitors.pipeline.run import execute_run
 from store.models import Alert, Dataset, Run
 from tests.monitors import steps
 

@@ -8,9 +8,9 @@ import datetime as dt
 
 import pytest
 
-from monitors.alerts import get_alert, reopen, resolve
+from monitors.lifecycle.alerts import get_alert, reopen, resolve
 from monitors.errors import Refused
-from monitors.mutes import add_mute
+from monitors.lifecycle.mutes import add_mute
 from tests.monitors.signals import NOW, alerts, day, fires, record, run_cli
 
 

@@ -7,13 +7,13 @@ import json
 import pandas as pd
 from sqlalchemy import func, select
 
-from monitors import admin
+from monitors.judge import admin
 from monitors.cli import main
 from monitors.config import MonitorConfig
 from monitors.datasets import find_dataset
-from monitors.ingest import ingest_file
-from monitors.provenance import describe
-from monitors.replay import replay_run
+from monitors.intake.ingest import ingest_file
+from monitors.judge.provenance import describe
+from monitors.judge.replay import replay_run
 from store.models import Alert, AlertEvent, AlertOccurrence, Run
 from tests.conftest import DEMO_END
 from tests.monitors.test_config_versions import DATASET, run_partition

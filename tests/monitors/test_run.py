@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from monitors.alerts import list_alerts
-from monitors.backtest import backtest, find_monitor
+from monitors.lifecycle.alerts import list_alerts
+from monitors.judge.backtest import backtest, find_monitor
 from monitors.catalog import sync_datasets
 from monitors.config import MonitorConfig, load_config, save_config
 from monitors.demo import land_demo
-from monitors.run import execute_run
+from monitors.pipeline.run import execute_run
 from store.models import Alert, AlertEvent, Dataset, Run
 
 END = dt.date(2026, 6, 30)

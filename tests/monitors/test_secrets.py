@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 
 from monitors.cli import main
 from monitors.credentials import MissingSecret, expand, holds_secret, mask_url, scrub
-from monitors.run import execute_run
+from monitors.pipeline.run import execute_run
 from monitors.settings import load_settings
 from store.models import Dataset, Run
 from tests.secret_sources import DAY, PASSWORD, TOKEN, cli, leaky_store, request, store_text

@@ -8,9 +8,9 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from monitors.evaluate import MetricHistory, evaluate_metric
-from monitors.plan import MonitorSpec
-from monitors.segments import explain_volume
+from monitors.judge.evaluate import MetricHistory, evaluate_metric
+from monitors.judge.plan import MonitorSpec
+from monitors.judge.segments import explain_volume
 
 FIRST = dt.date(2026, 3, 2)
 DAYS = 42

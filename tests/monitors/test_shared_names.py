@@ -7,9 +7,9 @@ import ast
 import datetime as dt
 from pathlib import Path
 
-import monitors.evaluate
-import monitors.profile
-from monitors.freshness import arrival_delay_hours, partition_day_end, partition_due_at
+import monitors.judge.evaluate
+import monitors.intake.profile
+from monitors.intake.freshness import arrival_delay_hours, partition_day_end, partition_due_at
 from store.models import AlertStatus, Severity
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,19 +42,19 @@ def test_no_module_retypes_the_severities_or_the_statuses():
 
 
 def test_the_quantile_keys_are_the_profiles_own():
-    assert monitors.evaluate.QUANTILE_KEYS is monitors.profile.QUANTILE_KEYS
-    assert monitors.profile.QUANTILE_KEYS == ["min", *monitors.profile.QUANTILES, "max", "count"]
+    assert monitors.judge.evaluate.QUANTILE_KEYS is monitors.intake.profile.QUANTILE_KEYS
+    assert monitors.intake.profile.QUANTILE_KEYS == ["min", *monitors.intake.profile.QUANTILES, "max", "count"]
     assigned = [f"{path.relative_to(ROOT)}:{node.lineno}" for path, tree in _sources()
                 for node in ast.walk(tree) if isinstance(node, ast.Assign)
                 and any(isinstance(t, ast.Name) and t.id == "QUANTILE_KEYS" for t in node.targets)]
-    assert assigned == ["monitors/profile.py:" + assigned[0].rsplit(":", 1)[1]]
+    assert assigned == ["monitors/intake/profile.py:" + assigned[0].rsplit(":", 1)[1]]
 
 
 def test_a_partitions_day_end_and_due_time_are_computed_in_one_place():
     assert partition_day_end(dt.date(2026, 3, 1)) == dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
     assert partition_due_at(dt.date(2026, 3, 1), 6.5) == dt.datetime(2026, 3, 2, 6, 30, tzinfo=dt.UTC)
     assert arrival_delay_hours(dt.date(2026, 3, 1), dt.datetime(2026, 3, 2, 3, tzinfo=dt.UTC)) == 3.0
-    # everyone else asks monitors.freshness: no other "day after the partition, at midnight"
+    # everyone else asks monitors.intake.freshness: no other "day after the partition, at midnight"
     elsewhere = []
     for path, tree in _sources():
         if path.name == "freshness.py":

@@ -16,11 +16,11 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from monitors.alerts import resolve
+from monitors.lifecycle.alerts import resolve
 from monitors.cli import main
 from monitors.config import ConfigError, parse_config
-from monitors.stages import list_stages, plan_stages, run_due_stages
-from monitors.worker import Worker
+from monitors.pipeline.stages import list_stages, plan_stages, run_due_stages
+from monitors.pipeline.worker import Worker
 from store.models import StageAction
 from tests.monitors.lineage_store import add_lineage
 from tests.monitors.signals import NOW, alerts, day, fires, record

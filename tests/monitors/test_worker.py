@@ -16,8 +16,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from monitors import cli_runs, queue
-from monitors.worker import LeaderLock, Worker, cron_trigger, last_fire_time
+from monitors.cli import runs as cli_runs
+
+from monitors.pipeline import queue
+from monitors.pipeline.worker import LeaderLock, Worker, cron_trigger, last_fire_time
 from store.models import Dataset, Run, utcnow
 
 ROOT = Path(__file__).resolve().parents[2]

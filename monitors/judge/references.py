@@ -1,0 +1,102 @@
+"""Pinned references for drift: a column's distribution judged against a fixed window (the
+model's training period, or the dataset's first partitions) as well as against the recent
+batches. The recent window forgets a drift that persists a week; the pinned one does not,
+so a persistent drift stays one open alert until it is fixed or accepted.
+
+An accepted new normal of the metric (monitors.judge.baselines) moves the reference: from the
+marker on, the first partitions at or after it are the reference, as many as the pinned
+window held (at least `MIN_REFERENCE`).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from detectors.result import Finding
+from monitors.config import DatasetConfig
+from store.models import Batch, BatchStatus
+
+MIN_REFERENCE = 7
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    start: dt.date
+    end: dt.date
+
+    @property
+    def label(self) -> str:
+        return f"{self.start}..{self.end}"
+
+
+class References:
+    """A dataset's pinned windows, by column (None: every drift monitor of the dataset)."""
+
+    def __init__(self, windows: dict[str | None, Window] | None = None):
+        self._windows = windows or {}
+
+    def window(self, column: str | None) -> Window | None:
+        return self._windows.get(column) or self._windows.get(None)
+
+    def earliest(self) -> dt.date | None:
+        """The oldest partition a reference reads: a run loads its history from there."""
+        return min((w.start for w in self._windows.values()), default=None)
+
+    def __bool__(self) -> bool:
+        return bool(self._windows)
+
+
+def load_references(session: Session, dataset_id: int,
+                    declared: DatasetConfig | None) -> References:
+    """The declared references, `first: N` resolved to the dates of the dataset's first N
+    partitions with a batch (a reference with none yet is left out)."""
+    windows: dict[str | None, Window] = {}
+    for reference in (declared.references if declared else []):
+        if reference.first is not None:
+            days = session.scalars(
+                select(Batch.partition).where(Batch.dataset_id == dataset_id,
+                                              Batch.status != BatchStatus.quarantined)
+                .distinct().order_by(Batch.partition).limit(reference.first)).all()
+            if not days:
+                continue
+            windows[reference.column] = Window(days[0], days[-1])
+        else:
+            windows[reference.column] = Window(reference.start, reference.end)
+    return References(windows)
+
+
+def pinned_drift(spec, profiles: pd.DataFrame, partition: dt.date, window: Window,
+                 moved_to: dt.date | None) -> Finding | None:
+    """The partition's profile against the pinned window's profiles merged (the drift
+    detector's own comparison, with the window as its trailing reference). `profiles`: the
+    column's history as the monitor reads it (quantiles or category counts); `moved_to`:
+    an accepted new normal's first partition, which replaces the window."""
+    from detectors.drift import detect_drift
+
+    at = pd.Timestamp(partition)
+    if at not in profiles.index:
+        return None
+    index = profiles.index
+    if moved_to is not None and pd.Timestamp(moved_to) > pd.Timestamp(window.start):
+        size = max(MIN_REFERENCE, (window.end - window.start).days + 1)
+        after = index[(index >= pd.Timestamp(moved_to)) & (index < at)][:size]
+        label = f"the {len(after)} partitions from the accepted new normal on"
+    else:
+        after = index[(index >= pd.Timestamp(window.start)) & (index <= pd.Timestamp(window.end))
+                      & (index < at)]
+        label = f"the pinned reference {window.label}"
+    if len(after) == 0:
+        return None
+    frame = profiles.loc[[*after, at]]
+    options = {k: v for k, v in spec.options.items() if k not in ("reference", "window")}
+    detection = detect_drift(frame, reference="trailing", window=len(after), since=at,
+                             name=spec.column, **options)
+    finding = next((f for f in detection.findings if pd.Timestamp(f.at) == at), None)
+    if finding is None:
+        return None
+    trailing = f"trailing {len(after)} batch{'es' if len(after) != 1 else ''}"
+    return replace(finding, detail=finding.detail.replace(trailing, label))

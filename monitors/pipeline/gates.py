@@ -1,0 +1,261 @@
+"""Gates: may the stages that build on a partition use it?
+
+A partition of a dataset is **safe** unless it, or the same partition of a dataset it is
+built from (its upstreams, transitively: `monitors.pipeline.lineage`), has a critical alert that
+is open or acknowledged, fired on that partition (and not cleared there by a later pass),
+and is not muted, neither itself nor through the root of its incident. Otherwise it is
+**held** by those alerts.
+
+`gate_verdict` is what an external orchestrator's sensor calls (Airflow, Dagster, cron):
+
+    from monitors.pipeline.gates import gate_verdict
+    verdict = gate_verdict(load_settings(), "model_scores", "2026-06-30")
+    if verdict.safe: ...            # else verdict.holding lists the alerts, worst first
+
+and what `python -m monitors gate --dataset D --date P [--json]` prints (exit 0 safe,
+1 held, 2 unknown dataset or partition).
+
+The verdict is derived from alerts and mutes, never stored. What is stored is its audit
+trail (`GateChange`): a row each time a partition's verdict differs from the last one
+recorded (a partition never held has none), with when and why. Verdicts are re-evaluated,
+and a change recorded, whenever the gate is asked, after a run records a partition's alerts
+(for the dataset and its downstreams), and when a person resolves or splits an alert. A
+mute starts and ends by the clock, not by an action: a change it causes is recorded at the
+next evaluation.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from monitors.datasets import find_dataset
+from monitors.errors import Invalid, NotFound
+from monitors.pipeline.lineage import Lineage, read_lineage
+from monitors.lifecycle.mutes import active_mutes, alert_fields, covering_mute
+from monitors.settings import Settings
+from store.locks import lock_dataset
+from store.models import (
+    UNRESOLVED,
+    Alert,
+    AlertOccurrence,
+    AlertStatus,
+    Batch,
+    GateChange,
+    GateVerdict,
+    MuteRule,
+    Severity,
+    utcnow,
+)
+
+HOLDS = Severity.critical  # only critical alerts close a gate
+
+
+@dataclass(frozen=True, slots=True)
+class HoldingAlert:
+    id: int
+    dataset: str
+    monitor: str
+    column: str | None
+    severity: str
+    status: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """A partition's verdict and, when held, the alerts that hold it (upstream first)."""
+
+    dataset: str
+    partition: dt.date
+    verdict: GateVerdict
+    holding: tuple[HoldingAlert, ...] = ()
+
+    @property
+    def safe(self) -> bool:
+        return self.verdict is GateVerdict.safe
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "partition": self.partition.isoformat(),
+                "verdict": str(self.verdict), "safe": self.safe,
+                "holding": [{"id": a.id, "dataset": a.dataset, "monitor": a.monitor,
+                             "column": a.column, "severity": a.severity, "status": a.status,
+                             "message": a.message} for a in self.holding]}
+
+
+def gate_verdict(source: Session | Settings, dataset: str, partition: dt.date | str, *,
+                 now: dt.datetime | None = None) -> Gate:
+    """The gate of `dataset`'s `partition` (a date or "YYYY-MM-DD"), its change audited.
+
+    `source`: the process's Settings (the store is opened, and the audit row committed,
+    here) or a Session whose caller owns the transaction (flushed, not committed).
+    NotFound for an unknown dataset or a partition the store knows nothing of (no batch,
+    no alert); Invalid for a date that is not one."""
+    day = _day(partition)
+    now = utcnow() if now is None else now
+    if isinstance(source, Settings):
+        from store.engine import open_store
+
+        engine, sessions = open_store(source.db_url)
+        try:
+            with sessions.begin() as session:
+                return gate_verdict(session, dataset, day, now=now)
+        finally:
+            engine.dispose()
+    found = find_dataset(source, dataset)
+    if not _known_partition(source, found.id, day):
+        raise NotFound(f"dataset {found.name!r} has no batch and no alert for partition {day}")
+    gate = evaluate(source, found.id, day, now=now)
+    _record_change(source, found.id, gate, now)
+    return gate
+
+
+def evaluate(session: Session, dataset_id: int, partition: dt.date, *, now: dt.datetime,
+             lineage: Lineage | None = None,
+             mutes: list[MuteRule] | None = None) -> Gate:
+    """The verdict, read only: nothing recorded."""
+    lineage = lineage or read_lineage(session)
+    mutes = active_mutes(session, now) if mutes is None else mutes
+    scope = {dataset_id, *lineage.ancestors(dataset_id)}
+    # one occurrence per alert and partition: the join repeats no alert
+    rows = session.execute(
+        select(Alert)
+        .join(AlertOccurrence, AlertOccurrence.alert_id == Alert.id)
+        .where(Alert.dataset_id.in_(scope), Alert.status.in_(UNRESOLVED),
+               Alert.severity == HOLDS, AlertOccurrence.partition == partition,
+               AlertOccurrence.cleared_at.is_(None))).scalars().all()
+    holding = [a for a in rows if _mute_of(session, a, lineage, mutes, now) is None]
+    # the most upstream first: that is where a person starts
+    holding.sort(key=lambda a: (lineage.depth(a.dataset_id), a.id))
+    return Gate(dataset=lineage.names[dataset_id], partition=partition,
+                verdict=GateVerdict.held if holding else GateVerdict.safe,
+                holding=tuple(HoldingAlert(a.id, lineage.names[a.dataset_id], a.monitor,
+                                           a.column, a.severity, a.status, a.message)
+                              for a in holding))
+
+
+def refresh_gates(session: Session, dataset_id: int, partition: dt.date, *,
+                  now: dt.datetime) -> None:
+    """Re-evaluate the gates an alert change on `dataset_id`'s `partition` can move: that
+    partition of the dataset and of everything built from it; record the changes."""
+    lineage = read_lineage(session)
+    mutes = active_mutes(session, now)
+    for affected in sorted({dataset_id, *lineage.descendants(dataset_id)}):
+        if _known_partition(session, affected, partition):
+            gate = evaluate(session, affected, partition, now=now, lineage=lineage, mutes=mutes)
+            _record_change(session, affected, gate, now)
+
+
+def refresh_gates_of(session: Session, alerts: Iterable[Alert], *, now: dt.datetime) -> None:
+    """`refresh_gates` for every partition these alerts fired on (a person acted on them)."""
+    ids = {a.id: a.dataset_id for a in alerts}
+    if not ids:
+        return
+    session.flush()
+    pairs = session.execute(select(Alert.dataset_id, AlertOccurrence.partition).distinct()
+                            .join(AlertOccurrence, AlertOccurrence.alert_id == Alert.id)
+                            .where(Alert.id.in_(ids))).all()
+    for dataset_id, partition in sorted(pairs):
+        refresh_gates(session, dataset_id, partition, now=now)
+
+
+def list_gate_changes(session: Session, dataset: str,
+                      partition: dt.date | None = None) -> list[dict[str, Any]]:
+    """The audit trail of a dataset's gates, oldest first."""
+    found = find_dataset(session, dataset)
+    query = select(GateChange).where(GateChange.dataset_id == found.id)
+    if partition is not None:
+        query = query.where(GateChange.partition == partition)
+    return [{"dataset": found.name, "partition": c.partition.isoformat(), "verdict": c.verdict,
+             "at": c.at.isoformat(), "why": c.why, "alert_ids": list(c.alert_ids)}
+            for c in session.scalars(query.order_by(GateChange.id)).all()]
+
+
+def _record_change(session: Session, dataset_id: int, gate: Gate, now: dt.datetime) -> None:
+    if _last_verdict(session, dataset_id, gate.partition)[0] == gate.verdict:
+        return
+    # decided again under the dataset's lock: of two evaluations at once, one records it
+    lock_dataset(session, dataset_id)
+    last, held_by = _last_verdict(session, dataset_id, gate.partition)
+    if last == gate.verdict:
+        return
+    if gate.safe:
+        why = "released: " + "; ".join(_release_reason(session, i, gate.partition, now)
+                                       for i in held_by)
+    else:
+        why = "held by " + "; ".join(f"#{a.id} {a.dataset} {a.monitor}"
+                                     + (f" on {a.column}" if a.column else "")
+                                     + f" ({a.status}): {a.message}" for a in gate.holding)
+    session.add(GateChange(dataset_id=dataset_id, partition=gate.partition, verdict=gate.verdict,
+                           at=now, why=why, alert_ids=[a.id for a in gate.holding]))
+    session.flush()
+
+
+def _last_verdict(session: Session, dataset_id: int,
+                  partition: dt.date) -> tuple[GateVerdict, list[int]]:
+    last = session.scalars(select(GateChange).where(
+        GateChange.dataset_id == dataset_id, GateChange.partition == partition)
+        .order_by(GateChange.id.desc()).limit(1)).first()
+    if last is None:
+        return GateVerdict.safe, []  # a partition nothing ever held
+    return GateVerdict(last.verdict), list(last.alert_ids)
+
+
+def _release_reason(session: Session, alert_id: int, partition: dt.date,
+                    now: dt.datetime) -> str:
+    """What became of an alert that held the gate."""
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        return f"#{alert_id} deleted"
+    if alert.status == AlertStatus.resolved:
+        return f"#{alert_id} resolved ({alert.resolution})"
+    if alert.severity != HOLDS:
+        return f"#{alert_id} is {alert.severity} now"
+    cleared = session.scalar(select(AlertOccurrence.cleared_at).where(
+        AlertOccurrence.alert_id == alert_id, AlertOccurrence.partition == partition))
+    if cleared is not None:
+        return f"#{alert_id} passed on {partition} when evaluated again"
+    lineage = read_lineage(session)
+    mute = _mute_of(session, alert, lineage, active_mutes(session, now), now)
+    if mute is not None:
+        return f"#{alert_id} muted by mute {mute.id} ({mute.reason})"
+    return f"#{alert_id} no longer holds it"
+
+
+def _mute_of(session: Session, alert: Alert, lineage: Lineage, mutes: list[MuteRule],
+             now: dt.datetime) -> MuteRule | None:
+    """The active mute covering the alert, or the root of its incident (muting an
+    incident's root mutes the incident)."""
+    mute = covering_mute(alert_fields(alert, lineage.names[alert.dataset_id]), mutes, now)
+    if mute is None and alert.caused_by is not None:
+        root = session.get(Alert, alert.caused_by)
+        if root is not None:
+            mute = covering_mute(alert_fields(root, lineage.names[root.dataset_id]), mutes, now)
+    return mute
+
+
+def _known_partition(session: Session, dataset_id: int, partition: dt.date) -> bool:
+    batch = session.scalar(select(Batch.id).where(Batch.dataset_id == dataset_id,
+                                                  Batch.partition == partition).limit(1))
+    if batch is not None:
+        return True
+    # a missing batch is known through its alert
+    return session.scalar(select(AlertOccurrence.id)
+                          .join(Alert, Alert.id == AlertOccurrence.alert_id)
+                          .where(Alert.dataset_id == dataset_id,
+                                 AlertOccurrence.partition == partition).limit(1)) is not None
+
+
+def _day(partition: dt.date | str) -> dt.date:
+    if isinstance(partition, dt.datetime):
+        raise Invalid(f"partition {partition.isoformat()}: give a date, not a time")
+    if isinstance(partition, dt.date):
+        return partition
+    try:
+        return dt.date.fromisoformat(str(partition))
+    except ValueError:
+        raise Invalid(f"partition {partition!r} is not a date (YYYY-MM-DD)") from None
