@@ -13,7 +13,7 @@ import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard.metric_charts import downsample
-from monitors import admin, baselines, delivery, explain, mutes, performance, provenance, queue
+from monitors import admin, baselines, delivery, explain, mutes, performance, provenance, queue, stages
 from monitors import alerts as lifecycle
 from monitors.backtest import backtest
 from monitors.datasets import find_dataset
@@ -392,6 +392,33 @@ def cancel_run(run_id: int, *, by: str) -> None:
     """Cancel a queued run; ValueError (with the reason) for a running or finished one."""
     with session_factory().begin() as session:
         queue.cancel(session, run_id, by)
+
+
+STAGE_COLUMNS = ["partition", "stage", "state", "held_by", "attempts", "exit_code", "note",
+                 "started_at", "finished_at", "log_tail"]
+
+
+def stages_frame(dataset: str) -> pd.DataFrame:
+    """The dataset's stages (monitors.stages), the newest partition first and each
+    partition's stages in their order; not cached: a person watches them move."""
+    with session_factory()() as session:
+        rows = stages.list_stages(session, dataset)
+    frame = pd.DataFrame(rows, columns=[*STAGE_COLUMNS, "position"])
+    for column in ("started_at", "finished_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    frame["held_by"] = frame["held_by"].astype("Int64")
+    frame["exit_code"] = frame["exit_code"].astype("Int64")
+    frame = frame.sort_values(["partition", "position"], ascending=[False, True], kind="stable")
+    return frame[STAGE_COLUMNS].reset_index(drop=True)
+
+
+def retry_stage(dataset: str, partition: dt.date, stage: str, *, by: str) -> None:
+    """Queue a stage again, and every stage after it (the worker runs them once the
+    partition's gate is safe); Refused while one of them runs."""
+    if not by:
+        raise ValueError("a retry needs a name: say who you are first")
+    with session_factory().begin() as session:
+        stages.rerun(session, _config(), dataset, partition, by=by, from_stage=stage)
 
 
 def _stop_worker(worker: Worker | None) -> None:
