@@ -478,15 +478,18 @@ def _unresolved_frame(marker: str) -> pd.DataFrame:
     del marker  # keys the cache
     with session_factory()() as session:
         rows = lifecycle.count_unresolved(session, utcnow())
-    return pd.DataFrame(rows, columns=["dataset", "severity", "status", "muted", "alerts",
-                                       "last_seen_at"]).astype({"muted": bool})
+    return pd.DataFrame(rows, columns=["dataset", "severity", "status", "muted", "caused",
+                                       "alerts", "last_seen_at"]).astype({"muted": bool, "caused": bool})
 
 
 def status_counts() -> dict[str, int]:
-    """Open and acknowledged alerts nobody muted, and the muted ones."""
+    """Open and acknowledged incidents nobody muted (an alert caused by another is counted
+    with its incident's root, in `caused`, not again), and the muted alerts."""
     counts = unresolved_labels_frame()
     loud = counts[~counts["muted"]]
-    return {**{s: int(loud.loc[loud["status"] == s, "alerts"].sum()) for s in UNRESOLVED_STATUSES},
+    leading = loud[~loud["caused"]]
+    return {**{s: int(leading.loc[leading["status"] == s, "alerts"].sum()) for s in UNRESOLVED_STATUSES},
+            "caused": int(loud.loc[loud["caused"], "alerts"].sum()),
             "muted": int(counts.loc[counts["muted"], "alerts"].sum())}
 
 
@@ -500,7 +503,7 @@ def _health_frame(marker: str) -> pd.DataFrame:
     del marker  # keys the cache
     with session_factory()() as session:
         rows = lifecycle.dataset_health(session, utcnow())
-    return pd.DataFrame(rows, columns=["dataset", "upstream", "health", *UNRESOLVED_STATUSES, "muted",
+    return pd.DataFrame(rows, columns=["dataset", "upstream", "health", *UNRESOLVED_STATUSES, "caused", "muted",
                                        *SEVERITIES, "last_seen_at"]
                         ).rename(columns={"last_seen_at": "last alert seen"})
 
