@@ -281,10 +281,11 @@ def _claim_next(sessions: sessionmaker[Session], worker_id: str, lease: dt.timed
 def _execute(sessions: sessionmaker[Session], settings: Settings, claimed: Claimed, *,
              worker_id: str, lease: dt.timedelta, should_stop: Callable[[], bool],
              inline: Inline | None = None) -> None:
-    from monitors.config import ConfigError, load_config
+    from monitors.config import ConfigError
+    from monitors.run import config_for_runs
 
-    try:  # the file as it is now: it may have changed since the stage was filed
-        config = load_config(settings.config_path, settings)
+    try:  # the file as it is now (parsed again when it changed since the stage was filed)
+        config, _ = config_for_runs(settings)
     except ConfigError as exc:  # failed, not retried every poll: a person reruns it
         _finish(sessions, claimed.id, worker_id, StageState.failed, None, "",
                 f"failed: the config cannot be used: {exc}")
