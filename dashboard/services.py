@@ -13,15 +13,10 @@ import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard.metric_charts import downsample
-from monitors.judge import admin
-from monitors.judge import baselines
+from monitors.judge import admin, baselines, explain, performance, provenance
 from monitors.intake import delivery
-from monitors.judge import explain
-from monitors.lifecycle import mutes
-from monitors.judge import performance
-from monitors.judge import provenance
-from monitors.pipeline import queue
-from monitors.lifecycle import alerts as lifecycle
+from monitors.lifecycle import mutes, alerts as lifecycle
+from monitors.pipeline import queue, stages
 from monitors.judge.backtest import backtest
 from monitors.datasets import find_dataset
 from monitors.config import DETECTORS, ConfigError, MonitorConfig, MonitorsConfig  # noqa: F401
@@ -401,6 +396,33 @@ def cancel_run(run_id: int, *, by: str) -> None:
         queue.cancel(session, run_id, by)
 
 
+STAGE_COLUMNS = ["partition", "stage", "state", "held_by", "attempts", "exit_code", "note",
+                 "started_at", "finished_at", "log_tail"]
+
+
+def stages_frame(dataset: str) -> pd.DataFrame:
+    """The dataset's stages (monitors.pipeline.stages), the newest partition first and each
+    partition's stages in their order; not cached: a person watches them move."""
+    with session_factory()() as session:
+        rows = stages.list_stages(session, dataset)
+    frame = pd.DataFrame(rows, columns=[*STAGE_COLUMNS, "position"])
+    for column in ("started_at", "finished_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    frame["held_by"] = frame["held_by"].astype("Int64")
+    frame["exit_code"] = frame["exit_code"].astype("Int64")
+    frame = frame.sort_values(["partition", "position"], ascending=[False, True], kind="stable")
+    return frame[STAGE_COLUMNS].reset_index(drop=True)
+
+
+def retry_stage(dataset: str, partition: dt.date, stage: str, *, by: str) -> None:
+    """Queue a stage again, and every stage after it (the worker runs them once the
+    partition's gate is safe); Refused while one of them runs."""
+    if not by:
+        raise ValueError("a retry needs a name: say who you are first")
+    with session_factory().begin() as session:
+        stages.rerun(session, _config(), dataset, partition, by=by, from_stage=stage)
+
+
 def _stop_worker(worker: Worker | None) -> None:
     if worker is not None:
         worker.stop(timeout=10)
@@ -458,15 +480,18 @@ def _unresolved_frame(marker: str) -> pd.DataFrame:
     del marker  # keys the cache
     with session_factory()() as session:
         rows = lifecycle.count_unresolved(session, utcnow())
-    return pd.DataFrame(rows, columns=["dataset", "severity", "status", "muted", "alerts",
-                                       "last_seen_at"]).astype({"muted": bool})
+    return pd.DataFrame(rows, columns=["dataset", "severity", "status", "muted", "caused",
+                                       "alerts", "last_seen_at"]).astype({"muted": bool, "caused": bool})
 
 
 def status_counts() -> dict[str, int]:
-    """Open and acknowledged alerts nobody muted, and the muted ones."""
+    """Open and acknowledged incidents nobody muted (an alert caused by another is counted
+    with its incident's root, in `caused`, not again), and the muted alerts."""
     counts = unresolved_labels_frame()
     loud = counts[~counts["muted"]]
-    return {**{s: int(loud.loc[loud["status"] == s, "alerts"].sum()) for s in UNRESOLVED_STATUSES},
+    leading = loud[~loud["caused"]]
+    return {**{s: int(leading.loc[leading["status"] == s, "alerts"].sum()) for s in UNRESOLVED_STATUSES},
+            "caused": int(loud.loc[loud["caused"], "alerts"].sum()),
             "muted": int(counts.loc[counts["muted"], "alerts"].sum())}
 
 
@@ -480,7 +505,7 @@ def _health_frame(marker: str) -> pd.DataFrame:
     del marker  # keys the cache
     with session_factory()() as session:
         rows = lifecycle.dataset_health(session, utcnow())
-    return pd.DataFrame(rows, columns=["dataset", "upstream", "health", *UNRESOLVED_STATUSES, "muted",
+    return pd.DataFrame(rows, columns=["dataset", "upstream", "health", *UNRESOLVED_STATUSES, "caused", "muted",
                                        *SEVERITIES, "last_seen_at"]
                         ).rename(columns={"last_seen_at": "last alert seen"})
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shlex
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +29,8 @@ from monitors.intake.freshness import partition_day_end
 from monitors.intake.labels import LabelsConfig
 from monitors.pipeline.run import execute_run
 from monitors.settings import Settings
+from monitors.stage_config import StageConfig
+from monitors.pipeline.stages import run_due_stages
 from store.models import Run
 
 CUSTOMERS = "customer_snapshot"
@@ -48,6 +52,17 @@ DEADLINE_HOURS = 6.0
 # the demo's runs happen this long after a partition's day ends: after every delivery,
 # the late one included, so each day is judged on what had arrived
 RUN_AFTER_HOURS = 18.0
+# the pipeline's stages on the scores (monitors/demo_stages.py): score the verified
+# partition, then deliver it to MONITORS_HOME/outbox; both held while its gate is closed
+STAGES_SCRIPT = Path(__file__).with_name("demo_stages.py")
+
+
+def demo_stages() -> list[StageConfig]:
+    # -I: the script's folder (monitors/, whose queue.py would shadow the standard
+    # library's) is not put on the stage's import path
+    script = f"{shlex.quote(sys.executable)} -I {shlex.quote(str(STAGES_SCRIPT))}"
+    return [StageConfig(name="score", run=f"{script} score", timeout="5m", retries=1),
+            StageConfig(name="deliver", run=f"{script} deliver", timeout="5m", retries=1)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +108,7 @@ def demo_config() -> MonitorsConfig:
                       source=f"landing/{SCORES}", partition_key="score_date",
                       schedule="0 8 * * *", deadline_hours=DEADLINE_HOURS, contract=scores,
                       # the model scores the snapshot: a broken snapshot holds its scores
-                      upstream=[CUSTOMERS],
+                      upstream=[CUSTOMERS], stages=demo_stages(),
                       labels=LabelsConfig(dataset=OUTCOMES, key="customer_id", label="bought",
                                           delay_days=LABEL_DELAY_DAYS, reference_days=14)),
         DatasetConfig(name=OUTCOMES, kind="labels", format="csv", source=f"landing/{OUTCOMES}",
@@ -332,6 +347,17 @@ def default_end(now: dt.datetime | None = None) -> dt.date:
     return (now - dt.timedelta(hours=RUN_AFTER_HOURS)).date() - dt.timedelta(days=1)
 
 
+def _play_stage(argv: list[str], env: dict[str, str], home: Path, out) -> int:
+    """One of the demo's stages, called in this process: 240 interpreters started for
+    the demo's history would double its landing time. The worker starts the same command
+    as a subprocess."""
+    from monitors import demo_stages as script
+
+    if argv[1:3] != ["-I", str(STAGES_SCRIPT)]:
+        raise ValueError(f"not one of the demo's stages: {shlex.join(argv)}")
+    return script.main(argv[3:], env, out, home)
+
+
 ProgressFn = Callable[[int, int, str], None]
 
 
@@ -353,6 +379,7 @@ def land_demo(sessions: sessionmaker[Session], settings: Settings, *, days: int 
         synced = sync_datasets(session, declared, settings.home)
         dataset_ids = [d.id for d in synced]
         labels_id = next(d.id for d in synced if d.name == OUTCOMES)
+        scores_id = next(d.id for d in synced if d.name == SCORES)
     write_ground_truth(settings.home, factory.ground_truth())
     runs = 0
     for index in range(days):
@@ -377,6 +404,9 @@ def land_demo(sessions: sessionmaker[Session], settings: Settings, *, days: int 
                     run_id = run.id
                 execute_run(sessions, settings, run_id, now=clock, notify=False)
                 runs += 1
+        # the day's verified scores are scored and delivered unless their gate holds them
+        run_due_stages(sessions, settings, worker_id="demo", dataset_id=scores_id,
+                       held=False, inline=_play_stage)
         if progress:
             progress(index + 1, days, partition.isoformat())
     return runs

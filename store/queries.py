@@ -389,16 +389,18 @@ def list_label_values(session: Session, label: str) -> list[str | None]:
 
 
 def count_alerts_by_state(session: Session, query: AlertQuery) -> list[tuple]:
-    """(dataset, severity, status, muted, alerts, latest last_seen_at) for the alerts `query`
-    selects, `muted` decided in SQL by `query.mutes`: a few dozen rows however many alerts
-    there are, what health and the counts are made of."""
+    """(dataset, severity, status, muted, caused, alerts, latest last_seen_at) for the alerts
+    `query` selects, `muted` decided in SQL by `query.mutes`, `caused` when an alert is part
+    of another's incident: a few dozen rows however many alerts there are, what health and
+    the counts are made of."""
     covered = or_(false(), *(_covered(c) for c in query.mutes))
     muted = case((covered, 1), else_=0)
-    statement = (select(Dataset.name, Alert.severity, Alert.status, muted, func.count(Alert.id),
-                        func.max(Alert.last_seen_at))
+    caused = case((Alert.caused_by.is_not(None), 1), else_=0)
+    statement = (select(Dataset.name, Alert.severity, Alert.status, muted, caused,
+                        func.count(Alert.id), func.max(Alert.last_seen_at))
                  .join(Dataset, Dataset.id == Alert.dataset_id)
                  .where(*_alert_query_conditions(query))
-                 .group_by(Dataset.name, Alert.severity, Alert.status, muted))
+                 .group_by(Dataset.name, Alert.severity, Alert.status, muted, caused))
     return [tuple(row) for row in session.execute(statement).all()]
 
 

@@ -33,7 +33,12 @@ if health.empty:
 counts = services.status_counts()
 opened, acknowledged, muted = st.columns(3)
 with opened:
-    st.metric("Open alerts", counts["open"], border=True)
+    # one cause, one incident: a knock-on alert is counted with its root, not again
+    st.metric("Open incidents", counts["open"], border=True,
+              help="Open alerts that no mute covers, each with the knock-on alerts it caused")
+    if counts["caused"]:
+        st.caption(f"and {counts['caused']} knock-on alert(s) caused by the open and "
+                   "acknowledged ones, shown under their root")
     st.page_link(ALERTS_PAGE, label="Open alerts →", query_params={"status": "open"})
 with acknowledged:
     st.metric("Acknowledged", counts["acknowledged"], border=True)
@@ -47,15 +52,16 @@ with muted:
 
 st.subheader("Health per dataset")
 st.caption("A dataset's health is the worst severity among its open and acknowledged alerts "
-           "that no mute covers.")
+           "that no mute covers. An alert caused by another one (its incident's root, here or "
+           "upstream) is counted under caused, not again as open or acknowledged.")
 st.dataframe(coloured(health.drop(columns="upstream"), "health"), hide_index=True,
              key="overview.health",
              column_config={"last alert seen": when_column("last alert seen")})
 links = st.columns(min(len(health), 4))
 for i, row in enumerate(health.itertuples(index=False)):
-    if row.open + row.acknowledged:
+    if row.open + row.acknowledged + row.caused:  # the alerts the link lists, knock-ons too
         links[i % len(links)].page_link(
-            ALERTS_PAGE, label=f"{md(row.dataset)}: {row.open + row.acknowledged} unresolved →",
+            ALERTS_PAGE, label=f"{md(row.dataset)}: {row.open + row.acknowledged + row.caused} unresolved →",
             query_params={"dataset": row.dataset, "status": "open,acknowledged"})
 
 if any(len(u) for u in health["upstream"]):

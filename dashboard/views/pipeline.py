@@ -1,5 +1,6 @@
 """Pipeline: schedules and their next runs, pause / resume, run now, rerun a partition,
-backfill a range, cancel a queued request, and the run history with stages and logs."""
+backfill a range, cancel a queued request, the stages that build on each partition (held
+by an alert, run, failed; retry a failed one), and the run history with its logs."""
 import datetime as dt
 
 import pandas as pd
@@ -7,6 +8,7 @@ import streamlit as st
 
 from dashboard import identity, services
 from dashboard.faults import shows_store_faults
+from dashboard.identity import carry_name
 from dashboard.text import md
 from dashboard.times import fmt_when, when_column
 
@@ -84,6 +86,60 @@ with backfill_col, st.form("pipeline.backfill_form", border=True):
     end = b.date_input("to", yesterday, max_value=yesterday, key="pipeline.backfill_to")
     if st.form_submit_button("Backfill", key="pipeline.backfill", disabled=not who.can_act, help=who.why_not):
         queue_range(start, end, "Backfill")
+
+STATE_ORDER = {"failed": 0, "held": 1, "running": 2, "queued": 3, "overridden": 4}
+
+
+def stages_section() -> None:
+    """The dataset's stages per partition: a held one links to the alert holding it; a
+    failed one shows its log's tail and can be retried."""
+    st.subheader("Stages")
+    frame = services.stages_frame(dataset)
+    if frame.empty:
+        st.caption(f"{md(dataset)} declares no stages, or none has been filed yet (a run "
+                   "files them once it has verified a partition).")
+        return
+    counts = frame["state"].value_counts()
+    st.caption(" · ".join(f"{counts[s]} {s}" for s in [*STATE_ORDER, "succeeded", "skipped"]
+                          if s in counts) + " (one row per partition and stage)")
+    shown = frame.assign(held_by=frame["held_by"].map(
+        lambda i: f"alert?alert={int(i)}{carry_name(who)}" if pd.notna(i) else None))
+    st.dataframe(shown.drop(columns=["log_tail"]), hide_index=True, key="pipeline.stages",
+                 column_config={"held_by": st.column_config.LinkColumn(
+                                    "held by alert", display_text=r"alert\?alert=(\d+)"),
+                                "started_at": when_column("started_at", seconds=True),
+                                "finished_at": when_column("finished_at", seconds=True)})
+    # the ones a person looks at first: failed, held, running, queued; then the newest done
+    ordered = frame.assign(rank=frame["state"].map(STATE_ORDER).fillna(9)).sort_values(
+        "rank", kind="stable")
+    labels = {f"{r.partition} · {r.stage} · {r.state}": i for i, r in ordered.iterrows()}
+    picked = st.selectbox("Stage", list(labels), key="pipeline.stage")
+    row = frame.loc[labels[picked]]
+    facts = [f"**{md(row['stage'])}** on {row['partition']}: {row['state']}",
+             f"attempt(s) {row['attempts']}"]
+    if pd.notna(row["exit_code"]):
+        facts.append(f"exit code {int(row['exit_code'])}")
+    st.markdown(" · ".join(facts) + (f"  \n{md(row['note'])}" if row["note"] else ""))
+    if pd.notna(row["held_by"]):
+        st.page_link("dashboard/views/alert.py", label=f"Held by alert #{int(row['held_by'])} →",
+                     query_params={"alert": str(int(row["held_by"]))})
+    if row["log_tail"]:
+        st.code(row["log_tail"], language=None)
+    if row["state"] == "failed" and st.button(
+            f"Retry {row['stage']} on {row['partition']}", key="pipeline.stage_retry",
+            disabled=not who.can_act, help=who.why_not):
+        try:
+            services.retry_stage(dataset, dt.date.fromisoformat(row["partition"]), row["stage"],
+                                 by=who.name)
+        except ValueError as exc:
+            st.error(md(exc))
+        else:
+            confirm(f"{md(dataset)} {row['partition']}: {md(row['stage'])} queued again by "
+                    f"{md(who.name)}; the worker runs it once the partition's gate is safe.")
+            st.rerun()
+
+
+stages_section()
 
 active = services.active_runs_frame()
 refreshing = not active.empty

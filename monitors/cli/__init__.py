@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from detectors.numbers import fmt_number
-from monitors.cli import alerts as cli_alerts
-from monitors.cli import config as cli_config
-from monitors.cli import gates as cli_gates
-from monitors.cli import runs as cli_runs
-from monitors.cli import stages as cli_stages
+from monitors.cli import (
+    alerts as cli_alerts,
+    config as cli_config,
+    gates as cli_gates,
+    runs as cli_runs,
+    stages as cli_stages,
+)
 from monitors.cli.io import EXIT_USAGE, date_argument, emit
 from monitors.datasets import UnknownDataset, find_dataset
 from monitors.settings import Settings, load_settings

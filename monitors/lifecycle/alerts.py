@@ -253,9 +253,15 @@ class _Context:
         if alert.status != AlertStatus.resolved and signal.partition >= alert.partition:
             alert.status, alert.resolution, alert.resolved_at = (
                 AlertStatus.resolved, AUTO_RESOLUTION, self.now)
-            self._event(alert, EventKind.resolved, SYSTEM,
-                        f"monitor {signal.monitor} passed on partition {signal.partition}")
+            why = f"monitor {signal.monitor} passed on partition {signal.partition}"
+            self._event(alert, EventKind.resolved, SYSTEM, why)
             self.recorded._note("resolved", alert.id)
+            # an incident is resolved whole, as when a person resolves its root
+            for knock_on in _caused_unresolved(self.session, alert):
+                knock_on.status, knock_on.resolution, knock_on.resolved_at = (
+                    AlertStatus.resolved, AUTO_RESOLUTION, self.now)
+                self._event(knock_on, EventKind.resolved, SYSTEM, _with_root(alert, why))
+                self.recorded._note("resolved", knock_on.id)
 
     def _change_in_progress(self, signal: Signal) -> Alert | None:
         """The unresolved alert of a change this firing continues (see CHANGE_DETECTORS):
@@ -671,19 +677,23 @@ def _alert_query(session: Session, status, dataset, severity, monitor, since, un
 
 def count_unresolved(session: Session, now: dt.datetime | None = None) -> list[dict[str, Any]]:
     """Open and acknowledged alerts per dataset, severity, status and whether an active mute
-    covers them at `now`, with the latest `last_seen_at`: what health and the counts on every
-    page are made of, matched against mutes in SQL as `alert_page` does."""
+    covers them at `now` and whether they are caused by another alert (part of its incident),
+    with the latest `last_seen_at`: what health and the counts on every page are made of,
+    matched against mutes in SQL as `alert_page` does."""
     query = queries.AlertQuery(statuses=tuple(s.value for s in UNRESOLVED),
                                mutes=mute_covers(session, active_mutes(session, _when(now))))
     return [{"dataset": name, "severity": severity, "status": status, "muted": bool(muted),
-             "alerts": alerts, "last_seen_at": last_seen_at}
-            for name, severity, status, muted, alerts, last_seen_at
+             "caused": bool(caused), "alerts": alerts, "last_seen_at": last_seen_at}
+            for name, severity, status, muted, caused, alerts, last_seen_at
             in queries.count_alerts_by_state(session, query)]
 
 
 def dataset_health(session: Session, now: dt.datetime | None = None) -> list[dict[str, Any]]:
     """One row per dataset, worst first: its health (the worst severity among its loud
-    unresolved alerts, or "ok") and its counts of open, acknowledged and muted alerts."""
+    unresolved alerts, or "ok") and its counts of open, acknowledged and muted alerts.
+    An alert caused by another (part of its incident, monitors.lifecycle.incidents) is counted once,
+    with its incident, not again as an open one: it is in `caused`; it still sets its
+    dataset's health (the data is broken either way)."""
     counts = count_unresolved(session, now)
     rows = []
     for dataset in queries.list_datasets(session):
@@ -694,8 +704,10 @@ def dataset_health(session: Session, now: dt.datetime | None = None) -> list[dic
             "dataset": dataset.name,
             "upstream": list(dataset.upstream or []),
             "health": next((s for s, n in by_severity.items() if n), HEALTHY),
-            **{status.value: sum(c["alerts"] for c in loud if c["status"] == status)
+            **{status.value: sum(c["alerts"] for c in loud if c["status"] == status
+                                 and not c["caused"])
                for status in UNRESOLVED},
+            "caused": sum(c["alerts"] for c in loud if c["caused"]),
             "muted": sum(c["alerts"] for c in mine if c["muted"]),
             **by_severity,
             "last_seen_at": max((c["last_seen_at"] for c in mine), default=None)})

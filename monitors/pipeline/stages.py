@@ -183,6 +183,12 @@ def _settle_gate(session: Session, dataset_id: int, partition: dt.date, now: dt.
 
 # ---- running: the worker's stage loop ---------------------------------------------------
 
+# The demo plays its history in one process, as it plays its runs (`monitors.demo`): a
+# stage's command line, its environment, MONITORS_HOME and its log -> the exit code. Claims,
+# gates, attempts, logs and states are the worker's own; only the subprocess is skipped.
+Inline = Callable[[list[str], dict[str, str], Path, Any], int]
+
+
 @dataclass(frozen=True, slots=True)
 class Claimed:
     id: int
@@ -196,11 +202,12 @@ class Claimed:
 def run_due_stages(sessions: sessionmaker[Session], settings: Settings, *, worker_id: str,
                    lease: dt.timedelta = dt.timedelta(seconds=60),
                    should_stop: Callable[[], bool] = lambda: False,
-                   dataset_id: int | None = None, held: bool = True) -> list[int]:
+                   dataset_id: int | None = None, held: bool = True,
+                   inline: Inline | None = None) -> list[int]:
     """Run every stage that may run now, one at a time, until none is left (or a stop is
     asked). With `held`, held stages are looked at too, and run when their gate is now
     safe (about 5 ms a held partition: a worker does it less often than it polls). The
-    ids of the stage runs executed here."""
+    ids of the stage runs executed here. `inline` is for the demo only (see `Inline`)."""
     executed: list[int] = []
     while not should_stop():
         claimed = _claim_next(sessions, worker_id, lease, dataset_id, held)
@@ -208,7 +215,7 @@ def run_due_stages(sessions: sessionmaker[Session], settings: Settings, *, worke
             break
         held = True  # a stage ran: what it waited for may have moved
         _execute(sessions, settings, claimed, worker_id=worker_id, lease=lease,
-                 should_stop=should_stop)
+                 should_stop=should_stop, inline=inline)
         executed.append(claimed.id)
     return executed
 
@@ -272,11 +279,13 @@ def _claim_next(sessions: sessionmaker[Session], worker_id: str, lease: dt.timed
 
 
 def _execute(sessions: sessionmaker[Session], settings: Settings, claimed: Claimed, *,
-             worker_id: str, lease: dt.timedelta, should_stop: Callable[[], bool]) -> None:
-    from monitors.config import ConfigError, load_config
+             worker_id: str, lease: dt.timedelta, should_stop: Callable[[], bool],
+             inline: Inline | None = None) -> None:
+    from monitors.config import ConfigError
+    from monitors.pipeline.run import config_for_runs
 
-    try:  # the file as it is now: it may have changed since the stage was filed
-        config = load_config(settings.config_path, settings)
+    try:  # the file as it is now (parsed again when it changed since the stage was filed)
+        config, _ = config_for_runs(settings)
     except ConfigError as exc:  # failed, not retried every poll: a person reruns it
         _finish(sessions, claimed.id, worker_id, StageState.failed, None, "",
                 f"failed: the config cannot be used: {exc}")
@@ -295,8 +304,12 @@ def _execute(sessions: sessionmaker[Session], settings: Settings, claimed: Claim
     argv = spec.argv(partition=claimed.partition, dataset=claimed.dataset)
     while True:
         log_path = folder / f"{spec.name}.{attempts}.log"
-        outcome, code = _attempt(sessions, claimed.id, worker_id, lease, argv, env,
-                                 settings.home, log_path, spec.timeout_seconds, should_stop)
+        if inline is not None:
+            with open(log_path, "w", encoding="utf-8") as out:
+                outcome, code = "ok", inline(argv, env, settings.home, out)
+        else:
+            outcome, code = _attempt(sessions, claimed.id, worker_id, lease, argv, env,
+                                     settings.home, log_path, spec.timeout_seconds, should_stop)
         tail = _tail(log_path)
         if outcome == "lost":
             log.warning("stage run %s is no longer this worker's: stopped", claimed.id)

@@ -121,3 +121,22 @@ def test_each_alert_kind_has_a_detail_page_that_fits_it(url, page, sessions, mon
     else:
         settle(page, CHART)
     shot(page, f"alert-{monitor.replace(':', '-')}")
+
+
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)  # a picture: one store is enough
+def test_pipeline_page_shows_a_held_stage_and_opens_the_alert_holding_it(url, page):
+    import re
+
+    page.goto(f"{url}/pipeline")
+    page.get_by_role("heading", name="Pipeline").wait_for(timeout=30_000)
+    page.locator("[data-testid='stSelectbox']").filter(has_text="Dataset").first.click()
+    page.get_by_role("option", name="model_scores", exact=True).click()
+    page.get_by_role("heading", name="Stages").wait_for(timeout=30_000)
+    held = page.get_by_role("link", name=re.compile(r"Held by alert #\d+"))
+    held.wait_for(timeout=30_000)
+    alert_id = re.search(r"#(\d+)", held.inner_text())[1]
+    settle(page, GRID)
+    shot(page, "pipeline-stages")
+    held.click()
+    page.get_by_role("heading", name=re.compile(rf"#{alert_id} ·")).wait_for(timeout=30_000)
+    shot(page, "pipeline-stages-held-by")

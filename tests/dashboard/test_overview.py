@@ -8,8 +8,7 @@ import streamlit as st
 from sqlalchemy import delete
 from streamlit.testing.v1 import AppTest
 
-from monitors.lifecycle import alerts as lifecycle
-from monitors.lifecycle import mutes
+from monitors.lifecycle import alerts as lifecycle, mutes
 from store.models import Alert, utcnow
 from tests.dashboard.apptest import ENTRY, open_page
 
@@ -25,7 +24,12 @@ def test_the_overview_shows_health_counts_batches_and_runs(demo, app, sessions):
     with sessions() as session:
         unresolved = lifecycle.list_alerts(session, status=["open", "acknowledged"])
     metrics = {m.label: m.value for m in app.metric}
-    assert metrics["Open alerts"] == str(sum(a["status"] == "open" for a in unresolved))
+    # one cause, one incident: the knock-on alerts are counted with their root, not again
+    assert metrics["Open incidents"] == str(sum(a["status"] == "open" and a["caused_by"] is None
+                                                for a in unresolved))
+    caused = sum(a["caused_by"] is not None for a in unresolved)
+    assert caused > 0
+    assert any(f"and {caused} knock-on alert(s)" in c.value for c in app.caption)
     assert metrics["Muted"] == "0"
     health = frame_with(app, "health")
     assert sorted(health["dataset"]) == ["customer_snapshot", "model_outcomes", "model_scores"]
@@ -82,7 +86,7 @@ def test_datasets_without_alerts_are_healthy(demo, app, sessions):
     open_page(app, OVERVIEW)
     health = frame_with(app, "health")
     assert set(health["health"]) == {"ok"}
-    assert {m.label: m.value for m in app.metric}["Open alerts"] == "0"
+    assert {m.label: m.value for m in app.metric}["Open incidents"] == "0"
     assert any("No alert fired" in c.value for c in app.caption)
 
 
@@ -98,3 +102,17 @@ def test_the_lineage_graph_draws_each_upstream_with_its_health(app, demo):
     assert '"customer_snapshot" -> "model_scores";' in dot
     for row in health_frame().itertuples():
         assert f'"{row.dataset}" [fillcolor="{HEALTH_FILL[row.health]}"' in dot
+
+
+def test_health_counts_each_alert_once_its_knock_ons_under_caused(demo, app, sessions):
+    open_page(app, OVERVIEW)
+    with sessions() as session:
+        unresolved = lifecycle.list_alerts(session, status=["open", "acknowledged"])
+    health = frame_with(app, "health").set_index("dataset")
+    for dataset, row in health.iterrows():
+        mine = [a for a in unresolved if a["dataset"] == dataset]
+        assert row["caused"] == sum(a["caused_by"] is not None for a in mine)
+        assert row["open"] + row["acknowledged"] == sum(a["caused_by"] is None for a in mine)
+    # the scores' volume drop is a knock-on of the snapshot's: counted there as caused only
+    assert health.loc["model_scores", "caused"] > 0
+    assert health[["open", "acknowledged", "caused"]].to_numpy().sum() == len(unresolved)

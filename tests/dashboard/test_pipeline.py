@@ -171,3 +171,71 @@ def test_after_a_run_finishes_the_page_shows_it_finished_everywhere(app, demo, s
     assert not [s for s in app.selectbox if s.key == "pipeline.cancel_id"], "nothing to cancel"
     assert any(f"Run {run_id} queued" in s.value for s in app.success), "the confirmation stays"
     assert app.selectbox(key="pipeline.log_run").value == run_id, "the newest run's log"
+
+
+# -- stages: the demo's scores are scored and delivered, held on its volume-drop day
+
+
+def volume_drop(settings) -> str:
+    import json
+
+    incidents = json.loads((settings.home / "demo" / "incidents.json").read_text())
+    return next(i["partition"] for i in incidents if i["kind"] == "volume_drop")
+
+
+def stages_table(app: AppTest) -> pd.DataFrame:
+    return next(d.value for d in app.dataframe if "stage" in d.value.columns)
+
+
+def root_alert(sessions, partition: str) -> int:
+    from store.models import Alert
+
+    with sessions() as session:
+        return session.scalar(select(Alert.id).join(Dataset).where(
+            Dataset.name == "customer_snapshot", Alert.monitor == "volume:anomalies",
+            Alert.partition == dt.date.fromisoformat(partition)))
+
+
+def test_stages_show_the_held_day_with_the_alert_holding_it(app, demo, sessions):
+    drop = volume_drop(demo)
+    root = root_alert(sessions, drop)
+    open_page(app, "model_scores")
+    table = stages_table(app).set_index(["partition", "stage"])
+    assert table.loc[(drop, "score"), "state"] == "held"
+    assert table.loc[(drop, "deliver"), "state"] == "held"
+    # a link to the alert's page (carrying who is looking)
+    assert table.loc[(drop, "score"), "held_by"].split("&")[0] == f"alert?alert={root}"
+    delivered = table.xs("deliver", level="stage")
+    assert (delivered["state"] == "succeeded").sum() >= 30
+    # what a person looks at first is a held or failed stage, with a link to its alert
+    assert app.selectbox(key="pipeline.stage").value.endswith("held")
+    app.selectbox(key="pipeline.stage").select(f"{drop} · score · held").run()
+    assert any(f"Held by alert #{root}" in link.proto.label for link in app.get("page_link"))
+
+
+def test_a_failed_stage_shows_its_exit_code_and_log_and_is_retried(app, demo, sessions):
+    from monitors.lifecycle.alerts import resolve
+    from monitors.pipeline.stages import list_stages, run_due_stages
+
+    drop = volume_drop(demo)
+    # released by hand, but its scores file is gone: the scoring stage fails (twice: a retry)
+    with sessions.begin() as session:
+        resolve(session, root_alert(sessions, drop), by="alice", resolution="fixed")
+    (demo.home / "landing" / "model_scores" / f"model_scores_{drop}.parquet").unlink()
+    run_due_stages(sessions, demo, worker_id="test")
+    open_page(app, "model_scores")
+    table = stages_table(app).set_index(["partition", "stage"])
+    assert (table.loc[(drop, "score"), "state"], table.loc[(drop, "score"), "exit_code"],
+            table.loc[(drop, "score"), "attempts"]) == ("failed", 1, 2)
+    assert app.selectbox(key="pipeline.stage").value == f"{drop} · score · failed"
+    assert "no model scores" in app.code[0].value  # the log's tail
+    assert any("exit code 1" in plain(m.value) for m in app.markdown)
+
+    app.button(key="pipeline.stage_retry").click().run()
+    assert not app.exception
+    with sessions() as session:
+        after = {s["stage"]: s for s in list_stages(session, "model_scores",
+                                                     dt.date.fromisoformat(drop))}
+    assert (after["score"]["state"], after["score"]["attempts"]) == ("queued", 0)
+    assert after["deliver"]["state"] == "queued"
+    assert any("score queued again by alice" in plain(s.value) for s in app.success)

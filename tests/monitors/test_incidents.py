@@ -206,3 +206,29 @@ def test_the_demos_volume_drop_is_one_incident_that_holds_the_scores(demo, sessi
     assert main(["gate", "--dataset", "model_scores", "--date", drop]) == 0
     assert all(a["status"] == "resolved" for a in alerts(sessions, now=dt.datetime.now(dt.UTC))
                if a["id"] in {k["id"] for k in knock_ons})
+
+
+def test_a_root_that_passes_on_its_rerun_resolves_its_incident_each_timeline_saying_why(sessions):
+    from tests.monitors.signals import passes
+
+    ids = add_lineage(sessions)
+    record_and_group(sessions, [fires(ids["customers"], day(1), severity="critical"),
+                                fires(ids["sales"], day(1)), fires(ids["report"], day(1))])
+    found = by_key(sessions)
+    root = found[("customers", "row_count_anomaly")]["id"]
+    knock_ons = [found[(d, "row_count_anomaly")]["id"] for d in ("sales", "report")]
+    # the corrected snapshot is rerun: its monitor passes on the same partition
+    recorded = record(sessions, [passes(ids["customers"], day(1))], now=NOW + HOUR)
+    assert sorted(recorded.resolved) == sorted([root, *knock_ons])
+    after = {a["id"]: a for a in alerts(sessions)}
+    assert {after[i]["status"] for i in [root, *knock_ons]} == {"resolved"}
+    why = f"monitor row_count_anomaly passed on partition {day(1)}"
+    assert ("resolved", "system", why) in events(sessions, root)
+    for knock_on in knock_ons:
+        assert ("resolved", "system", f"with its incident's root #{root}: {why}") in events(sessions, knock_on)
+    # a knock-on passing on its own closes nothing else
+    record_and_group(sessions, [fires(ids["customers"], day(2), severity="critical"),
+                                fires(ids["sales"], day(2))], now=NOW + 2 * HOUR)
+    record(sessions, [passes(ids["sales"], day(2))], now=NOW + 3 * HOUR)
+    assert [a["status"] for a in alerts(sessions) if a["partition"] == str(day(2))
+            and a["dataset"] == "customers"] == ["open"]
