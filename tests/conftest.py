@@ -65,13 +65,15 @@ def settings(request, tmp_path, monkeypatch) -> Settings:
 
 
 DEMO_END = dt.date(2026, 6, 30)
-_templates: dict[str, tuple[Path, str | None]] = {}
+DEMO_DAYS = 40
+_templates: dict[tuple[str, int], tuple[Path, str | None]] = {}
 
 
-def _template(backend: str, request, tmp_path_factory) -> tuple[Path, str | None]:
-    """The demo landed once per backend: its MONITORS_HOME, and its database on PostgreSQL."""
-    if backend not in _templates:
-        home = tmp_path_factory.mktemp(f"demo-{backend}") / "home"
+def _template(backend: str, seed: int, request, tmp_path_factory) -> tuple[Path, str | None]:
+    """The demo of `seed` landed once per backend (and pytest-xdist worker): its
+    MONITORS_HOME, and its database on PostgreSQL."""
+    if (backend, seed) not in _templates:
+        home = tmp_path_factory.mktemp(f"demo-{backend}-{seed}") / "home"
         environ = {"MONITORS_HOME": str(home)}
         database = None
         if backend == "postgresql":
@@ -81,10 +83,10 @@ def _template(backend: str, request, tmp_path_factory) -> tuple[Path, str | None
             environ["MONITORS_DB_URL"] = f"{server}/{database}"
         settings = load_settings(environ)
         engine, sessions = open_store(settings.db_url)
-        land_demo(sessions, settings, days=40, seed=1, end=DEMO_END)
+        land_demo(sessions, settings, days=DEMO_DAYS, seed=seed, end=DEMO_END)
         engine.dispose()
-        _templates[backend] = (home, database)
-    return _templates[backend]
+        _templates[backend, seed] = (home, database)
+    return _templates[backend, seed]
 
 
 def _admin(server: str, statement: str) -> None:
@@ -95,18 +97,29 @@ def _admin(server: str, statement: str) -> None:
 
 
 @pytest.fixture
-def demo(settings: Settings, request, tmp_path_factory) -> Settings:
-    """The test's store and MONITORS_HOME hold the demo's 40 days, landed once per
-    backend and copied per test (a file copy on SQLite, a template database on
-    PostgreSQL). Request it before `sessions`: the test's database is replaced."""
-    backend = "postgresql" if settings.db_url.startswith("postgresql") else "sqlite"
-    home, database = _template(backend, request, tmp_path_factory)
-    shutil.copytree(home, settings.home, dirs_exist_ok=True)
-    if database is not None:
-        server, name = settings.db_url.rsplit("/", 1)
-        _admin(server, f'DROP DATABASE "{name}"')
-        _admin(server, f'CREATE DATABASE "{name}" TEMPLATE "{database}"')
-    return settings
+def demo_of_seed(settings: Settings, request, tmp_path_factory):
+    """`demo_of_seed(seed)` fills the test's store and MONITORS_HOME with the demo of that
+    seed (40 days up to DEMO_END), landed once per backend and copied per test (a file copy
+    on SQLite, a template database on PostgreSQL): landing costs about 30 s of CPU a time,
+    a copy well under one. Call it before `sessions` is made: the test's database is replaced."""
+    def copy(seed: int) -> Settings:
+        backend = "postgresql" if settings.db_url.startswith("postgresql") else "sqlite"
+        home, database = _template(backend, seed, request, tmp_path_factory)
+        shutil.copytree(home, settings.home, dirs_exist_ok=True)
+        if database is not None:
+            server, name = settings.db_url.rsplit("/", 1)
+            _admin(server, f'DROP DATABASE "{name}"')
+            _admin(server, f'CREATE DATABASE "{name}" TEMPLATE "{database}"')
+        return settings
+
+    return copy
+
+
+@pytest.fixture
+def demo(demo_of_seed) -> Settings:
+    """The test's store and MONITORS_HOME hold the demo's 40 days of seed 1 (demo_of_seed).
+    Request it before `sessions`: the test's database is replaced."""
+    return demo_of_seed(1)
 
 
 @pytest.fixture

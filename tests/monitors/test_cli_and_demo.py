@@ -12,6 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 END = "2026-06-30"
+# one worker lands demo_home (a 40-day demo through the CLI) for every test here
+pytestmark = pytest.mark.xdist_group("cli_demo")
 
 
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess:

@@ -21,6 +21,8 @@ from monitors.intake.profile import profile_table
 
 FIRST = dt.date(2026, 3, 2)
 DAYS = 60
+# one worker profiles the 59 clean days (clean_history) for every test here
+pytestmark = pytest.mark.xdist_group("corruptions")
 TODAY = FIRST + dt.timedelta(days=DAYS - 1)
 SEGMENTS = ["individual", "university", "vip"]
 PROVINCES = ["Madrid", "Barcelona", "Valencia", "Sevilla", "Bilbao"]

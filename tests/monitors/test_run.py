@@ -12,13 +12,14 @@ from monitors.lifecycle.alerts import list_alerts
 from monitors.judge.backtest import backtest, find_monitor
 from monitors.catalog import sync_datasets
 from monitors.config import MonitorConfig, load_config, save_config
-from monitors.demo import land_demo
 from monitors.pipeline.run import execute_run
 from store.models import Alert, AlertEvent, Dataset, Run
+from tests.conftest import DEMO_DAYS as DAYS
+from tests.conftest import DEMO_END as END
 
-END = dt.date(2026, 6, 30)
 START = dt.date(2026, 5, 1)
-DAYS = 40
+# one worker lands the demo of seed 11 (the `demo` fixture below) for every test here
+pytestmark = pytest.mark.xdist_group("demo_seed_11")
 
 
 def run(sessions, settings, dataset: str, start: dt.date, end: dt.date, *, trigger="manual",
@@ -44,9 +45,11 @@ def alert_state(sessions) -> list[tuple]:
 
 
 @pytest.fixture
-def demo(sessions, settings):
-    land_demo(sessions, settings, days=DAYS, seed=11, end=END)
-    return sessions
+def demo(demo_of_seed, request):
+    """The demo of seed 11 (the one these tests were written against), landed once per store
+    and copied per test rather than landed for each: its sessions."""
+    demo_of_seed(11)
+    return request.getfixturevalue("sessions")
 
 
 def test_a_rerun_with_the_same_inputs_changes_nothing(demo, settings):
