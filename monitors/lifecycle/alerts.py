@@ -188,9 +188,11 @@ def record_signals(session: Session, signals: Iterable[Signal], *, now: dt.datet
     lock_for_write(session)
     latest = _latest_alerts(session, {fp for fp, _ in verdicts})
     occurrences = _occurrences(session, [a.id for a in latest.values()])
+    earlier = _earlier_occurrences(session, latest)
     names = _dataset_names(session, {s.dataset_id for s in verdicts.values()})
     mutes = active_mutes(session, now)
-    context = _Context(session, now, config_version, run_id, recorded, occurrences, names, mutes)
+    context = _Context(session, now, config_version, run_id, recorded, occurrences, earlier,
+                       names, mutes)
     # partition order, so a call covering many partitions replays them as live runs would
     for (fp, partition), signal in sorted(verdicts.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         if signal.finding is None:
@@ -209,11 +211,17 @@ class _Context:
     run_id: int | None
     recorded: Recorded
     occurrences: dict[tuple[int, dt.date], AlertOccurrence]
+    # firings held by an identity's older alerts (one that resolved, then fired again past
+    # the reopen window, has two): a rerun of their partitions must find them there
+    earlier: dict[tuple[str, dt.date], AlertOccurrence]
     names: dict[int, str]
     mutes: list[MuteRule]
 
     def fired(self, alert: Alert | None, signal: Signal, fp: str) -> Alert:
         digest = _finding_digest(signal)
+        held = self.earlier.get((fp, signal.partition))
+        if held is not None and held.digest == digest and held.cleared_at is None:
+            return alert  # an older alert of this identity recorded this finding already
         if alert is None or (alert.status == AlertStatus.resolved
                              and signal.partition - alert.partition > REOPEN_WINDOW):
             change = self._change_in_progress(signal)
@@ -452,6 +460,23 @@ def _occurrences(session: Session, alert_ids: Sequence[int]) -> dict[tuple[int, 
         for occurrence in session.scalars(select(AlertOccurrence).where(
                 AlertOccurrence.alert_id.in_(ids[start:start + _CHUNK]))).all():
             found[(occurrence.alert_id, occurrence.partition)] = occurrence
+    return found
+
+
+def _earlier_occurrences(session: Session, latest: dict[str, Alert]
+                         ) -> dict[tuple[str, dt.date], AlertOccurrence]:
+    """The occurrences of each identity's alerts before its latest, by (fingerprint,
+    partition)."""
+    found: dict[tuple[str, dt.date], AlertOccurrence] = {}
+    ordered = sorted(latest)
+    for start in range(0, len(ordered), _CHUNK):
+        rows = session.execute(
+            select(Alert.fingerprint, AlertOccurrence)
+            .join(AlertOccurrence, AlertOccurrence.alert_id == Alert.id)
+            .where(Alert.fingerprint.in_(ordered[start:start + _CHUNK]),
+                   Alert.id.not_in([latest[fp].id for fp in ordered[start:start + _CHUNK]])))
+        for fp, occurrence in rows.all():
+            found[(fp, occurrence.partition)] = occurrence
     return found
 
 

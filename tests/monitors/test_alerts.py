@@ -139,6 +139,24 @@ def test_a_backfill_replays_open_resolve_and_reopen_by_partition_not_by_clock(se
         ("open", 1), ("resolved", 2)]
 
 
+def test_a_rerun_of_a_range_leaves_an_earlier_alert_of_the_same_monitor_as_it_was(sessions, sales):
+    # the monitor fired, passed, and fired again past the reopen window: two alerts of one
+    # identity; replaying the whole range must find the first firing already recorded,
+    # not reopen the second alert with it (seen on the demo's sign-flipped income)
+    breakout = dict(monitor="amount_breakout", point=False)
+    later = day(0) + REOPEN_WINDOW + dt.timedelta(days=5)
+    history = [fires(sales, day(0), **breakout, value=400), passes(sales, day(1), **breakout),
+               fires(sales, later, **breakout, value=900),
+               passes(sales, later + dt.timedelta(days=1), **breakout)]
+    record(sessions, history)
+    before = snapshot(sessions)
+
+    rerun = record(sessions, history, now=NOW + dt.timedelta(days=30))
+
+    assert not rerun.changed, rerun
+    assert snapshot(sessions) == before
+
+
 def test_a_corrected_batch_rerun_resolves_the_alert_it_invalidates(sessions, sales):
     record(sessions, [fires(sales, day(5))], now=NOW)
     record(sessions, [passes(sales, day(6))], now=NOW + dt.timedelta(days=1))
