@@ -22,18 +22,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitors.config import MonitorsConfig
-from monitors.config_versions import (
-    config_of,
-    diff_configs,
-    get_version,
-    numbers_by_hash,
-)
+from monitors.config_versions import config_of, diff_configs, resolve_config
 from monitors.errors import NotFound, Refused
 from monitors.provenance import finding_record
 from monitors.settings import Settings
 from store.models import Batch, ConfigVersion, Dataset, Run, RunStatus
 
-CURRENT = "current"
 
 
 @dataclass
@@ -80,7 +74,7 @@ def replay_run(session: Session, settings: Settings, run_id: int, *,
         metrics_read_by,
     )
     from monitors.plan import judged_in_own_run, plan_monitors
-    from monitors.run import code_version, config_for_runs
+    from monitors.run import code_version
     from store import queries
 
     run = session.get(Run, run_id)
@@ -94,12 +88,8 @@ def replay_run(session: Session, settings: Settings, run_id: int, *,
     run_config = config_of(own)
     if config is None:
         replay_config, label = run_config, own.number
-    elif config == CURRENT:
-        replay_config = config_for_runs(settings)[0]
-        label = numbers_by_hash(session).get(replay_config.version_hash(), "current (unrecorded)")
     else:
-        chosen = get_version(session, config)
-        replay_config, label = config_of(chosen), chosen.number
+        replay_config, label = resolve_config(session, settings, config)
     dataset = session.get(Dataset, run.dataset_id)
     declared = replay_config.dataset(dataset.name)
     # a contract declared in the config is what the run's sync put on the dataset
