@@ -55,25 +55,27 @@ class Baselines:
     """A dataset's markers in force, asked per (column, metric) and partition."""
 
     def __init__(self, markers: Iterable[Marker] = ()):
-        self._starts: dict[tuple[str, str], list[dt.date]] = {}
+        self._markers: dict[tuple[str, str], list[Marker]] = {}
         for marker in markers:
-            self._starts.setdefault((marker.column or "", marker.metric), []).append(
-                marker.from_partition)
-        for starts in self._starts.values():
-            starts.sort()
+            self._markers.setdefault((marker.column or "", marker.metric), []).append(marker)
+        for found in self._markers.values():
+            found.sort(key=lambda m: m.from_partition)
 
-    def start(self, column: str | None, metric: str, until: dt.date) -> dt.date | None:
-        """The first partition a monitor of (column, metric) judging `until` may read:
-        the newest marker at or before `until`; None when no marker is in force there (a
-        rerun of a partition before the marker sees what it saw then)."""
-        starts = self._starts.get((column or "", family(metric)))
-        if not starts:
-            return None
-        before = [s for s in starts if s <= until]
+    def marker(self, column: str | None, metric: str, until: dt.date) -> Marker | None:
+        """The marker a monitor of (column, metric) judging `until` is under: the newest at
+        or before `until`; None when none is in force there (a rerun of a partition before
+        the marker sees what it saw then)."""
+        found = self._markers.get((column or "", family(metric)))
+        before = [m for m in found or () if m.from_partition <= until]
         return before[-1] if before else None
 
+    def start(self, column: str | None, metric: str, until: dt.date) -> dt.date | None:
+        """The first partition a monitor of (column, metric) judging `until` may read."""
+        marker = self.marker(column, metric, until)
+        return marker.from_partition if marker is not None else None
+
     def __bool__(self) -> bool:
-        return bool(self._starts)
+        return bool(self._markers)
 
 
 def load_baselines(session: Session, dataset_id: int) -> Baselines:
