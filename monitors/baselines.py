@@ -78,15 +78,23 @@ class Baselines:
         return bool(self._markers)
 
 
-def load_baselines(session: Session, dataset_id: int) -> Baselines:
-    return Baselines(list_markers(session, dataset_id))
+def load_baselines(session: Session, dataset_id: int,
+                   as_of: dt.datetime | None = None) -> Baselines:
+    return Baselines(list_markers(session, dataset_id, as_of=as_of))
 
 
 def list_markers(session: Session, dataset_id: int, column: str | None = None,
-                 metric: str | None = None) -> list[Marker]:
+                 metric: str | None = None, *, as_of: dt.datetime | None = None) -> list[Marker]:
     """The markers in force on a dataset (one column's and metric's when given), oldest
-    partition first."""
-    query = select(Baseline).where(Baseline.dataset_id == dataset_id, Baseline.removed_at.is_(None))
+    partition first; `as_of`: the ones in force at that time (what a past run judged under,
+    for its replay), not now."""
+    if as_of is None:
+        query = select(Baseline).where(Baseline.dataset_id == dataset_id,
+                                       Baseline.removed_at.is_(None))
+    else:
+        query = select(Baseline).where(Baseline.dataset_id == dataset_id,
+                                       Baseline.created_at <= as_of,
+                                       (Baseline.removed_at.is_(None)) | (Baseline.removed_at > as_of))
     if column is not None:
         query = query.where(Baseline.column == column)
     if metric is not None:

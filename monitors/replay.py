@@ -73,7 +73,9 @@ def replay_run(session: Session, settings: Settings, run_id: int, *,
         history_since,
         metrics_read_by,
     )
+    from monitors.baselines import load_baselines
     from monitors.plan import judged_in_own_run, plan_monitors
+    from monitors.references import load_references
     from monitors.run import code_version
     from store import queries
 
@@ -97,10 +99,17 @@ def replay_run(session: Session, settings: Settings, run_id: int, *,
         else Contract.model_validate(dataset.contract)
     specs = judged_in_own_run(plan_monitors(dataset.kind, contract, declared))
     first, last = run.partition_from, run.partition_to
+    # what the run judged under besides its config: the pinned references that config
+    # declares and the new normals accepted by the time it finished (wall time: its
+    # judging clock may be a backfill's or a test's)
+    references = load_references(session, dataset.id, declared)
     history = MetricHistory(queries.read_metrics(session, dataset.id, until=last,
-                                                 since=history_since(first),
+                                                 since=min(history_since(first),
+                                                           references.earliest() or dt.date.max),
                                                  metrics=sorted(metrics_read_by(specs))),
-                            window_days=HISTORY_DAYS)
+                            window_days=HISTORY_DAYS, references=references,
+                            baselines=load_baselines(session, dataset.id,
+                                                     as_of=run.finished_at or run.started_at))
     partitions = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
     replayed: list[dict[str, Any]] = []
     for partition in partitions:

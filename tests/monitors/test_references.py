@@ -14,6 +14,7 @@ from monitors.baselines import accept
 from monitors.catalog import sync_datasets
 from monitors.config import ConfigError, load_config, parse_config
 from monitors.provenance import describe
+from monitors.replay import replay_run
 from monitors.run import execute_run
 from store.models import Alert, Dataset, Run
 from tests.monitors import steps
@@ -100,6 +101,7 @@ def test_an_alert_names_the_pinned_reference_and_the_accepted_new_normal_it_was_
                                             "moved_to": None}
     assert "baseline" not in alert.judged_on
     assert f"; pinned reference {day(0)}..{day(13)}" in describe(alert.judged_on)
+    assert replays_identical(sessions, settings)  # judged against the reference again
     with sessions.begin() as session:
         accept(session, alert.id, by="ana", note="new model inputs")
 
@@ -123,6 +125,15 @@ def test_an_alert_names_the_pinned_reference_and_the_accepted_new_normal_it_was_
     line = describe(judged)
     assert f"; new normal accepted from {day(DRIFT_AT)} by ana (new model inputs)" in line
     assert f"moved to the new normal from {day(DRIFT_AT)}" in line
+    assert replays_identical(sessions, settings)  # the first run without the marker, the second with it
+
+
+def replays_identical(sessions, settings) -> bool:
+    with sessions() as session:
+        replays = [replay_run(session, settings, run_id)
+                   for run_id in session.scalars(select(Run.id).order_by(Run.id))]
+    assert replays and all(r.findings for r in replays)
+    return all(r.identical for r in replays)
 
 
 @pytest.mark.parametrize("reference, words", [
