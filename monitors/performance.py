@@ -311,6 +311,37 @@ def judge_labels(session: Session, config, labels: Dataset, partition: dt.date):
         yield from ((model, owner, v) for v in verdicts)
         for spec in estimated:
             yield model, owner, _confirmed(evaluate_metric(spec, history, partition), verdicts)
+        for version in versions_labelled(history, partition):
+            for spec in specs:
+                yield model, owner, _of_version(
+                    evaluate_metric(per_version(spec, version), history, partition), version)
+
+
+def versions_labelled(history, partition: dt.date) -> list[str]:
+    """The model versions with realised figures for `partition`, when there are two or more:
+    each is then judged on its own series (one version alone is the overall series again)."""
+    found = [k for k in history.keys_on(None, "auc", partition) if k and "#" not in k]
+    return found if len(found) >= 2 else []
+
+
+def per_version(spec, version: str):
+    """A performance monitor of one model version: its own alert ("performance:auc_drop
+    [v2]"), judged on that version's series (the stored key)."""
+    from dataclasses import replace
+
+    return replace(spec, name=f"{spec.name} [{version}]", options={**spec.options, "key": version})
+
+
+def _of_version(verdict, version: str):
+    """The verdict's finding says which model version it is about."""
+    from dataclasses import replace
+
+    if verdict.finding is None:
+        return verdict
+    tag, _, rest = verdict.finding.detail.partition("] ")
+    detail = f"{tag}] model version {version}: {rest}" if rest else \
+        f"model version {version}: {verdict.finding.detail}"
+    return replace(verdict, finding=replace(verdict.finding, detail=detail))
 
 
 def _confirmed(estimate, realised: list):

@@ -149,3 +149,42 @@ def test_an_estimated_drop_is_confirmed_or_resolved_when_the_labels_land(
         assert alert["status"] == "open" and "[confirmed by the labels]" in alert["message"]
     else:
         assert alert["status"] == "resolved"
+
+
+def test_a_versions_lasting_fall_in_auc_is_one_breakout_alert_and_names_the_version(
+        settings, sessions):
+    """From day 20 on, version v2's outcomes no longer follow its scores (its ranking is
+    lost for good) while v1 keeps working: v2's AUC, and with it the overall AUC, settles
+    at a new level. Each level change is one breakout alert, judged on the day's labels;
+    v2's alerts say it is v2, and v1 raises nothing."""
+    changed, days = 20, 34
+
+    def resolve(frame, index):
+        if index < changed:
+            return None
+        truth = outcomes(frame, index)
+        v2 = (frame["model_version"] == "v2").to_numpy()
+        lost = outcomes(frame.assign(score=np.random.default_rng(index).permutation(
+            frame["score"].to_numpy())), index)
+        truth.loc[v2, "bought"] = lost.loc[v2, "bought"]
+        return truth
+
+    labelled.play(settings, sessions, days, resolve=resolve)
+    with sessions() as session:
+        raised = [a for a in alerts.list_alerts(session, dataset="scores")
+                  if a["monitor"].startswith("performance:") and "estimated" not in a["monitor"]]
+    by_monitor = {}
+    for alert in raised:
+        by_monitor.setdefault(alert["monitor"], []).append(alert)
+    [v2_breakout] = by_monitor["performance:auc_breakouts [v2]"]
+    [overall_breakout] = by_monitor["performance:auc_breakouts"]
+    assert "model version v2" in v2_breakout["message"]
+    assert dt.date.fromisoformat(overall_breakout["partition"]) >= day(changed)
+    assert "performance:auc_drop [v2]" in by_monitor
+    assert not [m for m in by_monitor if m.endswith("[v1]")], sorted(by_monitor)
+    # nothing was raised before the change's labels landed
+    # (a version's daily AUC, on a hundred rows, is noisy: a one-day drop may fire before
+    # the change; a level change may not)
+    early = [(a["monitor"], a["partition"]) for a in raised if "breakouts" in a["monitor"]
+             and dt.date.fromisoformat(a["partition"]) < day(changed)]
+    assert not early, early
