@@ -182,13 +182,14 @@ def _counts(reference: pd.DataFrame, metric: str, partitions: list) -> np.ndarra
     return counts
 
 
-def estimate(reference: pd.DataFrame, counts: np.ndarray, version: str,
+def estimate(references: dict[str, pd.DataFrame], counts: np.ndarray, version: str,
              days: int) -> dict[str, float] | None:
     """The expected AUC of predictions whose score histogram is `counts`, with a band.
 
-    Calibration is fitted on the labelled reference window (`reference`: the stored metrics
-    of its partitions with their keys split, see `_split_keys`; the last `days` labelled
-    ones are used): per score bin, the share of positive outcomes, so each bin's predictions
+    Calibration is fitted on the labelled reference window (`references`: per version, the
+    stored metrics of its partitions with their keys split, see `_split_keys`; the last
+    `days` labelled ones are used; a version without a labelled reference of its own, a new
+    one, is calibrated on all versions together): per score bin, the share of positive outcomes, so each bin's predictions
     are expected to hold that share of positives; the expected AUC follows from the expected
     positives and negatives per bin. Binning loses the order within a bin: the mean gap
     between realised and binned AUC over the reference is added back. The band is three
@@ -196,7 +197,9 @@ def estimate(reference: pd.DataFrame, counts: np.ndarray, version: str,
     partitions, whose outliers (an incident's days) are left out of the fit. None without
     a labelled reference of the version (nor of all versions together)."""
     for scope in (version, ""):
-        mine = reference[reference["version"] == scope]
+        mine = references.get(scope)
+        if mine is None:
+            continue
         realised_auc = mine[mine["metric"] == "auc"].set_index("partition")["value"]
         realised_auc = realised_auc.sort_index().tail(days)
         if len(realised_auc) >= 3:
@@ -241,15 +244,16 @@ def prediction_rows(session: Session, model: Dataset, partition: dt.date,
         session, model.id, until=last_labelled,
         since=last_labelled - dt.timedelta(days=2 * link.reference_days),
         metrics=["auc", "hist_positive", "hist_negative"])
-    reference = _split_keys(reference) if len(reference) else reference
+    # split by version once: each version's fit then reads only its own rows
+    references = (dict(tuple(_split_keys(reference).groupby("version", sort=False)))
+                  if len(reference) else {})
     rows: list[tuple[str | None, str, str, float]] = []
     for name in ["", *sorted({v for v in version if v})]:
         counts = histogram(score if name == "" else score[version == name])
         rows.extend((None, SCORE_HISTOGRAM, bin_key(name, i), c) for i, c in enumerate(counts))
-        # estimated for all versions together: what the estimated-drop monitor judges (a
-        # version's own estimate would cost a calibration fit per version and day)
-        estimated = (estimate(reference, counts, name, link.reference_days)
-                     if name == "" and len(reference) else None)
+        # all versions together (what the estimated-drop monitor judges) and each version,
+        # so a rollout's versions are compared before their labels land
+        estimated = estimate(references, counts, name, link.reference_days) if references else None
         rows.extend((None, metric, name, value) for metric, value in (estimated or {}).items()
                     if not np.isnan(value))
     return rows

@@ -188,3 +188,26 @@ def test_a_versions_lasting_fall_in_auc_is_one_breakout_alert_and_names_the_vers
     early = [(a["monitor"], a["partition"]) for a in raised if "breakouts" in a["monitor"]
              and dt.date.fromisoformat(a["partition"]) < day(changed)]
     assert not early, early
+
+
+def test_each_version_is_estimated_before_its_labels_land(settings, sessions, capsys):
+    """On the last day v2's scores are squeezed towards the base rate (their order kept),
+    v1's are as usual: before any label of that day lands, v2's estimated AUC falls below
+    v1's, which stays where v1's realised AUC has been."""
+    last = 9
+    original = predictions(last)
+    v2 = original["model_version"] == "v2"
+    logit = np.log(original["score"] / (1 - original["score"]))
+    squeezed = original.assign(score=np.where(v2, (1 / (1 + np.exp(-0.25 * logit))).round(6),
+                                              original["score"]))
+    labelled.play(settings, sessions, last + 1, scored=lambda i: squeezed if i == last else None)
+    capsys.readouterr()
+    assert main(["performance", "--dataset", "scores", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    waiting = {r["model_version"]: r for r in rows if r["partition"] == day(last).isoformat()}
+    assert not waiting["v1"]["labelled"] and not waiting["v2"]["labelled"]
+    assert waiting["v2"]["estimated_auc"] < waiting["v1"]["estimated_auc"] - 0.05
+    realised_v1 = [r["auc"] for r in rows if r["model_version"] == "v1" and r["labelled"]]
+    assert abs(waiting["v1"]["estimated_auc"] - float(np.median(realised_v1))) < 0.05
+    assert waiting["v2"]["estimated_auc_lower"] <= waiting["v2"]["estimated_auc"] \
+        <= waiting["v2"]["estimated_auc_upper"]
