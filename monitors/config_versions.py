@@ -100,9 +100,7 @@ def resolve_config(session: Session, settings: Settings, ref: str) -> tuple[Moni
     "current", the file as it is now (its version number when it is recorded already; a
     file being edited may not be: "current (unrecorded)")."""
     if str(ref).strip().lower() == CURRENT:
-        from monitors.run import config_for_runs  # run imports this module
-
-        config = config_for_runs(settings)[0]
+        config = load_config(settings.config_path, settings)  # as a run loads it
         return config, numbers_by_hash(session).get(config.version_hash(), "current (unrecorded)")
     version = get_version(session, ref)
     return config_of(version), version.number
