@@ -12,7 +12,10 @@ or ruptures.
 
 An options model lists what a user may set, each option's type and default (the function's
 own default). It checks names and types only; the ranges (alpha in (0, 1), ...) are the
-detector's own checks (detectors._rules), which run on every call.
+detector's own checks (detectors._rules), which run on every call. `validate_options` runs
+those same checks at config load by calling the detector on an empty input of its kind
+(nothing to judge, so only the options are looked at): each range is written once, in the
+detector, and a config that a run would refuse is refused when it loads.
 """
 from __future__ import annotations
 
@@ -236,7 +239,25 @@ def validate_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
         entry.options.model_validate(dict(options))
     except ValidationError as exc:
         raise ValueError(_explain(entry, exc)) from None
+    _check_ranges(entry, options)
     return dict(options)
+
+
+def _check_ranges(entry: Detector, options: Mapping[str, Any]) -> None:
+    """The detector's own option checks (min_change >= 0 and < 10, ...), run on an empty
+    input: a ValueError that starts with the option's name when one is out of range."""
+    import pandas as pd  # config load only; the CLI's import stays light
+
+    passed = {k: v for k, v in options.items() if k not in CALLER_OPTIONS}
+    days = pd.DatetimeIndex([])
+    if entry.input == ROWS:
+        # a placeholder column for the subject: the batch has no rows, nothing is read
+        subject = {"column": ("_",), "columns": (("_",),), None: ()}[entry.subject]
+        entry.function()(pd.DataFrame({"_": pd.Series([], dtype=object)}), *subject, **passed)
+    elif entry.input == SERIES:
+        entry.function()(pd.Series([], index=days, dtype=float), **passed)
+    else:
+        entry.function()(pd.DataFrame(index=days), **passed)
 
 
 def _explain(entry: Detector, exc: ValidationError) -> str:

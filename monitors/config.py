@@ -330,8 +330,32 @@ def parse_config(text: str, origin: str = "<config>",
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
             key = ".".join(str(p) for p in loc) or "(top level)"
-            problems.append(f"{origin}:{_line_of(node, loc)}: {key}: {err['msg']}")
+            subject = _subject_of(data, loc)
+            message = f"{subject}: {err['msg'].removeprefix('Value error, ')}" if subject \
+                else err["msg"]
+            problems.append(f"{origin}:{_line_of(node, loc)}: {key}: {message}")
         raise ConfigError("\n".join(problems)) from None
+
+
+def _subject_of(data: dict, loc: tuple) -> str:
+    """"dataset sales, monitor rows" for an error inside a monitor (or a check): what a
+    reader looks for, where the key path only counts list positions."""
+    if len(loc) < 4 or loc[0] != "datasets" or loc[2] not in ("monitors", "checks"):
+        return ""
+    try:
+        dataset = data["datasets"][loc[1]]
+        item = dataset[loc[2]][loc[3]]
+    except (KeyError, IndexError, TypeError):
+        return ""
+    if not isinstance(dataset, dict) or not isinstance(item, dict):
+        return ""
+    if loc[2] == "monitors":
+        what = f"monitor {item.get('name', '?')}"
+    else:  # a check's default name, as CheckConfig.label() gives it
+        subject = ",".join(item.get("columns") or [item.get("column") or "rows"])
+        label = item.get("name") or f"{item.get('check')}:{subject}"
+        what = f"check {label}"
+    return f"dataset {dataset.get('name', '?')}, {what}"
 
 
 MERGE_TAG = "tag:yaml.org,2002:merge"

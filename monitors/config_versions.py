@@ -92,6 +92,32 @@ def config_of(version: ConfigVersion) -> MonitorsConfig:
     return parse_config(version.text, f"config v{version.number}")
 
 
+CURRENT = "current"
+
+
+def resolve_config(session: Session, settings: Settings, ref: str) -> tuple[MonitorsConfig, int | str]:
+    """The config a reference names, with its label: a version (number or hash), or
+    "current", the file as it is now (its version number when it is recorded already; a
+    file being edited may not be: "current (unrecorded)")."""
+    if str(ref).strip().lower() == CURRENT:
+        config = load_config(settings.config_path, settings)  # as a run loads it
+        return config, numbers_by_hash(session).get(config.version_hash(), "current (unrecorded)")
+    version = get_version(session, ref)
+    return config_of(version), version.number
+
+
+def version_before(session: Session, label: int | str) -> tuple[MonitorsConfig, int]:
+    """The version recorded before `label` (the newest one for an unrecorded file)."""
+    query = select(ConfigVersion).order_by(ConfigVersion.number.desc()).limit(1)
+    if isinstance(label, int):
+        query = query.where(ConfigVersion.number < label)
+    found = session.scalar(query)
+    if found is None:
+        raise NotFound(f"config v{label} is the first version: name one to compare it with "
+                       "(--against)")
+    return config_of(found), found.number
+
+
 def version_summary(version: ConfigVersion) -> dict[str, Any]:
     return {"version": version.number, "hash": version.hash,
             "introduced_by": version.introduced_by,

@@ -100,13 +100,19 @@ else:
 
     versions = realised[realised["model_version"].notna()]
     if not versions.empty:
-        st.markdown("**Model versions side by side** (labelled partitions)")
+        st.markdown("**Model versions side by side** (labelled partitions, and the estimate "
+                    "of those awaiting labels)")
         side = (versions[versions["labelled"]].groupby("model_version")
                 .agg(first_partition=("partition", "min"), last_partition=("partition", "max"),
                      partitions=("partition", "count"), auc=("auc", "mean"),
                      brier=("brier", "mean"), ece=("ece", "mean"),
                      labelled_rows=("labelled_rows", "sum"))
                 .reset_index())
+        # each version's estimate over the partitions still awaiting labels: a rollout
+        # compared before the outcomes are in
+        ahead = (versions[~versions["labelled"]].groupby("model_version")["estimated_auc"]
+                 .mean().rename("estimated_auc_awaiting_labels").reset_index())
+        side = side.merge(ahead, on="model_version", how="outer")
         st.dataframe(side, hide_index=True, key="model_outputs.versions",
                      column_config={"first_partition": st.column_config.DateColumn(),
                                     "last_partition": st.column_config.DateColumn()})

@@ -76,9 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("--json", action="store_true")
 
     backtest = commands.add_parser(
-        "backtest", help="the alerts a monitor would have raised over stored history")
-    backtest.add_argument("--monitor", required=True, help="its name, e.g. nulls:income")
-    backtest.add_argument("--dataset", help="needed when the name exists on several datasets")
+        "backtest", help="the alerts a monitor would have raised over stored history, or "
+                         "the alerts a config version gains and loses against another")
+    backtest.add_argument("--monitor", help="its name, e.g. nulls:income (with --config: "
+                                            "compare that monitor only)")
+    backtest.add_argument("--dataset", help="needed with --config, and when the monitor's "
+                                            "name exists on several datasets")
+    backtest.add_argument("--config", help="compare this config version (a number, a hash, or "
+                                           "'current': the file as it is now) ...")
+    backtest.add_argument("--against", help="... with this one (default: the version before it)")
     backtest.add_argument("--from", dest="start", type=date_argument, required=True)
     backtest.add_argument("--to", dest="end", type=date_argument, required=True)
     backtest.add_argument("--json", action="store_true")
@@ -265,6 +271,12 @@ def _backtest(args, settings: Settings, sessions) -> int:
     from monitors.judge.backtest import backtest, find_monitor
     from monitors.config import load_config
 
+    if args.config is not None:
+        return _backtest_configs(args, settings, sessions)
+    if args.monitor is None or args.against is not None:
+        print("error: backtest needs --monitor, or --config (and --dataset) to compare "
+              "config versions; --against goes with --config", file=sys.stderr)
+        return EXIT_USAGE
     config = load_config(settings.config_path)
     with sessions() as session:
         dataset, spec = find_monitor(session, config, args.monitor, args.dataset)
@@ -278,6 +290,35 @@ def _backtest(args, settings: Settings, sessions) -> int:
     lines = [f"{a.partition} {a.monitor} {a.message}" for a in alerts]
     lines.append(f"{len(alerts)} alert(s) over {len(weeks)} week(s) with any; real alerts untouched")
     emit(args, document, lines)
+    return 0
+
+
+def _backtest_configs(args, settings: Settings, sessions) -> int:
+    from monitors.judge.backtest import compare_configs
+
+    if args.dataset is None:
+        print("error: backtest --config needs --dataset", file=sys.stderr)
+        return EXIT_USAGE
+    with sessions() as session:
+        comparison = compare_configs(session, settings, find_dataset(session, args.dataset),
+                                     args.config, args.against, args.start, args.end,
+                                     monitor=args.monitor)
+    c = comparison
+
+    def version(label) -> str:
+        return f"v{label}" if isinstance(label, int) else str(label)
+
+    lines = [f"backtest of {c.dataset} {c.start}..{c.end}: config {version(c.config)} "
+             f"against {version(c.against)}"]
+    lines += [f"  config: {change}" for change in c.changes] or ["  the two versions set "
+                                                                 "this dataset alike"]
+    for side, sign in (("gained", "+"), ("lost", "-")):
+        lines += [f"{sign} {a.partition} {a.monitor} {a.message}" for a in getattr(c, side)]
+    lines += [f"  {name}: {n['gained']} gained, {n['lost']} lost"
+              for name, n in c.per_monitor().items()]
+    lines.append(f"{len(c.gained)} alert(s) gained, {len(c.lost)} lost, over "
+                 f"{len(c.compared)} monitor(s) set differently; real alerts untouched")
+    emit(args, c.to_json(), lines)
     return 0
 
 

@@ -55,36 +55,46 @@ class Baselines:
     """A dataset's markers in force, asked per (column, metric) and partition."""
 
     def __init__(self, markers: Iterable[Marker] = ()):
-        self._starts: dict[tuple[str, str], list[dt.date]] = {}
+        self._markers: dict[tuple[str, str], list[Marker]] = {}
         for marker in markers:
-            self._starts.setdefault((marker.column or "", marker.metric), []).append(
-                marker.from_partition)
-        for starts in self._starts.values():
-            starts.sort()
+            self._markers.setdefault((marker.column or "", marker.metric), []).append(marker)
+        for found in self._markers.values():
+            found.sort(key=lambda m: m.from_partition)
 
-    def start(self, column: str | None, metric: str, until: dt.date) -> dt.date | None:
-        """The first partition a monitor of (column, metric) judging `until` may read:
-        the newest marker at or before `until`; None when no marker is in force there (a
-        rerun of a partition before the marker sees what it saw then)."""
-        starts = self._starts.get((column or "", family(metric)))
-        if not starts:
-            return None
-        before = [s for s in starts if s <= until]
+    def marker(self, column: str | None, metric: str, until: dt.date) -> Marker | None:
+        """The marker a monitor of (column, metric) judging `until` is under: the newest at
+        or before `until`; None when none is in force there (a rerun of a partition before
+        the marker sees what it saw then)."""
+        found = self._markers.get((column or "", family(metric)))
+        before = [m for m in found or () if m.from_partition <= until]
         return before[-1] if before else None
 
+    def start(self, column: str | None, metric: str, until: dt.date) -> dt.date | None:
+        """The first partition a monitor of (column, metric) judging `until` may read."""
+        marker = self.marker(column, metric, until)
+        return marker.from_partition if marker is not None else None
+
     def __bool__(self) -> bool:
-        return bool(self._starts)
+        return bool(self._markers)
 
 
-def load_baselines(session: Session, dataset_id: int) -> Baselines:
-    return Baselines(list_markers(session, dataset_id))
+def load_baselines(session: Session, dataset_id: int,
+                   as_of: dt.datetime | None = None) -> Baselines:
+    return Baselines(list_markers(session, dataset_id, as_of=as_of))
 
 
 def list_markers(session: Session, dataset_id: int, column: str | None = None,
-                 metric: str | None = None) -> list[Marker]:
+                 metric: str | None = None, *, as_of: dt.datetime | None = None) -> list[Marker]:
     """The markers in force on a dataset (one column's and metric's when given), oldest
-    partition first."""
-    query = select(Baseline).where(Baseline.dataset_id == dataset_id, Baseline.removed_at.is_(None))
+    partition first; `as_of`: the ones in force at that time (what a past run judged under,
+    for its replay), not now."""
+    if as_of is None:
+        query = select(Baseline).where(Baseline.dataset_id == dataset_id,
+                                       Baseline.removed_at.is_(None))
+    else:
+        query = select(Baseline).where(Baseline.dataset_id == dataset_id,
+                                       Baseline.created_at <= as_of,
+                                       (Baseline.removed_at.is_(None)) | (Baseline.removed_at > as_of))
     if column is not None:
         query = query.where(Baseline.column == column)
     if metric is not None:

@@ -109,6 +109,11 @@ class MetricHistory:
         """The columns that have `metric` stored (table-level metrics have column "")."""
         return [column for column, name in self._groups if name == metric and column]
 
+    def keys_on(self, column: str | None, metric: str, partition: dt.date) -> list[str]:
+        """The keys `metric` has stored for `partition` (a category, a model version, ...)."""
+        rows = self._all_rows(column, metric)
+        return sorted(rows.loc[rows["partition"] == pd.Timestamp(partition), "key"].unique())
+
     def _all_rows(self, column: str | None, metric: str) -> pd.DataFrame:
         rows = self._groups.get((column or "", metric))
         return pd.DataFrame(columns=["partition", "key", "value"]) if rows is None else rows

@@ -182,13 +182,14 @@ def _counts(reference: pd.DataFrame, metric: str, partitions: list) -> np.ndarra
     return counts
 
 
-def estimate(reference: pd.DataFrame, counts: np.ndarray, version: str,
+def estimate(references: dict[str, pd.DataFrame], counts: np.ndarray, version: str,
              days: int) -> dict[str, float] | None:
     """The expected AUC of predictions whose score histogram is `counts`, with a band.
 
-    Calibration is fitted on the labelled reference window (`reference`: the stored metrics
-    of its partitions with their keys split, see `_split_keys`; the last `days` labelled
-    ones are used): per score bin, the share of positive outcomes, so each bin's predictions
+    Calibration is fitted on the labelled reference window (`references`: per version, the
+    stored metrics of its partitions with their keys split, see `_split_keys`; the last
+    `days` labelled ones are used; a version without a labelled reference of its own, a new
+    one, is calibrated on all versions together): per score bin, the share of positive outcomes, so each bin's predictions
     are expected to hold that share of positives; the expected AUC follows from the expected
     positives and negatives per bin. Binning loses the order within a bin: the mean gap
     between realised and binned AUC over the reference is added back. The band is three
@@ -196,7 +197,9 @@ def estimate(reference: pd.DataFrame, counts: np.ndarray, version: str,
     partitions, whose outliers (an incident's days) are left out of the fit. None without
     a labelled reference of the version (nor of all versions together)."""
     for scope in (version, ""):
-        mine = reference[reference["version"] == scope]
+        mine = references.get(scope)
+        if mine is None:
+            continue
         realised_auc = mine[mine["metric"] == "auc"].set_index("partition")["value"]
         realised_auc = realised_auc.sort_index().tail(days)
         if len(realised_auc) >= 3:
@@ -241,15 +244,16 @@ def prediction_rows(session: Session, model: Dataset, partition: dt.date,
         session, model.id, until=last_labelled,
         since=last_labelled - dt.timedelta(days=2 * link.reference_days),
         metrics=["auc", "hist_positive", "hist_negative"])
-    reference = _split_keys(reference) if len(reference) else reference
+    # split by version once: each version's fit then reads only its own rows
+    references = (dict(tuple(_split_keys(reference).groupby("version", sort=False)))
+                  if len(reference) else {})
     rows: list[tuple[str | None, str, str, float]] = []
     for name in ["", *sorted({v for v in version if v})]:
         counts = histogram(score if name == "" else score[version == name])
         rows.extend((None, SCORE_HISTOGRAM, bin_key(name, i), c) for i, c in enumerate(counts))
-        # estimated for all versions together: what the estimated-drop monitor judges (a
-        # version's own estimate would cost a calibration fit per version and day)
-        estimated = (estimate(reference, counts, name, link.reference_days)
-                     if name == "" and len(reference) else None)
+        # all versions together (what the estimated-drop monitor judges) and each version,
+        # so a rollout's versions are compared before their labels land
+        estimated = estimate(references, counts, name, link.reference_days) if references else None
         rows.extend((None, metric, name, value) for metric, value in (estimated or {}).items()
                     if not np.isnan(value))
     return rows
@@ -311,6 +315,37 @@ def judge_labels(session: Session, config, labels: Dataset, partition: dt.date):
         yield from ((model, owner, v) for v in verdicts)
         for spec in estimated:
             yield model, owner, _confirmed(evaluate_metric(spec, history, partition), verdicts)
+        for version in versions_labelled(history, partition):
+            for spec in specs:
+                yield model, owner, _of_version(
+                    evaluate_metric(per_version(spec, version), history, partition), version)
+
+
+def versions_labelled(history, partition: dt.date) -> list[str]:
+    """The model versions with realised figures for `partition`, when there are two or more:
+    each is then judged on its own series (one version alone is the overall series again)."""
+    found = [k for k in history.keys_on(None, "auc", partition) if k and "#" not in k]
+    return found if len(found) >= 2 else []
+
+
+def per_version(spec, version: str):
+    """A performance monitor of one model version: its own alert ("performance:auc_drop
+    [v2]"), judged on that version's series (the stored key)."""
+    from dataclasses import replace
+
+    return replace(spec, name=f"{spec.name} [{version}]", options={**spec.options, "key": version})
+
+
+def _of_version(verdict, version: str):
+    """The verdict's finding says which model version it is about."""
+    from dataclasses import replace
+
+    if verdict.finding is None:
+        return verdict
+    tag, _, rest = verdict.finding.detail.partition("] ")
+    detail = f"{tag}] model version {version}: {rest}" if rest else \
+        f"model version {version}: {verdict.finding.detail}"
+    return replace(verdict, finding=replace(verdict.finding, detail=detail))
 
 
 def _confirmed(estimate, realised: list):

@@ -72,7 +72,7 @@ def performance_specs(labels: LabelsConfig) -> list[MonitorSpec]:
     """A model output with labels: an absolute floor and a proportional drop on its AUC, and
     proportional rises of Brier and ECE (a calibration break leaves the AUC alone), each
     against the median of the labelled partitions of the reference window (monitors.judge.performance
-    stores the series when labels land)."""
+    stores the series when labels land); and breakouts of the AUC's level."""
     reference = {"baseline": "median", "window": labels.reference_days}
     return [
         MonitorSpec(f"{PERFORMANCE}auc_floor", "metric", "absolute", "critical", metric="auc",
@@ -86,6 +86,10 @@ def performance_specs(labels: LabelsConfig) -> list[MonitorSpec]:
         MonitorSpec(f"{PERFORMANCE}ece", "metric", "proportional", "warning", metric="ece",
                     options={**reference, "max_increase": labels.max_ece_increase,
                              "direction": "up", "min_abs_change": 0.03}, automatic=True),
+        # a new level of the AUC over weeks (a slow concept change each day's drop against
+        # the reference median does not reach): one alert while the new level is recent
+        MonitorSpec(f"{PERFORMANCE}auc_breakouts", "metric", "breakouts", "warning",
+                    metric="auc", options={"min_change": 0.05}, point=False, automatic=True),
         # before the labels: the estimate (monitors.judge.performance.estimate) against its own
         # recent level; the labels' run confirms or resolves it
         MonitorSpec(ESTIMATED_DROP, "metric", "proportional", "warning",

@@ -2,7 +2,8 @@
 
 A firing verdict's `judged_on` names the detector and its options, the history window it
 read (first and last partition, how many points, a digest of the values), the config
-version and code version in force and the fingerprint of the batch under test: enough to
+version and code version in force, the baseline markers in force (an accepted new normal,
+a pinned drift reference) and the fingerprint of the batch under test: enough to
 say "judged on 26 points 2026-05-11..2026-11-11 under config v14, detector anomalies
 {min_change: 0.1}" and to tell, later, whether the same judgement can be made again.
 
@@ -33,7 +34,27 @@ def judged_on(verdict, history, *, config_version: int | None, config_hash: str 
                               "inputs": {verdict.partition.isoformat(): fingerprint} if fingerprint else {}}
     if spec.kind == "metric":
         record.update(history_window(spec, history, verdict.partition))
+        record.update(markers_in_force(spec, history, verdict.partition))
     return record
+
+
+def markers_in_force(spec, history, partition: dt.date) -> dict[str, Any]:
+    """The accepted new normal the monitor judged from (monitors.judge.baselines) and, for drift,
+    the pinned reference it judged against as well (monitors.judge.references): what a person
+    changed by hand, which the history window alone does not show."""
+    found: dict[str, Any] = {}
+    marker = history.baselines.marker(spec.column, spec.metric, partition) if spec.metric else None
+    if marker is not None:
+        found["baseline"] = {"from": marker.from_partition.isoformat(), "by": marker.created_by,
+                             "note": marker.note, "alert_id": marker.alert_id}
+    window = history.references.window(spec.column) if spec.detector == "drift" else None
+    if window is not None:
+        found["reference"] = {"from": window.start.isoformat(), "to": window.end.isoformat(),
+                              # an accepted new normal after the window replaces it
+                              "moved_to": (marker.from_partition.isoformat()
+                                           if marker is not None and marker.from_partition > window.start
+                                           else None)}
+    return found
 
 
 def history_window(spec, history, partition: dt.date) -> dict[str, Any]:
@@ -74,7 +95,15 @@ def describe(judged: dict[str, Any] | None) -> str | None:
     parts.append(f"detector {judged['detector']}" + (f" {{{options}}}" if options else ""))
     if judged.get("code_version"):
         parts.append(f"(code {judged['code_version']})")
-    return " ".join(parts)
+    baseline, reference = judged.get("baseline"), judged.get("reference")
+    if baseline:
+        parts.append(f"; new normal accepted from {baseline['from']} by {baseline['by']}"
+                     + (f" ({baseline['note']})" if baseline.get("note") else ""))
+    if reference:
+        parts.append(f"; pinned reference {reference['from']}..{reference['to']}"
+                     + (f", moved to the new normal from {reference['moved_to']}"
+                        if reference.get("moved_to") else ""))
+    return " ".join(parts).replace(" ; ", "; ")
 
 
 def finding_record(verdict) -> dict[str, Any]:

@@ -22,18 +22,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from monitors.config import MonitorsConfig
-from monitors.config_versions import (
-    config_of,
-    diff_configs,
-    get_version,
-    numbers_by_hash,
-)
+from monitors.config_versions import config_of, diff_configs, resolve_config
 from monitors.errors import NotFound, Refused
 from monitors.judge.provenance import finding_record
 from monitors.settings import Settings
 from store.models import Batch, ConfigVersion, Dataset, Run, RunStatus
 
-CURRENT = "current"
 
 
 @dataclass
@@ -79,8 +73,10 @@ def replay_run(session: Session, settings: Settings, run_id: int, *,
         history_since,
         metrics_read_by,
     )
+    from monitors.judge.baselines import load_baselines
     from monitors.judge.plan import judged_in_own_run, plan_monitors
-    from monitors.pipeline.run import code_version, config_for_runs
+    from monitors.judge.references import load_references
+    from monitors.pipeline.run import code_version
     from store import queries
 
     run = session.get(Run, run_id)
@@ -94,12 +90,8 @@ def replay_run(session: Session, settings: Settings, run_id: int, *,
     run_config = config_of(own)
     if config is None:
         replay_config, label = run_config, own.number
-    elif config == CURRENT:
-        replay_config = config_for_runs(settings)[0]
-        label = numbers_by_hash(session).get(replay_config.version_hash(), "current (unrecorded)")
     else:
-        chosen = get_version(session, config)
-        replay_config, label = config_of(chosen), chosen.number
+        replay_config, label = resolve_config(session, settings, config)
     dataset = session.get(Dataset, run.dataset_id)
     declared = replay_config.dataset(dataset.name)
     # a contract declared in the config is what the run's sync put on the dataset
@@ -107,10 +99,17 @@ def replay_run(session: Session, settings: Settings, run_id: int, *,
         else Contract.model_validate(dataset.contract)
     specs = judged_in_own_run(plan_monitors(dataset.kind, contract, declared))
     first, last = run.partition_from, run.partition_to
+    # what the run judged under besides its config: the pinned references that config
+    # declares and the new normals accepted by the time it finished (wall time: its
+    # judging clock may be a backfill's or a test's)
+    references = load_references(session, dataset.id, declared)
     history = MetricHistory(queries.read_metrics(session, dataset.id, until=last,
-                                                 since=history_since(first),
+                                                 since=min(history_since(first),
+                                                           references.earliest() or dt.date.max),
                                                  metrics=sorted(metrics_read_by(specs))),
-                            window_days=HISTORY_DAYS)
+                            window_days=HISTORY_DAYS, references=references,
+                            baselines=load_baselines(session, dataset.id,
+                                                     as_of=run.finished_at or run.started_at))
     partitions = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
     replayed: list[dict[str, Any]] = []
     for partition in partitions:

@@ -137,6 +137,8 @@ def test_model_outputs_show_performance_per_version_and_a_reliability_diagram(ap
     assert set(versions["model_version"]) == {"v1", "v2"}
     assert versions.set_index("model_version").loc["v2", "first_partition"] > \
         versions.set_index("model_version").loc["v1", "first_partition"]
+    # each version estimated on the partitions its labels have not reached yet
+    assert versions["estimated_auc_awaiting_labels"].between(0.5, 1).all()
     assert any(title.startswith("Reliability on") for title in charts)
     app.selectbox(key="model_outputs.performance_metric").select("ece").run()
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in app.get("plotly_chart")]

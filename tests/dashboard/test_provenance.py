@@ -34,3 +34,14 @@ def test_the_pipeline_page_shows_a_runs_fingerprints(app, demo, sessions):
         in_force = {b.fingerprint for b in session.scalars(select(Batch).where(Batch.status == "ingested"))}
     assert len(inputs) == 1 and set(inputs["fingerprint"]) <= in_force
     assert inputs["still_in_force"].all()
+
+
+def test_an_alert_page_names_the_pinned_reference_it_was_judged_against(app, settings, sessions):
+    from tests.monitors import test_references as drift
+
+    drift.write(settings, references=[{"column": "score", "first": 14}])
+    drift.run(sessions, settings, 0, drift.DAYS - 1)
+    [alert] = drift.drift_alerts(sessions)
+    open_page(app, "dashboard/views/alert.py", alert=str(alert.id))
+    [line] = [plain(c.value) for c in app.caption if "Judged on" in plain(c.value)]
+    assert f"pinned reference {drift.day(0)}..{drift.day(13)}" in line

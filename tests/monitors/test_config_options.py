@@ -59,6 +59,40 @@ def test_an_ill_typed_option_is_refused_at_load_naming_it(options, option):
         parse_config(config(options), "monitors.yaml")
 
 
+@pytest.mark.parametrize("options, says", [
+    ("min_change: 50", "min_change: expected a number >= 0 and < 10, got 50"),
+    ("max_anoms: 0.9", "max_anoms: expected a number > 0 and <= 0.49, got 0.9"),
+    ("period: 1", "period: expected an integer >= 2 or None, got 1"),
+])
+def test_an_option_out_of_range_is_refused_at_load_in_one_line_naming_dataset_monitor_option(
+        options, says):
+    with pytest.raises(ConfigError) as refused:
+        parse_config(config(options), "monitors.yaml")
+
+    (line,) = str(refused.value).splitlines()
+    assert line == (f"monitors.yaml:10: datasets.0.monitors.0.options: "
+                    f"dataset sales, monitor rows: {says}")
+
+
+def test_a_checks_range_is_refused_naming_the_check_and_editors_get_invalid_too():
+    text = """\
+datasets:
+  - name: sales
+    format: csv
+    source: landing/sales
+    checks:
+      - check: not_null
+        column: id
+        options: {max_fraction: 2.0}
+"""
+    with pytest.raises(ConfigError, match=r"^monitors\.yaml:8: datasets\.0\.checks\.0\.options: "
+                                          r"dataset sales, check not_null:id: max_fraction: "
+                                          r"expected a number >= 0 and <= 1, got 2\.0$"):
+        parse_config(text, "monitors.yaml")
+    with pytest.raises(Invalid, match="^min_change: expected"):
+        check_options("anomalies", {"min_change": 50})
+
+
 def test_a_checks_options_are_checked_against_the_check():
     text = """\
 datasets:

@@ -120,6 +120,10 @@ def store_rows(sessions) -> tuple:
     (lambda d: d["datasets"][0]["monitors"].append(
         {"name": "x", "metric": "row_count", "detector": "anomalies",
          "options": {"min_chnage": 0.2}}), "min_chnage"),
+    # a value out of its range: the detector would refuse it on every partition
+    (lambda d: d["datasets"][0]["monitors"].append(
+        {"name": "x", "metric": "row_count", "detector": "anomalies",
+         "options": {"min_change": 50}}), "monitor x: min_change: expected a number >= 0"),
     (lambda d: d["datasets"][0].update(schedule="every day"), "schedule"),
 ])
 def test_validate_refuses_what_a_run_refuses_with_its_message_and_writes_nothing(

@@ -149,3 +149,65 @@ def test_an_estimated_drop_is_confirmed_or_resolved_when_the_labels_land(
         assert alert["status"] == "open" and "[confirmed by the labels]" in alert["message"]
     else:
         assert alert["status"] == "resolved"
+
+
+def test_a_versions_lasting_fall_in_auc_is_one_breakout_alert_and_names_the_version(
+        settings, sessions):
+    """From day 20 on, version v2's outcomes no longer follow its scores (its ranking is
+    lost for good) while v1 keeps working: v2's AUC, and with it the overall AUC, settles
+    at a new level. Each level change is one breakout alert, judged on the day's labels;
+    v2's alerts say it is v2, and v1 raises nothing."""
+    changed, days = 20, 34
+
+    def resolve(frame, index):
+        if index < changed:
+            return None
+        truth = outcomes(frame, index)
+        v2 = (frame["model_version"] == "v2").to_numpy()
+        lost = outcomes(frame.assign(score=np.random.default_rng(index).permutation(
+            frame["score"].to_numpy())), index)
+        truth.loc[v2, "bought"] = lost.loc[v2, "bought"]
+        return truth
+
+    labelled.play(settings, sessions, days, resolve=resolve)
+    with sessions() as session:
+        raised = [a for a in alerts.list_alerts(session, dataset="scores")
+                  if a["monitor"].startswith("performance:") and "estimated" not in a["monitor"]]
+    by_monitor = {}
+    for alert in raised:
+        by_monitor.setdefault(alert["monitor"], []).append(alert)
+    [v2_breakout] = by_monitor["performance:auc_breakouts [v2]"]
+    [overall_breakout] = by_monitor["performance:auc_breakouts"]
+    assert "model version v2" in v2_breakout["message"]
+    assert dt.date.fromisoformat(overall_breakout["partition"]) >= day(changed)
+    assert "performance:auc_drop [v2]" in by_monitor
+    assert not [m for m in by_monitor if m.endswith("[v1]")], sorted(by_monitor)
+    # nothing was raised before the change's labels landed
+    # (a version's daily AUC, on a hundred rows, is noisy: a one-day drop may fire before
+    # the change; a level change may not)
+    early = [(a["monitor"], a["partition"]) for a in raised if "breakouts" in a["monitor"]
+             and dt.date.fromisoformat(a["partition"]) < day(changed)]
+    assert not early, early
+
+
+def test_each_version_is_estimated_before_its_labels_land(settings, sessions, capsys):
+    """On the last day v2's scores are squeezed towards the base rate (their order kept),
+    v1's are as usual: before any label of that day lands, v2's estimated AUC falls below
+    v1's, which stays where v1's realised AUC has been."""
+    last = 9
+    original = predictions(last)
+    v2 = original["model_version"] == "v2"
+    logit = np.log(original["score"] / (1 - original["score"]))
+    squeezed = original.assign(score=np.where(v2, (1 / (1 + np.exp(-0.25 * logit))).round(6),
+                                              original["score"]))
+    labelled.play(settings, sessions, last + 1, scored=lambda i: squeezed if i == last else None)
+    capsys.readouterr()
+    assert main(["performance", "--dataset", "scores", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    waiting = {r["model_version"]: r for r in rows if r["partition"] == day(last).isoformat()}
+    assert not waiting["v1"]["labelled"] and not waiting["v2"]["labelled"]
+    assert waiting["v2"]["estimated_auc"] < waiting["v1"]["estimated_auc"] - 0.05
+    realised_v1 = [r["auc"] for r in rows if r["model_version"] == "v1" and r["labelled"]]
+    assert abs(waiting["v1"]["estimated_auc"] - float(np.median(realised_v1))) < 0.05
+    assert waiting["v2"]["estimated_auc_lower"] <= waiting["v2"]["estimated_auc"] \
+        <= waiting["v2"]["estimated_auc_upper"]

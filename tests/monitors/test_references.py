@@ -13,6 +13,8 @@ from sqlalchemy import select
 from monitors.judge.baselines import accept
 from monitors.catalog import sync_datasets
 from monitors.config import ConfigError, load_config, parse_config
+from monitors.judge.provenance import describe
+from monitors.judge.replay import replay_run
 from monitors.pipeline.run import execute_run
 from store.models import Alert, Dataset, Run
 from tests.monitors import steps
@@ -47,7 +49,7 @@ def deliver(settings, n: int) -> None:
     os.utime(path, (arrived, arrived))
 
 
-def run(sessions, settings, first: int, last: int):
+def run(sessions, settings, first: int, last: int, deliver=deliver):
     for n in range(first, last + 1):
         deliver(settings, n)
     with sessions.begin() as session:
@@ -88,6 +90,50 @@ def test_a_pinned_reference_keeps_a_persistent_drift_open_until_accepted(setting
     run(sessions, settings, DAYS, DAYS + 9)
     [after] = drift_alerts(sessions)
     assert (after.status, after.resolution) == ("resolved", "expected")
+
+
+def test_an_alert_names_the_pinned_reference_and_the_accepted_new_normal_it_was_judged_on(
+        settings, sessions):
+    write(settings, references=[{"column": "score", "first": 14}])
+    run(sessions, settings, 0, DAYS - 1)
+    [alert] = drift_alerts(sessions)
+    assert alert.judged_on["reference"] == {"from": day(0).isoformat(), "to": day(13).isoformat(),
+                                            "moved_to": None}
+    assert "baseline" not in alert.judged_on
+    assert f"; pinned reference {day(0)}..{day(13)}" in describe(alert.judged_on)
+    assert replays_identical(sessions, settings)  # judged against the reference again
+    with sessions.begin() as session:
+        accept(session, alert.id, by="ana", note="new model inputs")
+
+    second = DAYS + 3
+
+    def moves_again(settings, n):  # the scores move up once more, after the accepted level
+        deliver(settings, n)
+        if n >= second:
+            path = settings.home / "landing" / NAME / f"{NAME}_{day(n)}.csv"
+            scores = np.random.default_rng(n).beta(6, 2, 400)
+            path.write_text("id,score\n" + "".join(f"{i},{s:.5f}\n" for i, s in enumerate(scores)))
+            arrived = steps.live_morning(day(n)).timestamp() - 5 * 3600
+            os.utime(path, (arrived, arrived))
+    run(sessions, settings, DAYS, second + 2, deliver=moves_again)
+    with sessions() as session:
+        judged = session.scalars(select(Alert).where(Alert.monitor == "drift:score")
+                                 .order_by(Alert.last_seen_at.desc())).first().judged_on
+    assert judged["baseline"] == {"from": day(DRIFT_AT).isoformat(), "by": "ana",
+                                  "note": "new model inputs", "alert_id": alert.id}
+    assert judged["reference"]["moved_to"] == day(DRIFT_AT).isoformat()
+    line = describe(judged)
+    assert f"; new normal accepted from {day(DRIFT_AT)} by ana (new model inputs)" in line
+    assert f"moved to the new normal from {day(DRIFT_AT)}" in line
+    assert replays_identical(sessions, settings)  # the first run without the marker, the second with it
+
+
+def replays_identical(sessions, settings) -> bool:
+    with sessions() as session:
+        replays = [replay_run(session, settings, run_id)
+                   for run_id in session.scalars(select(Run.id).order_by(Run.id))]
+    assert replays and all(r.findings for r in replays)
+    return all(r.identical for r in replays)
 
 
 @pytest.mark.parametrize("reference, words", [
