@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -46,10 +47,12 @@ from monitors.performance import judge_labels
 from monitors.plan import judged_in_own_run, plan_monitors
 from monitors.provenance import finding_record, judged_on
 from monitors.settings import Settings
+from monitors.unwatched import unwatched
 from store import queries
 from store.models import Dataset, DatasetKind, Run, RunStatus
 
 ROOT = Path(__file__).resolve().parent.parent
+logger = logging.getLogger(__name__)
 
 
 @cache
@@ -161,7 +164,11 @@ def config_for_runs(settings: Settings) -> tuple[MonitorsConfig, str]:
 
 @lru_cache(maxsize=8)
 def _parsed_config(settings: Settings, _stamp) -> tuple[MonitorsConfig, str]:
+    from monitors.unwatched import config_warnings
+
     config = load_config(settings.config_path, settings)
+    for line in config_warnings(config):  # once per form of the file: parsed once
+        logger.warning("%s: %s", settings.config_path.name, line)
     return config, config.version_hash()
 
 
@@ -181,6 +188,9 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
         specs = judged_in_own_run(plan_monitors(kind, contract, declared))
         owner = declared.owner if declared else None
     log.write(f"{name}: {len(partitions)} partition(s), {len(specs)} monitor(s)")
+    # judged on the contract in force (inferred from a first batch, perhaps): never silent
+    for line in unwatched(declared, contract) if declared else []:
+        log.write(f"warning: {line}")
     inputs: dict[str, str] = {}
     findings: list[dict] = []  # what a replay compares its own findings to
     total = Recorded()
