@@ -85,7 +85,7 @@ def _validate(args, settings: Settings, sessions) -> int:
             emit(args, {"file": str(args.file), "valid": False, "error": str(exc)}, [])
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
-    from monitors.unwatched import config_warnings
+    from monitors.never_judged import config_warnings
 
     # valid, but monitors that can never judge (a missing column, an unknown metric) are said
     warnings = config_warnings(config)

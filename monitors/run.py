@@ -47,7 +47,7 @@ from monitors.performance import judge_labels
 from monitors.plan import judged_in_own_run, plan_monitors
 from monitors.provenance import finding_record, judged_on
 from monitors.settings import Settings
-from monitors.unwatched import unwatched
+from monitors.never_judged import never_judged
 from store import queries
 from store.models import Dataset, DatasetKind, Run, RunStatus
 
@@ -164,7 +164,7 @@ def config_for_runs(settings: Settings) -> tuple[MonitorsConfig, str]:
 
 @lru_cache(maxsize=8)
 def _parsed_config(settings: Settings, _stamp) -> tuple[MonitorsConfig, str]:
-    from monitors.unwatched import config_warnings
+    from monitors.never_judged import config_warnings  # noqa: PLC0415 (beside never_judged)
 
     config = load_config(settings.config_path, settings)
     for line in config_warnings(config):  # once per form of the file: parsed once
@@ -189,7 +189,7 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
         owner = declared.owner if declared else None
     log.write(f"{name}: {len(partitions)} partition(s), {len(specs)} monitor(s)")
     # judged on the contract in force (inferred from a first batch, perhaps): never silent
-    for line in unwatched(declared, contract) if declared else []:
+    for line in never_judged(declared, contract) if declared else []:
         log.write(f"warning: {line}")
     inputs: dict[str, str] = {}
     findings: list[dict] = []  # what a replay compares its own findings to

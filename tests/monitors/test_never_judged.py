@@ -12,7 +12,7 @@ from monitors import performance
 from monitors.cli import main
 from monitors.contract import Contract
 from monitors.profile import BatchProfiler
-from monitors.unwatched import COLUMN_METRICS, KNOWN_METRICS, TABLE_METRICS
+from monitors.never_judged import COLUMN_METRICS, KNOWN_METRICS, TABLE_METRICS
 from tests.monitors import steps
 
 

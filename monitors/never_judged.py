@@ -4,7 +4,7 @@ evaluated) or to fail every run; it is a warning instead, said where a person lo
 `config validate`, the worker's log when the config is loaded, and every run's log.
 
 The metric names are listed here, without importing the profiler (the config is read by
-light commands); tests/monitors/test_unwatched.py checks the list against what the
+light commands); tests/monitors/test_never_judged.py checks the list against what the
 profiler, ingestion and the performance module really store.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _listed(names) -> str:
     return shown + (f" and {len(names) - LISTED} more" if len(names) > LISTED else "")
 
 
-def unwatched(declared: DatasetConfig, contract: Contract | None) -> list[str]:
+def never_judged(declared: DatasetConfig, contract: Contract | None) -> list[str]:
     """One line per declared monitor or check of `declared` that can never judge: an
     unknown metric, or (when the columns are known: `contract`) a column the dataset lacks."""
     columns = {c.name for c in contract.columns} if contract and contract.columns else None
@@ -62,7 +62,7 @@ def unwatched(declared: DatasetConfig, contract: Contract | None) -> list[str]:
 
 
 def config_warnings(config: MonitorsConfig) -> list[str]:
-    """`unwatched` for every dataset of a config, judged on the contracts it declares
+    """`never_judged` for every dataset of a config, judged on the contracts it declares
     (a dataset whose contract comes from its first batch is judged by its runs)."""
     return [line for declared in config.datasets
-            for line in unwatched(declared, declared.contract)]
+            for line in never_judged(declared, declared.contract)]
