@@ -6,6 +6,9 @@ exit and the process's peak resident memory, imports included):
   (`python -m monitors ingest`): quarantined by the line limit;
 - `csv_bomb`: a gzipped CSV of one well-formed row repeated, expanding to 3 GiB:
   quarantined by the compression-ratio limit;
+- `dense_bomb`: a gzipped CSV of varied rows at about 170 times (under the ratio limit),
+  expanding to 3 GiB: quarantined by the compressed-content limit (1 GiB);
+- `long_row`: a CSV with a 20 MiB row at line 3: quarantined by the line limit, naming the line;
 - `wide_header`: a CSV whose header has 100k columns, ingested into an existing dataset,
   and `wide_create`: the same file with `ingest --create`: refused by the column limit;
 - `alias_bomb`: a 1 KB monitors YAML with nested anchors (a billion nodes expanded), read
@@ -67,6 +70,8 @@ def make_inputs(data: Path) -> dict[str, Path]:
         "json_bomb": data / "events_2026-05-02.jsonl.gz",
         "csv_bomb": data / "rows_2026-05-02.csv.gz",
         "wide_header": data / "rows_2026-05-03.csv",
+        "dense_bomb": data / "rows_2026-05-04.csv.gz",
+        "long_row": data / "rows_2026-05-05.csv",
         "alias_bomb": data / "monitors.yaml",
     }
     files["events_good"].write_text('{"id": 1, "note": "a"}\n{"id": 2, "note": "b"}\n')
@@ -77,6 +82,12 @@ def make_inputs(data: Path) -> dict[str, Path]:
         # rows a parser accepts, repeated: compresses about a thousand times
         rows = b"1,lol\n" * (MiB // 6)
         gzip_stream(files["csv_bomb"], b"id,note\n", rows, EXPANDED_MIB * MiB // len(rows))
+    if not files["dense_bomb"].exists():
+        # ids that differ, a long note that repeats: ~170x, which the ratio limit lets through
+        note = b"lorem" * 300
+        rows = b"".join(b"%d,%s\n" % (i * 7919 % 10_000_019, note) for i in range(MiB // len(note)))
+        gzip_stream(files["dense_bomb"], b"id,note\n", rows, EXPANDED_MIB * MiB // len(rows))
+    files["long_row"].write_bytes(b"id,note\n1,a\n2," + b"y" * (20 * MiB) + b"\n3,b\n")
     names = ["id", "note"] + [f"c{i}" for i in range(100_000)]
     files["wide_header"].write_text(",".join(names) + "\n" + ",".join(["1"] * len(names)) + "\n")
     lines = ["datasets: []", "bomb:", "  a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
@@ -119,6 +130,8 @@ def main() -> int:
         cases = {
             "json_bomb": [*cli, "ingest", "--dataset", "events", str(files["json_bomb"])],
             "csv_bomb": [*cli, "ingest", "--dataset", "rows", str(files["csv_bomb"])],
+            "dense_bomb": [*cli, "ingest", "--dataset", "rows", str(files["dense_bomb"])],
+            "long_row": [*cli, "ingest", "--dataset", "rows", str(files["long_row"])],
             "wide_header": [*cli, "ingest", "--dataset", "rows", str(files["wide_header"])],
             "wide_create": [*cli, "ingest", "--dataset", "wide", "--create",
                             str(files["wide_header"])],

@@ -78,6 +78,7 @@ def batches_frame(dataset: str | None = None) -> pd.DataFrame:
 
 MAX_SERIES_POINTS = 2000
 TABLE_LEVEL = "(table)"  # how table-level metrics (row_count, ...) are named in pickers
+EVERY_COLUMN = admin.EVERY_COLUMN  # a reference pinned for every drift monitor of a dataset
 WORKER_SETTING = "MONITORS_DASHBOARD_WORKER"
 
 
@@ -243,10 +244,53 @@ def editable_monitor(dataset: str, name: str) -> MonitorConfig | None:
         return admin.editable_monitor(session, _config(), dataset, name)
 
 
+@st.cache_data(ttl=30)
+def skipped_columns_frame(dataset: str) -> pd.DataFrame:
+    """The columns automatic watching leaves out, why, and what still watches them."""
+    with session_factory()() as session:
+        rows = admin.skipped_columns(session, _config(), dataset)
+    return pd.DataFrame(rows, columns=admin.SKIPPED_FIELDS)
+
+
+@st.cache_data(ttl=30)
+def contract_columns(dataset: str) -> list[str]:
+    """The dataset's column names, in its contract's order."""
+    with session_factory()() as session:
+        found = find_dataset(session, dataset)
+        return [c["name"] for c in (found.contract or {}).get("columns", [])]
+
+
+@st.cache_data(ttl=10)
+def references_frame(dataset: str) -> pd.DataFrame:
+    """The dataset's pinned drift references: as declared, and the dates they stand for."""
+    with session_factory()() as session:
+        rows = admin.pinned_references(session, _config(), dataset)
+    return pd.DataFrame(rows, columns=admin.REFERENCE_FIELDS)
+
+
+def pin_reference(dataset: str, start: dt.date, end: dt.date, column: str | None, *,
+                  by: str) -> str:
+    """Pin a drift reference in the monitors YAML (audited); the new config version."""
+    with session_factory().begin() as session:
+        version = admin.pin_reference(session, load_settings(), dataset, start, end,
+                                      column=column, by=by)
+    _config_changed()
+    return version
+
+
+def unpin_reference(dataset: str, column: str | None, *, by: str) -> str:
+    with session_factory().begin() as session:
+        version = admin.unpin_reference(session, load_settings(), dataset, column=column, by=by)
+    _config_changed()
+    return version
+
+
 def _config_changed() -> None:
     monitors_frame.clear()
     config_log_frame.clear()
     drift_frame.clear()
+    references_frame.clear()
+    skipped_columns_frame.clear()
 
 
 def set_monitor_enabled(dataset: str, name: str, enabled: bool, *, by: str) -> str:

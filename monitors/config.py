@@ -162,6 +162,10 @@ class DatasetConfig(BaseModel):
     # lineage: the datasets this one is built from (checked against the file's datasets)
     upstream: list[str] = []
     references: list[ReferenceConfig] = []
+    # with no reference pinned for the whole dataset, drift is also judged against its first
+    # this many weeks of partitions (once it has them all): a persistent drift then stays
+    # open instead of being forgotten by the recent window within a week. 0: none
+    default_reference_weeks: int = Field(default=4, ge=0, le=520)
     # the commands that build on each verified partition, in order (monitors.pipeline.stages)
     stages: list[StageConfig] = []
 

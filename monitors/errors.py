@@ -4,7 +4,10 @@
      ├── NotFound   no such alert, monitor, dataset, run or partition
      ├── Refused    the request is understood but not allowed now (someone changed the alert
      │              since it was read, no name given, a finished run cancelled)
-     └── Invalid    the input itself is wrong (a config, an option, a date range)
+     ├── Invalid    the input itself is wrong (a config, an option, a date range)
+     └── Unreachable  something the work depends on is out of reach now (a SQL source that
+                    refuses connections or times out): an outage, tried again later,
+                    never a verdict on the data
 
 Each is a ValueError as well, so callers written before the hierarchy keep working.
 """
@@ -25,3 +28,8 @@ class Refused(MonitorsError):
 
 class Invalid(MonitorsError):
     """The input is wrong; the message names what and where."""
+
+
+class Unreachable(MonitorsError):
+    """An outage, not bad input: nothing is recorded about the data, and the work is tried
+    again later."""

@@ -21,6 +21,10 @@ class Limits:
     line_bytes: int = 8 * MiB
     # a file's content after decompression, whatever its compressed size
     decompressed_bytes: int = 4096 * MiB
+    # a compressed file's content: its size on disk hides what it costs, so a gzip just under
+    # the ratio limit (20 MB at 199x: 4 GB) would otherwise be read for minutes. A plain file's
+    # size is there to see, and only `decompressed_bytes` bounds it
+    compressed_content_bytes: int = 1024 * MiB
     # decompressed / compressed size, checked once past `ratio_checked_after` bytes: real
     # data compresses 3-20 times, a bomb thousands of times
     compression_ratio: int = 200

@@ -180,6 +180,64 @@ if previewed is not None:
                      hide_index=True, key="monitors.backtest_table",
                      column_config={"partition": st.column_config.DateColumn()})
 
+st.subheader("Columns not watched automatically")
+skipped = services.skipped_columns_frame(dataset)
+if skipped.empty:
+    st.caption(f"Every column of {md(dataset)} is watched by the automatic monitors that fit its type.")
+else:
+    st.caption("Automatic level, profile, category and drift monitors leave these columns out; "
+               "what still watches each is listed.")
+    st.dataframe(skipped, hide_index=True, key="monitors.skipped")
+
+st.subheader("Pinned drift reference")
+references = services.references_frame(dataset)
+if references.empty:
+    st.caption(f"No pinned reference: drift on {md(dataset)} is judged against recent batches "
+               "only, so a drift that persists fades from view. Pin a period (the model's "
+               "training period, say) to judge against it as well.")
+else:
+    st.caption("Drift is judged against these as well as against recent batches.")
+    st.dataframe(references, hide_index=True, key="monitors.judge.references",
+                 column_config={"from": st.column_config.DateColumn(),
+                                "to": st.column_config.DateColumn()})
+with st.form(key="monitors.pin_form"):
+    a, b, c = st.columns(3)
+    pin_column = a.selectbox("Column", [services.EVERY_COLUMN, *services.contract_columns(dataset)],
+                             key="monitors.pin_column")
+    pin_from = b.date_input("From", value=first_day, min_value=first_day, max_value=last_day,
+                            key="monitors.pin_from")
+    pin_to = c.date_input("To", value=min(last_day, first_day + dt.timedelta(days=27)),
+                          min_value=first_day, max_value=last_day, key="monitors.pin_to")
+    pin = st.form_submit_button("Pin this reference", key="monitors.pin",
+                                disabled=not who.can_act, help=who.why_not)
+if pin:
+    try:
+        version = services.pin_reference(
+            dataset, pin_from, pin_to, None if pin_column == services.EVERY_COLUMN else pin_column,
+            by=who.name)
+    except ValueError as exc:
+        st.error(md(exc))
+    else:
+        st.session_state["monitors.flash"] = (f"Drift reference of {md(pin_column)} pinned to "
+                                              f"{pin_from}..{pin_to} by {md(who.name)} "
+                                              f"(config version {version}).")
+        st.rerun()
+if not references.empty:
+    d, e = st.columns([2, 1])
+    unpin_column = d.selectbox("Pinned reference", references["column"].tolist(),
+                               key="monitors.unpin_column")
+    if e.button("Unpin", key="monitors.unpin", disabled=not who.can_act, help=who.why_not):
+        try:
+            version = services.unpin_reference(
+                dataset, None if unpin_column == services.EVERY_COLUMN else unpin_column,
+                by=who.name)
+        except ValueError as exc:
+            st.error(md(exc))
+        else:
+            st.session_state["monitors.flash"] = (f"Drift reference of {md(unpin_column)} "
+                                                  f"unpinned by {md(who.name)} (config version {version}).")
+            st.rerun()
+
 st.subheader("Noise per monitor")
 noise = services.noise_frame(dataset)
 if noise.empty:

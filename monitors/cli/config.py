@@ -85,10 +85,15 @@ def _validate(args, settings: Settings, sessions) -> int:
             emit(args, {"file": str(args.file), "valid": False, "error": str(exc)}, [])
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
+    from monitors.judge.never_judged import config_warnings
+
+    # valid, but monitors that can never judge (a missing column, an unknown metric) are said
+    warnings = config_warnings(config)
     document = {"file": str(args.file), "valid": True, "hash": config.version_hash(),
-                "datasets": [d.name for d in config.datasets]}
+                "datasets": [d.name for d in config.datasets], "warnings": warnings}
     emit(args, document, [(f"{args.file}: valid ({len(config.datasets)} dataset(s), "
-                           f"version hash {document['hash']})")])
+                           f"version hash {document['hash']})"),
+                          *(f"warning: {line}" for line in warnings)])
     return 0
 
 

@@ -14,17 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from monitors.config import DATASET_NAME
 from monitors.contract import Contract, infer_contract, schema_fingerprint
-from monitors.credentials import expand
 from monitors.errors import Invalid
 from monitors.faults import kill_point
 from monitors.intake.freshness import arrival_delay_hours, check_partition_window
 from monitors.intake.profile import BatchProfiler, MetricValue
-from monitors.intake.pushdown import profile_sql_partition
+from monitors.intake.pushdown import profile_sql_partition, source_engine
 from monitors.settings import Limits
 from monitors.intake.readers import (
     DEFAULT_LIMITS,
@@ -209,7 +208,9 @@ def ingest_sql(session: Session, dataset: Dataset, partition: dt.date,
     table = dataset.table_name or dataset.name
     metrics: list[MetricValue] = []
     violation: ContractViolation | None = None
-    engine = create_engine(expand(dataset.source))  # ${NAME}: the secret, read only now
+    # an unreachable source raises Unreachable from here: an outage lands and quarantines
+    # nothing, and the run says so and leaves the partition for the next one
+    engine = source_engine(dataset.source)  # ${NAME}: the secret, read only now
     try:
         metrics = profile_sql_partition(engine, table, dataset.partition_key, partition, contract)
     except ContractViolation as exc:

@@ -34,12 +34,13 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, NoSuchTableError, SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
 from detectors.result import Detection, Finding
 from monitors.contract import ARROW_TYPES, ColumnSpec, Contract, LogicalType
 from monitors.credentials import expand, scrub
+from monitors.errors import Unreachable
 from monitors.intake.profile import QUANTILES, MetricValue, category_key
 from monitors.intake.readers import ContractViolation
 
@@ -58,6 +59,8 @@ _BYTE_COLLATIONS = {"postgresql": "C", "sqlite": "BINARY"}
 # PostgreSQL refuses a select list longer than 1664 entries and SQLite one past 2000: a wide
 # table costs another scan per thousand aggregates (about a hundred columns)
 MAX_SELECTED = 1000
+# seconds a SQL source may take to accept a connection before it counts as unreachable
+CONNECT_TIMEOUT = 10
 _EPOCH_DATE = dt.date(1970, 1, 1)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -351,6 +354,33 @@ def _metrics(connection: Connection, source: sa.Table, condition: ColumnElement[
     return metrics
 
 
+def source_engine(source: str) -> Engine:
+    """An engine on a SQL source (its `${NAME}` secrets read only now) that gives up on a
+    server that does not answer within CONNECT_TIMEOUT seconds, where the driver takes a
+    bound (PostgreSQL's own default is to wait for ever): an outage, not a hung run."""
+    url = sa.make_url(expand(source))
+    connect_args = {}
+    if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT
+    return sa.create_engine(url, connect_args=connect_args)
+
+
+def _reach(engine: Engine, where: str) -> None:
+    """Connect once before anything is asked: whatever fails here (refused, timed out, no
+    such host, a database file that cannot be opened) is the source being out of reach, told
+    apart from a query the database refuses, which is about the data or the contract."""
+    try:
+        with engine.connect():
+            pass
+    except SQLAlchemyError as exc:
+        raise _unreachable(exc, engine, where) from None
+
+
+def _unreachable(exc: SQLAlchemyError, engine: Engine, where: str) -> Unreachable:
+    said = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return Unreachable(f"{where}: source unreachable ({scrub(said[0] if said else type(exc).__name__, engine.url)})")
+
+
 def _snapshot(engine: Engine) -> Connection:
     """A connection whose queries all see one snapshot, where the dialect offers it cheaply:
     rows committed between the aggregate and the top-k queries would otherwise make the
@@ -392,10 +422,15 @@ def profile_sql_partition(engine: Engine, table_name: str, partition_key: str, p
 
     Raises ContractViolation, with the reason a quarantined batch shows, when the table or a
     column is missing, a column's type can't hold the contract's, a not-null column has
-    nulls, or the database refuses a query. Names are reflected and quoted by SQLAlchemy."""
+    nulls, or the database refuses a query. Names are reflected and quoted by SQLAlchemy.
+
+    Raises Unreachable when the database cannot be reached (it refuses the connection,
+    times out, or drops it midway): an outage says nothing about the data, so it must not
+    quarantine a batch."""
     if top_k < 0:
         raise ValueError(f"top_k must be >= 0, got {top_k}")
     where = f"{table_name} where {partition_key} = {partition}"
+    _reach(engine, where)
     try:
         source = _reflect(engine, table_name, where)
         dialect = engine.dialect.name
@@ -417,6 +452,8 @@ def profile_sql_partition(engine: Engine, table_name: str, partition_key: str, p
             for plan in plans:
                 metrics += _metrics(connection, source, condition, plan, row, rows, extra.get(plan.index, {}))
     except SQLAlchemyError as exc:
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:  # lost midway
+            raise _unreachable(exc, engine, where) from None
         # the reason is shown everywhere (batches, alerts, notifications); some drivers
         # quote their connection string in it
         raise ContractViolation(f"{where}: {scrub(str(exc).splitlines()[0], engine.url)}") from None
@@ -429,9 +466,10 @@ def profile_sql_partition(engine: Engine, table_name: str, partition_key: str, p
 def infer_table_contract(dataset) -> Contract:
     """A SQL dataset's contract from its table's columns (reflected, no rows read): every
     column a contract type fits, the partition key left out (one value per partition)."""
-    engine = sa.create_engine(expand(dataset.source))  # ${NAME}: the secret, read only now
+    engine = source_engine(dataset.source)
     try:
         table_name = dataset.table_name or dataset.name
+        _reach(engine, f"dataset {dataset.name}")
         source = _reflect(engine, table_name, f"dataset {dataset.name}")
     finally:
         engine.dispose()

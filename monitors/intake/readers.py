@@ -47,13 +47,17 @@ def _mib(size: int) -> str:
 
 class BoundedStream(io.RawIOBase):
     """A file's content, decompressed when it is compressed, refused (ContractViolation)
-    once it passes the limits: `decompressed_bytes` in all, or `compression_ratio` times the
-    compressed bytes read so far. Arrow's readers pull from it, so a 3 MB gzip that expands
+    once it passes the limits: `decompressed_bytes` in all (`compressed_content_bytes` for a
+    compressed file), or `compression_ratio` times the compressed bytes read so far. Arrow's readers pull from it, so a 3 MB gzip that expands
     to 3 GB is stopped after reading a bounded amount instead of exhausting memory or time."""
 
-    def __init__(self, path: Path, limits: Limits):
+    def __init__(self, path: Path, limits: Limits, *, lines: bool = False):
         super().__init__()
         self._where, self._limits = path.name, limits
+        # `lines`: refuse a line longer than `line_bytes`, naming it (Arrow's CSV reader
+        # accepts rows past its block size up to about twice it, then fails with
+        # "straddling object", which names neither the row nor the limit)
+        self._lines, self._line, self._line_length = lines, 1, 0
         # the raw file is kept apart, so that its position says how much of the compressed
         # file the content read so far came from
         self._raw: pa.NativeFile | None = None
@@ -77,6 +81,13 @@ class BoundedStream(io.RawIOBase):
             raise ContractViolation(
                 f"{self._where}: more than {_mib(limits.decompressed_bytes)} of content "
                 f"(limit MONITORS_LIMIT_DECOMPRESSED_BYTES)")
+        if self._raw is not None and self.total > limits.compressed_content_bytes:
+            raise ContractViolation(
+                f"{self._where}: decompresses to more than {_mib(limits.compressed_content_bytes)} "
+                f"(from {_mib(max(self._raw.tell(), 1))} read so far; limit "
+                "MONITORS_LIMIT_COMPRESSED_CONTENT_BYTES)")
+        if self._lines and data:
+            self._check_lines(data)
         if self._raw is not None and self.total > limits.ratio_checked_after:
             compressed = max(self._raw.tell(), 1)
             if self.total > limits.compression_ratio * compressed:
@@ -85,6 +96,20 @@ class BoundedStream(io.RawIOBase):
                     f"its size ({_mib(self.total)} from {_mib(compressed)} so far; limit "
                     "MONITORS_LIMIT_COMPRESSION_RATIO): a compression bomb?")
         return data
+
+    def _check_lines(self, data: bytes) -> None:
+        # one vectorised pass: where the ends of line are, and the longest run between them
+        ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n"))
+        # each line's length without its end of line, the last one's so far
+        lengths = np.diff(np.concatenate(([-1], ends, [len(data)]))) - 1
+        lengths[0] += self._line_length
+        over = np.flatnonzero(lengths > self._limits.line_bytes + 1)  # +1: a "\r" before "\n"
+        if over.size:
+            raise ContractViolation(
+                f"{self._where}: a row longer than {_mib(self._limits.line_bytes)} at line "
+                f"{self._line + int(over[0]):,} (limit MONITORS_LIMIT_LINE_BYTES)")
+        self._line += len(ends)
+        self._line_length = int(lengths[-1])
 
     def readinto(self, buffer) -> int:
         data = self.read(len(buffer))
@@ -98,8 +123,8 @@ class BoundedStream(io.RawIOBase):
         super().close()
 
 
-def _bounded(path: Path, limits: Limits) -> pa.NativeFile:
-    return pa.PythonFile(BoundedStream(path, limits), mode="r")
+def _bounded(path: Path, limits: Limits, *, lines: bool = False) -> pa.NativeFile:
+    return pa.PythonFile(BoundedStream(path, limits, lines=lines), mode="r")
 
 
 def check_csv_header(path: Path, limits: Limits) -> None:
@@ -275,7 +300,7 @@ def _csv_reason(exc: Exception, names: list[str], path: Path, limits: Limits) ->
     text = str(exc)
     if "straddling" in text:
         # Arrow's "straddling object ... try to increase block size?" means one row is
-        # longer than the reader's block, which is the line limit
+        # longer than the reader's block (BoundedStream's line check says so first, with the line)
         return (f"{path.name}: a row longer than {_mib(limits.line_bytes)} "
                 "(limit MONITORS_LIMIT_LINE_BYTES)")
     column = re.search(r"In CSV column #(\d+)", text)
@@ -314,7 +339,7 @@ def read_csv(path: Path, contract: Contract, limits: Limits = DEFAULT_LIMITS) ->
     where = path.name
     _require_utf8(path, where)
     check_csv_header(path, limits)
-    stream = _bounded(path, limits)
+    stream = _bounded(path, limits, lines=True)
     try:
         reader = pacsv.open_csv(
             stream,

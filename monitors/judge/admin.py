@@ -1,6 +1,7 @@
 """Administering monitors: what watches a dataset (live or disabled, with its automatic
-family), enabling and disabling one, saving an edited one, each written to the monitors
-YAML with an audit record of who changed what.
+family) and which columns automatic watching leaves out and why, enabling and disabling a
+monitor, saving an edited one, pinning and unpinning a drift reference, each written to
+the monitors YAML with an audit record of who changed what.
 
 A write reads the file just before changing it (a concurrent edit of another dataset is
 kept), validates the whole config, replaces the file atomically, and appends a line to
@@ -9,6 +10,7 @@ A refused change writes nothing. No Streamlit here: the dashboard passes its com
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from collections.abc import Callable
@@ -23,13 +25,15 @@ from monitors.config import (
     DatasetConfig,
     MonitorConfig,
     MonitorsConfig,
+    ReferenceConfig,
     load_config,
     save_config,
 )
 from monitors.config_versions import record_version
 from monitors.contract import Contract
 from monitors.errors import Invalid, NotFound, Refused
-from monitors.judge.plan import MonitorSpec, plan_monitors
+from monitors.judge.plan import TEMPORAL, MonitorSpec, plan_monitors
+from monitors.judge.references import load_references
 from monitors.settings import Settings
 from store import queries
 from store.models import Dataset, utcnow
@@ -126,6 +130,101 @@ def editable_monitor(session: Session, config: MonitorsConfig, dataset: str,
         return None
     return MonitorConfig(name=spec.name, metric=spec.metric, column=spec.column,
                          detector=spec.detector, options=dict(spec.options), severity=spec.severity)
+
+
+SKIPPED_FIELDS = ["column", "type", "why", "still watched"]
+REFERENCE_FIELDS = ["column", "declared", "from", "to"]
+EVERY_COLUMN = "(every column)"
+
+
+def skipped_columns(session: Session, config: MonitorsConfig, dataset: str) -> list[dict]:
+    """The columns automatic watching leaves (partly) alone, each with why and what still
+    watches it: identifiers marked `sensitive` in the contract, identifiers found in the
+    stored profiles (named like one, near-unique in every batch: the runs skip their level,
+    profile, category and drift monitors), and date columns (no level or drift of a date)."""
+    from detectors.profiles import identifier_reason  # pandas: only where it is shown
+
+    found = find_dataset(session, dataset)
+    contract = Contract.model_validate(found.contract or {"columns": []})
+    live = plan_monitors(found.kind, contract, config.dataset(dataset))
+    metrics = queries.read_metrics(session, found.id, metrics=["count", "distinct"])
+    rows = []
+    for column in contract.columns:
+        watching = sorted(s.name for s in live if s.column == column.name
+                          and not s.not_for_identifiers)
+        still = ", ".join(watching) or "nothing"
+        why = None
+        if column.sensitive:
+            why = "sensitive in the contract (an identifier): its level and distribution mean nothing"
+        elif column.type in TEMPORAL:
+            why = f"a {column.type} column: no level, profile or drift monitors for dates"
+        else:
+            mine = metrics[metrics["column"] == column.name]
+            if not mine.empty:
+                profile = mine.pivot_table(index="partition", columns="metric", values="value")
+                profile.index = pd.to_datetime(profile.index)
+                why = identifier_reason(profile, column.name)
+        if why:
+            rows.append({"column": column.name, "type": str(column.type), "why": why,
+                         "still watched": still})
+    return rows
+
+
+def pinned_references(session: Session, config: MonitorsConfig, dataset: str) -> list[dict]:
+    """A dataset's pinned drift references as declared (a date range or its first N
+    partitions) and the dates they stand for now (none yet for `first` N before any batch)."""
+    found = find_dataset(session, dataset)
+    declared = config.dataset(dataset)
+    windows = load_references(session, found.id, declared)
+    rows = []
+    for reference in declared.references if declared else []:
+        window = windows.window(reference.column)
+        rows.append({"column": reference.column or EVERY_COLUMN,
+                     "declared": (f"first {reference.first} partitions" if reference.first
+                                  else f"{reference.start} to {reference.end}"),
+                     "from": window.start if window else None, "to": window.end if window else None})
+    return rows
+
+
+def pin_reference(session: Session, settings: Settings, dataset: str, start: dt.date,
+                  end: dt.date, *, column: str | None = None, by: str) -> str:
+    """Pin the drift reference of a dataset (or of one column) to a date range, replacing
+    the one it had; the new config version. Invalid when the range is empty or the column
+    is not the dataset's."""
+    _need_name(by)
+    found = find_dataset(session, dataset)
+    names = [c["name"] for c in (found.contract or {}).get("columns", [])]
+    if column is not None and column not in names:
+        raise Invalid(f"dataset {dataset} has no column {column!r}")
+    try:
+        pinned = ReferenceConfig.model_validate({"column": column, "from": start, "to": end})
+    except ValidationError as exc:
+        raise Invalid(f"reference {start} to {end}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+
+    def change(declared: DatasetConfig) -> DatasetConfig:
+        declared.references = [r for r in declared.references if r.column != column] + [pinned]
+        return declared
+
+    return _write(settings, found, change, by=by, session=session,
+                  what=f"pinned the drift reference of {column or 'every column'} to {start}..{end}")
+
+
+def unpin_reference(session: Session, settings: Settings, dataset: str, *,
+                    column: str | None = None, by: str) -> str:
+    """Remove the pinned reference of a dataset (or of one column); the new config
+    version. NotFound when there is none."""
+    _need_name(by)
+    found = find_dataset(session, dataset)
+    declared = load_config(settings.config_path, settings).dataset(dataset)
+    if declared is None or not any(r.column == column for r in declared.references):
+        raise NotFound(f"dataset {dataset} has no pinned reference for {column or 'every column'}")
+
+    def change(declared: DatasetConfig) -> DatasetConfig:
+        declared.references = [r for r in declared.references if r.column != column]
+        return declared
+
+    return _write(settings, found, change, by=by, session=session,
+                  what=f"unpinned the drift reference of {column or 'every column'}")
 
 
 def set_monitor_enabled(session: Session, settings: Settings, dataset: str, name: str,

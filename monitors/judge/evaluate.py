@@ -356,15 +356,12 @@ def evaluate_sql_check(spec: MonitorSpec, dataset: Dataset, contract: Contract,
                        partition: dt.date) -> Verdict:
     """A static check of a SQL dataset, computed inside its database (monitors.intake.pushdown);
     a check the dialect can't compute is the monitor's failure, never a silent skip."""
-    from sqlalchemy import create_engine
-
-    from monitors.credentials import expand
-    from monitors.intake.pushdown import check_sql_partition
+    from monitors.intake.pushdown import check_sql_partition, source_engine
 
     columns = (spec.check.columns if spec.check and spec.check.columns else
                [spec.column] if spec.column else [])
     sensitive = [c.name for c in contract.columns if c.sensitive]
-    engine = create_engine(expand(dataset.source))  # ${NAME}: the secret, read only now
+    engine = source_engine(dataset.source)  # ${NAME}: the secret, read only now
     try:
         detection = check_sql_partition(
             engine, dataset.table_name or dataset.name, dataset.partition_key, partition,

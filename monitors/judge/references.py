@@ -21,6 +21,8 @@ from monitors.config import DatasetConfig
 from store.models import Batch, BatchStatus
 
 MIN_REFERENCE = 7
+# a dataset that is not declared gets the declared default's reference
+DEFAULT_REFERENCE_WEEKS = DatasetConfig.model_fields["default_reference_weeks"].default
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,22 +52,34 @@ class References:
         return bool(self._windows)
 
 
+def _first_partitions(session: Session, dataset_id: int, count: int) -> list[dt.date]:
+    return session.scalars(
+        select(Batch.partition).where(Batch.dataset_id == dataset_id,
+                                      Batch.status != BatchStatus.quarantined)
+        .distinct().order_by(Batch.partition).limit(count)).all()
+
+
 def load_references(session: Session, dataset_id: int,
                     declared: DatasetConfig | None) -> References:
     """The declared references, `first: N` resolved to the dates of the dataset's first N
-    partitions with a batch (a reference with none yet is left out)."""
+    partitions with a batch (a reference with none yet is left out). With none declared for
+    the whole dataset, its first `default_reference_weeks` weeks of partitions are the
+    reference, once it has that many (a partial one would judge a young dataset against
+    a handful of batches)."""
     windows: dict[str | None, Window] = {}
     for reference in (declared.references if declared else []):
         if reference.first is not None:
-            days = session.scalars(
-                select(Batch.partition).where(Batch.dataset_id == dataset_id,
-                                              Batch.status != BatchStatus.quarantined)
-                .distinct().order_by(Batch.partition).limit(reference.first)).all()
+            days = _first_partitions(session, dataset_id, reference.first)
             if not days:
                 continue
             windows[reference.column] = Window(days[0], days[-1])
         else:
             windows[reference.column] = Window(reference.start, reference.end)
+    weeks = declared.default_reference_weeks if declared else DEFAULT_REFERENCE_WEEKS
+    if None not in windows and weeks:
+        days = _first_partitions(session, dataset_id, weeks * 7)
+        if len(days) == weeks * 7:
+            windows[None] = Window(days[0], days[-1])
     return References(windows)
 
 

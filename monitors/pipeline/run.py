@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
+from detectors.result import Finding
 from monitors.lifecycle.alerts import Recorded, Signal, record_signals
 from monitors.judge.baselines import load_baselines
 from monitors.judge.references import load_references
@@ -26,7 +28,7 @@ from monitors.catalog import delivered_files, infer_missing_contract, sync_datas
 from monitors.config import ConfigError, MonitorsConfig, load_config
 from monitors.config_versions import record_version
 from monitors.contract import Contract
-from monitors.errors import NotFound
+from monitors.errors import NotFound, Unreachable
 from monitors.judge.evaluate import (
     HISTORY_DAYS,
     MetricHistory,
@@ -45,10 +47,12 @@ from monitors.judge.performance import judge_labels
 from monitors.judge.plan import judged_in_own_run, plan_monitors
 from monitors.judge.provenance import finding_record, judged_on
 from monitors.settings import Settings
+from monitors.judge.never_judged import never_judged
 from store import queries
 from store.models import Dataset, DatasetKind, Run, RunStatus
 
 ROOT = Path(__file__).resolve().parents[2]
+logger = logging.getLogger(__name__)
 
 
 @cache
@@ -123,7 +127,8 @@ def execute_run(sessions: sessionmaker[Session], settings: Settings, run_id: int
             with log.stage("plan stages"), sessions.begin() as session:
                 plan_stages(session, config, dataset_id, partitions,
                             now=now or dt.datetime.now(dt.UTC))
-        if notify and status == RunStatus.succeeded:
+        # a run stopped by an outage notifies too: its outage alert is news
+        if notify and status != RunStatus.running:
             with log.stage("notify"), sessions.begin() as session:
                 sent = notify_run(session, dataset=session.get(Dataset, dataset_id),
                                   recorded=recorded, backfill=trigger == "backfill",
@@ -159,7 +164,11 @@ def config_for_runs(settings: Settings) -> tuple[MonitorsConfig, str]:
 
 @lru_cache(maxsize=8)
 def _parsed_config(settings: Settings, _stamp) -> tuple[MonitorsConfig, str]:
+    from monitors.judge.never_judged import config_warnings  # noqa: PLC0415 (beside never_judged)
+
     config = load_config(settings.config_path, settings)
+    for line in config_warnings(config):  # once per form of the file: parsed once
+        logger.warning("%s: %s", settings.config_path.name, line)
     return config, config.version_hash()
 
 
@@ -179,21 +188,36 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
         specs = judged_in_own_run(plan_monitors(kind, contract, declared))
         owner = declared.owner if declared else None
     log.write(f"{name}: {len(partitions)} partition(s), {len(specs)} monitor(s)")
+    # judged on the contract in force (inferred from a first batch, perhaps): never silent
+    for line in never_judged(declared, contract) if declared else []:
+        log.write(f"warning: {line}")
     inputs: dict[str, str] = {}
     findings: list[dict] = []  # what a replay compares its own findings to
     total = Recorded()
+    asked, outage = list(partitions), None
+    unreached: list[dt.date] = []
     with log.stage("ingest"):
-        for partition in partitions:
-            with sessions.begin() as session:
-                for outcome in land_pending(session, settings, session.get(Dataset, dataset_id),
-                                            partition, contract):
-                    log.write(f"{partition}: {outcome.status}"
-                              + (f" ({outcome.reason})" if outcome.reason else ""))
+        for index, partition in enumerate(partitions):
+            try:
+                with sessions.begin() as session:
+                    for outcome in land_pending(session, settings, session.get(Dataset, dataset_id),
+                                                partition, contract):
+                        log.write(f"{partition}: {outcome.status}"
+                                  + (f" ({outcome.reason})" if outcome.reason else ""))
+            except Unreachable as exc:
+                # an outage, not bad data: nothing landed or quarantined, and this partition
+                # and the rest of the range (the same source) are left to the next run
+                outage, unreached = exc, partitions[index:]
+                log.write(f"{partition}: {exc}; {len(unreached)} partition(s) not judged, "
+                          "retried at the next run")
+                partitions = partitions[:index]
+                break
     with log.stage("history"), sessions() as session:
         references = load_references(session, dataset_id, declared)
-        since = min(history_since(partitions[0]), references.earliest() or dt.date.max)
+        # the range as asked for (an outage may leave no partition to judge)
+        since = min(history_since(asked[0]), references.earliest() or dt.date.max)
         history = MetricHistory(
-            queries.read_metrics(session, dataset_id, until=partitions[-1], since=since,
+            queries.read_metrics(session, dataset_id, until=asked[-1], since=since,
                                  metrics=sorted(metrics_read_by(specs))),
             window_days=HISTORY_DAYS, baselines=load_baselines(session, dataset_id),
             references=references)
@@ -241,7 +265,36 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
             if skipped:
                 log.write(f"{partition}: not judged: {'; '.join(skipped)}")
             total.merge(recorded)
+    with sessions.begin() as session:
+        dataset = session.get(Dataset, dataset_id)
+        if dataset.format == "sql":
+            # the outage's own alert opens on the first partition out of reach and resolves
+            # once that partition (or a later one) is reached again
+            signals = [outage_signal(dataset, p, None, owner) for p in partitions]
+            if outage is not None:
+                signals.append(outage_signal(dataset, unreached[0], outage, owner))
+            total.merge(record_signals(session, signals, now=now or dt.datetime.now(dt.UTC),
+                                       config_version=config_version, run_id=run_id))
+    if outage is not None:
+        return (RunStatus.failed, f"{outage}; partitions {unreached[0]} to {unreached[-1]} "
+                "not judged, retried at the next run", total)
     return RunStatus.succeeded, None, total
+
+
+OUTAGE_MONITOR = "source:unreachable"
+
+
+def outage_signal(dataset: Dataset, partition: dt.date, outage: Unreachable | None,
+                  owner: str | None) -> Signal:
+    """The verdict of a SQL source's reachability for a partition: an outage alert (one
+    per dataset, whatever the partitions it spans) when `outage`, else a pass that resolves it."""
+    finding = None if outage is None else Finding(
+        at=pd.Timestamp(partition), value=None, expected=None, lower=None, upper=None,
+        score=0.0, detail=f"[outage] {outage} (not a verdict on the data: retried at the next run)")
+    return Signal(dataset_id=dataset.id, monitor=OUTAGE_MONITOR, detector="source_unreachable",
+                  column=None, severity="critical", partition=partition, finding=finding,
+                  point=False, owner=owner,
+                  evidence={"outage": str(outage)} if outage is not None else {})
 
 
 def land_pending(session: Session, settings: Settings, dataset: Dataset, partition: dt.date,

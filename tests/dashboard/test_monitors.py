@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
+from monitors.judge import admin
 from monitors.lifecycle import alerts as lifecycle
 from monitors.judge.backtest import backtest
 from monitors.config import MonitorConfig, load_config
@@ -186,3 +187,48 @@ def test_an_unknown_option_is_refused_by_name_and_nothing_is_previewed_or_saved(
     app.button(key="monitors.save").click().run()
     app.button(key="monitors.save").click().run()
     assert load_config(demo.config_path).dataset("customer_snapshot").monitors == []
+
+
+def test_columns_left_out_of_automatic_watching_are_shown_with_why(app, demo, sessions):
+    pick(app, "volume:anomalies")
+    skipped = app.dataframe[1].value.set_index("column")  # after the monitors table
+    with sessions() as session:
+        expected = admin.skipped_columns(session, load_config(demo.config_path), "customer_snapshot")
+    assert sorted(skipped.index) == sorted(r["column"] for r in expected)
+    assert "sensitive in the contract" in skipped.loc["customer_id", "why"]
+    assert "duplicates:customer_id" in skipped.loc["customer_id", "still watched"]
+
+
+def test_a_drift_reference_is_pinned_and_unpinned_from_the_page(app, demo, sessions):
+    pick(app, "volume:anomalies")
+    assert "No pinned reference" in " ".join(c.value for c in app.caption)
+    app.selectbox(key="monitors.pin_column").select("income")  # a form: sent on submit
+    app.date_input(key="monitors.pin_from").set_value(START)
+    app.date_input(key="monitors.pin_to").set_value(START + dt.timedelta(days=13))
+    app.button(key="monitors.pin").click().run()
+    assert not app.exception
+    pinned = load_config(demo.config_path).dataset("customer_snapshot").references
+    assert [(r.column, r.start, r.end) for r in pinned] == [
+        ("income", START, START + dt.timedelta(days=13))]
+    shown = app.dataframe[2].value  # the monitors, the skipped columns, the references
+    assert shown["column"].tolist() == ["income"]
+    assert [d.date() if hasattr(d, "date") else d for d in shown["from"]] == [START]
+    assert "pinned to" in plain(app.success[0].value)
+    log = (demo.home / "config-changes.log").read_text()
+    assert "alice\tcustomer_snapshot\tpinned the drift reference of income" in log
+
+    app.selectbox(key="monitors.unpin_column").select("income").run()
+    app.button(key="monitors.unpin").click().run()
+    assert not app.exception
+    assert load_config(demo.config_path).dataset("customer_snapshot").references == []
+    assert "No pinned reference" in " ".join(c.value for c in app.caption)
+
+
+def test_an_empty_reference_range_is_refused_in_one_line(app, demo):
+    pick(app, "volume:anomalies")
+    app.date_input(key="monitors.pin_from").set_value(START + dt.timedelta(days=5))
+    app.date_input(key="monitors.pin_to").set_value(START)
+    app.button(key="monitors.pin").click().run()
+    assert "is after" in plain(app.error[0].value)
+    assert load_config(demo.config_path).dataset("customer_snapshot") is None or \
+        load_config(demo.config_path).dataset("customer_snapshot").references == []

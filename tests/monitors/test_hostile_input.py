@@ -122,8 +122,48 @@ def test_a_csv_row_past_the_line_limit_names_the_limit(sessions, dataset, tmp_pa
     path.write_text("id,note\n1,short\n2," + "y" * (2 * MiB) + "\n")
     outcome, _ = land(sessions, dataset, path, Limits(line_bytes=MiB))
     assert outcome.status == "quarantined"
-    assert "a row longer than 1 MiB (limit MONITORS_LIMIT_LINE_BYTES)" in outcome.reason
+    assert "orders.csv: a row longer than 1 MiB at line 3 (limit MONITORS_LIMIT_LINE_BYTES)" in outcome.reason
     assert "straddling" not in outcome.reason
+
+
+def test_a_csv_row_over_the_default_8_mib_names_the_file_the_line_and_the_limit(sessions, dataset,
+                                                                              tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text("id,note\n1,short\n2,short\n3," + "y" * (9 * MiB) + "\n4,short\n")
+    outcome, _ = land(sessions, dataset, path)
+    assert outcome.status == "quarantined"
+    assert outcome.reason.startswith(
+        "orders.csv: a row longer than 8 MiB at line 4 (limit MONITORS_LIMIT_LINE_BYTES)")
+    assert "straddling" not in outcome.reason and "block size" not in outcome.reason
+
+
+def ordinary_rows(count: int) -> bytes:
+    # ids that differ and a long note that repeats: about 150 times smaller gzipped, under
+    # the ratio limit, as a dump of wide, repetitive records is
+    note = b"lorem ipsum " * 120
+    return b"".join(b"%d,%s\n" % (i * 7919 % 1_000_003, note) for i in range(count))
+
+
+def test_a_gzip_under_the_ratio_limit_that_expands_too_far_is_stopped_while_streaming(
+        sessions, dataset, tmp_path):
+    content = b"id,note\n" + ordinary_rows(6000)  # 8.6 MiB
+    path = tmp_path / "orders.csv.gz"
+    path.write_bytes(gzip.compress(content, compresslevel=9))
+    assert 20 < len(content) / path.stat().st_size < 200  # not a bomb by its ratio
+    limits = Limits(compressed_content_bytes=4 * MiB, ratio_checked_after=MiB, line_bytes=MiB)
+    outcome, _ = land(sessions, dataset, path, limits)
+    assert outcome.status == "quarantined"
+    assert "orders.csv.gz: decompresses to more than 4 MiB" in outcome.reason
+    assert "limit MONITORS_LIMIT_COMPRESSED_CONTENT_BYTES" in outcome.reason
+    # the same content as a plain file, whose size is there to see, lands
+    plain = tmp_path / "orders.csv"
+    plain.write_bytes(content)
+    landed, _ = land(sessions, dataset, plain, limits)
+    assert (landed.status, landed.rows) == ("ingested", 6000)
+
+
+def test_the_compressed_content_limit_stops_a_stream_well_before_4_gib():
+    assert Limits().compressed_content_bytes <= 1024 * MiB < Limits().decompressed_bytes
 
 
 def test_a_gzip_bomb_of_ordinary_rows_is_stopped_by_its_compression_ratio(sessions, dataset, tmp_path):

@@ -14,6 +14,7 @@ from monitors.judge.baselines import accept
 from monitors.catalog import sync_datasets
 from monitors.config import ConfigError, load_config, parse_config
 from monitors.judge.provenance import describe
+from monitors.judge.references import load_references
 from monitors.judge.replay import replay_run
 from monitors.pipeline.run import execute_run
 from store.models import Alert, Dataset, Run
@@ -28,10 +29,10 @@ def day(n: int) -> dt.date:
     return steps.START + dt.timedelta(days=n)
 
 
-def write(settings, references=None) -> None:
+def write(settings, references=None, **extra) -> None:
     dataset = {"name": NAME, "kind": "model_output", "format": "csv", "source": f"landing/{NAME}",
                "contract": {"columns": [{"name": "id", "type": "integer", "sensitive": True},
-                                        {"name": "score", "type": "float"}]}}
+                                        {"name": "score", "type": "float"}]}, **extra}
     if references is not None:
         dataset["references"] = references
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -70,10 +71,27 @@ def drift_alerts(sessions) -> list[Alert]:
 
 
 def test_the_recent_window_alone_forgets_a_persistent_drift(settings, sessions):
-    write(settings)
+    write(settings, default_reference_weeks=0)  # no reference at all
     run(sessions, settings, 0, DAYS - 1)
     [alert] = drift_alerts(sessions)
     assert alert.status == "resolved" and alert.resolution == "auto"
+
+
+def test_without_config_a_persistent_drift_stays_open_against_the_first_weeks(settings, sessions):
+    write(settings)  # nothing pinned: the first 4 weeks (days 0-27) are the reference
+    run(sessions, settings, 0, DAYS - 1)
+    [alert] = drift_alerts(sessions)
+    assert alert.status == "open"
+    assert alert.occurrences >= DAYS - DRIFT_AT - 1
+    assert f"pinned reference {day(0)}..{day(DRIFT_AT - 1)}" in alert.message
+
+
+def test_a_young_dataset_has_no_default_reference_yet(settings, sessions):
+    write(settings)
+    run(sessions, settings, 0, 20)  # three weeks: fewer partitions than the default window
+    with sessions() as session:
+        dataset = session.scalar(select(Dataset).where(Dataset.name == NAME))
+        assert not load_references(session, dataset.id, load_config(settings.config_path).dataset(NAME))
 
 
 def test_a_pinned_reference_keeps_a_persistent_drift_open_until_accepted(settings, sessions):
