@@ -102,9 +102,10 @@ class MetricHistory:
         self._series: dict[tuple[str, str, str], tuple[pd.Series, pd.Series]] = {}
         self._categories: dict[str, tuple[pd.DataFrame, pd.Series]] = {}
         self._quantiles: dict[str, pd.DataFrame] = {}
+        self._daily: pd.DataFrame | None = None  # _all_scalars on a daily index
+        self._column_scalars: dict[str, pd.DataFrame] = {}  # column_profile's, whole history
         self._scalars: pd.DataFrame | None = None
         self._last_cut: tuple[dt.date, pd.DataFrame] | None = None
-        self._cut_columns: dict[str, pd.DataFrame] = {}  # column_profile's, of the last cut
 
     def columns_with(self, metric: str) -> list[str]:
         """The columns that have `metric` stored (table-level metrics have column "")."""
@@ -191,13 +192,29 @@ class MetricHistory:
 
     def column_profile(self, column: str, until: dt.date) -> pd.DataFrame:
         """A column's scalar metrics: one row per partition (NaN where no batch)."""
-        scalars = self._cut(self._all_scalars(), until)
-        columns = self._cut_columns
-        if column not in columns:
-            names = scalars.columns.get_level_values(0)
-            columns[column] = (scalars.loc[:, names == column].droplevel(0, axis=1)
-                               if (names == column).any() else pd.DataFrame(index=scalars.index))
-        return self._after_baseline(columns[column], column, "profile", until)
+        whole = self._column_scalars.get(column)
+        if whole is None:  # the column's part of the daily table, taken once per run
+            daily = self._daily_scalars()
+            names = daily.columns.get_level_values(0)
+            whole = (daily.loc[:, names == column].droplevel(0, axis=1)
+                     if (names == column).any() else pd.DataFrame(index=daily.index))
+            self._column_scalars[column] = whole
+        # the rows of `_cut`: the window's first to last batch of the table, by position
+        index = self._all_scalars().index
+        first, last = self._bounds(self._all_scalars(), until, None)
+        if self.window is not None:
+            first = int(index.searchsorted(pd.Timestamp(until) - self.window, side="right"))
+        if first > last:
+            return self._after_baseline(whole.iloc[:0], column, "profile", until)
+        origin = index[0]
+        cut = whole.iloc[(index[first] - origin).days:(index[last] - origin).days + 1]
+        return self._after_baseline(cut, column, "profile", until)
+
+    def _daily_scalars(self) -> pd.DataFrame:
+        if self._daily is None:
+            whole = self._all_scalars()
+            self._daily = whole if whole.empty else whole.asfreq("D")
+        return self._daily
 
     def table_profile(self, columns: list[str], until: dt.date) -> pd.DataFrame:
         """The batch's row count and the scalar metrics of `columns`, side by side."""
@@ -231,7 +248,6 @@ class MetricHistory:
         if self._last_cut is None or self._last_cut[0] != until:
             frame = whole[self._in_window(whole.index, until)]
             self._last_cut = (until, frame if frame.empty else frame.asfreq("D"))
-            self._cut_columns = {}
         return self._last_cut[1]
 
     def quantiles(self, column: str, until: dt.date, *, raw: bool = False) -> pd.DataFrame:
