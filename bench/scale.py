@@ -26,6 +26,10 @@
     python bench/scale.py                                       # everything, the issue's sizes
     python bench/scale.py --parts cycle --datasets 20 --days 60 --stores sqlite
     python bench/scale.py --parts pushdown,csv
+    python bench/scale.py --parts backfill --backfill-days 365 --repeat 3   # vs --baseline 2ae2fd0
+4. backfill: one dataset of --columns columns, --backfill-days partitions, one run in a child
+   process by this code and by the code at --baseline (git archive under /tmp), alternating;
+   partitions per wall and per CPU second, and their ratios.
 Generated files are cached under bench/data/ (git ignores it). Figures: bench/results/scale.json
 (a subset run replaces its own parts and keeps the others).
 """
