@@ -26,6 +26,10 @@
     python bench/scale.py                                       # everything, the issue's sizes
     python bench/scale.py --parts cycle --datasets 20 --days 60 --stores sqlite
     python bench/scale.py --parts pushdown,csv
+    python bench/scale.py --parts backfill --backfill-days 365 --repeat 3   # vs --baseline 2ae2fd0
+4. backfill: one dataset of --columns columns, --backfill-days partitions, one run in a child
+   process by this code and by the code at --baseline (git archive under /tmp), alternating;
+   partitions per wall and per CPU second, and their ratios.
 Generated files are cached under bench/data/ (git ignores it). Figures: bench/results/scale.json
 (a subset run replaces its own parts and keeps the others).
 """
@@ -533,6 +537,107 @@ def run_csv(args) -> dict:
     return result
 
 
+# ---- 4. one dataset's backfill: this code against a baseline, interleaved -----------------
+
+
+def _backfill_child(code: str, days: int, columns: int, rows: int) -> None:
+    """In the child, with `code` (a checkout) first on sys.path: one file dataset of
+    `columns` columns and its default monitors, `days` files delivered, one backfill run
+    executed in this process (monitors.pipeline.run.execute_run); prints the run's seconds and stages."""
+    sys.path.insert(0, code)
+    for name in [m for m in sys.modules if m.split(".")[0] in ("monitors", "store", "detectors")]:
+        del sys.modules[name]
+    from monitors.catalog import sync_datasets
+    from monitors.config import save_config
+    from monitors.pipeline.run import execute_run
+    from monitors.settings import load_settings
+    from store.engine import open_store
+    from store.models import Run
+
+    plan = column_plan(columns)
+    end = dt.date(2026, 6, 30)
+    files = template_files(1, days, end, plan, rows)[0]
+    home = Path(tempfile.mkdtemp(prefix="scale-backfill-", dir=DATA))
+    try:
+        settings = load_settings({"MONITORS_HOME": str(home)})
+        config = _config(1, 1, plan)
+        save_config(config, settings.config_path)
+        engine, sessions = open_store(settings.db_url)
+        _deliver(home, "ds000", files)
+        with sessions.begin() as session:
+            sync_datasets(session, config, home)
+        run_id = _request(sessions, ["ds000"], end - dt.timedelta(days=days - 1), end, "backfill")[0]
+        started, cpu = time.perf_counter(), time.process_time()
+        execute_run(sessions, settings, run_id, notify=False)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        with sessions() as session:
+            run = session.get(Run, run_id)
+            status, error, stages = run.status, run.error, run.stages
+        engine.dispose()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "status": str(status),
+                      "error": error, "stages": stages}))
+
+
+def baseline_checkout(commit: str) -> Path:
+    """The code at `commit`, exported (git archive) under /tmp: the baseline run beside this one."""
+    target = Path(tempfile.gettempdir()) / f"monitors-baseline-{commit}"
+    if not (target / "monitors").is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", commit], cwd=ROOT, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
+def run_backfill(args) -> dict:
+    """A backfill of one dataset of --columns columns over --backfill-days partitions, by
+    this code and by the code at --baseline, alternating, --repeat times each; partitions/s
+    on the run's wall and CPU time, and the ratio of the medians."""
+    plan = column_plan(args.columns)
+    template_files(1, args.backfill_days, dt.date(2026, 6, 30), plan, args.rows)  # generated once
+    codes = {"this": ROOT, "baseline": baseline_checkout(args.baseline)}
+    found: dict[str, list[dict]] = {name: [] for name in codes}
+    for repeat in range(args.repeat):
+        # alternating, so that a neighbour's burst of work does not land on one side only
+        for name, code in (codes.items() if repeat % 2 == 0 else reversed(codes.items())):
+            done = subprocess.run([sys.executable, __file__, "--backfill-child", str(code),
+                                   "--backfill-days", str(args.backfill_days),
+                                   "--columns", str(args.columns), "--rows", str(args.rows)],
+                                  capture_output=True, text=True, cwd=code)
+            if done.returncode:
+                raise RuntimeError(f"backfill child ({name}) failed: {done.stderr[-2000:]}")
+            measured = json.loads(done.stdout.strip().splitlines()[-1])
+            if measured["status"] != "succeeded":
+                raise RuntimeError(f"backfill run ({name}) {measured['status']}: {measured['error']}")
+            measured["partitions_per_second"] = round(args.backfill_days / measured["seconds"], 2)
+            measured["partitions_per_cpu_second"] = round(args.backfill_days / measured["cpu_seconds"], 2)
+            found[name].append(measured)
+            print(f"backfill: {name} {measured['seconds']:.1f} s ({measured['cpu_seconds']:.1f} s CPU): "
+                  f"{measured['partitions_per_second']} partitions/s", flush=True)
+    median = {name: {key: statistics.median(m[key] for m in runs)
+                     for key in ("seconds", "cpu_seconds", "partitions_per_second",
+                                 "partitions_per_cpu_second")}
+              for name, runs in found.items()}
+    stages = {name: {stage: round(statistics.median(m["stages"].get(stage, 0) for m in runs), 2)
+                     for stage in runs[0]["stages"]} for name, runs in found.items()}
+    result = {"dataset": f"one file dataset, {args.columns} columns, about {args.rows} rows a batch, "
+                         "its default (automatic) monitors",
+              "partitions": args.backfill_days, "repeat": args.repeat,
+              "baseline": args.baseline, "median": median, "median_stage_seconds": stages,
+              "speedup_wall": round(median["this"]["partitions_per_second"]
+                                    / median["baseline"]["partitions_per_second"], 2),
+              "speedup_cpu": round(median["this"]["partitions_per_cpu_second"]
+                                   / median["baseline"]["partitions_per_cpu_second"], 2),
+              "target_partitions_per_second": 40,
+              "all": {name: [{k: round(v, 2) for k, v in m.items() if isinstance(v, float)}
+                             for m in runs] for name, runs in found.items()}}
+    print(f"backfill: this {median['this']['partitions_per_second']} partitions/s, baseline "
+          f"{median['baseline']['partitions_per_second']}: x{result['speedup_wall']} "
+          f"(CPU x{result['speedup_cpu']})", flush=True)
+    return result
+
+
 # ---- the parent ---------------------------------------------------------------------------
 
 
@@ -556,14 +661,20 @@ def main() -> None:
     parser.add_argument("--keep-csv", action="store_true")
     parser.add_argument("--keep-stores", action="store_true")
     parser.add_argument("--csv-child", help=argparse.SUPPRESS)
+    parser.add_argument("--backfill-days", type=int, default=365, help="partitions of the backfill part")
+    parser.add_argument("--baseline", default="2ae2fd0", help="the commit the backfill part compares with")
+    parser.add_argument("--backfill-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.csv_child:
         _csv_child(args.csv_child)
         return
+    if args.backfill_child:
+        _backfill_child(args.backfill_child, args.backfill_days, args.columns, args.rows)
+        return
     args.backfill_datasets = min(args.backfill_datasets, args.datasets)
     parts = args.parts.split(",")
     document = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    runners = {"cycle": run_cycle, "pushdown": run_pushdown, "csv": run_csv}
+    runners = {"cycle": run_cycle, "pushdown": run_pushdown, "csv": run_csv, "backfill": run_backfill}
     for part in parts:
         started = time.perf_counter()
         found = runners[part](args)

@@ -19,7 +19,7 @@ from monitors.settings import Settings
 from store import queries
 from store.models import Dataset
 
-__all__ = ["UnknownDataset", "delivered_files", "find_dataset", "source_folder", "sync_datasets"]
+__all__ = ["UnknownDataset", "deliveries", "delivered_files", "find_dataset", "source_folder", "sync_datasets"]
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +35,28 @@ def delivered_files(settings: Settings, dataset: Dataset, partition: dt.date) ->
     its date), oldest first, each resolved: what is read is what was checked. A file that
     leads outside the file roots (a symlink) is skipped with a warning; a folder that does
     raises OutsideRoots, which fails the run with the reason."""
+    return deliveries(settings, dataset, {partition}).get(partition, [])
+
+
+def deliveries(settings: Settings, dataset: Dataset,
+               partitions: set[dt.date]) -> dict[dt.date, list[Path]]:
+    """`delivered_files` for several partitions from one listing of the folder: a year's
+    backfill listed a landing folder of a year of files once per partition."""
     folder = inside_roots(source_folder(settings.home, dataset.source), settings.file_roots)
     if not folder.is_dir():
-        return []
-    files = []
+        return {}
+    found: dict[dt.date, list[Path]] = {}
     for path in folder.iterdir():
-        if not (path.is_file() and detect_format(path) and partition_from_name(path) == partition):
+        partition = partition_from_name(path)
+        if partition not in partitions or not (path.is_file() and detect_format(path)):
             continue
         try:
-            files.append(inside_roots(path, settings.file_roots))
+            found.setdefault(partition, []).append(inside_roots(path, settings.file_roots))
         except OutsideRoots as exc:
             log.warning("dataset %s, partition %s: skipped, not read: %s", dataset.name, partition, exc)
     # oldest delivery first, so the latest one ends up in force
-    return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
+    return {partition: sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
+            for partition, files in found.items()}
 
 
 def sync_datasets(session: Session, config: MonitorsConfig, home: Path) -> list[Dataset]:

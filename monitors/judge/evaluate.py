@@ -99,11 +99,13 @@ class MetricHistory:
         # a backfill asks for the same series and category table once per partition: each is
         # built once over the whole history and cut at the partition (a pivot per call was
         # 40% of a backfill's time)
-        self._series: dict[tuple[str, str, str], pd.Series] = {}
+        self._series: dict[tuple[str, str, str], tuple[pd.Series, pd.Series]] = {}
         self._categories: dict[str, tuple[pd.DataFrame, pd.Series]] = {}
+        self._quantiles: dict[str, pd.DataFrame] = {}
+        self._daily: pd.DataFrame | None = None  # _all_scalars on a daily index
+        self._column_scalars: dict[str, pd.DataFrame] = {}  # column_profile's, whole history
         self._scalars: pd.DataFrame | None = None
         self._last_cut: tuple[dt.date, pd.DataFrame] | None = None
-        self._cut_columns: dict[str, pd.DataFrame] = {}  # column_profile's, of the last cut
 
     def columns_with(self, metric: str) -> list[str]:
         """The columns that have `metric` stored (table-level metrics have column "")."""
@@ -123,18 +125,43 @@ class MetricHistory:
         """A daily series up to `until`; days without a batch are NaN, so weekly seasons
         stay aligned across a missing day. `raw`: all of it up to `until`, neither the
         window nor an accepted baseline cut (a pinned reference's own history)."""
-        whole = self._series.get((column or "", metric, key))
-        if whole is None:
+        stored, daily = self._whole(column, metric, key)
+        first, last = self._bounds(stored, until, None if raw else (column, metric))
+        if first > last:
+            return stored.iloc[:0]
+        # positions on the daily index: a slice, not a mask and a reindex per partition (a
+        # backfill asks for each series once per partition and monitor)
+        origin = stored.index[0]
+        return daily.iloc[(stored.index[first] - origin).days:(stored.index[last] - origin).days + 1]
+
+    def _whole(self, column: str | None, metric: str, key: str) -> tuple[pd.Series, pd.Series]:
+        """A metric's stored points over the whole history, sorted, and the same on a daily
+        index (NaN where no batch): built once, cut per partition."""
+        found = self._series.get((column or "", metric, key))
+        if found is None:
             rows = self._all_rows(column, metric)
             rows = rows[rows["key"] == key]
-            whole = pd.Series(rows["value"].to_numpy(dtype=float),
-                              index=pd.DatetimeIndex(rows["partition"]), name=metric)
-            self._series[column or "", metric, key] = whole
-        series = whole[whole.index <= pd.Timestamp(until) if raw
-                       else self._judged(whole.index, until, column, metric)]
-        if series.empty:
-            return series
-        return series.asfreq("D")
+            stored = pd.Series(rows["value"].to_numpy(dtype=float),
+                               index=pd.DatetimeIndex(rows["partition"]), name=metric).sort_index()
+            found = (stored, stored.asfreq("D") if len(stored) else stored)
+            self._series[column or "", metric, key] = found
+        return found
+
+    def _bounds(self, stored: pd.Series, until: dt.date,
+                judged: tuple[str | None, str] | None) -> tuple[int, int]:
+        """The positions of the first and last stored points a judgement of `until` reads:
+        up to `until`, and (unless `judged` is None: raw) inside the window and not before
+        an accepted new normal of (column, metric). The rule of `_judged`, by bisection."""
+        index = stored.index
+        last = int(index.searchsorted(pd.Timestamp(until), side="right")) - 1
+        first = 0
+        if judged is not None:
+            if self.window is not None:
+                first = int(index.searchsorted(pd.Timestamp(until) - self.window, side="right"))
+            start = self.baselines.start(*judged, until) if self.baselines else None
+            if start is not None:
+                first = max(first, int(index.searchsorted(pd.Timestamp(start), side="left")))
+        return first, last
 
     def categories(self, column: str, until: dt.date, *, raw: bool = False) -> pd.DataFrame:
         """Category counts: one row per partition, one column per category, plus `other`."""
@@ -170,13 +197,29 @@ class MetricHistory:
 
     def column_profile(self, column: str, until: dt.date) -> pd.DataFrame:
         """A column's scalar metrics: one row per partition (NaN where no batch)."""
-        scalars = self._cut(self._all_scalars(), until)
-        columns = self._cut_columns
-        if column not in columns:
-            names = scalars.columns.get_level_values(0)
-            columns[column] = (scalars.loc[:, names == column].droplevel(0, axis=1)
-                               if (names == column).any() else pd.DataFrame(index=scalars.index))
-        return self._after_baseline(columns[column], column, "profile", until)
+        whole = self._column_scalars.get(column)
+        if whole is None:  # the column's part of the daily table, taken once per run
+            daily = self._daily_scalars()
+            names = daily.columns.get_level_values(0)
+            whole = (daily.loc[:, names == column].droplevel(0, axis=1)
+                     if (names == column).any() else pd.DataFrame(index=daily.index))
+            self._column_scalars[column] = whole
+        # the rows of `_cut`: the window's first to last batch of the table, by position
+        index = self._all_scalars().index
+        first, last = self._bounds(self._all_scalars(), until, None)
+        if self.window is not None:
+            first = int(index.searchsorted(pd.Timestamp(until) - self.window, side="right"))
+        if first > last:
+            return self._after_baseline(whole.iloc[:0], column, "profile", until)
+        origin = index[0]
+        cut = whole.iloc[(index[first] - origin).days:(index[last] - origin).days + 1]
+        return self._after_baseline(cut, column, "profile", until)
+
+    def _daily_scalars(self) -> pd.DataFrame:
+        if self._daily is None:
+            whole = self._all_scalars()
+            self._daily = whole if whole.empty else whole.asfreq("D")
+        return self._daily
 
     def table_profile(self, columns: list[str], until: dt.date) -> pd.DataFrame:
         """The batch's row count and the scalar metrics of `columns`, side by side."""
@@ -210,13 +253,22 @@ class MetricHistory:
         if self._last_cut is None or self._last_cut[0] != until:
             frame = whole[self._in_window(whole.index, until)]
             self._last_cut = (until, frame if frame.empty else frame.asfreq("D"))
-            self._cut_columns = {}
         return self._last_cut[1]
 
     def quantiles(self, column: str, until: dt.date, *, raw: bool = False) -> pd.DataFrame:
         """Numeric profiles: one row per partition, columns min, p01..p99, max, count."""
-        parts = {m: self.series(column, m, until, raw=raw) for m in QUANTILE_KEYS}
-        return pd.DataFrame(parts).dropna(how="all")
+        starts = {None if raw or not self.baselines else self.baselines.start(column, m, until)
+                  for m in QUANTILE_KEYS}
+        if len(starts) > 1:  # the keys cut at different new normals: series by series
+            parts = {m: self.series(column, m, until, raw=raw) for m in QUANTILE_KEYS}
+            return pd.DataFrame(parts).dropna(how="all")
+        # one table over the whole history, cut per partition by the rule of `series`
+        whole = self._quantiles.get(column)
+        if whole is None:
+            whole = pd.DataFrame({m: self._whole(column, m, "")[0] for m in QUANTILE_KEYS})
+            self._quantiles[column] = whole = whole.sort_index().dropna(how="all")
+        first, last = self._bounds(whole, until, None if raw else (column, QUANTILE_KEYS[0]))
+        return whole.iloc[first:last + 1]
 
 
 def evaluate_metric(spec: MonitorSpec, history: MetricHistory, partition: dt.date) -> Verdict:

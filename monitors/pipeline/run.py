@@ -24,7 +24,7 @@ from detectors.result import Finding
 from monitors.lifecycle.alerts import Recorded, Signal, record_signals
 from monitors.judge.baselines import load_baselines
 from monitors.judge.references import load_references
-from monitors.catalog import delivered_files, infer_missing_contract, sync_datasets
+from monitors.catalog import deliveries, delivered_files, infer_missing_contract, sync_datasets
 from monitors.config import ConfigError, MonitorsConfig, load_config
 from monitors.config_versions import record_version
 from monitors.contract import Contract
@@ -180,7 +180,7 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
         dataset = session.get(Dataset, dataset_id)
         note_watching(dataset, now or dt.datetime.now(dt.UTC))
         infer_missing_contract(settings, dataset, partitions)
-        name, kind = dataset.name, dataset.kind
+        name, kind, file_format = dataset.name, dataset.kind, dataset.format
         # parsed once: ingestion and evaluation of every partition of the run use it; a
         # dataset with nothing delivered yet has no columns, only deliveries, to judge
         contract = Contract.model_validate(dataset.contract or {"columns": []})
@@ -197,11 +197,17 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
     asked, outage = list(partitions), None
     unreached: list[dt.date] = []
     with log.stage("ingest"):
+        # the landing folder listed once for the range (a file landing after this is the
+        # next run's); a year's backfill listed a year of files once per partition
+        with sessions() as session:
+            listed = (None if file_format == "sql" else
+                      deliveries(settings, session.get(Dataset, dataset_id), set(partitions)))
         for index, partition in enumerate(partitions):
             try:
                 with sessions.begin() as session:
-                    for outcome in land_pending(session, settings, session.get(Dataset, dataset_id),
-                                                partition, contract):
+                    for outcome in land_pending(
+                            session, settings, session.get(Dataset, dataset_id), partition,
+                            contract, listed=None if listed is None else listed.get(partition, [])):
                         log.write(f"{partition}: {outcome.status}"
                                   + (f" ({outcome.reason})" if outcome.reason else ""))
             except Unreachable as exc:
@@ -298,16 +304,17 @@ def outage_signal(dataset: Dataset, partition: dt.date, outage: Unreachable | No
 
 
 def land_pending(session: Session, settings: Settings, dataset: Dataset, partition: dt.date,
-                 contract: Contract | None = None):
+                 contract: Contract | None = None, *, listed: list[Path] | None = None):
     """Ingest what was delivered for a partition (files named with its date, or the SQL
     partition). Already-landed content is a no-op, so this is safe to repeat. `contract`:
-    the dataset's, parsed once by a run for all its partitions."""
+    the dataset's, parsed once by a run for all its partitions; `listed`: the partition's
+    deliveries (monitors.catalog.deliveries), listed once by a run for all its partitions."""
     if dataset.format == "sql":
         return [ingest_sql(session, dataset, partition, contract=contract)]
     # only files inside the file roots, oldest delivery first (the latest ends up in force)
     return [ingest_file(session, dataset, path, partition, contract=contract,
                         limits=settings.limits)
-            for path in delivered_files(settings, dataset, partition)]
+            for path in (delivered_files(settings, dataset, partition) if listed is None else listed)]
 
 
 def to_signal(dataset: Dataset, verdict: Verdict, owner: str | None = None, *,

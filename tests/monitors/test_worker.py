@@ -437,3 +437,19 @@ def test_a_running_worker_follows_the_config_file(sessions, settings):
             assert session.scalar(select(Dataset).where(Dataset.name == "orders")) is not None
     finally:
         worker.stop()
+
+
+def test_two_worker_processes_share_one_queue_and_run_each_partition_once(sessions, settings):
+    # a dozen single-partition runs of different datasets, so both workers have work at once
+    ids = [request(sessions, make_dataset(sessions, f"feed{n:02d}"), day(1)) for n in range(12)]
+    workers = [spawn(0.5, "--once") for _ in range(2)]
+    for worker in workers:
+        out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err
+    stored = runs(sessions)
+    assert {stored[i].status for i in ids} == {"succeeded"}
+    # each run was executed by exactly one process, exactly once
+    starts = [line for i in ids for line in stored[i].log.splitlines() if "started in pid" in line]
+    assert len(starts) == len(ids)
+    assert len({line.split()[-1] for line in starts}) == 2, "one worker did all the work"
+    assert len(stored) == len(ids)  # nothing requeued or retried
