@@ -23,15 +23,16 @@ Conventions a reader of the stored series should know:
   number at most ``exact_quantile_limit``; past both they come from a KLL sketch
   (normalised rank error about 0.3%).
 - ``distinct`` is exact while a column has at most ``exact_distinct_limit`` distinct values,
-  then an HLL estimate (relative standard error about 0.4%). Category frequencies switch at
-  the same bound from exact counts to a frequent-items sketch, which reports only the items
-  it can prove frequent; everything else lands in ``freq_other``.
+  then a k-minimum-values estimate (relative standard error 1/sqrt(k) = 0.4%; exact again,
+  for numbers, dates and times, whenever the column holds fewer than k = 65,536 distinct
+  values). Category frequencies switch at the same bound from exact counts to a
+  frequent-items summary, which reports only the items it can prove frequent; everything
+  else lands in ``freq_other``.
 """
 from __future__ import annotations
 
 import hashlib
 import math
-from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
@@ -49,12 +50,14 @@ QUANTILES: dict[str, float] = {
 # quantiles above and the count of present values, each stored as a metric of that name
 QUANTILE_KEYS = ["min", *QUANTILES, "max", "count"]
 
-# 2^16 HLL_8 registers: 64 KiB per column, relative standard error 1.04 / 256 ~ 0.4%.
-HLL_LG_K = 16
+# the k smallest 64-bit hashes a distinct-count sketch keeps: 512 KiB per column, relative
+# standard error 1/sqrt(k) ~ 0.4% (what an HLL of 2^16 one-byte registers gives)
+DISTINCT_K = 1 << 16
 # normalised rank error ~0.28%, a few tens of KiB per column; bulk updates cost the same as k=200
 KLL_K = 1000
-# 2^12 counters: an item is reported only when its count is provably above ~0.1% of the rows
-FREQUENT_LG_MAX_MAP = 12
+# counters of the frequent-items summary: an item is reported only when its count is provably
+# above rows / (FREQUENT_COUNTERS + 1), ~0.03% of the rows
+FREQUENT_COUNTERS = 3072
 # merging pending uniques into the exact set costs the size of both, so merge only once the
 # pending part is as large as the set: the total merge work stays linear in the rows
 MIN_MERGE = 1 << 16
@@ -73,26 +76,113 @@ class MetricValue:
     key: str = ""        # category value for "freq"
 
 
-def _consume(function: Any, *iterables: Any) -> None:
-    """Feed a sketch without a Python-level loop: DataSketches' HLL and frequent-items
-    sketches have no bulk update in Python (only the quantile sketches take numpy arrays),
-    and ``map`` drained by a zero-length deque is the cheapest way to call them per item."""
-    deque(map(function, *iterables), maxlen=0)
-
-
-def _python_items(values: pa.Array) -> Any:
-    """Values in the form the sketches hash: str objects, Python ints or floats."""
+def _hashes(values: pa.Array) -> np.ndarray:
+    """64-bit hashes of a null-free array, computed in C over the whole array (pandas'
+    hash_array: a bijective integer mix for 8-byte numbers, so distinct numbers never collide;
+    SipHash for strings)."""
     if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-        return values.to_numpy(zero_copy_only=False)
-    return values.to_numpy(zero_copy_only=False).tolist()
+        return pd.util.hash_array(values.to_numpy(zero_copy_only=False), categorize=False)
+    if pa.types.is_boolean(values.type):
+        values = pc.cast(values, pa.int8())
+    x = values.to_numpy(zero_copy_only=False)
+    return pd.util.hash_array(x.astype(np.int64) if x.itemsize < 8 else x, categorize=False)
+
+
+class _DistinctSketch:
+    """A k-minimum-values (theta) sketch of the distinct values of a column.
+
+    It keeps the k smallest distinct 64-bit hashes seen; with the k-th smallest at fraction u
+    of the hash range, (k - 1) / u estimates the distinct count without bias, relative
+    standard error about 1/sqrt(k). While fewer than k hashes are kept their number is the
+    count itself. DataSketches' HLL and theta sketches take one Python call per value (no
+    bulk update in Python), which was over half of a profile's time; this takes whole arrays:
+    one vectorised hash per chunk, and only hashes below the current k-th reach a sort."""
+
+    def __init__(self, k: int = DISTINCT_K) -> None:
+        self.k = k
+        self._kept = np.empty(0, dtype=np.uint64)
+
+    def add_hashes(self, hashes: np.ndarray) -> None:
+        if len(self._kept) == self.k:
+            hashes = hashes[hashes < self._kept[-1]]
+            if len(hashes) == 0:
+                return
+        if len(hashes) > 4 * self.k:
+            # only the k smallest of the new hashes can matter: a partition is linear, a sort is not
+            hashes = np.partition(hashes, self.k)[: self.k + 1]
+        # sorted and deduplicated by hand: numpy 2's np.unique hashes first, 20x slower here
+        merged = np.sort(np.concatenate([self._kept, hashes]))
+        distinct = np.empty(len(merged), dtype=bool)
+        distinct[:1] = True
+        np.not_equal(merged[1:], merged[:-1], out=distinct[1:])
+        self._kept = merged[distinct][: self.k]
+
+    def estimate(self) -> int:
+        if len(self._kept) < self.k:
+            return len(self._kept)
+        fraction = (float(self._kept[-1]) + 1.0) / 2.0**64
+        return round((self.k - 1) / fraction)
+
+
+class _FrequentItems:
+    """Misra-Gries frequent items over whole value -> count tables, as mergeable summaries
+    (Agarwal et al. 2012) merge them: the summary and a chunk's counts are added up by key,
+    then the (m+1)-th largest count is taken off every counter and the non-positive ones go.
+
+    A counter never exceeds its item's true count and falls short of it by at most
+    ``error``, itself at most rows / (m + 1); an item is reported only when its counter is
+    above ``error``, where no unlisted item can be (DataSketches' NO_FALSE_POSITIVES rule,
+    which reports the counter plus the error as the estimate). The algorithm is the one
+    DataSketches' frequent-items sketch runs, there one Python call per item; here one Arrow
+    group-sum and one numpy partition per chunk."""
+
+    def __init__(self, counters: int = FREQUENT_COUNTERS) -> None:
+        self.counters = counters
+        self.error = 0
+        self._keys: pa.Array | None = None
+        self._counts = np.empty(0, dtype=np.int64)
+
+    def add(self, keys: pa.Array, counts: np.ndarray) -> None:
+        """``keys`` distinct, ``counts`` their counts in one chunk."""
+        # the chunk is cut to a summary of its own first, so that only two summaries of at
+        # most m counters meet in the (costly, for strings) sum by key
+        keys, counts = self._cut(keys, counts)
+        if self._keys is not None:
+            keys, counts = self._cut(*_sum_by_key([(self._keys, self._counts), (keys, counts)]))
+        self._keys, self._counts = keys, counts
+
+    def _cut(self, keys: pa.Array, counts: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+        if len(counts) <= self.counters:
+            return keys, counts
+        cut = int(np.partition(counts, len(counts) - self.counters - 1)[len(counts) - self.counters - 1])
+        self.error += cut
+        kept = counts > cut
+        return keys.filter(pa.array(kept)), counts[kept] - cut
+
+    def frequent(self) -> tuple[pa.Array, np.ndarray]:
+        """The items provably frequent and their estimated counts."""
+        assert self._keys is not None
+        kept = self._counts > self.error
+        return self._keys.filter(pa.array(kept)), self._counts[kept] + self.error
+
+
+def _sum_by_key(parts: list[tuple[pa.Array, Any]]) -> tuple[pa.Array, np.ndarray]:
+    """One row per key, its counts summed over ``parts``."""
+    counts = np.concatenate([np.asarray(c, dtype=np.int64) if not isinstance(c, pa.Array) else c.to_numpy()
+                             for _, c in parts])
+    # dictionary_encode + bincount rather than Table.group_by: the latter took 0.9 s
+    # to sum 130k rows keyed by rounded doubles (cent amounts), 25x slower than this
+    encoded = pc.dictionary_encode(pa.concat_arrays([k for k, _ in parts]))
+    totals = np.bincount(encoded.indices.to_numpy(), weights=counts, minlength=len(encoded.dictionary))
+    return encoded.dictionary, totals.astype(np.int64)
 
 
 class _Values:
     """Distinct values of one column and how often each occurs.
 
     Exact (a value -> count table) while the column has at most ``limit`` distinct values;
-    past that an HLL sketch for the distinct count and, when ``frequent``, a frequent-items
-    sketch for the counts. ``on_overflow`` sees the exact table once, just before it goes.
+    past that a distinct-count sketch and, when ``frequent``, a frequent-items summary for
+    the counts. ``on_overflow`` sees the exact table once, just before it goes.
     ``counts=False`` keeps only the distinct values (cheaper, for columns nobody counts)."""
 
     def __init__(self, limit: int, *, counts: bool, frequent: bool = False,
@@ -105,39 +195,29 @@ class _Values:
         self._pending_len = 0
         self._keys: pa.Array | None = None
         self._key_counts: pa.Array | None = None
-        self._hll: ds.hll_sketch | None = None
-        self._frequent: ds.frequent_strings_sketch | None = None
-        self._dedup = True
+        self._distinct: _DistinctSketch | None = None
+        self._frequent: _FrequentItems | None = None
 
     @property
     def exact(self) -> bool:
-        return self._hll is None
+        return self._distinct is None
 
     def add(self, values: pa.Array) -> None:
         """``values`` holds no nulls."""
         if len(values) == 0:
             return
-        if self.exact:
-            if self.counts:
-                counted = pc.value_counts(values)
-                self._pending.append((counted.field(0), counted.field(1)))
-            else:
-                self._pending.append((pc.unique(values), None))
-            self._pending_len += len(self._pending[-1][0])
-            held = len(self._keys) if self._keys is not None else 0
-            if self._pending_len >= max(held, MIN_MERGE) or self._pending_len > self.limit:
-                self._merge()
-        elif self.frequent:
+        if not self.exact:
+            self._sketch(values)
+            return
+        if self.counts:
             counted = pc.value_counts(values)
-            self._sketch(counted.field(0), counted.field(1))
-        elif self._dedup:
-            keys = pc.unique(values)
-            # a near-unique column (ids, measurements): removing the few repeats costs more
-            # than hashing them twice into the sketch, which ignores repeats anyway
-            self._dedup = len(keys) <= len(values) // 2
-            self._sketch(keys, None)
+            self._pending.append((counted.field(0), counted.field(1)))
         else:
-            self._sketch(values, None)
+            self._pending.append((pc.unique(values), None))
+        self._pending_len += len(self._pending[-1][0])
+        held = len(self._keys) if self._keys is not None else 0
+        if self._pending_len >= max(held, MIN_MERGE) or self._pending_len > self.limit:
+            self._merge()
 
     def _merge(self) -> None:
         if not self._pending:
@@ -149,37 +229,34 @@ class _Values:
             # one chunk's value_counts or unique: already one row per value
             self._keys, self._key_counts = parts[0]
         elif self.counts:
-            counts = np.concatenate([c.to_numpy() for _, c in parts])
-            # dictionary_encode + bincount rather than Table.group_by: the latter took 0.9 s
-            # to sum 130k rows keyed by rounded doubles (cent amounts), 25x slower than this
-            encoded = pc.dictionary_encode(pa.concat_arrays([k for k, _ in parts]))
-            totals = np.bincount(encoded.indices.to_numpy(), weights=counts, minlength=len(encoded.dictionary))
-            self._keys = encoded.dictionary
-            self._key_counts = pa.array(totals.astype(np.int64))
+            keys, totals = _sum_by_key(parts)
+            self._keys, self._key_counts = keys, pa.array(totals)
         else:
             self._keys = pc.unique(pa.concat_arrays([k for k, _ in parts]))
         self._pending, self._pending_len = [], 0
         if len(self._keys) > self.limit:
             keys, counts = self._keys, self._key_counts
             self._keys = self._key_counts = None
-            self._hll = ds.hll_sketch(HLL_LG_K, ds.tgt_hll_type.HLL_8)
+            self._distinct = _DistinctSketch()
             if self.frequent:
-                self._frequent = ds.frequent_strings_sketch(FREQUENT_LG_MAX_MAP)
+                self._frequent = _FrequentItems()
             if self.on_overflow is not None and counts is not None:
                 self.on_overflow(keys, counts)
-            self._sketch(keys, counts)
+            self._distinct.add_hashes(_hashes(keys))
+            if self._frequent is not None:
+                self._frequent.add(keys, counts.to_numpy())
 
-    def _sketch(self, keys: pa.Array, counts: pa.Array | None) -> None:
-        assert self._hll is not None
-        _consume(self._hll.update, _python_items(keys))
-        if self._frequent is not None and counts is not None:
-            # Values seen once in a chunk are left out: each can then be undercounted by at
-            # most the number of chunks (rows / chunk size), far below the sketch's own error
-            # (rows / 3072), while a high-cardinality column costs a fraction of the calls.
-            repeated = pc.greater(counts, 1)
-            keys, counts = keys.filter(repeated), counts.filter(repeated)
-            labels = pc.cast(keys, pa.string()).to_numpy(zero_copy_only=False)
-            _consume(self._frequent.update, labels, counts.to_numpy().tolist())
+    def _sketch(self, values: pa.Array) -> None:
+        """A chunk past the exact table: every value hashed (cheaper than removing repeats
+        first, which the sketch ignores anyway); the frequent items take the chunk's counts."""
+        assert self._distinct is not None
+        if self._frequent is None:
+            self._distinct.add_hashes(_hashes(values))
+            return
+        counted = pc.value_counts(values)
+        keys = counted.field(0)
+        self._distinct.add_hashes(_hashes(keys))
+        self._frequent.add(keys, counted.field(1).to_numpy())
 
     def histogram(self) -> tuple[pa.Array, pa.Array] | None:
         """The exact value -> count table; None once the column outgrew it."""
@@ -196,8 +273,8 @@ class _Values:
             self._merge()  # may itself outgrow the table
         if self.exact:
             return 0 if self._keys is None else len(self._keys)
-        assert self._hll is not None
-        return round(self._hll.get_estimate())
+        assert self._distinct is not None
+        return self._distinct.estimate()
 
     def top(self, k: int) -> list[tuple[str, int]]:
         """The k most frequent values, most frequent first; ties by value, so that the
@@ -211,10 +288,10 @@ class _Values:
             table = table.sort_by([("c", "descending"), ("k", "ascending")]).slice(0, k)
             return list(zip(table.column("k").to_pylist(), table.column("c").to_pylist()))
         assert self._frequent is not None
-        items = self._frequent.get_frequent_items(ds.frequent_items_error_type.NO_FALSE_POSITIVES)
-        items = sorted(((item, int(estimate)) for item, estimate, _, _ in items),
-                       key=lambda pair: (-pair[1], pair[0]))
-        return items[:k]
+        keys, counts = self._frequent.frequent()
+        table = pa.table({"k": pc.cast(keys, pa.string()), "c": pa.array(counts, pa.int64())})
+        table = table.sort_by([("c", "descending"), ("k", "ascending")]).slice(0, k)
+        return list(zip(table.column("k").to_pylist(), table.column("c").to_pylist()))
 
 
 def _finite_histogram(keys: pa.Array, counts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
