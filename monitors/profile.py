@@ -23,9 +23,10 @@ Conventions a reader of the stored series should know:
   number at most ``exact_quantile_limit``; past both they come from a KLL sketch
   (normalised rank error about 0.3%).
 - ``distinct`` is exact while a column has at most ``exact_distinct_limit`` distinct values,
-  then a k-minimum-values estimate (relative standard error 1/sqrt(k) = 0.4%; exact again,
-  for numbers, dates and times, whenever the column holds fewer than k = 65,536 distinct
-  values). Category frequencies switch at the same bound from exact counts to a
+  then a k-minimum-values estimate (relative standard error 1/sqrt(k) = 0.3%; exact, for
+  numbers, dates and times, whenever the column holds fewer than k = 131,072 distinct
+  values). A column whose first chunk alone provably holds more than the limit goes straight
+  to the sketch, without building the table it would outgrow. Category frequencies switch at the same bound from exact counts to a
   frequent-items summary, which reports only the items it can prove frequent; everything
   else lands in ``freq_other``.
 """
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
@@ -50,9 +52,13 @@ QUANTILES: dict[str, float] = {
 # quantiles above and the count of present values, each stored as a metric of that name
 QUANTILE_KEYS = ["min", *QUANTILES, "max", "count"]
 
-# the k smallest 64-bit hashes a distinct-count sketch keeps: 512 KiB per column, relative
-# standard error 1/sqrt(k) ~ 0.4% (what an HLL of 2^16 one-byte registers gives)
-DISTINCT_K = 1 << 16
+# the k smallest 64-bit hashes a distinct-count sketch keeps: 1 MiB per column, relative
+# standard error 1/sqrt(k) ~ 0.3%; above the default exact limit, so that the sketch alone
+# can prove a chunk has more distinct values than the exact table may hold
+DISTINCT_K = 1 << 17
+# values of a chunk looked at to guess whether its column is near-unique (then the sketch is
+# asked for that proof before any value -> count table is built)
+SAMPLE = 2048
 # normalised rank error ~0.28%, a few tens of KiB per column; bulk updates cost the same as k=200
 KLL_K = 1000
 # counters of the frequent-items summary: an item is reported only when its count is provably
@@ -61,6 +67,14 @@ FREQUENT_COUNTERS = 3072
 # merging pending uniques into the exact set costs the size of both, so merge only once the
 # pending part is as large as the set: the total merge work stays linear in the rows
 MIN_MERGE = 1 << 16
+
+if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+    # pyarrow's wheels default to mimalloc, which on a busy two-core machine spent 0.6-1.5 s of
+    # system time per 1M-row profile handing freed pages back to the kernel and faulting them
+    # in again (one profile's CPU: 2.2-3.0 s); glibc's allocator keeps them: 1.7 s. A process-
+    # wide choice, made here because profiling is where this product allocates; the variable
+    # still decides when it is set.
+    pa.set_memory_pool(pa.system_memory_pool())
 
 # rows expanded at a time when a value -> count table is handed to the KLL sketch
 EXPAND_ROWS = 1 << 20
@@ -116,6 +130,11 @@ class _DistinctSketch:
         distinct[:1] = True
         np.not_equal(merged[1:], merged[:-1], out=distinct[1:])
         self._kept = merged[distinct][: self.k]
+
+    def more_than(self, bound: int) -> bool:
+        """Whether the values seen provably number more than ``bound``: equal values hash
+        alike, so the distinct hashes kept are at most as many as the distinct values."""
+        return len(self._kept) > bound
 
     def estimate(self) -> int:
         if len(self._kept) < self.k:
@@ -186,7 +205,7 @@ class _Values:
     ``counts=False`` keeps only the distinct values (cheaper, for columns nobody counts)."""
 
     def __init__(self, limit: int, *, counts: bool, frequent: bool = False,
-                 on_overflow: Callable[[pa.Array, pa.Array], None] | None = None) -> None:
+                 on_overflow: Callable[[pa.Array, pa.Array | None], None] | None = None) -> None:
         self.limit = limit
         self.counts = counts or frequent
         self.frequent = frequent
@@ -208,6 +227,8 @@ class _Values:
             return
         if not self.exact:
             self._sketch(values)
+            return
+        if self._keys is None and not self._pending and self._near_unique(values):
             return
         if self.counts:
             counted = pc.value_counts(values)
@@ -245,6 +266,25 @@ class _Values:
             self._distinct.add_hashes(_hashes(keys))
             if self._frequent is not None:
                 self._frequent.add(keys, counts.to_numpy())
+
+    def _near_unique(self, values: pa.Array) -> bool:
+        """For a column's first chunk: when it alone holds more distinct values than the
+        exact table may, go to the sketch now (True) rather than count every value of a
+        table that is outgrown at once. Tried only where a sample looks near-unique and the
+        table would not feed a frequent-items summary (which needs the counts anyway)."""
+        if self.frequent or len(values) <= self.limit or self.limit >= DISTINCT_K:
+            return False
+        sample = values.slice(0, SAMPLE)
+        if pc.count_distinct(sample).as_py() < 0.9 * len(sample):
+            return False
+        sketch = _DistinctSketch()
+        sketch.add_hashes(_hashes(values))
+        if not sketch.more_than(self.limit):
+            return False
+        self._distinct = sketch
+        if self.on_overflow is not None:
+            self.on_overflow(values, None)
+        return True
 
     def _sketch(self, values: pa.Array) -> None:
         """A chunk past the exact table: every value hashed (cheaper than removing repeats
@@ -294,9 +334,10 @@ class _Values:
         return list(zip(table.column("k").to_pylist(), table.column("c").to_pylist()))
 
 
-def _finite_histogram(keys: pa.Array, counts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+def _finite_histogram(keys: pa.Array, counts: pa.Array | None) -> tuple[np.ndarray, np.ndarray]:
+    """``counts`` None: each key stands for one value."""
     values = keys.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-    weights = counts.to_numpy(zero_copy_only=False)
+    weights = np.ones(len(values), np.int64) if counts is None else counts.to_numpy(zero_copy_only=False)
     finite = np.isfinite(values)
     return values[finite], weights[finite]
 
@@ -332,8 +373,9 @@ class _Quantiles:
         self._held_len = 0
         self._kll: ds.kll_doubles_sketch | None = None
 
-    def outgrown(self, keys: pa.Array, counts: pa.Array) -> None:
-        """The exact table is going: carry what it held (including the current chunk)."""
+    def outgrown(self, keys: pa.Array, counts: pa.Array | None) -> None:
+        """The exact table is going: carry what it held (including the current chunk);
+        ``counts`` None: there was no table, ``keys`` are the chunk's values."""
         values, weights = _finite_histogram(keys, counts)
         self._histogram_mode = False
         total = int(weights.sum())
@@ -378,7 +420,9 @@ class _Quantiles:
         elif self._kll is not None:
             found = self._kll.get_quantiles(ranks, inclusive=True)
         elif self._held_len:
-            found = np.quantile(np.concatenate(self._held), ranks)
+            # the concatenation is ours to reorder: without overwrite_input numpy copies it
+            # once more (a fresh 8 MB per million values, 40% of this step's time)
+            found = np.quantile(np.concatenate(self._held), ranks, overwrite_input=True)
         else:
             return {}
         return dict(zip(QUANTILES, (float(v) for v in found)))
