@@ -216,6 +216,10 @@ class _Values:
         self._key_counts: pa.Array | None = None
         self._distinct: _DistinctSketch | None = None
         self._frequent: _FrequentItems | None = None
+        # a column that looks near-unique: its first values, held raw, and their sketch
+        self._probe: _DistinctSketch | None = None
+        self._raw: list[pa.Array] = []
+        self._raw_len = 0
 
     @property
     def exact(self) -> bool:
@@ -228,8 +232,12 @@ class _Values:
         if not self.exact:
             self._sketch(values)
             return
-        if self._keys is None and not self._pending and self._near_unique(values):
+        if self._probe is not None or (self._keys is None and not self._pending and self._looks_unique(values)):
+            self._try_probe(values)
             return
+        self._tabulate(values)
+
+    def _tabulate(self, values: pa.Array) -> None:
         if self.counts:
             counted = pc.value_counts(values)
             self._pending.append((counted.field(0), counted.field(1)))
@@ -241,6 +249,7 @@ class _Values:
             self._merge()
 
     def _merge(self) -> None:
+        self._end_probe()
         if not self._pending:
             return
         parts = self._pending
@@ -267,24 +276,42 @@ class _Values:
             if self._frequent is not None:
                 self._frequent.add(keys, counts.to_numpy())
 
-    def _near_unique(self, values: pa.Array) -> bool:
-        """For a column's first chunk: when it alone holds more distinct values than the
-        exact table may, go to the sketch now (True) rather than count every value of a
-        table that is outgrown at once. Tried only where a sample looks near-unique and the
-        table would not feed a frequent-items summary (which needs the counts anyway)."""
-        if self.frequent or len(values) <= self.limit or self.limit >= DISTINCT_K:
+    def _looks_unique(self, values: pa.Array) -> bool:
+        """Whether a column's first chunk looks near-unique (ids, measurements, times): then
+        its values are held raw and sketched until the sketch proves they outgrow the exact
+        table, rather than counted into a table that is outgrown anyway. Not where the table
+        feeds a frequent-items summary, which needs the counts anyway, nor where the sketch
+        cannot prove it (an exact limit past its k)."""
+        if self.frequent or self.limit >= DISTINCT_K:
             return False
         sample = values.slice(0, SAMPLE)
-        if pc.count_distinct(sample).as_py() < 0.9 * len(sample):
-            return False
-        sketch = _DistinctSketch()
-        sketch.add_hashes(_hashes(values))
-        if not sketch.more_than(self.limit):
-            return False
-        self._distinct = sketch
-        if self.on_overflow is not None:
-            self.on_overflow(values, None)
-        return True
+        return pc.count_distinct(sample).as_py() >= 0.9 * len(sample)
+
+    def _try_probe(self, values: pa.Array) -> None:
+        if self._probe is None:
+            self._probe = _DistinctSketch()
+        self._probe.add_hashes(_hashes(values))
+        self._raw.append(values)
+        self._raw_len += len(values)
+        if self._probe.more_than(self.limit):
+            # proven: more distinct values than the table may hold, so there is no table
+            self._distinct, self._probe = self._probe, None
+            raw, self._raw, self._raw_len = pa.concat_arrays(self._raw), [], 0
+            if self.on_overflow is not None:
+                self.on_overflow(raw, None)
+        elif self._raw_len > 2 * self.limit:
+            self._end_probe()  # twice the limit in rows without proof: repeats after all
+
+    def _end_probe(self) -> None:
+        """Unproven: the raw values go into the exact table as if counted on arrival."""
+        if self._probe is None:
+            return
+        raw, self._raw, self._raw_len, self._probe = self._raw, [], 0, None
+        for values in raw:
+            if self.exact:
+                self._tabulate(values)
+            else:  # the table was outgrown after all, part way through
+                self._sketch(values)
 
     def _sketch(self, values: pa.Array) -> None:
         """A chunk past the exact table: every value hashed (cheaper than removing repeats
