@@ -310,6 +310,7 @@ def run_cli(what: str, path: Path) -> dict:
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MONITORS_")}
         env["MONITORS_HOME"] = str(home)
+        env["MONITORS_FILE_ROOTS"] = str(path.parent)
         _, seconds, peak = _run([sys.executable, "-m", "monitors", "ingest", "--dataset", "bench", "--create",
                                  "--partition", "2026-01-01", str(path)], env)
     finally:

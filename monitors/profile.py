@@ -41,7 +41,6 @@ from typing import Any
 
 import datasketches as ds
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -90,16 +89,77 @@ class MetricValue:
     key: str = ""        # category value for "freq"
 
 
+def _numpy(array: pa.Array) -> np.ndarray:
+    """A null-free array of numbers as a read-only numpy view of its Arrow buffer. pyarrow's
+    own to_numpy imports pandas on first use, which is most of a second of the CLI's
+    start-up that ingestion has no other use for."""
+    kind = "f" if pa.types.is_floating(array.type) else "u" if pa.types.is_unsigned_integer(array.type) else "i"
+    dtype = np.dtype(f"{kind}{array.type.bit_width // 8}")
+    return np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
+
+
+def _arrow(x: np.ndarray) -> pa.Array:
+    """A numpy array of numbers or booleans as an Arrow array sharing its memory (where it
+    can); pa.array would import pandas, as to_numpy does."""
+    if x.dtype == np.bool_:
+        bits = np.packbits(x, bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), len(x), [None, pa.py_buffer(bits)])
+    x = np.ascontiguousarray(x)
+    return pa.Array.from_buffers(pa.from_numpy_dtype(x.dtype), len(x), [None, pa.py_buffer(x)])
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser, in place on uint64: a bijection that spreads every input bit
+    over the whole word, so distinct 8-byte values never share a hash."""
+    x ^= x >> np.uint64(30)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    x ^= x >> np.uint64(27)
+    x *= np.uint64(0x94D049BB133111EB)
+    x ^= x >> np.uint64(31)
+    return x
+
+
+# the (position, byte) words of the first positions, looked up rather than computed
+TABLE_POSITIONS = 64
+_TABLE = _mix(np.arange(TABLE_POSITIONS * 256, dtype=np.uint64))
+
+
+def _string_hashes(values: pa.Array) -> np.ndarray:
+    """Tabulation hashing over the string bytes, vectorised: each (position, byte) pair maps
+    to a pseudo-random word and a string's hash is the XOR of its pairs' words, mixed with its
+    length. Two distinct strings collide with probability about 2^-64, and simple tabulation
+    is known to serve minimum-value sketches well (Patrascu and Thorup). No Python object is
+    made per string."""
+    values = pc.cast(values, pa.large_string()) if pa.types.is_string(values.type) else values
+    offsets = np.frombuffer(values.buffers()[1], np.int64)[values.offset:values.offset + len(values) + 1]
+    data = np.frombuffer(values.buffers()[2], np.uint8) if values.buffers()[2] is not None else np.empty(0, np.uint8)
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    data = data[offsets[0]:offsets[-1]]
+    starts = starts - offsets[0]
+    position = np.arange(len(data), dtype=np.int64) - np.repeat(starts, lengths)
+    pair = (position << 8) | data
+    if len(data) and position.max() < TABLE_POSITIONS:
+        words = _TABLE[pair]
+    else:  # a long string: the pairs past the table are mixed one by one
+        words = _mix(pair.astype(np.uint64))
+    found = np.zeros(len(values), dtype=np.uint64)
+    present = lengths > 0
+    if len(data):
+        found[present] = np.bitwise_xor.reduceat(words, starts[present])
+    return _mix(found ^ (lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
+
+
 def _hashes(values: pa.Array) -> np.ndarray:
-    """64-bit hashes of a null-free array, computed in C over the whole array (pandas'
-    hash_array: a bijective integer mix for 8-byte numbers, so distinct numbers never collide;
-    SipHash for strings)."""
+    """64-bit hashes of a null-free array, computed over the whole array at once: numbers,
+    dates and times through a bijective mix of their 8-byte form, strings by tabulation."""
     if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-        return pd.util.hash_array(values.to_numpy(zero_copy_only=False), categorize=False)
+        return _string_hashes(values)
     if pa.types.is_boolean(values.type):
         values = pc.cast(values, pa.int8())
-    x = values.to_numpy(zero_copy_only=False)
-    return pd.util.hash_array(x.astype(np.int64) if x.itemsize < 8 else x, categorize=False)
+    x = _numpy(values)
+    # a copy (astype copies), since the mix works in place: floats by their bits, not truncated
+    x = x.astype(np.float64 if x.dtype.kind == "f" else np.int64)
+    return _mix(x.view(np.uint64))
 
 
 class _DistinctSketch:
@@ -176,23 +236,23 @@ class _FrequentItems:
         cut = int(np.partition(counts, len(counts) - self.counters - 1)[len(counts) - self.counters - 1])
         self.error += cut
         kept = counts > cut
-        return keys.filter(pa.array(kept)), counts[kept] - cut
+        return keys.filter(_arrow(kept)), counts[kept] - cut
 
     def frequent(self) -> tuple[pa.Array, np.ndarray]:
         """The items provably frequent and their estimated counts."""
         assert self._keys is not None
         kept = self._counts > self.error
-        return self._keys.filter(pa.array(kept)), self._counts[kept] + self.error
+        return self._keys.filter(_arrow(kept)), self._counts[kept] + self.error
 
 
 def _sum_by_key(parts: list[tuple[pa.Array, Any]]) -> tuple[pa.Array, np.ndarray]:
     """One row per key, its counts summed over ``parts``."""
-    counts = np.concatenate([np.asarray(c, dtype=np.int64) if not isinstance(c, pa.Array) else c.to_numpy()
+    counts = np.concatenate([np.asarray(c, dtype=np.int64) if not isinstance(c, pa.Array) else _numpy(c)
                              for _, c in parts])
     # dictionary_encode + bincount rather than Table.group_by: the latter took 0.9 s
     # to sum 130k rows keyed by rounded doubles (cent amounts), 25x slower than this
     encoded = pc.dictionary_encode(pa.concat_arrays([k for k, _ in parts]))
-    totals = np.bincount(encoded.indices.to_numpy(), weights=counts, minlength=len(encoded.dictionary))
+    totals = np.bincount(_numpy(encoded.indices), weights=counts, minlength=len(encoded.dictionary))
     return encoded.dictionary, totals.astype(np.int64)
 
 
@@ -260,7 +320,7 @@ class _Values:
             self._keys, self._key_counts = parts[0]
         elif self.counts:
             keys, totals = _sum_by_key(parts)
-            self._keys, self._key_counts = keys, pa.array(totals)
+            self._keys, self._key_counts = keys, _arrow(totals)
         else:
             self._keys = pc.unique(pa.concat_arrays([k for k, _ in parts]))
         self._pending, self._pending_len = [], 0
@@ -274,7 +334,7 @@ class _Values:
                 self.on_overflow(keys, counts)
             self._distinct.add_hashes(_hashes(keys))
             if self._frequent is not None:
-                self._frequent.add(keys, counts.to_numpy())
+                self._frequent.add(keys, _numpy(counts))
 
     def _looks_unique(self, values: pa.Array) -> bool:
         """Whether a column's first chunk looks near-unique (ids, measurements, times): then
@@ -323,7 +383,7 @@ class _Values:
         counted = pc.value_counts(values)
         keys = counted.field(0)
         self._distinct.add_hashes(_hashes(keys))
-        self._frequent.add(keys, counted.field(1).to_numpy())
+        self._frequent.add(keys, _numpy(counted.field(1)))
 
     def histogram(self) -> tuple[pa.Array, pa.Array] | None:
         """The exact value -> count table; None once the column outgrew it."""
@@ -332,7 +392,7 @@ class _Values:
         if not self.exact or not self.counts:
             return None
         if self._keys is None:
-            return pa.array([], pa.float64()), pa.array([], pa.int64())
+            return pa.nulls(0, pa.float64()), pa.nulls(0, pa.int64())
         return self._keys, self._key_counts
 
     def distinct(self) -> int:
@@ -356,15 +416,15 @@ class _Values:
             return list(zip(table.column("k").to_pylist(), table.column("c").to_pylist()))
         assert self._frequent is not None
         keys, counts = self._frequent.frequent()
-        table = pa.table({"k": pc.cast(keys, pa.string()), "c": pa.array(counts, pa.int64())})
+        table = pa.table({"k": pc.cast(keys, pa.string()), "c": _arrow(counts.astype(np.int64))})
         table = table.sort_by([("c", "descending"), ("k", "ascending")]).slice(0, k)
         return list(zip(table.column("k").to_pylist(), table.column("c").to_pylist()))
 
 
 def _finite_histogram(keys: pa.Array, counts: pa.Array | None) -> tuple[np.ndarray, np.ndarray]:
     """``counts`` None: each key stands for one value."""
-    values = keys.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-    weights = np.ones(len(values), np.int64) if counts is None else counts.to_numpy(zero_copy_only=False)
+    values = _numpy(keys).astype(np.float64, copy=False)
+    weights = np.ones(len(values), np.int64) if counts is None else _numpy(counts)
     finite = np.isfinite(values)
     return values[finite], weights[finite]
 
@@ -534,7 +594,7 @@ class _Numeric(_Column):
         if pa.types.is_decimal(present.type):
             present = pc.cast(present, pa.float64())
         self.nulls += array.null_count
-        x = present.to_numpy(zero_copy_only=False)
+        x = _numpy(present)
         finite = x
         if self.is_float:
             nan = np.isnan(x)
@@ -558,7 +618,7 @@ class _Numeric(_Column):
             self.high = max(self.high, float(finite.max()))
         self.moments.add(finite)
         self.quantiles.add(finite.astype(np.float64, copy=False))
-        self.values.add(pa.array(x) if self.is_float else present)
+        self.values.add(_arrow(x) if self.is_float else present)
 
     def _typed(self) -> list[tuple[str, float]]:
         found: list[tuple[str, float]] = [("distinct", self.values.distinct())]
@@ -745,9 +805,10 @@ class BatchProfiler:
         return found
 
 
-def profile_table(table: pa.Table | pd.DataFrame, **options: Any) -> list[MetricValue]:
-    """Profiles a whole table as a single chunk; ``options`` are BatchProfiler's."""
-    if isinstance(table, pd.DataFrame):
+def profile_table(table: Any, **options: Any) -> list[MetricValue]:
+    """Profiles a whole table (Arrow, or a pandas DataFrame) as a single chunk; ``options``
+    are BatchProfiler's. pandas is not imported here: ingestion never needs it."""
+    if not isinstance(table, pa.Table):
         table = pa.Table.from_pandas(table, preserve_index=False)
     profiler = BatchProfiler(table.schema, **options)
     profiler.update(table)
