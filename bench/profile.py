@@ -163,7 +163,7 @@ def ensure_data(rows: int, kind: str, data: Path) -> dict[str, Path]:
     partial = {k: p.with_name(p.name + ".partial") for k, p in paths.items()}
     parquet = pq.ParquetWriter(partial["parquet"], schema)
     csv = pacsv.CSVWriter(partial["csv"], schema) if "csv" in partial else None
-    for index in range(0, (rows + BLOCK - 1) // BLOCK):
+    for index in range((rows + BLOCK - 1) // BLOCK):
         block = _block(index, min(BLOCK, rows - index * BLOCK), rows)
         if kind == "numeric":
             block = _numeric(block, index)
@@ -177,23 +177,6 @@ def ensure_data(rows: int, kind: str, data: Path) -> dict[str, Path]:
     for fmt, path in partial.items():
         path.replace(paths[fmt])
     print(f"generated {kind} {rows:,} rows in {time.perf_counter() - started:.1f}s", flush=True)
-    return paths
-    started = time.perf_counter()
-    partial = {k: p.with_name(p.name + ".partial") for k, p in paths.items()}
-    with pq.ParquetWriter(partial["parquet"], schema) as parquet, \
-            pacsv.CSVWriter(partial["csv"], schema) as csv:
-        for index in range(0, (rows + BLOCK - 1) // BLOCK):
-            block = _block(index, min(BLOCK, rows - index * BLOCK), rows)
-            if kind == "numeric":
-                block = _numeric(block, index)
-            table = pa.Table.from_batches([block])
-            parquet.write_table(table, row_group_size=ROW_GROUP)
-            csv.write_table(table)
-    for kind, path in partial.items():
-        path.replace(paths[kind])
-    print(f"generated {rows:,} rows in {time.perf_counter() - started:.1f}s "
-          f"({paths['parquet'].stat().st_size >> 20} MiB Parquet, {paths['csv'].stat().st_size >> 20} MiB CSV)",
-          flush=True)
     return paths
 
 
