@@ -25,10 +25,11 @@ Conventions a reader of the stored series should know:
 - ``distinct`` is exact while a column has at most ``exact_distinct_limit`` distinct values,
   then a k-minimum-values estimate (relative standard error 1/sqrt(k) = 0.3%; exact, for
   numbers, dates and times, whenever the column holds fewer than k = 131,072 distinct
-  values). A column whose first chunk alone provably holds more than the limit goes straight
-  to the sketch, without building the table it would outgrow. Category frequencies switch at the same bound from exact counts to a
-  frequent-items summary, which reports only the items it can prove frequent; everything
-  else lands in ``freq_other``.
+  values). A column whose first values look near-unique is sketched from the start, and
+  skips the table once the sketch proves more distinct values than the limit. Category
+  frequencies switch at the same bound from exact counts to a frequent-items summary
+  (Misra-Gries), which reports only the items it can prove frequent; everything else lands
+  in ``freq_other``.
 """
 from __future__ import annotations
 
