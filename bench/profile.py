@@ -1,20 +1,30 @@
-"""Benchmark of the one-pass batch profiler (issue 2, item 7).
+"""Profiling a batch: this product beside DuckDB, polars and pandas, measured in the same run.
 
-Synthetic batches of 1M and 10M rows x 20 mixed columns are written (seeded, once, into
-bench/data/, which git ignores) as Parquet with several row groups and as CSV. Each batch is
-profiled through the streaming path the ingestion uses (ParquetFile.iter_batches,
-pyarrow.csv.open_csv), and, as a baseline in the same run, loaded whole by pandas and
-summarised with describe() + isna().sum() + nunique(). Loading is included in both figures:
-the profiler never holds the whole batch, so there is no loaded frame to time it against.
+Synthetic batches (seeded, generated once into --data, /tmp/monitors-bench by default, never
+committed): 1M rows x 20 mixed columns as Parquet (several row groups) and CSV, and 1M and 10M
+rows x 14 numeric columns as Parquet. Each contender reads the file and computes its profile:
 
-Every measurement runs in its own child process; its wall and CPU time (process_time, all
-threads) come from the child and cover reading plus computing, not interpreter start and
-imports; its peak memory is the child's own peak RSS (os.wait4's rusage), so one
-measurement's heap never inflates another's. Profile and baseline runs alternate, and the
-median of --repeat runs is kept: on a shared machine CPU time is the steadier figure.
+- product: what ``ingest`` does, in-process: the contract inferred from the file, then
+  monitors.intake.readers.read_file -> monitors.intake.profile.BatchProfiler (every metric: counts, nulls,
+  distinct, moments, 7 quantiles, zeros/negatives/infinite, lengths, top-20 frequencies).
+- duckdb: one approximate SQL aggregate over the file: per column count (nulls),
+  approx_count_distinct, min and max; for numbers also avg, stddev and approx_quantile at the
+  same 7 ranks.
+- polars: the same aggregates through a lazy scan (approx_n_unique, quantile).
+- pandas: read whole, describe() + isna().sum() + nunique() (the issue's baseline).
 
-    python bench/profile.py                       # 1M and 10M rows, Parquet and CSV
-    python bench/profile.py --rows 1000000        # a subset
+Each measurement is its own child process; the figures are from inside it (reading plus
+computing, after imports), its peak memory is the child's own peak RSS (os.wait4). Contenders
+alternate within each repeat and the median of --repeat runs is kept; ratios are this
+product's median over the peer's, < 1 meaning faster. DuckDB and polars use every core they
+find, as a user would get them.
+
+The CLI case times whole processes: `python -m monitors ingest --create` of the 1M Parquet
+file into a fresh store, beside `python -c` reading it with pandas and running the same
+describe + isna + nunique.
+
+    python bench/profile.py                           # every case, 3 repeats
+    python bench/profile.py --cases mixed-1M-parquet,cli --repeat 5
 Figures: bench/results/profile.json.
 """
 from __future__ import annotations
@@ -23,8 +33,11 @@ import argparse
 import json
 import os
 import platform
+import shutil
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,17 +50,23 @@ import pyarrow.compute as pc  # noqa: E402
 import pyarrow.csv as pacsv  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-DATA = ROOT / "bench" / "data"
 RESULTS = ROOT / "bench" / "results" / "profile.json"
+DEFAULT_DATA = Path(tempfile.gettempdir()) / "monitors-bench"
 # bump when the generator changes, so stale files are not reused
 GENERATOR_VERSION = 1
 BLOCK = 1_000_000          # rows generated (and held) at a time
 ROW_GROUP = 250_000        # several row groups per file, as a real writer would produce
-STREAM_BATCH = 256_000     # rows per record batch handed to the profiler from Parquet
-# the streaming CSV reader's Arrow memory peaked near 37x its block size here (readahead and
-# conversion buffers): 8 MiB blocks peaked at 0.3 GB, 32 MiB blocks at 1.2 GB
-CSV_BLOCK_BYTES = 8 << 20
-CATEGORICAL = ["branch_code"]
+QUANTILE_RANKS = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]
+CASES = {  # name: (kind, rows, format)
+    "mixed-1M-parquet": ("mixed", 1_000_000, "parquet"),
+    "mixed-1M-csv": ("mixed", 1_000_000, "csv"),
+    "numeric-1M-parquet": ("numeric", 1_000_000, "parquet"),
+    "numeric-10M-parquet": ("numeric", 10_000_000, "parquet"),
+}
+PEERS = ("duckdb", "polars", "pandas")
+# at 10M rows pandas took 44 s and 3.4 GB (the issue's run) and polars 164 s and 1.3 GB
+# (this script's first run, 2026-12-03): left out of the 10M case to keep a run short
+PEERS_10M = ("duckdb",)
 
 SCHEMA = pa.schema([
     ("customer_id", pa.int64()),          # unique
@@ -115,180 +134,257 @@ def _block(index: int, rows: int, total: int) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
 
 
-def ensure_data(rows: int) -> dict[str, Path]:
-    """The Parquet and CSV files of a batch of ``rows`` rows, generated when missing."""
-    DATA.mkdir(parents=True, exist_ok=True)
-    stem = DATA / f"batch_{rows}_v{GENERATOR_VERSION}"
-    paths = {"parquet": stem.with_suffix(".parquet"), "csv": stem.with_suffix(".csv")}
+NUMERIC_SCHEMA = pa.schema(
+    [f for f in SCHEMA if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)]
+    + [("quantity", pa.int64()), ("discount", pa.float64()), ("latitude", pa.float64())])
+
+
+def _numeric(block: pa.RecordBatch, index: int) -> pa.RecordBatch:
+    """The 11 numeric columns of a mixed block and three more: 14 numeric columns."""
+    rng = np.random.default_rng([2027, index])
+    rows = block.num_rows
+    extra = [pa.array(rng.integers(1, 50, rows)),
+             _with_nulls(rng.choice([0.0, 0.05, 0.1, 0.15, 0.2], rows), rng, 0.02),
+             pa.array(rng.uniform(35.0, 60.0, rows).round(5))]
+    columns = [block.column(f.name) for f in list(NUMERIC_SCHEMA)[:11]] + extra
+    return pa.RecordBatch.from_arrays(columns, schema=NUMERIC_SCHEMA)
+
+
+def ensure_data(rows: int, kind: str, data: Path) -> dict[str, Path]:
+    """The files of a ``kind`` batch of ``rows`` rows, generated when missing: Parquet, and
+    CSV for the mixed batch (the numeric cases are Parquet only)."""
+    data.mkdir(parents=True, exist_ok=True)
+    schema = SCHEMA if kind == "mixed" else NUMERIC_SCHEMA
+    stem = data / f"{kind}_{rows}_v{GENERATOR_VERSION}"
+    formats = ("parquet", "csv") if kind == "mixed" else ("parquet",)
+    paths = {fmt: stem.with_suffix(f".{fmt}") for fmt in formats}
     if all(p.exists() for p in paths.values()):
         return paths
     started = time.perf_counter()
     partial = {k: p.with_name(p.name + ".partial") for k, p in paths.items()}
-    with pq.ParquetWriter(partial["parquet"], SCHEMA) as parquet, \
-            pacsv.CSVWriter(partial["csv"], SCHEMA) as csv:
-        for index in range(0, (rows + BLOCK - 1) // BLOCK):
-            block = _block(index, min(BLOCK, rows - index * BLOCK), rows)
-            table = pa.Table.from_batches([block])
-            parquet.write_table(table, row_group_size=ROW_GROUP)
+    parquet = pq.ParquetWriter(partial["parquet"], schema)
+    csv = pacsv.CSVWriter(partial["csv"], schema) if "csv" in partial else None
+    for index in range((rows + BLOCK - 1) // BLOCK):
+        block = _block(index, min(BLOCK, rows - index * BLOCK), rows)
+        if kind == "numeric":
+            block = _numeric(block, index)
+        table = pa.Table.from_batches([block])
+        parquet.write_table(table, row_group_size=ROW_GROUP)
+        if csv is not None:
             csv.write_table(table)
-    for kind, path in partial.items():
-        path.replace(paths[kind])
-    print(f"generated {rows:,} rows in {time.perf_counter() - started:.1f}s "
-          f"({paths['parquet'].stat().st_size >> 20} MiB Parquet, {paths['csv'].stat().st_size >> 20} MiB CSV)",
-          flush=True)
+    parquet.close()
+    if csv is not None:
+        csv.close()
+    for fmt, path in partial.items():
+        path.replace(paths[fmt])
+    print(f"generated {kind} {rows:,} rows in {time.perf_counter() - started:.1f}s", flush=True)
     return paths
 
 
 # ---- what runs inside a child process ------------------------------------------------------
 
-def _stream(fmt: str, path: Path):
-    if fmt == "parquet":
-        # pre_buffer (the default) keeps every row group it has read: Arrow memory grew to the
-        # file's size (0.57 GB at 10M rows); without it the reader stayed under 0.1 GB
-        yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=STREAM_BATCH)
-        return
-    # the contract's types, as ingestion declares them: no type inference on a sample
-    convert = pacsv.ConvertOptions(column_types=SCHEMA, strings_can_be_null=False)
-    reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
-                            convert_options=convert)
-    yield from reader
-
-
-def measure_profile(fmt: str, path: Path) -> dict:
+def measure_product(fmt: str, path: Path) -> dict:
+    from monitors.contract import infer_contract
     from monitors.intake.profile import BatchProfiler
+    from monitors.intake.readers import read_file, read_schema
 
     started, cpu = time.perf_counter(), time.process_time()
-    profiler = BatchProfiler(SCHEMA, categorical=CATEGORICAL)
-    chunks = 0
-    for chunk in _stream(fmt, path):
+    contract = infer_contract(read_schema(path, fmt))
+    profiler = BatchProfiler(contract.arrow_schema(), categorical=contract.categorical())
+    for chunk in read_file(path, fmt, contract):
         profiler.update(chunk)
-        chunks += 1
     metrics = profiler.metrics()
     return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
-            "metrics": len(metrics), "chunks": chunks, "rows": profiler.rows}
+            "metrics": len(metrics), "rows": profiler.rows}
 
 
-def measure_baseline(fmt: str, path: Path) -> dict:
+def _is_number(dtype: str) -> bool:
+    return any(word in dtype.upper() for word in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL"))
+
+
+def measure_duckdb(fmt: str, path: Path) -> dict:
+    import duckdb
+
+    started, cpu = time.perf_counter(), time.process_time()
+    source = f"read_parquet('{path}')" if fmt == "parquet" else f"read_csv('{path}')"
+    con = duckdb.connect()
+    columns = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+    ranks = ", ".join(str(q) for q in QUANTILE_RANKS)
+    parts = ["count(*)"]
+    for name, dtype, *_ in columns:
+        c = f'"{name}"'
+        parts += [f"count({c})", f"approx_count_distinct({c})"]
+        if dtype != "BOOLEAN" and dtype != "VARCHAR":
+            parts += [f"min({c})", f"max({c})"]
+        if _is_number(dtype):
+            parts += [f"avg({c})", f"stddev_samp({c})", f"approx_quantile({c}, [{ranks}])"]
+    row = con.execute(f"SELECT {', '.join(parts)} FROM {source}").fetchone()
+    metrics = sum(len(v) if isinstance(v, list) else 1 for v in row)
+    return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
+            "metrics": metrics, "rows": row[0]}
+
+
+def measure_polars(fmt: str, path: Path) -> dict:
+    import polars as pl
+
+    started, cpu = time.perf_counter(), time.process_time()
+    frame = pl.scan_parquet(path) if fmt == "parquet" else pl.scan_csv(path, try_parse_dates=True)
+    schema = frame.collect_schema()
+    exprs = [pl.len().alias("rows")]
+    for name, dtype in schema.items():
+        c = pl.col(name)
+        exprs += [c.null_count().alias(f"{name}.nulls"), c.approx_n_unique().alias(f"{name}.distinct")]
+        if dtype != pl.Boolean and dtype != pl.String:
+            exprs += [c.min().alias(f"{name}.min"), c.max().alias(f"{name}.max")]
+        if dtype.is_numeric():
+            exprs += [c.mean().alias(f"{name}.mean"), c.std().alias(f"{name}.std")]
+            exprs += [c.quantile(q).alias(f"{name}.q{q}") for q in QUANTILE_RANKS]
+    found = frame.select(exprs).collect()
+    return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
+            "metrics": found.width, "rows": int(found["rows"][0])}
+
+
+def measure_pandas(fmt: str, path: Path) -> dict:
     import pandas as pd
 
     started, cpu = time.perf_counter(), time.process_time()
-    if fmt == "parquet":
-        frame = pd.read_parquet(path)
-    else:
-        timestamps = [f.name for f in SCHEMA if pa.types.is_timestamp(f.type) or pa.types.is_date(f.type)]
-        frame = pd.read_csv(path, engine="pyarrow", parse_dates=timestamps)
-    loaded = time.perf_counter()
+    frame = pd.read_parquet(path) if fmt == "parquet" else pd.read_csv(path, engine="pyarrow")
     described = frame.describe()
     nulls = frame.isna().sum()
     distinct = frame.nunique()
-    finished = time.perf_counter()
-    return {"seconds": finished - started, "cpu_seconds": time.process_time() - cpu,
-            "load_seconds": loaded - started,
-            "compute_seconds": finished - loaded, "rows": len(frame),
-            "metrics": int(described.size + nulls.size + distinct.size)}
+    return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
+            "metrics": int(described.size + nulls.size + distinct.size), "rows": len(frame)}
 
 
-def _child(args: argparse.Namespace) -> None:
-    run = measure_profile if args.child == "profile" else measure_baseline
-    print(json.dumps(run(args.format, Path(args.path))))
+MEASURES = {"product": measure_product, "duckdb": measure_duckdb, "polars": measure_polars,
+            "pandas": measure_pandas}
 
 
 # ---- the parent ----------------------------------------------------------------------------
 
-def run_child(what: str, fmt: str, path: Path) -> dict:
-    command = [sys.executable, __file__, "--child", what, "--format", fmt, "--path", str(path)]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE)
+def _run(command: list[str], env: dict | None = None) -> tuple[bytes, float, float]:
+    """Runs a process; its stdout, wall seconds and peak RSS in MiB (its own, from wait4)."""
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, env=env, cwd=ROOT)
     out = child.stdout.read()
     # wait4 gives this child's own rusage; RUSAGE_CHILDREN would be the max over all children
     _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise RuntimeError(f"{what} on {path.name} failed with exit code {child.returncode}")
-    result = json.loads(out)
-    result["peak_rss_mib"] = round(usage.ru_maxrss / 1024, 1)  # Linux reports KiB
-    result["rows_per_second"] = round(result["rows"] / result["seconds"])
-    result["seconds"] = round(result["seconds"], 3)
-    result["cpu_seconds"] = round(result["cpu_seconds"], 3)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(command[:6])} failed with exit code {os.waitstatus_to_exitcode(status)}")
+    return out, seconds, round(usage.ru_maxrss / 1024, 1)  # Linux reports KiB
+
+
+def run_child(what: str, fmt: str, path: Path) -> dict:
+    out, _, peak = _run([sys.executable, __file__, "--child", what, "--format", fmt, "--path", str(path)])
+    result = json.loads(out) | {"peak_rss_mib": peak}
+    result["seconds"], result["cpu_seconds"] = round(result["seconds"], 3), round(result["cpu_seconds"], 3)
     return result
+
+
+PANDAS_PROCESS = ("import sys, pandas as pd; f = pd.read_parquet(sys.argv[1]); "
+                  "f.describe(); f.isna().sum(); f.nunique()")
+
+
+def run_cli(what: str, path: Path) -> dict:
+    if what == "pandas":
+        _, seconds, peak = _run([sys.executable, "-c", PANDAS_PROCESS, str(path)])
+        return {"seconds": round(seconds, 3), "peak_rss_mib": peak}
+    home = Path(tempfile.mkdtemp(prefix="monitors-bench-home-"))
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MONITORS_")}
+        env["MONITORS_HOME"] = str(home)
+        env["MONITORS_FILE_ROOTS"] = str(path.parent)
+        _, seconds, peak = _run([sys.executable, "-m", "monitors", "ingest", "--dataset", "bench", "--create",
+                                 "--partition", "2026-01-01", str(path)], env)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    return {"seconds": round(seconds, 3), "peak_rss_mib": peak}
+
+
+def _summary(runs: list[dict]) -> dict:
+    middle = sorted(runs, key=lambda r: r["seconds"])[len(runs) // 2]
+    return middle | {"all_seconds": [r["seconds"] for r in runs],
+                     "median_seconds": round(statistics.median(r["seconds"] for r in runs), 3),
+                     "peak_rss_mib_max": max(r["peak_rss_mib"] for r in runs)}
+
+
+def measure_case(name: str, data: Path, repeat: int) -> dict:
+    if name == "cli":
+        path = ensure_data(1_000_000, "mixed", data)["parquet"]
+        contenders, run = ("product", "pandas"), (lambda what: run_cli(what, path))
+        case = {"case": name, "what": "python -m monitors ingest --create (fresh SQLite store) vs "
+                                      "python -c pandas read_parquet + describe + isna + nunique, whole processes"}
+    else:
+        kind, rows, fmt = CASES[name]
+        path = ensure_data(rows, kind, data)[fmt]
+        contenders = ("product", *(PEERS_10M if rows > 1_000_000 else PEERS))
+        run = (lambda what: run_child(what, fmt, path))
+        case = {"case": name, "rows": rows, "format": fmt,
+                "columns": len(SCHEMA if kind == "mixed" else NUMERIC_SCHEMA),
+                "file_mib": round(path.stat().st_size / 2**20, 1)}
+    measured = {what: [] for what in contenders}
+    for _ in range(repeat):
+        # interleaved, so that a neighbour's burst of work does not land on one side only
+        for what in contenders:
+            measured[what].append(run(what))
+    for what in contenders:
+        case[what] = _summary(measured[what])
+    for what in contenders[1:]:
+        case[f"ratio_vs_{what}"] = round(case["product"]["median_seconds"] / case[what]["median_seconds"], 2)
+    line = "  ".join(f"{what} {case[what]['median_seconds']:6.2f}s {case[what]['peak_rss_mib']:6.0f} MiB"
+                     for what in contenders)
+    ratios = "  ".join(f"/{what} {case[f'ratio_vs_{what}']:.2f}" for what in contenders[1:])
+    print(f"{name:<20} {line}   ratio {ratios}", flush=True)
+    return case
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, action="append",
-                        help="batch size; repeat for several (default: 1000000 and 10000000)")
-    parser.add_argument("--formats", default="parquet,csv")
-    parser.add_argument("--repeat", type=int, default=1, help="measurements per case; the median is kept")
-    parser.add_argument("--no-baseline", action="store_true")
-    parser.add_argument("--child", choices=["profile", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--cases", default=",".join([*CASES, "cli"]),
+                        help=f"comma-separated, of {', '.join([*CASES, 'cli'])}")
+    parser.add_argument("--repeat", type=int, default=3, help="measurements per contender; the median is kept")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="where the synthetic files go")
+    parser.add_argument("--child", choices=list(MEASURES), help=argparse.SUPPRESS)
     parser.add_argument("--format", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args)
+        print(json.dumps(MEASURES[args.child](args.format, Path(args.path))))
         return
 
-    sizes = args.rows or [1_000_000, 10_000_000]
-    formats = args.formats.split(",")
-    cases = []
-    for rows in sizes:
-        paths = ensure_data(rows)
-        for fmt in formats:
-            case = {"rows": rows, "format": fmt, "file_mib": round(paths[fmt].stat().st_size / 2**20, 1)}
-            contenders = ("profile",) if args.no_baseline else ("profile", "baseline")
-            # interleaved, so that a neighbour's burst of work does not land on one side only
-            measured = {what: [] for what in contenders}
-            for _ in range(args.repeat):
-                for what in contenders:
-                    measured[what].append(run_child(what, fmt, paths[fmt]))
-            for what in contenders:
-                runs = sorted(measured[what], key=lambda r: r["seconds"])
-                case[what] = runs[len(runs) // 2] | {"all_seconds": [r["seconds"] for r in runs],
-                                                     "peak_rss_mib_max": max(r["peak_rss_mib"] for r in runs)}
-                r = case[what]
-                print(f"{rows:>11,} rows {fmt:<8} {what:<9} {r['seconds']:8.2f}s (cpu {r['cpu_seconds']:6.1f}s) "
-                      f"{r['rows_per_second']:>12,} rows/s  peak {r['peak_rss_mib']:8.1f} MiB  "
-                      f"{r['metrics']} metrics", flush=True)
-            if "baseline" in case:
-                case["speedup_vs_baseline"] = round(case["baseline"]["seconds"] / case["profile"]["seconds"], 2)
-                case["cpu_speedup_vs_baseline"] = round(
-                    case["baseline"]["cpu_seconds"] / case["profile"]["cpu_seconds"], 2)
-                print(f"{'':>11} {'':>13} profile is {case['speedup_vs_baseline']}x the baseline's speed "
-                      f"({case['cpu_speedup_vs_baseline']}x in CPU time)", flush=True)
-            cases.append(case)
-
+    cases = [measure_case(name, args.data, args.repeat) for name in args.cases.split(",")]
     # a subset run replaces its own cases and keeps the others
     if RESULTS.exists():
-        measured = {(c["rows"], c["format"]) for c in cases}
-        kept = [c for c in json.loads(RESULTS.read_text()).get("cases", [])
-                if (c["rows"], c["format"]) not in measured]
-        cases = sorted(kept + cases, key=lambda c: (c["rows"], c["format"]))
-    scaling = {}
-    for fmt in sorted({c["format"] for c in cases}):
-        by_rows = {c["rows"]: c for c in cases if c["format"] == fmt}
-        if len(by_rows) >= 2:
-            small, large = min(by_rows), max(by_rows)
-            for what in ("profile", "baseline"):
-                if what in by_rows[small] and what in by_rows[large]:
-                    ratio = by_rows[large][what]["seconds"] / by_rows[small][what]["seconds"]
-                    cpu = by_rows[large][what]["cpu_seconds"] / by_rows[small][what]["cpu_seconds"]
-                    scaling[f"{fmt}.{what}"] = {"rows_ratio": large / small, "time_ratio": round(ratio, 2),
-                                                "cpu_time_ratio": round(cpu, 2)}
-                    print(f"{fmt} {what}: {large / small:.0f}x the rows took {ratio:.1f}x the time "
-                          f"({cpu:.1f}x the CPU time)")
+        previous = json.loads(RESULTS.read_text()).get("cases", [])
+        done = {c["case"] for c in cases}
+        cases = [c for c in previous if c.get("case") and c["case"] not in done] + cases
+    by_name = {c["case"]: c for c in cases}
+    growth = {}
+    if "numeric-1M-parquet" in by_name and "numeric-10M-parquet" in by_name:
+        small, large = by_name["numeric-1M-parquet"], by_name["numeric-10M-parquet"]
+        for what in ("product", *PEERS_10M):
+            growth[what] = {"time": round(large[what]["median_seconds"] / small[what]["median_seconds"], 2),
+                            "peak_rss": round(large[what]["peak_rss_mib"] / small[what]["peak_rss_mib"], 2)}
+            print(f"numeric 1M -> 10M rows, {what}: {growth[what]['time']}x the time, "
+                  f"{growth[what]['peak_rss']}x the peak memory")
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "benchmark": "bench/profile.py",
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "note": "2 cores shared with other processes; figures are single runs unless repeat > 1"},
-        "loading": "included in both the profile and the baseline",
-        "baseline": "pandas read_parquet / read_csv(engine='pyarrow') + describe() + isna().sum() + nunique()",
-        "profile": f"monitors.intake.profile.BatchProfiler over ParquetFile(pre_buffer=False).iter_batches({STREAM_BATCH}) / "
-                   f"pyarrow.csv.open_csv(block_size={CSV_BLOCK_BYTES}), categorical={CATEGORICAL}",
+                    "load_average_at_end": os.getloadavg(),
+                    "note": "2 cores shared with other processes; medians of interleaved repeats"},
         "repeat": args.repeat,
+        "contenders": {"product": "contract inferred from the file, monitors.intake.readers.read_file -> BatchProfiler",
+                       "duckdb": "approx SQL: count, approx_count_distinct, min, max, avg, stddev_samp, "
+                                 "approx_quantile (7 ranks)",
+                       "polars": "lazy scan: null_count, approx_n_unique, min, max, mean, std, quantile (7 ranks)",
+                       "pandas": "read whole + describe() + isna().sum() + nunique()"},
+        "ratio": "this product's median seconds / the peer's, measured in the same run (< 1: faster)",
         "cases": cases,
-        "scaling": scaling,
+        "growth_1M_to_10M": growth,
     }
     RESULTS.write_text(json.dumps(document, indent=2) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)}")

@@ -208,7 +208,7 @@ def main() -> None:
         "client_cpu_seconds": {name: statistics.median(found) for name, found in cpu.items()},
         "client_peak_rss_mib": {name: round(value, 1) for name, value in peak.items()},
         "metrics": len(profiles["pushdown"]),
-        # BatchProfiler estimates distinct counts with HLL past 100k values; pushdown counts exactly
+        # BatchProfiler estimates distinct counts with a k-minimum-values sketch past 100k values; pushdown counts exactly
         "largest_relative_differences": differences,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -323,3 +323,48 @@ def test_impossible_settings_are_refused():
         BatchProfiler(schema, top_k=-1)
     with pytest.raises(ValueError, match="lacks"):
         BatchProfiler(schema).update(pa.record_batch({"y": [1]}))
+
+
+def test_past_the_exact_limit_numbers_stay_exactly_counted_while_fewer_than_the_sketch_keeps():
+    # the sketch keeps 131,072 hashes and distinct numbers never share one: below that the
+    # count is exact, where an estimate would be off by tens or hundreds
+    rng = np.random.default_rng(29)
+    values = rng.normal(0, 1, 60_000)
+    times = pa.array(1_700_000_000_000_000 + rng.permutation(60_000) * 1_000_000, pa.int64())
+    table = pa.table({"x": np.concatenate([values, values[:10_000]]),
+                      "t": pa.concat_arrays([times, times.slice(0, 10_000)]).cast(pa.timestamp("us", tz="UTC"))})
+    found = _profile(table, 3, exact_distinct_limit=1_000)
+    assert found[("x", "distinct", "")] == 60_000
+    assert found[("t", "distinct", "")] == 60_000
+
+
+def test_a_near_unique_column_goes_to_the_sketch_and_keeps_its_exact_metrics():
+    rng = np.random.default_rng(31)
+    values = rng.permutation(400_000).astype(np.int64) * 7919 - 1_000_000_000
+    found = _profile(pa.table({"id": values}), 2)  # default limits: 200k-row chunks outgrow 100k at once
+    # the sketch's relative standard error is 1/sqrt(131072) ~ 0.28%: 1% is 3.6 of them
+    assert found[("id", "distinct", "")] == pytest.approx(400_000, rel=0.01)
+    for name, q in QUANTILES.items():
+        assert found[("id", name, "")] == pytest.approx(np.quantile(values, q), rel=1e-12), name
+    assert found[("id", "mean", "")] == pytest.approx(values.mean(), rel=1e-12)
+    assert found[("id", "negatives", "")] == np.count_nonzero(values < 0)
+
+
+def test_a_column_that_only_looks_unique_keeps_its_exact_table():
+    # 90k distinct values over 240k rows: a sample of the first chunk looks unique, but the
+    # column never holds more than the exact limit, so everything stays exact
+    rng = np.random.default_rng(37)
+    pool = rng.normal(50, 10, 90_000).round(6)
+    values = np.concatenate([pool, rng.choice(pool, 150_000)])[rng.permutation(240_000)]
+    found = _profile(pa.table({"x": values}), 2, exact_quantile_limit=1_000)
+    assert found[("x", "distinct", "")] == len(np.unique(values))
+    for name, q in QUANTILES.items():
+        assert found[("x", name, "")] == pytest.approx(np.quantile(values, q), rel=1e-12), name
+
+
+def test_strings_of_any_length_and_alphabet_are_counted_within_the_sketch_error():
+    short = [f"ключ-{n}" for n in range(150_000)]
+    long = ["x" * 100 + str(n) for n in range(150_000)]  # past the hash's table of positions
+    values = pa.array(short + long + ["", ""] + short[:5_000], pa.string())
+    found = _profile(pa.table({"s": values}), 4, exact_distinct_limit=1_000)
+    assert found[("s", "distinct", "")] == pytest.approx(300_001, rel=0.01)
