@@ -41,12 +41,16 @@ PROCESSES = 2
 # name in capitals is a constant of the detector's module rather than an option (a rule
 # measured before it becomes one): it is set in the worker for that setting only.
 SPACE = {
+    # issue 12: min_change, sustained and EPISODE_LENGTH_FRACTION were settled by the
+    # earlier sweep (0, True, 0.003: chosen in every fold) and are held there; the habit
+    # rule (RECURRENCE) is what is measured, with the budget it lets rise. alpha stays at
+    # 0.05: 0.1 scores higher on NAB but alerts on clean series (tests/detectors) and
+    # leaves Twitter's reference answer (139 points where it finds 131)
     "anomalies": {
-        "max_anoms": [0.001, 0.002, 0.005, 0.01],
-        "alpha": [0.01, 0.05, 0.1],
-        "min_change": [0.0, 0.1, 0.25],
-        "sustained": [True, False],
-        "EPISODE_LENGTH_FRACTION": [0.0, 0.001, 0.003],
+        "max_anoms": [0.002, 0.005, 0.01, 0.02],
+        "alpha": [0.05],
+        "RECURRENCE": [0, 3, 5],
+        "RECURRENCE_RATIO": [0.9, 1.0],
     },
     "breakouts": {
         "penalty": [1.0, 1.5, 2.0, 3.0, 4.0],
@@ -113,10 +117,16 @@ def _run_setting(task: tuple[str, dict]) -> tuple[str, dict[str, list[int]]]:
     return key(setting), out
 
 
+# the detector modules each kind runs: its cache is keyed by their source only, so editing
+# one detector does not throw away the other's sweep
+SOURCES = {"anomalies": ("anomalies.py", "seasonal.py", "_rules.py", "numbers.py", "result.py"),
+           "breakouts": ("breakouts.py", "seasonal.py", "_rules.py", "numbers.py", "result.py")}
+
+
 def _cache_path(kind: str) -> Path:
     source = hashlib.sha256()
-    for path in sorted((ROOT / "detectors").glob("*.py")):
-        source.update(path.read_bytes())
+    for name in SOURCES[kind]:
+        source.update((ROOT / "detectors" / name).read_bytes())
     return Path(tempfile.gettempdir()) / f"sweep-{kind}-{source.hexdigest()[:16]}.json"
 
 

@@ -59,7 +59,7 @@ class SeriesOptions(Options):
 
 class AnomaliesOptions(SeriesOptions):
     period: int | None = None
-    max_anoms: float = 0.002
+    max_anoms: float = 0.02
     alpha: float = 0.05
     direction: Literal["both", "up", "down"] = "both"
     trend: Literal["rolling", "median"] = "rolling"
