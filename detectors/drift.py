@@ -334,18 +334,17 @@ def _cdf(s: _Sketch, x: np.ndarray, *, left: bool = False) -> np.ndarray:
     xs, ps = s.xs, s.ps
     x = np.asarray(x, dtype="float64")
     j = np.searchsorted(xs, x, side="left" if left else "right") - 1
-    out = np.empty_like(x)
-    below = j < 0
-    above = j >= len(xs) - 1
-    mid = ~(below | above)
-    out[below] = 0.0
-    out[above] = 1.0
-    jm = j[mid]
+    # every point interpolated in a clipped segment, then the ends set: the same numbers as
+    # interpolating the inner points alone, without the masked copies (a backfill merges
+    # thousands of references)
+    jm = np.clip(j, 0, len(xs) - 2)
     x0, x1 = xs[jm], xs[jm + 1]
     p0, p1 = ps[jm], ps[jm + 1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        t = np.where(x1 > x0, (x[mid] - x0) / (x1 - x0), 1.0)
-    out[mid] = p0 + np.clip(t, 0.0, 1.0) * (p1 - p0)
+        t = np.where(x1 > x0, (x - x0) / (x1 - x0), 1.0)
+    out = p0 + np.clip(t, 0.0, 1.0) * (p1 - p0)
+    out[j < 0] = 0.0
+    out[j >= len(xs) - 1] = 1.0
     return out
 
 
