@@ -47,6 +47,7 @@ days had PSI >= 0.2), 1 at 100 rows, none at 1,000.
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -581,20 +582,24 @@ _references_bytes = 0
 # a reference is kept only when asked for a second time: a trailing reference never comes
 # back in a backfill, and keeping those would push out the pinned ones that do
 _asked: OrderedDict[int, None] = OrderedDict()
+# runs are evaluated in a worker's threads, and the dashboard serves several sessions
+_lock = threading.Lock()
 
 
 def _parse_row(row: Any, kind: str, interpolation: str, other: str) -> Any:
     if not isinstance(row, _Row):
         return _parse(row, kind, interpolation, other)
     key = (row, kind, interpolation, other)
-    found = _parsed.get(key, _parsed)
-    if found is not _parsed:
-        _parsed.move_to_end(key)
-        return found
+    with _lock:
+        found = _parsed.get(key, _parsed)
+        if found is not _parsed:
+            _parsed.move_to_end(key)
+            return found
     found = _parse(row.profile(), kind, interpolation, other)
-    _parsed[key] = found
-    if len(_parsed) > _PARSED_MAX:
-        _parsed.popitem(last=False)
+    with _lock:
+        _parsed[key] = found
+        if len(_parsed) > _PARSED_MAX:
+            _parsed.popitem(last=False)
     return found
 
 
@@ -607,23 +612,26 @@ def _reference(rows: list[Any], parsed: list[Any], kind: str, interpolation: str
     if len(parsed) == 1 or not all(isinstance(r, _Row) for r in rows):
         return merge(parsed)
     key = (tuple(rows), kind, interpolation, other)
-    found = _references.get(key)
-    if found is not None:
-        _references.move_to_end(key)
-        return found[0]
+    with _lock:
+        found = _references.get(key)
+        if found is not None:
+            _references.move_to_end(key)
+            return found[0]
     merged = merge(parsed)
     digest = hash(key)
-    if digest not in _asked:
-        _asked[digest] = None
-        if len(_asked) > _PARSED_MAX:
-            _asked.popitem(last=False)
-        return merged
-    size = _nbytes(merged)
-    _references[key] = (merged, size)
-    _references_bytes += size
-    while _references_bytes > _REFERENCE_BYTES_MAX and len(_references) > 1:
-        _, (_, freed) = _references.popitem(last=False)
-        _references_bytes -= freed
+    with _lock:
+        if digest not in _asked:
+            _asked[digest] = None
+            if len(_asked) > _PARSED_MAX:
+                _asked.popitem(last=False)
+            return merged
+        size = _nbytes(merged)
+        if key not in _references:
+            _references[key] = (merged, size)
+            _references_bytes += size
+        while _references_bytes > _REFERENCE_BYTES_MAX and len(_references) > 1:
+            _, (_, freed) = _references.popitem(last=False)
+            _references_bytes -= freed
     return merged
 
 
