@@ -47,6 +47,8 @@ days had PSI >= 0.2), 1 at 100 rows, none at 1,000.
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -214,41 +216,45 @@ def detect_drift(profiles: pd.DataFrame | Mapping[Any, Mapping[str, float]], *,
     _numeric_options(max_psi, max_ks, alpha, bins, interpolation, min_count)
     _categorical_options(max_js, alpha, min_count)
 
-    labels, rows = _rows(profiles)
+    labels, row_at, present = _rows(profiles)
     # a since that does not fit is refused before any skip
     tested = np.flatnonzero(under_test(pd.Index(labels), since)).tolist()
-    if not rows:
+    if not labels:
         return Detection(det, skipped="no profiles")
     if kind == "auto":
-        keys = set().union(*rows)
-        kind = "numeric" if all(k in keys for k in QUANTILES) else "categorical"
+        kind = "numeric" if all(k in present for k in QUANTILES) else "categorical"
     subject = name or "value"
 
     # only the partitions under test and their references are read: a daily run over years
-    # of stored profiles parses eight of them, not every one
+    # of stored profiles parses eight of them, not every one (and a backfill converts
+    # eight rows a call, not the whole window)
     needed = sorted({j for i in tested for j in range(max(0, i - window), i + 1)})
-    parsed: dict[int, Any] = {j: _parse(rows[j], kind, interpolation, other) for j in needed}
+    rows = {j: row_at(j) for j in needed}
+    parsed: dict[int, Any] = {j: _parse_row(rows[j], kind, interpolation, other) for j in needed}
     limit = max_psi if kind == "numeric" else max_js
-    band_rows: dict[Any, dict[str, float]] = {}
+    band_rows: dict[Any, list[float]] = {}
     findings: list[Finding] = []
     for i in tested:
         if parsed[i] is None:
             continue
-        refs = [parsed[j] for j in range(max(0, i - window), i) if parsed[j] is not None]
-        if len(refs) < min_periods:
+        used = [j for j in range(max(0, i - window), i) if parsed[j] is not None]
+        if len(used) < min_periods:
             continue
+        # the merged reference, remembered by content: a pinned one is the same every partition
+        against_ref = _reference([rows[j] for j in used], [parsed[j] for j in used], kind,
+                                 interpolation, other)
+        n_refs = len(used)
         if reference == "previous":
             against = "the previous batch"
         else:
-            against = f"trailing {len(refs)} batch{'es' if len(refs) != 1 else ''}"
+            against = f"trailing {n_refs} batch{'es' if n_refs != 1 else ''}"
         if kind == "numeric":
-            res = _compare_numeric(_mix(refs), parsed[i], max_psi=max_psi, max_ks=max_ks,
+            res = _compare_numeric(against_ref, parsed[i], max_psi=max_psi, max_ks=max_ks,
                                    alpha=alpha, bins=bins, min_count=min_count)
             if res.skipped:
                 continue
             value, pvalue = res.psi, res.psi_pvalue
-            band_rows[labels[i]] = {"value": value, "ks": res.ks, "pvalue": _nan(pvalue),
-                                    "expected": np.nan, "lower": 0.0, "upper": limit}
+            band_rows[labels[i]] = [value, res.ks, _nan(pvalue), np.nan, 0.0, limit]
             if res.drifted:
                 by_ks = not (res.psi >= max_psi and (pvalue is None or pvalue < alpha))
                 dist, lim = (res.ks, max_ks) if by_ks else (res.psi, max_psi)
@@ -260,13 +266,11 @@ def detect_drift(profiles: pd.DataFrame | Mapping[Any, Mapping[str, float]], *,
                            f"(limit {lim:.2f}); median {fmt_number(res.median_reference)} -> "
                            f"{fmt_number(res.median_current)}"))
         else:
-            res = _compare_categorical(_merge_counts(refs), parsed[i], max_js=max_js,
+            res = _compare_categorical(against_ref, parsed[i], max_js=max_js,
                                        alpha=alpha, min_count=min_count)
             if res.skipped:
                 continue
-            band_rows[labels[i]] = {"value": res.js, "chi2": res.chi2,
-                                    "pvalue": res.chi2_pvalue, "expected": np.nan,
-                                    "lower": 0.0, "upper": limit}
+            band_rows[labels[i]] = [res.js, res.chi2, res.chi2_pvalue, np.nan, 0.0, limit]
             if res.drifted:
                 findings.append(Finding(
                     at=labels[i], value=res.js, expected=None, lower=None, upper=max_js,
@@ -276,7 +280,11 @@ def detect_drift(profiles: pd.DataFrame | Mapping[Any, Mapping[str, float]], *,
     if not band_rows:
         return Detection(det, skipped=_why_untested(labels, parsed, tested, window,
                                                     min_periods, min_count))
-    band = pd.DataFrame.from_dict(band_rows, orient="index")
+    # one array, not a frame from a dict of dicts: this is built once per monitor and partition
+    columns = ["value", "ks" if kind == "numeric" else "chi2", "pvalue", "expected", "lower",
+               "upper"]
+    band = pd.DataFrame(np.array(list(band_rows.values()), dtype="float64"),
+                        index=pd.Index(list(band_rows)), columns=columns)
     return Detection(det, tuple(findings), band=band)
 
 
@@ -327,18 +335,17 @@ def _cdf(s: _Sketch, x: np.ndarray, *, left: bool = False) -> np.ndarray:
     xs, ps = s.xs, s.ps
     x = np.asarray(x, dtype="float64")
     j = np.searchsorted(xs, x, side="left" if left else "right") - 1
-    out = np.empty_like(x)
-    below = j < 0
-    above = j >= len(xs) - 1
-    mid = ~(below | above)
-    out[below] = 0.0
-    out[above] = 1.0
-    jm = j[mid]
+    # every point interpolated in a clipped segment, then the ends set: the same numbers as
+    # interpolating the inner points alone, without the masked copies (a backfill merges
+    # thousands of references)
+    jm = np.clip(j, 0, len(xs) - 2)
     x0, x1 = xs[jm], xs[jm + 1]
     p0, p1 = ps[jm], ps[jm + 1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        t = np.where(x1 > x0, (x[mid] - x0) / (x1 - x0), 1.0)
-    out[mid] = p0 + np.clip(t, 0.0, 1.0) * (p1 - p0)
+        t = np.where(x1 > x0, (x - x0) / (x1 - x0), 1.0)
+    out = p0 + np.clip(t, 0.0, 1.0) * (p1 - p0)
+    out[j < 0] = 0.0
+    out[j >= len(xs) - 1] = 1.0
     return out
 
 
@@ -512,14 +519,41 @@ def _compare_categorical(ref: _Counts, cur: _Counts, *, max_js: float, alpha: fl
 # --- plumbing -----------------------------------------------------------------------------
 
 
-def _rows(profiles: Any) -> tuple[list[Any], list[dict[str, Any]]]:
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """A stored profile's present keys and their values, as bytes: hashable and exact to the
+    bit (-0.0 and 0.0 differ), so it keys the caches of parsed sketches and references."""
+
+    names: tuple[str, ...]
+    values: bytes
+
+    def profile(self) -> dict[str, float]:
+        return dict(zip(self.names, np.frombuffer(self.values, dtype="float64").tolist()))
+
+
+def _rows(profiles: Any) -> tuple[list[Any], Any, set[str]]:
+    """The partitions (sorted), a function from a position to that partition's profile (a
+    `_Row`, or a dict when the values are not all floats) and the keys present in any
+    profile. A backfill passes its whole history window once per partition and monitor but
+    reads eight rows of it: only those are converted."""
     if isinstance(profiles, pd.DataFrame):
-        frame = profiles.sort_index()
+        frame = profiles if profiles.index.is_monotonic_increasing else profiles.sort_index()
         if frame.index.has_duplicates:
             raise ValueError("profiles: duplicated partitions")
+        names = [str(k) for k in frame.columns]
+        if all(dtype.kind == "f" for dtype in frame.dtypes):
+            values = frame.to_numpy(dtype="float64")
+            known = ~np.isnan(values)
+            present = {n for n, any_known in zip(names, known.any(axis=0)) if any_known}
+
+            def row_at(j: int) -> _Row:
+                keep = known[j]
+                return _Row(tuple(n for n, k in zip(names, keep) if k), values[j][keep].tobytes())
+
+            return list(frame.index), row_at, present
         rows = [{str(k): v for k, v in rec.items() if not _missing(v)}
                 for rec in frame.to_dict(orient="records")]
-        return list(frame.index), rows
+        return list(frame.index), rows.__getitem__, set().union(*rows)
     if isinstance(profiles, Mapping):
         try:
             labels = sorted(profiles)
@@ -531,9 +565,80 @@ def _rows(profiles: Any) -> tuple[list[Any], list[dict[str, Any]]]:
             if not isinstance(prof, Mapping):
                 raise ValueError(f"profiles: the profile of {label!r} is not a mapping")
             rows.append({str(k): v for k, v in prof.items() if not _missing(v)})
-        return labels, rows
+        return labels, rows.__getitem__, set().union(*rows)
     raise ValueError("profiles: expected a DataFrame (one row per partition) or a "
                      f"mapping partition -> profile, not {type(profiles).__name__}")
+
+
+# Parsed profiles and merged references, by content. A backfill judges each partition
+# against the 7 before it, so every profile is parsed up to 8 times; a pinned reference is
+# the same weeks of profiles for every partition, merged anew each time. Both were most of
+# a backfill's drift time. Bounded: a sketch is ~13 KB, a merged 28-day reference ~0.7 MB.
+_PARSED_MAX = 4096
+_REFERENCE_BYTES_MAX = 64 * 2**20
+_parsed: OrderedDict[tuple, Any] = OrderedDict()
+_references: OrderedDict[tuple, tuple[Any, int]] = OrderedDict()
+_references_bytes = 0
+# a reference is kept only when asked for a second time: a trailing reference never comes
+# back in a backfill, and keeping those would push out the pinned ones that do
+_asked: OrderedDict[int, None] = OrderedDict()
+# runs are evaluated in a worker's threads, and the dashboard serves several sessions
+_lock = threading.Lock()
+
+
+def _parse_row(row: Any, kind: str, interpolation: str, other: str) -> Any:
+    if not isinstance(row, _Row):
+        return _parse(row, kind, interpolation, other)
+    key = (row, kind, interpolation, other)
+    with _lock:
+        found = _parsed.get(key, _parsed)
+        if found is not _parsed:
+            _parsed.move_to_end(key)
+            return found
+    found = _parse(row.profile(), kind, interpolation, other)
+    with _lock:
+        _parsed[key] = found
+        if len(_parsed) > _PARSED_MAX:
+            _parsed.popitem(last=False)
+    return found
+
+
+def _reference(rows: list[Any], parsed: list[Any], kind: str, interpolation: str,
+               other: str) -> Any:
+    """The merged reference of `parsed` (the profiles `rows`, in order): the one computation
+    of `_mix` or `_merge_counts`, remembered when the same rows come back."""
+    global _references_bytes
+    merge = _mix if kind == "numeric" else _merge_counts
+    if len(parsed) == 1 or not all(isinstance(r, _Row) for r in rows):
+        return merge(parsed)
+    key = (tuple(rows), kind, interpolation, other)
+    with _lock:
+        found = _references.get(key)
+        if found is not None:
+            _references.move_to_end(key)
+            return found[0]
+    merged = merge(parsed)
+    digest = hash(key)
+    with _lock:
+        if digest not in _asked:
+            _asked[digest] = None
+            if len(_asked) > _PARSED_MAX:
+                _asked.popitem(last=False)
+            return merged
+        size = _nbytes(merged)
+        if key not in _references:
+            _references[key] = (merged, size)
+            _references_bytes += size
+        while _references_bytes > _REFERENCE_BYTES_MAX and len(_references) > 1:
+            _, (_, freed) = _references.popitem(last=False)
+            _references_bytes -= freed
+    return merged
+
+
+def _nbytes(merged: Any) -> int:
+    if isinstance(merged, _Sketch):
+        return merged.xs.nbytes + merged.ps.nbytes + merged.atoms.nbytes
+    return 100 * (len(merged.listed) + 1)
 
 
 def _why_untested(labels, parsed, tested, window, min_periods, min_count) -> str:

@@ -105,7 +105,8 @@ def pinned_drift(spec, profiles: pd.DataFrame, partition: dt.date, window: Windo
         label = f"the pinned reference {window.label}"
     if len(after) == 0:
         return None
-    frame = profiles.loc[[*after, at]]
+    # by position: a list of labels through .loc cost more than the comparison it feeds
+    frame = profiles.iloc[[*index.get_indexer(after), index.get_loc(at)]]
     options = {k: v for k, v in spec.options.items() if k not in ("reference", "window")}
     detection = detect_drift(frame, reference="trailing", window=len(after), since=at,
                              name=spec.column, **options)
