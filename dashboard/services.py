@@ -22,7 +22,7 @@ from monitors.datasets import find_dataset
 from monitors.config import DETECTORS, ConfigError, MonitorConfig, MonitorsConfig  # noqa: F401
 from monitors.contract import Contract
 from monitors.errors import MonitorsError, NotFound
-from monitors.pipeline.run import config_for_runs
+from monitors.pipeline.run_config import config_for_runs
 from monitors.settings import load_settings
 from monitors.pipeline.worker import Worker
 from store import queries

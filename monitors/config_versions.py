@@ -139,7 +139,7 @@ def list_versions(session: Session) -> list[dict[str, Any]]:
 
 
 def validate_file(path: Path, settings: Settings) -> MonitorsConfig:
-    """The checks a run makes on its config file (monitors.pipeline.run.config_for_runs): the same
+    """The checks a run makes on its config file (monitors.pipeline.run_config.config_for_runs): the same
     ConfigError, with the same message, and nothing written anywhere."""
     if not path.is_file():
         raise Invalid(f"no such file: {path}")

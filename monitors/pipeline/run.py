@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import logging
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +24,7 @@ from monitors.lifecycle.alerts import Recorded, Signal, record_signals
 from monitors.judge.baselines import load_baselines
 from monitors.judge.references import load_references
 from monitors.catalog import deliveries, delivered_files, infer_missing_contract, sync_datasets
-from monitors.config import ConfigError, MonitorsConfig, load_config
+from monitors.config import ConfigError, MonitorsConfig
 from monitors.config_versions import record_version
 from monitors.contract import Contract
 from monitors.errors import NotFound, Unreachable
@@ -48,11 +47,11 @@ from monitors.judge.plan import judged_in_own_run, plan_monitors
 from monitors.judge.provenance import finding_record, judged_on
 from monitors.settings import Settings
 from monitors.judge.never_judged import never_judged
+from monitors.pipeline.run_config import config_for_runs
 from store import queries
 from store.models import Dataset, DatasetKind, Run, RunStatus
 
 ROOT = Path(__file__).resolve().parents[2]
-logger = logging.getLogger(__name__)
 
 
 @cache
@@ -148,28 +147,6 @@ def execute_run(sessions: sessionmaker[Session], settings: Settings, run_id: int
             run.finished_at = dt.datetime.now(dt.UTC)
         run.stages = log.stages
         run.log = "\n".join(log.lines)
-
-
-def config_for_runs(settings: Settings) -> tuple[MonitorsConfig, str]:
-    """The config and its version, parsed again only when the file changes: a worker runs
-    every dataset of a large config in turn (200 datasets of 50 columns: 0.6 s a parse).
-    Runs only read it."""
-    try:
-        stat = settings.config_path.stat()
-        stamp = (stat.st_mtime_ns, stat.st_size)
-    except FileNotFoundError:
-        stamp = None
-    return _parsed_config(settings, stamp)
-
-
-@lru_cache(maxsize=8)
-def _parsed_config(settings: Settings, _stamp) -> tuple[MonitorsConfig, str]:
-    from monitors.judge.never_judged import config_warnings  # noqa: PLC0415 (beside never_judged)
-
-    config = load_config(settings.config_path, settings)
-    for line in config_warnings(config):  # once per form of the file: parsed once
-        logger.warning("%s: %s", settings.config_path.name, line)
-    return config, config.version_hash()
 
 
 def _execute(sessions, settings, config: MonitorsConfig, config_version: str, run_id,

@@ -282,7 +282,7 @@ def _execute(sessions: sessionmaker[Session], settings: Settings, claimed: Claim
              worker_id: str, lease: dt.timedelta, should_stop: Callable[[], bool],
              inline: Inline | None = None) -> None:
     from monitors.config import ConfigError
-    from monitors.pipeline.run import config_for_runs
+    from monitors.pipeline.run_config import config_for_runs
 
     try:  # the file as it is now (parsed again when it changed since the stage was filed)
         config, _ = config_for_runs(settings)

@@ -402,7 +402,7 @@ class Worker:
         the schedules stay as they were."""
         from monitors.catalog import sync_datasets  # the pipeline's modules, loaded to lead
         from monitors.config_versions import record_version
-        from monitors.pipeline.run import config_for_runs
+        from monitors.pipeline.run_config import config_for_runs
 
         try:
             config, version = config_for_runs(self.settings)
