@@ -51,8 +51,8 @@ def run_seed(days: int, seed: int) -> dict:
     os.environ.pop("MONITORS_DB_URL", None)
     os.environ.pop("MONITORS_CONFIG", None)
 
-    from monitors.lifecycle.alerts import get_alert, list_alerts
     from monitors.demo import land_demo
+    from monitors.lifecycle.alerts import get_alert, list_alerts
     from monitors.settings import load_settings
     from store.engine import open_store
 

@@ -86,17 +86,17 @@ def generate(rows: int) -> tuple[Path, Path]:
 def ours(rows: int) -> dict:
     import datetime as dt
 
+    import sklearn.metrics  # noqa: F401  imported before the clock starts, as the baseline's
+
     from monitors.catalog import sync_datasets
     from monitors.config import parse_config
+    from monitors.contract import Contract
     from monitors.intake.labels import read_table, resolve
     from monitors.judge.performance import performance_rows
-    from monitors.contract import Contract
     from monitors.settings import Limits
-    from store.engine import open_store
     from store import queries
+    from store.engine import open_store
     from store.models import Batch, BatchStatus
-
-    import sklearn.metrics  # noqa: F401  imported before the clock starts, as the baseline's
 
     scores_path, labels_path = files(rows)
     config = parse_config(json.dumps({"datasets": [
@@ -174,9 +174,9 @@ def demo_findings(seed: int, days: int) -> dict:
 
     import pandas as pd
 
-    from monitors.lifecycle import alerts as lifecycle
     from monitors.demo import LABEL_DELAY_DAYS, OUTCOMES, SCORES, land_demo
     from monitors.judge.performance import performance_frame
+    from monitors.lifecycle import alerts as lifecycle
     from monitors.settings import load_settings
     from store import queries
     from store.engine import open_store

@@ -27,10 +27,10 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd
 
 from detectors.result import Finding
-from monitors.lifecycle.alerts import Signal, record_signals
 from monitors.config import parse_config
-from monitors.settings import load_settings
+from monitors.lifecycle.alerts import Signal, record_signals
 from monitors.pipeline.stages import plan_stages, run_due_stages
+from monitors.settings import load_settings
 from store.engine import open_store
 from store.models import Batch, BatchStatus, Dataset, utcnow
 

@@ -30,6 +30,7 @@ for path in (ROOT, ROOT / "bench"):
 
 import detection_nab  # noqa: E402  (bench scripts import each other as siblings)
 import detection_tcpd  # noqa: E402
+
 from detectors import anomalies, breakouts, detect_anomalies, detect_breakouts  # noqa: E402
 from detectors.registry import AnomaliesOptions, BreakoutsOptions  # noqa: E402
 

@@ -13,18 +13,19 @@ import streamlit as st
 from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard.metric_charts import downsample
-from monitors.judge import admin, baselines, explain, performance, provenance
-from monitors.intake import delivery
-from monitors.lifecycle import mutes, alerts as lifecycle
-from monitors.pipeline import queue, stages
-from monitors.judge.backtest import backtest
-from monitors.datasets import find_dataset
 from monitors.config import DETECTORS, ConfigError, MonitorConfig, MonitorsConfig  # noqa: F401
 from monitors.contract import Contract
+from monitors.datasets import find_dataset
 from monitors.errors import MonitorsError, NotFound
+from monitors.intake import delivery
+from monitors.judge import admin, baselines, explain, performance, provenance
+from monitors.judge.backtest import backtest
+from monitors.lifecycle import alerts as lifecycle
+from monitors.lifecycle import mutes
+from monitors.pipeline import queue, stages
 from monitors.pipeline.run_config import config_for_runs
-from monitors.settings import load_settings
 from monitors.pipeline.worker import Worker
+from monitors.settings import load_settings
 from store import queries
 from store.engine import StoreFault, describe_fault, open_store
 from store.models import UNRESOLVED, AlertStatus, Severity, utcnow

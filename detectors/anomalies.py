@@ -22,7 +22,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from detectors._rules import check_choice, check_flag, check_integer, check_number, under_test
+from detectors._rules import (
+    check_choice,
+    check_flag,
+    check_integer,
+    check_number,
+    under_test,
+)
 from detectors.numbers import fmt_number
 from detectors.result import Detection, Finding
 from detectors.seasonal import MIN_CYCLES, find_periods, seasonal_adjust

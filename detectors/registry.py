@@ -160,7 +160,9 @@ class MatchesPatternOptions(CheckOptions):
     @classmethod
     def _compiles(cls, value: str) -> str:
         # refused when the config loads, not at the first batch the check meets
-        from detectors.checks import compile_pattern  # pandas and RE2: only for this check
+        from detectors.checks import (
+            compile_pattern,  # pandas and RE2: only for this check
+        )
 
         compile_pattern(value)
         return value

@@ -96,7 +96,9 @@ def infer_missing_contract(settings: Settings, dataset: Dataset,
     if dataset.contract:
         return False
     if dataset.format == "sql":
-        from monitors.intake.pushdown import infer_table_contract  # SQLAlchemy reflection, only here
+        from monitors.intake.pushdown import (
+            infer_table_contract,  # SQLAlchemy reflection, only here
+        )
 
         contract = infer_table_contract(dataset)
     else:

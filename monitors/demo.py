@@ -23,14 +23,20 @@ import pyarrow.parquet as pq
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitors.catalog import sync_datasets
-from monitors.config import AutomaticMonitors, DatasetConfig, MonitorsConfig, load_config, save_config
+from monitors.config import (
+    AutomaticMonitors,
+    DatasetConfig,
+    MonitorsConfig,
+    load_config,
+    save_config,
+)
 from monitors.contract import ColumnSpec, Contract
 from monitors.intake.freshness import partition_day_end
 from monitors.intake.labels import LabelsConfig
 from monitors.pipeline.run import execute_run
+from monitors.pipeline.stages import run_due_stages
 from monitors.settings import Settings
 from monitors.stage_config import StageConfig
-from monitors.pipeline.stages import run_due_stages
 from store.models import Run
 
 CUSTOMERS = "customer_snapshot"

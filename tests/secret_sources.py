@@ -15,9 +15,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from monitors.pipeline import queue
 from monitors.catalog import find_dataset, sync_datasets
 from monitors.config import load_config
+from monitors.pipeline import queue
 from monitors.settings import Settings, load_settings
 from store.engine import open_store
 

@@ -22,9 +22,17 @@ from typing import Any
 from detectors.numbers import fmt_number
 from monitors.cli import (
     alerts as cli_alerts,
+)
+from monitors.cli import (
     config as cli_config,
+)
+from monitors.cli import (
     gates as cli_gates,
+)
+from monitors.cli import (
     runs as cli_runs,
+)
+from monitors.cli import (
     stages as cli_stages,
 )
 from monitors.cli.io import EXIT_USAGE, date_argument, emit
@@ -161,9 +169,13 @@ def _ingest(args, settings: Settings, sessions) -> int:
         return EXIT_USAGE
     from monitors.catalog import sync_datasets
     from monitors.config import load_config
-    from monitors.intake.file_roots import inside_roots
     from monitors.errors import Invalid
-    from monitors.intake.ingest import find_or_create_dataset, ingest_file, partition_from_name
+    from monitors.intake.file_roots import inside_roots
+    from monitors.intake.ingest import (
+        find_or_create_dataset,
+        ingest_file,
+        partition_from_name,
+    )
     from monitors.intake.readers import ContractViolation
 
     # OutsideRoots is a usage error and stores nothing; the resolved path is what was
@@ -268,8 +280,8 @@ def _metrics(args, settings: Settings, sessions) -> int:
 
 
 def _backtest(args, settings: Settings, sessions) -> int:
-    from monitors.judge.backtest import backtest, find_monitor
     from monitors.config import load_config
+    from monitors.judge.backtest import backtest, find_monitor
 
     if args.config is not None:
         return _backtest_configs(args, settings, sessions)

@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from detectors.numbers import fmt_number
+from monitors.cli.io import EXIT_USAGE, count_argument, date_argument, emit
 from monitors.lifecycle.alerts import (
     RESOLUTIONS,
     acknowledge,
@@ -24,7 +25,6 @@ from monitors.lifecycle.alerts import (
     reopen,
     resolve,
 )
-from monitors.cli.io import EXIT_USAGE, count_argument, date_argument, emit
 from monitors.lifecycle.mutes import (
     MATCHER_KEYS,
     MAX_MUTE,

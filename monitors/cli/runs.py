@@ -12,9 +12,9 @@ import logging
 import sys
 from typing import Any
 
-from monitors.pipeline import queue
 from monitors.cli.io import EXIT_USAGE, count_argument, date_argument, emit
 from monitors.datasets import find_dataset
+from monitors.pipeline import queue
 from monitors.settings import Settings, load_settings
 from store.engine import open_store
 from store.models import Dataset, RunStatus
@@ -186,7 +186,9 @@ def _runs_cancel(args, settings: Settings, sessions) -> int:
 
 
 def _worker(args, settings: Settings, sessions) -> int:
-    from monitors.pipeline.worker import Worker  # the scheduler, and through it the pipeline
+    from monitors.pipeline.worker import (
+        Worker,  # the scheduler, and through it the pipeline
+    )
 
     _logging()
     worker = Worker(sessions, settings, executor=args.executor,

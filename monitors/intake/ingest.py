@@ -24,7 +24,6 @@ from monitors.faults import kill_point
 from monitors.intake.freshness import arrival_delay_hours, check_partition_window
 from monitors.intake.profile import BatchProfiler, MetricValue
 from monitors.intake.pushdown import profile_sql_partition, source_engine
-from monitors.settings import Limits
 from monitors.intake.readers import (
     DEFAULT_LIMITS,
     ContractViolation,
@@ -33,6 +32,7 @@ from monitors.intake.readers import (
     read_file,
     read_schema,
 )
+from monitors.settings import Limits
 from store import queries
 from store.locks import lock_dataset, lock_for_write
 from store.models import Batch, BatchStatus, Dataset, DatasetKind

@@ -19,7 +19,6 @@ import pandas as pd
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from monitors.datasets import find_dataset
 from monitors.config import (
     AutomaticMonitors,
     DatasetConfig,
@@ -31,6 +30,7 @@ from monitors.config import (
 )
 from monitors.config_versions import record_version
 from monitors.contract import Contract
+from monitors.datasets import find_dataset
 from monitors.errors import Invalid, NotFound, Refused
 from monitors.judge.plan import TEMPORAL, MonitorSpec, plan_monitors
 from monitors.judge.references import load_references

@@ -11,12 +11,12 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from monitors.judge.baselines import load_baselines
-from monitors.judge.references import load_references
-from monitors.datasets import find_dataset
 from monitors.config import MonitorConfig, MonitorsConfig
 from monitors.contract import Contract
+from monitors.datasets import find_dataset
 from monitors.errors import Invalid, NotFound
+from monitors.intake.freshness import partition_day_end
+from monitors.judge.baselines import load_baselines
 from monitors.judge.evaluate import (
     HISTORY_DAYS,
     MetricHistory,
@@ -24,8 +24,8 @@ from monitors.judge.evaluate import (
     history_since,
     metrics_read_by,
 )
-from monitors.intake.freshness import partition_day_end
 from monitors.judge.plan import MonitorSpec, plan_monitors, spec_from_config
+from monitors.judge.references import load_references
 from monitors.settings import Settings
 from store import queries
 from store.models import Dataset

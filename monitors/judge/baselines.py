@@ -36,7 +36,9 @@ def family(metric: str) -> str:
     min, p01 ... max and count; one of "freq" reads freq and freq_other."""
     if metric in _CATEGORY_METRICS:
         return "freq"
-    from monitors.intake.profile import QUANTILE_KEYS  # pandas and pyarrow: only where history is read
+    from monitors.intake.profile import (
+        QUANTILE_KEYS,  # pandas and pyarrow: only where history is read
+    )
 
     return "quantiles" if metric in QUANTILE_KEYS else metric
 

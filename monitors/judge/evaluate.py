@@ -19,8 +19,6 @@ from sqlalchemy.orm import Session
 from detectors import checks, registry
 from detectors.profiles import PROFILE_METRICS, identifier_reason
 from detectors.result import Detection, Finding
-from monitors.judge.baselines import Baselines
-from monitors.judge.references import References, pinned_drift
 from monitors.contract import Contract
 from monitors.intake.freshness import (
     arrival_delay_hours,
@@ -29,10 +27,12 @@ from monitors.intake.freshness import (
     partition_due_at,
     unwatched,
 )
-from monitors.judge.plan import MonitorSpec
 from monitors.intake.profile import QUANTILE_KEYS
-from monitors.judge.segments import explain_volume
 from monitors.intake.readers import ContractViolation, detect_format, read_file
+from monitors.judge.baselines import Baselines
+from monitors.judge.plan import MonitorSpec
+from monitors.judge.references import References, pinned_drift
+from monitors.judge.segments import explain_volume
 from store import queries
 from store.models import Batch, Dataset
 

@@ -15,10 +15,10 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from detectors.seasonal import find_periods, seasonal_adjust
-from monitors.judge.baselines import markers_document
-from monitors.datasets import find_dataset
 from monitors.config import MonitorsConfig
 from monitors.contract import Contract
+from monitors.datasets import find_dataset
+from monitors.judge.baselines import markers_document
 from monitors.judge.evaluate import QUANTILE_KEYS, MetricHistory, detect_history
 from monitors.judge.plan import MonitorSpec, plan_monitors
 from store import queries

@@ -293,7 +293,12 @@ def judge_labels(session: Session, config, labels: Dataset, partition: dt.date):
     on the day the outcomes land, and recorded as the model output's alerts.
     Yields (model output, its owner, verdict)."""
     from monitors.contract import Contract
-    from monitors.judge.evaluate import HISTORY_DAYS, MetricHistory, evaluate_metric, history_since
+    from monitors.judge.evaluate import (
+        HISTORY_DAYS,
+        MetricHistory,
+        evaluate_metric,
+        history_since,
+    )
     from monitors.judge.plan import ESTIMATED_DROP, plan_monitors
 
     if queries.get_current_batch(session, labels.id, partition) is None:

@@ -29,7 +29,6 @@ from monitors.settings import Settings
 from store.models import Batch, ConfigVersion, Dataset, Run, RunStatus
 
 
-
 @dataclass
 class Difference:
     partition: str
@@ -66,6 +65,7 @@ def replay_run(session: Session, settings: Settings, run_id: int, *,
     """Replay run `run_id` under its own config version, or under `config` (a version
     number, or "current" for the file as it is now). The caller's session is only read."""
     from monitors.contract import Contract
+    from monitors.judge.baselines import load_baselines
     from monitors.judge.evaluate import (
         HISTORY_DAYS,
         MetricHistory,
@@ -73,7 +73,6 @@ def replay_run(session: Session, settings: Settings, run_id: int, *,
         history_since,
         metrics_read_by,
     )
-    from monitors.judge.baselines import load_baselines
     from monitors.judge.plan import judged_in_own_run, plan_monitors
     from monitors.judge.references import load_references
     from monitors.pipeline.run import code_version

@@ -63,8 +63,13 @@ from sqlalchemy.orm import Session
 from detectors.result import Finding
 from monitors.datasets import find_dataset
 from monitors.errors import Invalid, NotFound, Refused
+from monitors.lifecycle.mutes import (
+    active_mutes,
+    alert_fields,
+    covering_mute,
+    mute_covers,
+)
 from monitors.pipeline.gates import refresh_gates_of
-from monitors.lifecycle.mutes import active_mutes, alert_fields, covering_mute, mute_covers
 from store import queries
 from store.locks import lock_for_write
 from store.models import (

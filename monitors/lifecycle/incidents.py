@@ -32,8 +32,8 @@ from collections.abc import Iterable
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session, aliased
 
-from monitors.lifecycle.alerts import SYSTEM, EventKind, _get_for_change, _when, _who
 from monitors.errors import Refused
+from monitors.lifecycle.alerts import SYSTEM, EventKind, _get_for_change, _when, _who
 from monitors.pipeline.gates import refresh_gates_of
 from monitors.pipeline.lineage import Lineage, read_lineage
 from store.locks import lock_for_write

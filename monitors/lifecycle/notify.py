@@ -32,8 +32,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from monitors.lifecycle.alerts import EventKind, Recorded
 from monitors.errors import Invalid
+from monitors.lifecycle.alerts import EventKind, Recorded
 from monitors.lifecycle.mutes import active_mutes, alert_fields, is_muted
 from monitors.notifications import (
     NotificationsConfig,

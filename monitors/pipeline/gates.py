@@ -35,8 +35,8 @@ from sqlalchemy.orm import Session
 
 from monitors.datasets import find_dataset
 from monitors.errors import Invalid, NotFound
-from monitors.pipeline.lineage import Lineage, read_lineage
 from monitors.lifecycle.mutes import active_mutes, alert_fields, covering_mute
+from monitors.pipeline.lineage import Lineage, read_lineage
 from monitors.settings import Settings
 from store.locks import lock_dataset
 from store.models import (

@@ -20,14 +20,20 @@ import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
 from detectors.result import Finding
-from monitors.lifecycle.alerts import Recorded, Signal, record_signals
-from monitors.judge.baselines import load_baselines
-from monitors.judge.references import load_references
-from monitors.catalog import deliveries, delivered_files, infer_missing_contract, sync_datasets
+from monitors.catalog import (
+    delivered_files,
+    deliveries,
+    infer_missing_contract,
+    sync_datasets,
+)
 from monitors.config import ConfigError, MonitorsConfig
 from monitors.config_versions import record_version
 from monitors.contract import Contract
 from monitors.errors import NotFound, Unreachable
+from monitors.faults import kill_point
+from monitors.intake.freshness import note_watching
+from monitors.intake.ingest import ingest_file, ingest_sql
+from monitors.judge.baselines import load_baselines
 from monitors.judge.evaluate import (
     HISTORY_DAYS,
     MetricHistory,
@@ -36,18 +42,17 @@ from monitors.judge.evaluate import (
     history_since,
     metrics_read_by,
 )
-from monitors.faults import kill_point
-from monitors.pipeline.gates import refresh_gates
-from monitors.lifecycle.incidents import group_incidents
-from monitors.intake.freshness import note_watching
-from monitors.intake.ingest import ingest_file, ingest_sql
-from monitors.lifecycle.notify import HttpSender, Sender, notify_config_from, notify_run
+from monitors.judge.never_judged import never_judged
 from monitors.judge.performance import judge_labels
 from monitors.judge.plan import judged_in_own_run, plan_monitors
 from monitors.judge.provenance import finding_record, judged_on
-from monitors.settings import Settings
-from monitors.judge.never_judged import never_judged
+from monitors.judge.references import load_references
+from monitors.lifecycle.alerts import Recorded, Signal, record_signals
+from monitors.lifecycle.incidents import group_incidents
+from monitors.lifecycle.notify import HttpSender, Sender, notify_config_from, notify_run
+from monitors.pipeline.gates import refresh_gates
 from monitors.pipeline.run_config import config_for_runs
+from monitors.settings import Settings
 from store import queries
 from store.models import Dataset, DatasetKind, Run, RunStatus
 

@@ -332,7 +332,9 @@ class Worker:
         """Queue a run for each partition marked missing whose file has landed since
         (monitors.intake.late_files): claimed in the same poll, it lands the file and resolves the
         missing alert."""
-        from monitors.intake.late_files import request_late_deliveries  # the readers: only here
+        from monitors.intake.late_files import (
+            request_late_deliveries,  # the readers: only here
+        )
 
         with self.sessions.begin() as session:
             return [run.id for run in request_late_deliveries(session, self.settings)]
@@ -400,7 +402,9 @@ class Worker:
         at the next reconcile, one removed from it is no longer scheduled (its history
         stays). The file is parsed again only when it changed; a broken file is logged and
         the schedules stay as they were."""
-        from monitors.catalog import sync_datasets  # the pipeline's modules, loaded to lead
+        from monitors.catalog import (
+            sync_datasets,  # the pipeline's modules, loaded to lead
+        )
         from monitors.config_versions import record_version
         from monitors.pipeline.run_config import config_for_runs
 

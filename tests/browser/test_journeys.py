@@ -1,8 +1,8 @@
 """Journeys through the real dashboard in headless Chromium."""
 from __future__ import annotations
 
-from tests.browser.conftest import shot
 from monitors.intake.ingest import create_dataset, ingest_file
+from tests.browser.conftest import shot
 
 
 def test_the_datasets_page_shows_batches_and_quarantine_reasons(serve, page, sessions, tmp_path):

@@ -9,8 +9,8 @@ import sys
 
 from sqlalchemy import select
 
-from monitors.lifecycle import alerts as lifecycle
 from monitors.demo import land_demo
+from monitors.lifecycle import alerts as lifecycle
 from store.models import AlertEvent, MuteRule
 from tests.browser.conftest import ROOT, shot
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 
 from detectors.result import Finding
-from monitors.pipeline import queue
-from monitors.lifecycle.alerts import Signal, comment, record_signals
 from monitors.intake.ingest import create_dataset, ingest_file
+from monitors.lifecycle.alerts import Signal, comment, record_signals
+from monitors.pipeline import queue
 
 FIRST = dt.date(2026, 3, 2)
 

@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from monitors.judge import admin
-from monitors.lifecycle import alerts as lifecycle
-from monitors.judge.backtest import backtest
 from monitors.config import MonitorConfig, load_config
 from monitors.contract import Contract
+from monitors.judge import admin
+from monitors.judge.backtest import backtest
 from monitors.judge.plan import plan_monitors
+from monitors.lifecycle import alerts as lifecycle
 from store import queries
 from store.models import Alert
 from tests.dashboard.apptest import open_page, plain

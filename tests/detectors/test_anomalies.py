@@ -2,14 +2,12 @@
 that must stay quiet, the inputs that cannot be judged, and Twitter's reference answer."""
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.reference_data import shared_data
 from detectors import Detection, detect_anomalies
-
+from tests.reference_data import shared_data
 
 
 def daily(values, start="2024-01-01") -> pd.Series:

@@ -4,8 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from detectors import (categorical_drift, categorical_profile, detect_drift, numeric_drift,
-                       numeric_profile)
+from detectors import (
+    categorical_drift,
+    categorical_profile,
+    detect_drift,
+    numeric_drift,
+    numeric_profile,
+)
 
 
 def raw_psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from monitors.pipeline import queue
 from monitors.catalog import sync_datasets
 from monitors.config import load_config
 from monitors.intake.freshness import partition_day_end
+from monitors.pipeline import queue
 from monitors.pipeline.run import execute_run
 from store import queries
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import yaml
 from sqlalchemy import select
 
-from monitors.pipeline import queue
 from monitors.catalog import sync_datasets
 from monitors.config import load_config
+from monitors.pipeline import queue
 from store.models import Dataset
 
 ROOT = Path(__file__).resolve().parents[2]

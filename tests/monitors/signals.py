@@ -7,8 +7,8 @@ import datetime as dt
 import pandas as pd
 
 from detectors.result import Finding
-from monitors.lifecycle.alerts import Signal, list_alerts, record_signals
 from monitors.cli.alerts import COMMANDS, add_commands
+from monitors.lifecycle.alerts import Signal, list_alerts, record_signals
 from store.models import Dataset
 
 NOW = dt.datetime(2026, 11, 24, 7, 0, tzinfo=dt.UTC)

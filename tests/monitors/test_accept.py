@@ -7,10 +7,10 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from monitors.lifecycle.alerts import get_alert, list_alerts
+from monitors.config import load_config
 from monitors.judge.backtest import backtest, find_monitor
 from monitors.judge.baselines import accept
-from monitors.config import load_config
+from monitors.lifecycle.alerts import get_alert, list_alerts
 from store.models import Alert, Baseline
 from tests.monitors import steps
 from tests.monitors.signals import alerts, fires, record, run_cli

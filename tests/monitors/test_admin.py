@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from monitors.judge import admin
 from monitors.config import AutomaticMonitors, load_config
 from monitors.contract import Contract
 from monitors.errors import Invalid, NotFound, Refused
+from monitors.judge import admin
 from monitors.judge.plan import MonitorSpec, plan_monitors
 from store import queries
 

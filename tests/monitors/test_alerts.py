@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import func, select
 
+from monitors.catalog import UnknownDataset
 from monitors.lifecycle.alerts import (
     REOPEN_WINDOW,
     acknowledge,
@@ -18,7 +19,6 @@ from monitors.lifecycle.alerts import (
     note_rerun_requested,
     resolve,
 )
-from monitors.catalog import UnknownDataset
 from store.models import Alert, AlertEvent, AlertOccurrence, Dataset
 from tests.monitors.signals import NOW, alerts, day, fires, passes, record, run_cli
 

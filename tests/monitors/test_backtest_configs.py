@@ -6,11 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from monitors.judge import admin
-from monitors.judge.backtest import backtest
 from monitors.cli import main
 from monitors.config import MonitorConfig
 from monitors.datasets import find_dataset
+from monitors.judge import admin
+from monitors.judge.backtest import backtest
 from monitors.judge.plan import MonitorSpec
 from tests.conftest import DEMO_END
 from tests.monitors.test_config_versions import DATASET, edit_by_hand, run_partition

@@ -41,8 +41,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from monitors.intake import readers
 from monitors.contract import ColumnSpec, Contract
+from monitors.intake import readers
 from monitors.intake.ingest import MAX_REASON, ingest_file
 from monitors.intake.readers import NULL_STRINGS, read_jsonl
 from store import queries

@@ -3,7 +3,13 @@ loaded: a typo or a value of the wrong type is refused there, with the file, the
 option and the options allowed, instead of failing every run that follows."""
 import pytest
 
-from monitors.config import ConfigError, MonitorConfig, check_options, load_config, parse_config
+from monitors.config import (
+    ConfigError,
+    MonitorConfig,
+    check_options,
+    load_config,
+    parse_config,
+)
 from monitors.contract import ColumnSpec, Contract
 from monitors.errors import Invalid
 from monitors.judge.plan import plan_monitors

@@ -10,12 +10,11 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from monitors.judge import admin
-
-from monitors.pipeline import queue
 from monitors.cli import main
 from monitors.config import MonitorConfig
 from monitors.datasets import find_dataset
+from monitors.judge import admin
+from monitors.pipeline import queue
 from monitors.pipeline.run import code_version, execute_run
 from store.models import Alert, AlertOccurrence, Batch, ConfigVersion, Run
 from tests.conftest import DEMO_END

@@ -15,9 +15,9 @@ import pyarrow as pa
 import pytest
 
 from monitors.contract import infer_contract
+from monitors.intake.profile import profile_table
 from monitors.judge.evaluate import MetricHistory, evaluate_metric, metrics_read_by
 from monitors.judge.plan import plan_monitors
-from monitors.intake.profile import profile_table
 
 FIRST = dt.date(2026, 3, 2)
 DAYS = 60

@@ -7,8 +7,12 @@ import datetime as dt
 import json
 
 from monitors.cli import COMMANDS
-from monitors.intake.delivery import (DeliveryState, delivery_state, list_dataset_deliveries,
-                               list_partition_deliveries)
+from monitors.intake.delivery import (
+    DeliveryState,
+    delivery_state,
+    list_dataset_deliveries,
+    list_partition_deliveries,
+)
 from store.models import Batch, Dataset
 
 DAY = dt.date(2026, 11, 10)

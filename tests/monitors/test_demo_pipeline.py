@@ -10,9 +10,9 @@ import json
 import pytest
 from sqlalchemy import select
 
-from monitors.lifecycle.alerts import resolve
-from monitors.judge.baselines import accept
 from monitors.demo import SCORES
+from monitors.judge.baselines import accept
+from monitors.lifecycle.alerts import resolve
 from monitors.lifecycle.mutes import add_mute
 from monitors.pipeline.stages import list_stages, run_due_stages
 from store.models import Alert, Batch, Dataset, utcnow

@@ -6,13 +6,13 @@ import datetime as dt
 
 import pytest
 
-from monitors.pipeline import queue
-from monitors.lifecycle.alerts import AlertChanged, acknowledge, get_alert, resolve
-from monitors.judge.backtest import backtest
 from monitors.catalog import UnknownDataset, find_dataset
 from monitors.config import ConfigError, parse_config
 from monitors.errors import Invalid, NotFound, Refused
+from monitors.judge.backtest import backtest
+from monitors.lifecycle.alerts import AlertChanged, acknowledge, get_alert, resolve
 from monitors.lifecycle.mutes import add_mute, expire
+from monitors.pipeline import queue
 from tests.monitors.signals import NOW, alerts, day, fires, record, run_cli
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from monitors.config import load_config
 from monitors.judge import explain
 from monitors.lifecycle.alerts import get_alert, list_alerts
-from monitors.config import load_config
 
 
 def first_alert(sessions, monitor: str, dataset: str = "customer_snapshot") -> dict:

@@ -17,13 +17,14 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from monitors.pipeline import queue
 from monitors.faults import POINTS
+from monitors.pipeline import queue
 from monitors.pipeline.run import execute_run
 from monitors.settings import load_settings
 from store.engine import open_store
 from store.models import Alert, AlertEvent, AlertOccurrence, Batch, Dataset, Metric, Run
 from tests.monitors.pipeline import CONFIG, DAYS, deliver, orders_csv, prepare, worker
+
 
 def store_state(sessions) -> dict:
     """What a user could see of the store, free of ids and clocks, to compare two stores."""

@@ -8,12 +8,12 @@ import json
 
 import pytest
 
-from monitors.lifecycle.alerts import acknowledge, resolve
 from monitors.cli import main
 from monitors.errors import Invalid, NotFound
-from monitors.pipeline.gates import gate_verdict, list_gate_changes
+from monitors.lifecycle.alerts import acknowledge, resolve
 from monitors.lifecycle.incidents import group_incidents
 from monitors.lifecycle.mutes import add_mute, expire
+from monitors.pipeline.gates import gate_verdict, list_gate_changes
 from tests.monitors.lineage_store import add_lineage
 from tests.monitors.signals import NOW, alerts, day, fires, passes, record
 

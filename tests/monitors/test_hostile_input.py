@@ -416,8 +416,8 @@ def test_a_backfill_from_before_the_first_delivery_raises_no_missing_alert_for_t
     """Before: one critical `missing` alert per day before the dataset's first delivery."""
     from sqlalchemy import select
 
-    from monitors.pipeline import queue
     from monitors.lifecycle.alerts import list_alerts
+    from monitors.pipeline import queue
     from monitors.pipeline.run import execute_run
     from tests.monitors.pipeline import DAYS, prepare
 

@@ -8,8 +8,8 @@ import json
 
 from sqlalchemy import select
 
-from monitors.lifecycle.alerts import acknowledge, get_alert, resolve
 from monitors.cli import main
+from monitors.lifecycle.alerts import acknowledge, get_alert, resolve
 from monitors.lifecycle.incidents import group_incidents
 from monitors.lifecycle.notify import NotifyConfig, Route, notify_run
 from store.models import AlertEvent

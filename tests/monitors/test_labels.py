@@ -9,12 +9,11 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from monitors.lifecycle import alerts
-
-from monitors.pipeline import queue
 from monitors.cli import main
 from monitors.config import ConfigError, parse_config
 from monitors.intake.freshness import partition_day_end
+from monitors.lifecycle import alerts
+from monitors.pipeline import queue
 from store import queries
 from tests.monitors import labelled
 from tests.monitors.labelled import CONFIG, DELAY, day, outcomes, predictions

@@ -8,10 +8,10 @@ import json
 import pyarrow as pa
 import yaml
 
-from monitors.judge import performance
 from monitors.cli import main
 from monitors.contract import Contract
 from monitors.intake.profile import BatchProfiler
+from monitors.judge import performance
 from monitors.judge.never_judged import COLUMN_METRICS, KNOWN_METRICS, TABLE_METRICS
 from tests.monitors import steps
 

@@ -11,13 +11,18 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from sqlalchemy import select
 
 from monitors.config import ConfigError, parse_config
 from monitors.lifecycle.mutes import add_mute
+from monitors.lifecycle.notify import (
+    HttpSender,
+    NotifyConfig,
+    Route,
+    notify_config_from,
+    notify_run,
+)
 from monitors.notifications import NotificationsConfig
-from monitors.lifecycle.notify import HttpSender, NotifyConfig, Route, notify_config_from, notify_run
-from sqlalchemy import select
-
 from store.models import Alert, AlertEvent
 from tests.monitors.signals import NOW, day, fires, passes, record
 

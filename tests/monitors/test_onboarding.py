@@ -9,10 +9,10 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy import select
 
-from monitors.lifecycle.alerts import list_alerts
 from monitors.contract import Contract
 from monitors.judge.evaluate import MetricHistory, evaluate_metric
 from monitors.judge.plan import plan_monitors
+from monitors.lifecycle.alerts import list_alerts
 from monitors.pipeline.worker import Worker
 from store import queries
 from store.models import Alert, Batch, Dataset, Run

@@ -12,9 +12,9 @@ import pytest
 from sklearn import metrics
 from sklearn.calibration import calibration_curve
 
-from monitors.lifecycle import alerts
 from monitors.cli import main
 from monitors.intake.freshness import partition_day_end
+from monitors.lifecycle import alerts
 from store import queries
 from tests.monitors import labelled
 from tests.monitors.labelled import DELAY, day, outcomes, predictions

@@ -9,7 +9,13 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from monitors.intake.profile import MAX_KEY_CHARS, QUANTILES, BatchProfiler, MetricValue, profile_table
+from monitors.intake.profile import (
+    MAX_KEY_CHARS,
+    QUANTILES,
+    BatchProfiler,
+    MetricValue,
+    profile_table,
+)
 
 ROWS = 5_000
 CATEGORIES = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta"]

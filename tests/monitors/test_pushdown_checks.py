@@ -111,8 +111,8 @@ def test_a_pattern_is_matched_in_the_database_or_refused_in_words(warehouse):
 def test_a_run_reports_every_declared_check_of_a_sql_dataset(warehouse, sessions):
     """Through a run's evaluation: each declared check gives a verdict; the one the dialect
     can't compute is a failure naming why, not a silent skip."""
-    from monitors.judge.evaluate import MetricHistory, evaluate_partition
     from monitors.intake.ingest import ingest_sql
+    from monitors.judge.evaluate import MetricHistory, evaluate_partition
     from monitors.judge.plan import plan_monitors
     from store.models import Dataset
 

@@ -10,9 +10,9 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from monitors.judge.baselines import accept
 from monitors.catalog import sync_datasets
 from monitors.config import ConfigError, load_config, parse_config
+from monitors.judge.baselines import accept
 from monitors.judge.provenance import describe
 from monitors.judge.references import load_references
 from monitors.judge.replay import replay_run

@@ -8,8 +8,8 @@ import datetime as dt
 
 import pytest
 
-from monitors.lifecycle.alerts import get_alert, reopen, resolve
 from monitors.errors import Refused
+from monitors.lifecycle.alerts import get_alert, reopen, resolve
 from monitors.lifecycle.mutes import add_mute
 from tests.monitors.signals import NOW, alerts, day, fires, record, run_cli
 

@@ -7,11 +7,11 @@ import json
 import pandas as pd
 from sqlalchemy import func, select
 
-from monitors.judge import admin
 from monitors.cli import main
 from monitors.config import MonitorConfig
 from monitors.datasets import find_dataset
 from monitors.intake.ingest import ingest_file
+from monitors.judge import admin
 from monitors.judge.provenance import describe
 from monitors.judge.replay import replay_run
 from store.models import Alert, AlertEvent, AlertOccurrence, Run

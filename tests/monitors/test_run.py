@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from monitors.lifecycle.alerts import list_alerts
-from monitors.judge.backtest import backtest, find_monitor
 from monitors.catalog import sync_datasets
 from monitors.config import MonitorConfig, load_config, save_config
+from monitors.judge.backtest import backtest, find_monitor
+from monitors.lifecycle.alerts import list_alerts
 from monitors.pipeline.run import execute_run
 from store.models import Alert, AlertEvent, Dataset, Run
 from tests.conftest import DEMO_DAYS as DAYS

@@ -14,7 +14,15 @@ from monitors.credentials import MissingSecret, expand, holds_secret, mask_url, 
 from monitors.pipeline.run import execute_run
 from monitors.settings import load_settings
 from store.models import Dataset, Run
-from tests.secret_sources import DAY, PASSWORD, TOKEN, cli, leaky_store, request, store_text
+from tests.secret_sources import (
+    DAY,
+    PASSWORD,
+    TOKEN,
+    cli,
+    leaky_store,
+    request,
+    store_text,
+)
 
 SECRETS = (PASSWORD, TOKEN)
 

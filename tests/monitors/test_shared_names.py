@@ -7,9 +7,13 @@ import ast
 import datetime as dt
 from pathlib import Path
 
-import monitors.judge.evaluate
 import monitors.intake.profile
-from monitors.intake.freshness import arrival_delay_hours, partition_day_end, partition_due_at
+import monitors.judge.evaluate
+from monitors.intake.freshness import (
+    arrival_delay_hours,
+    partition_day_end,
+    partition_due_at,
+)
 from store.models import AlertStatus, Severity
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,11 +11,11 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy import select
 
-from monitors.lifecycle.alerts import list_alerts
 from monitors.catalog import sync_datasets
 from monitors.config import load_config
 from monitors.errors import Unreachable
 from monitors.intake.ingest import ingest_sql
+from monitors.lifecycle.alerts import list_alerts
 from monitors.pipeline.run import execute_run
 from store.models import Batch, Dataset, Run
 

@@ -16,9 +16,9 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from monitors.lifecycle.alerts import resolve
 from monitors.cli import main
 from monitors.config import ConfigError, parse_config
+from monitors.lifecycle.alerts import resolve
 from monitors.pipeline.stages import list_stages, plan_stages, run_due_stages
 from monitors.pipeline.worker import Worker
 from store.models import StageAction

@@ -17,7 +17,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from monitors.cli import runs as cli_runs
-
 from monitors.pipeline import queue
 from monitors.pipeline.worker import LeaderLock, Worker, cron_trigger, last_fire_time
 from store.models import Dataset, Run, utcnow
