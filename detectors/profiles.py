@@ -54,6 +54,8 @@ PROFILE_METRICS = ("count", "distinct", "mean", "std", "min", "max", "p01", "p25
                    "p75", "p99", "zeros", "negatives", "length_min", "length_mean", "length_max")
 # MAD -> standard deviation of a normal
 _MAD_SCALE = 1.4826
+# a metric positive in at least this share of its window is judged on its range
+_POSITIVE_SHARE = 0.9
 # a message lists this many changed metrics, then names the rest
 _LISTED = 3
 # a column whose distinct values are at least this share of its values in every batch is
@@ -158,7 +160,11 @@ def _judge(metric: str, value: float, history: np.ndarray, iqr: float, *, thresh
     # widely on clean data and needs a larger move to mean something
     relative = {"extreme": min_extreme_change, "tail": min_extreme_change / 2,
                 "spread": min_extreme_change / 2}.get(family)
-    if relative is not None and (history > 0).all():
+    # a positive metric: positive in nearly every batch of the window. A batch or two that
+    # were not (a sign-flipped export, alerted on the day) must not switch the metric to
+    # the symmetric test for the next `window` batches, where a clean batch's largest
+    # income, twice the usual now and then, fires. The range is the positive batches'
+    if relative is not None and (history > 0).mean() >= _POSITIVE_SHARE:
         change = _judge_range(metric, value, history, ratio=1 + relative)
         # and a move that matters on the column's scale: 2 -> 3 is a ratio, not a change
         if change is None or abs(value - center) <= relative * unit:
@@ -188,6 +194,8 @@ def _judge_range(metric: str, value: float, history: np.ndarray, *, ratio: float
     itself saw, widened by `ratio` both ways: the max of an income doubles on one row now
     and then, but not twelvefold, and it is never negative."""
     family, words = _JUDGED[metric]
+    # the range of its positive batches: a non-positive one (already judged) widens nothing
+    history = history[history > 0]
     lower, upper = float(history.min()) / ratio, float(history.max()) * ratio
     if lower <= value <= upper:
         return None

@@ -78,6 +78,13 @@ class Incident:
     partition: str
     kind: str
     description: str
+    # how many partitions it lasts when it is over after a few (the concept change, the
+    # calibration break); lasting kinds (a level shift) last to the span's end
+    days: int = 1
+    # where else it shows, because the demo's data are made from one another: a
+    # (dataset, column) whose alerts it causes, e.g. the class a score crosses into, or
+    # the outcomes of scores that never arrived. Not incidents of their own to catch.
+    effects: tuple[tuple[str, str | None], ...] = ()
 
 
 def demo_config() -> MonitorsConfig:
@@ -134,7 +141,7 @@ def plan_incidents(start: dt.date, days: int) -> dict[str, tuple[int, Incident]]
         index = min(days - 1, max(14, int(fraction * days)))
         return index, (start + dt.timedelta(days=index)).isoformat()
 
-    # label: (dataset, column, where in the span, kind, what happened)
+    # label: (dataset, column, where in the span, kind, what happened[, days, effects])
     plan = {
         # single-batch corruptions of the snapshot file (the model was fed before the export)
         "sign_flip": (CUSTOMERS, "income", 0.30, "sign_flip", "income arrives sign-flipped for every customer (an export bug)"),
@@ -145,22 +152,28 @@ def plan_incidents(start: dt.date, days: int) -> dict[str, tuple[int, Incident]]
         "null_spike": (CUSTOMERS, "income", 0.62, "null_spike", "income is missing for 40% of customers (was 5%)"),
         "schema_change": (CUSTOMERS, "province", 0.70, "schema_change", "province renamed to region by the upstream"),
         "new_category": (CUSTOMERS, "channel", 0.76, "new_category", "a new channel 'partner_app' appears and stays"),
-        "level_shift": (CUSTOMERS, "products_held", 0.82, "level_shift", "products held per customer jumps by one and stays (a bundling campaign)"),
+        "level_shift": (CUSTOMERS, "products_held", 0.82, "level_shift", "products held per customer jumps by one and stays (a bundling campaign)",
+                        # a customer's products are in their propensity to buy: more buy
+                        1, ((OUTCOMES, "bought"),)),
         "scores_level_shift": (SCORES, "score", 0.82, "level_shift", "scores rise with products held, one of the model's inputs"),
         "scores_class_mix": (SCORES, "predicted_class", 0.82, "level_shift", "with the scores, the share of predicted 'buy' rises"),
         "late_batch": (CUSTOMERS, None, 0.88, "late_batch", "the snapshot arrives 16 hours after its day ended (deadline 6 hours)"),
-        "missing_batch": (SCORES, None, 0.92, "missing_batch", "the model's scores for this day never arrive"),
+        "missing_batch": (SCORES, None, 0.92, "missing_batch", "the model's scores for this day never arrive",
+                          # outcomes resolve delivered scores: none come for this day
+                          1, ((OUTCOMES, None),)),
         "score_drift": (SCORES, "score", 0.95, "score_drift", "the model's scores shift upwards and stay shifted"),
         "class_mix_drift": (SCORES, "predicted_class", 0.95, "score_drift", "with the scores, the share of predicted 'buy' rises"),
         "model_rollout": (SCORES, "model_version", 0.35, "model_rollout", "model v2 is rolled out beside v1: it scores half the customers from now on"),
         "labels_late": (OUTCOMES, None, 0.40, "late_labels", f"the outcomes of this day's scores arrive 2 days after the {LABEL_DELAY_DAYS} they usually take"),
-        "concept_change": (SCORES, None, 0.48, "concept_change", "for 5 days customers buy for reasons the model does not see: its AUC falls while its scores look as usual"),
-        "calibration_break": (SCORES, "score", 0.66, "calibration_break", "for 3 days every score is pushed up (a bad recalibration): the ranking holds, Brier and ECE worsen"),
+        "concept_change": (SCORES, None, 0.48, "concept_change", "for 5 days customers buy for reasons the model does not see: its AUC falls while its scores look as usual", 5),
+        "calibration_break": (SCORES, "score", 0.66, "calibration_break", "for 3 days every score is pushed up (a bad recalibration): the ranking holds, Brier and ECE worsen",
+                              # the class is the score past 0.5: more are predicted 'buy'
+                              3, ((SCORES, "predicted_class"),)),
     }
     incidents = {}
-    for label, (dataset, column, fraction, kind, description) in plan.items():
+    for label, (dataset, column, fraction, kind, description, *more) in plan.items():
         index, partition = at(fraction)
-        incidents[label] = (index, Incident(dataset, column, partition, kind, description))
+        incidents[label] = (index, Incident(dataset, column, partition, kind, description, *more))
     return incidents
 
 
@@ -254,7 +267,7 @@ class DemoFactory:
         logit = logit + np.where(v2, 0.7 * hidden, 0.0)
         if self._incident_on("score_drift", index, persistent=True):
             logit = logit + 0.9
-        if self._incident_window("calibration_break", index, 3):
+        if self._incident_window("calibration_break", index):
             logit = logit + 1.0
         score = 1 / (1 + np.exp(-logit))
         return pd.DataFrame({
@@ -265,14 +278,15 @@ class DemoFactory:
             "model_version": np.where(v2, "v2", "v1"),
         })
 
-    def _incident_window(self, kind: str, index: int, days: int) -> bool:
-        return 0 <= index - self.incidents[kind][0] < days
+    def _incident_window(self, kind: str, index: int) -> bool:
+        first, incident = self.incidents[kind]
+        return 0 <= index - first < incident.days
 
     def outcomes(self, index: int, ids: np.ndarray) -> pd.DataFrame:
         """Who bought, among the customers scored on day `index`. Under the concept change
         purchases follow another customer's propensity: the rate holds, the ranking goes."""
         truth = self.truth.pop(index)
-        if self._incident_window("concept_change", index, 5):
+        if self._incident_window("concept_change", index):
             truth = self.label_rng.permutation(truth)
         bought = self.label_rng.random(len(truth)) < 1 / (1 + np.exp(-truth))
         return pd.DataFrame({
