@@ -20,8 +20,7 @@ from monitors.errors import MonitorsError, NotFound
 from monitors.intake import delivery
 from monitors.judge import admin, baselines, explain, performance, provenance
 from monitors.judge.backtest import backtest
-from monitors.lifecycle import alerts as lifecycle
-from monitors.lifecycle import mutes
+from monitors.lifecycle import alerts as lifecycle, mutes
 from monitors.pipeline import queue, stages
 from monitors.pipeline.run_config import config_for_runs
 from monitors.pipeline.worker import Worker

@@ -8,8 +8,7 @@ import streamlit as st
 from sqlalchemy import delete
 from streamlit.testing.v1 import AppTest
 
-from monitors.lifecycle import alerts as lifecycle
-from monitors.lifecycle import mutes
+from monitors.lifecycle import alerts as lifecycle, mutes
 from store.models import Alert, utcnow
 from tests.dashboard.apptest import ENTRY, open_page
 
