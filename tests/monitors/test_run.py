@@ -89,13 +89,24 @@ def test_a_backtest_raises_what_the_live_runs_raised(demo, settings):
     assert compared >= 3  # the null spike, the new category, the schema change at least
 
 
-def test_a_failing_monitor_becomes_a_finding_and_the_run_goes_on(demo, settings):
+def test_a_failing_monitor_becomes_a_finding_and_the_run_goes_on(demo, settings, monkeypatch):
+    # options are checked when the config loads, so what fails at run time is a detector
+    # meeting data it cannot judge: here the anomalies detector raises for one monitor
+    import detectors.anomalies
+
+    judge = detectors.anomalies.detect_anomalies
+
+    def raising_for_broken(series, **options):
+        # (loading the config calls the detector on an empty series to check the options)
+        if options.get("max_anoms") == 0.0123 and len(series):
+            raise ValueError("max_anoms 0.0123: the detector could not judge this series")
+        return judge(series, **options)
+
+    monkeypatch.setattr(detectors.anomalies, "detect_anomalies", raising_for_broken)
     config = load_config(settings.config_path)
     customers = config.dataset("customer_snapshot")
-    # a number of the right type but out of range: loading the config checks an option's name
-    # and type (detectors.registry), the detector its range, when the monitor runs
     broken = customers.model_copy(update={"monitors": [MonitorConfig(
-        name="broken", metric="row_count", detector="anomalies", options={"max_anoms": 0.9})]})
+        name="broken", metric="row_count", detector="anomalies", options={"max_anoms": 0.0123})]})
     save_config(config.model_copy(update={"datasets": [
         broken if d.name == "customer_snapshot" else d for d in config.datasets]}), settings.config_path)
 
@@ -103,10 +114,14 @@ def test_a_failing_monitor_becomes_a_finding_and_the_run_goes_on(demo, settings)
 
     assert done.status == "succeeded", done.error
     with demo() as session:
-        failed = [a for a in list_alerts(session) if a["monitor"] == "broken"]
+        alerts = list_alerts(session)
+    failed = [a for a in alerts if a["monitor"] == "broken"]
     assert len(failed) == 1
     assert failed[0]["detector"] == "monitor_failed"
-    assert "max_anoms" in failed[0]["message"]
+    assert "could not judge this series" in failed[0]["message"]
+    # the run went on: the other monitors of the dataset judged the same partition
+    assert not [a for a in alerts if a["detector"] == "monitor_failed" and a["monitor"] != "broken"]
+    assert done.progress_done == done.progress_total == 1
 
 
 def _deliver(folder, day: dt.date, rows: int, null_rate: float, rng) -> None:
