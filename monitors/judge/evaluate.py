@@ -330,7 +330,7 @@ def _naming_column(spec: MonitorSpec, finding: Finding | None) -> Finding | None
 
 def _pinned(spec: MonitorSpec, history: MetricHistory, partition: dt.date) -> Finding | None:
     """A drift monitor's verdict against its pinned reference window, if one is set."""
-    window = history.references.window(spec.column) if spec.detector == "drift" else None
+    window = history.references.window(spec.column, partition) if spec.detector == "drift" else None
     if window is None or not spec.column:
         return None
     profiles = (history.categories(spec.column, partition, raw=True) if spec.metric == "freq"

@@ -47,7 +47,7 @@ def markers_in_force(spec, history, partition: dt.date) -> dict[str, Any]:
     if marker is not None:
         found["baseline"] = {"from": marker.from_partition.isoformat(), "by": marker.created_by,
                              "note": marker.note, "alert_id": marker.alert_id}
-    window = history.references.window(spec.column) if spec.detector == "drift" else None
+    window = history.references.window(spec.column, partition) if spec.detector == "drift" else None
     if window is not None:
         found["reference"] = {"from": window.start.isoformat(), "to": window.end.isoformat(),
                               # an accepted new normal after the window replaces it

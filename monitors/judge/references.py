@@ -29,6 +29,10 @@ DEFAULT_REFERENCE_WEEKS = DatasetConfig.model_fields["default_reference_weeks"].
 class Window:
     start: dt.date
     end: dt.date
+    # the default reference judges only the partitions after it: before its end it would be
+    # cut to the partitions before the one judged, and whether it exists at all would depend
+    # on how many partitions had landed by then (a run and its replay would disagree)
+    after_end_only: bool = False
 
     @property
     def label(self) -> str:
@@ -41,8 +45,14 @@ class References:
     def __init__(self, windows: dict[str | None, Window] | None = None):
         self._windows = windows or {}
 
-    def window(self, column: str | None) -> Window | None:
-        return self._windows.get(column) or self._windows.get(None)
+    def window(self, column: str | None, partition: dt.date | None = None) -> Window | None:
+        """The column's window (else the dataset's), or None when it does not judge
+        `partition` (given: a default reference is not in force until after its end)."""
+        window = self._windows.get(column) or self._windows.get(None)
+        if window is not None and window.after_end_only and partition is not None \
+                and partition <= window.end:
+            return None
+        return window
 
     def earliest(self) -> dt.date | None:
         """The oldest partition a reference reads: a run loads its history from there."""
@@ -65,7 +75,7 @@ def load_references(session: Session, dataset_id: int,
     partitions with a batch (a reference with none yet is left out). With none declared for
     the whole dataset, its first `default_reference_weeks` weeks of partitions are the
     reference, once it has that many (a partial one would judge a young dataset against
-    a handful of batches)."""
+    a handful of batches), and for the partitions after them only."""
     windows: dict[str | None, Window] = {}
     for reference in (declared.references if declared else []):
         if reference.first is not None:
@@ -79,7 +89,7 @@ def load_references(session: Session, dataset_id: int,
     if None not in windows and weeks:
         days = _first_partitions(session, dataset_id, weeks * 7)
         if len(days) == weeks * 7:
-            windows[None] = Window(days[0], days[-1])
+            windows[None] = Window(days[0], days[-1], after_end_only=True)
     return References(windows)
 
 
