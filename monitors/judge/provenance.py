@@ -50,6 +50,7 @@ def markers_in_force(spec, history, partition: dt.date) -> dict[str, Any]:
     window = history.references.window(spec.column, partition) if spec.detector == "drift" else None
     if window is not None:
         found["reference"] = {"from": window.start.isoformat(), "to": window.end.isoformat(),
+                              "kind": window.kind,
                               # an accepted new normal after the window replaces it
                               "moved_to": (marker.from_partition.isoformat()
                                            if marker is not None and marker.from_partition > window.start
@@ -100,7 +101,8 @@ def describe(judged: dict[str, Any] | None) -> str | None:
         parts.append(f"; new normal accepted from {baseline['from']} by {baseline['by']}"
                      + (f" ({baseline['note']})" if baseline.get("note") else ""))
     if reference:
-        parts.append(f"; pinned reference {reference['from']}..{reference['to']}"
+        parts.append(f"; {reference.get('kind', 'pinned reference')} "
+                     f"{reference['from']}..{reference['to']}"
                      + (f", moved to the new normal from {reference['moved_to']}"
                         if reference.get("moved_to") else ""))
     return " ".join(parts).replace(" ; ", "; ")

@@ -38,6 +38,11 @@ class Window:
     def label(self) -> str:
         return f"{self.start}..{self.end}"
 
+    @property
+    def kind(self) -> str:
+        """What a person reads it as: one somebody pinned, or the dataset's first weeks."""
+        return "default reference" if self.after_end_only else "pinned reference"
+
 
 class References:
     """A dataset's pinned windows, by column (None: every drift monitor of the dataset)."""
@@ -112,7 +117,7 @@ def pinned_drift(spec, profiles: pd.DataFrame, partition: dt.date, window: Windo
     else:
         after = index[(index >= pd.Timestamp(window.start)) & (index <= pd.Timestamp(window.end))
                       & (index < at)]
-        label = f"the pinned reference {window.label}"
+        label = f"the {window.kind} {window.label}"
     if len(after) == 0:
         return None
     # by position: a list of labels through .loc cost more than the comparison it feeds

@@ -83,7 +83,9 @@ def test_without_config_a_persistent_drift_stays_open_against_the_first_weeks(se
     [alert] = drift_alerts(sessions)
     assert alert.status == "open"
     assert alert.occurrences >= DAYS - DRIFT_AT - 1
-    assert f"pinned reference {day(0)}..{day(DRIFT_AT - 1)}" in alert.message
+    # named as what it is: nobody pinned it
+    assert f"the default reference {day(0)}..{day(DRIFT_AT - 1)}" in alert.message
+    assert f"; default reference {day(0)}..{day(DRIFT_AT - 1)}" in describe(alert.judged_on)
 
 
 def test_a_young_dataset_has_no_default_reference_yet(settings, sessions):
@@ -140,7 +142,7 @@ def test_an_alert_names_the_pinned_reference_and_the_accepted_new_normal_it_was_
     run(sessions, settings, 0, DAYS - 1)
     [alert] = drift_alerts(sessions)
     assert alert.judged_on["reference"] == {"from": day(0).isoformat(), "to": day(13).isoformat(),
-                                            "moved_to": None}
+                                            "kind": "pinned reference", "moved_to": None}
     assert "baseline" not in alert.judged_on
     assert f"; pinned reference {day(0)}..{day(13)}" in describe(alert.judged_on)
     assert replays_identical(sessions, settings)  # judged against the reference again
