@@ -205,8 +205,10 @@ elif kind == "contract":
                "below; the batch was quarantined, nothing of it was stored.")
 elif history is not None and not history["series"].dropna().empty:
     thresholds = dict(history["thresholds"])
-    if not thresholds and history["band"] is None and document["detector"] != "breakouts":
-        # no band to draw: the bounds the finding itself reports are the next best thing
+    if (not thresholds and history["band"] is None and document["detector"] != "breakouts"
+            and history["kind"] == "metric"):
+        # no band to draw: the bounds the finding itself reports are the next best thing, when
+        # the series drawn is the one they bound (row counts shown for context are not)
         thresholds = {k: document[k] for k in ("lower", "upper") if document[k] is not None}
     figure = charts.metric_history(
         history["series"], title=history["label"], band=history["band"],

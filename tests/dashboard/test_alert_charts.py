@@ -44,6 +44,16 @@ def test_the_chart_fits_the_evidence(app, demo, sessions, monitor, drawn, not_dr
     assert bool([t for t in app.toggle if t.key == "alert.decompose"]) == (monitor == "volume:anomalies")
 
 
+def test_bounds_in_another_unit_are_not_drawn_over_row_counts(app, demo, sessions):
+    # a profile alert's bounds are in its metric's unit (a share, a mean): over the row counts
+    # drawn for context they sat at 0, as "upper 0.73 / lower 0.61" on a chart of thousands
+    open_page(app, DETAIL, alert=str(first_alert(sessions, "profile:income")))
+    spec = json.loads(app.get("plotly_chart")[0].proto.spec)
+    assert "row_count" in {t.get("name") for t in spec["data"]}
+    labels = [a.get("text", "") for a in spec["layout"].get("annotations", [])]
+    assert not [t for t in labels if t.startswith(("upper", "lower"))], labels
+
+
 def test_a_contract_break_shows_its_reason_and_no_series(app, demo, sessions):
     open_page(app, DETAIL, alert=str(first_alert(sessions, "contract")))
     assert not app.get("plotly_chart")
