@@ -120,39 +120,53 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x
 
 
-# the (position, byte) words of the first positions, looked up rather than computed
-TABLE_POSITIONS = 64
-_TABLE = _mix(np.arange(TABLE_POSITIONS * 256, dtype=np.uint64))
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+# each 8-byte word of a string is keyed by its position before it is mixed (looked up for
+# the first positions, computed past them), so that reordered words hash apart
+KEYED_WORDS = 64
+_WORD_KEYS = _mix(np.arange(1, KEYED_WORDS + 1, dtype=np.uint64) * _GOLDEN)
+# the low i bytes of a word kept, i = 0..8: a string's last word holds only its own bytes
+_LOW_BYTES = np.array([(1 << (8 * i)) - 1 for i in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
 
 
 def _string_hashes(values: pa.Array) -> np.ndarray:
-    """Tabulation hashing over the string bytes, vectorised: each (position, byte) pair maps
-    to a pseudo-random word and a string's hash is the XOR of its pairs' words, mixed with its
-    length. Two distinct strings collide with probability about 2^-64, and simple tabulation
-    is known to serve minimum-value sketches well (Patrascu and Thorup). No Python object is
-    made per string."""
+    """64-bit hashes of strings, vectorised over whole 8-byte words: a string's bytes read as
+    little-endian words (the last one zero-filled), each word keyed by its position and mixed,
+    the words XORed together and mixed with the length. A function of the string alone (not
+    of the chunk it came in), so that sketches fed from different chunks agree; two distinct
+    strings collide with probability about 2^-64. Word-wise rather than byte-wise: an eighth
+    of the elements, a third of the time of the byte tabulation this replaced. No Python
+    object is made per string."""
     values = pc.cast(values, pa.large_string()) if pa.types.is_string(values.type) else values
     offsets = np.frombuffer(values.buffers()[1], np.int64)[values.offset:values.offset + len(values) + 1]
-    data = np.frombuffer(values.buffers()[2], np.uint8) if values.buffers()[2] is not None else np.empty(0, np.uint8)
-    starts, lengths = offsets[:-1], np.diff(offsets)
-    data = data[offsets[0]:offsets[-1]]
-    starts = starts - offsets[0]
-    position = np.arange(len(data), dtype=np.int64) - np.repeat(starts, lengths)
-    pair = (position << 8) | data
-    if len(data) and position.max() < TABLE_POSITIONS:
-        words = _TABLE[pair]
-    else:  # a long string: the pairs past the table are mixed one by one
-        words = _mix(pair.astype(np.uint64))
+    raw = values.buffers()[2]
+    data = np.frombuffer(raw, np.uint8)[offsets[0]:offsets[-1]] if raw is not None else np.empty(0, np.uint8)
+    starts, lengths = offsets[:-1] - offsets[0], np.diff(offsets)
+    words = (lengths + 7) >> 3
+    first = np.cumsum(words) - words  # each string's first word among all the words
+    total = int(words.sum())
+    within = np.arange(total, dtype=np.int64) - np.repeat(first, words)
+    # every (unaligned) 8-byte window of the data, as one strided view over a padded copy
+    padded = np.zeros(len(data) + 8, np.uint8)
+    padded[:len(data)] = data
+    windows = np.ndarray((len(data) + 1,), dtype="<u8", buffer=padded, strides=(1,))
+    word = windows[np.repeat(starts, words) + 8 * within]
+    word &= _LOW_BYTES[np.minimum(np.repeat(lengths, words) - 8 * within, 8)]
+    if total and within.max() >= KEYED_WORDS:
+        word ^= _mix((within + 1).astype(np.uint64) * _GOLDEN)
+    else:
+        word ^= _WORD_KEYS[within]
+    _mix(word)
     found = np.zeros(len(values), dtype=np.uint64)
     present = lengths > 0
-    if len(data):
-        found[present] = np.bitwise_xor.reduceat(words, starts[present])
-    return _mix(found ^ (lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)))
+    if total:
+        found[present] = np.bitwise_xor.reduceat(word, first[present])
+    return _mix(found ^ (lengths.astype(np.uint64) * _GOLDEN))
 
 
 def _hashes(values: pa.Array) -> np.ndarray:
     """64-bit hashes of a null-free array, computed over the whole array at once: numbers,
-    dates and times through a bijective mix of their 8-byte form, strings by tabulation."""
+    dates and times through a bijective mix of their 8-byte form, strings word by word."""
     if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
         return _string_hashes(values)
     if pa.types.is_boolean(values.type):
@@ -257,6 +271,16 @@ def _sum_by_key(parts: list[tuple[pa.Array, Any]]) -> tuple[pa.Array, np.ndarray
     return encoded.dictionary, totals.astype(np.int64)
 
 
+def _value_counts(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """The distinct values of a null-free array and how often each occurs, in order of first
+    appearance. Arrow's dictionary encoding and a numpy bincount of its indices rather than
+    pc.value_counts, whose result struct cost it a third more on near-unique columns (strings
+    and doubles alike) and nothing less on the others."""
+    encoded = pc.dictionary_encode(values)
+    counts = np.bincount(_numpy(encoded.indices), minlength=len(encoded.dictionary))
+    return encoded.dictionary, counts.astype(np.int64, copy=False)
+
+
 class _Values:
     """Distinct values of one column and how often each occurs.
 
@@ -300,8 +324,8 @@ class _Values:
 
     def _tabulate(self, values: pa.Array) -> None:
         if self.counts:
-            counted = pc.value_counts(values)
-            self._pending.append((counted.field(0), counted.field(1)))
+            keys, counts = _value_counts(values)
+            self._pending.append((keys, _arrow(counts)))
         else:
             self._pending.append((pc.unique(values), None))
         self._pending_len += len(self._pending[-1][0])
@@ -381,10 +405,9 @@ class _Values:
         if self._frequent is None:
             self._distinct.add_hashes(_hashes(values))
             return
-        counted = pc.value_counts(values)
-        keys = counted.field(0)
+        keys, counts = _value_counts(values)
         self._distinct.add_hashes(_hashes(keys))
-        self._frequent.add(keys, _numpy(counted.field(1)))
+        self._frequent.add(keys, counts)
 
     def histogram(self) -> tuple[pa.Array, pa.Array] | None:
         """The exact value -> count table; None once the column outgrew it."""
