@@ -36,7 +36,9 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import threading
 from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +77,41 @@ if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
     # wide choice, made here because profiling is where this product allocates; the variable
     # still decides when it is set.
     pa.set_memory_pool(pa.system_memory_pool())
+
+# columns of a chunk profiled at once: each column's state is its own and the heavy steps
+# (Arrow kernels, numpy sorts and ufuncs) release the GIL, so a second core profiles other
+# columns meanwhile. Chunks below PARALLEL_ROWS are profiled in the calling thread, where
+# handing columns to threads would cost more than it saves.
+PROFILE_THREADS = max(1, min(int(os.environ.get("MONITORS_PROFILE_THREADS", "0")) or (os.cpu_count() or 1), 8))
+PARALLEL_ROWS = 50_000
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(PROFILE_THREADS, thread_name_prefix="profile")
+        return _pool
+
+
+def _forget_pool() -> None:
+    # a forked child (a worker process) inherits the pool but not its threads
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _each(work: Callable[[Any], Any], items: list[Any], parallel: bool) -> list[Any]:
+    """``work`` applied to every item, on the profile's threads when ``parallel``; the first
+    error is raised as if the work had run here."""
+    if not parallel or PROFILE_THREADS == 1 or len(items) < 2:
+        return [work(item) for item in items]
+    return list(_executor().map(work, items))
+
 
 # rows expanded at a time when a value -> count table is handed to the KLL sketch
 EXPAND_ROWS = 1 << 20
@@ -812,20 +849,25 @@ class BatchProfiler:
         missing = [name for name in self.schema.names if name not in chunk.schema.names]
         if missing:
             raise ValueError(f"chunk lacks columns {missing}")
-        for column in self._columns:
+
+        def update(column: _Column) -> None:
             data = chunk.column(column.name)
             parts = data.chunks if isinstance(data, pa.ChunkedArray) else [data]
             for part in parts:
                 if part.type != column.arrow_type:
                     part = pc.cast(part, column.arrow_type)
                 column.update(part)
+
+        _each(update, self._columns, chunk.num_rows >= PARALLEL_ROWS)
         self.rows += chunk.num_rows
 
     def metrics(self) -> list[MetricValue]:
         found = [MetricValue(None, "row_count", float(self.rows)),
                  MetricValue(None, "column_count", float(len(self._columns)))]
-        for column in self._columns:
-            found += column.metrics(self.rows)
+        # the last merges and the exact quantiles are as heavy as a chunk
+        for metrics in _each(lambda column: column.metrics(self.rows), self._columns,
+                             self.rows >= PARALLEL_ROWS):
+            found += metrics
         return found
 
 
