@@ -137,7 +137,7 @@ def ingest_file(session: Session, dataset: Dataset, path: Path, partition: dt.da
     estimated = []  # a model output's score histogram and estimated performance
 
     def profile() -> list[MetricValue]:
-        metrics = _profile_stream(read_file(path, fmt, contract, limits), contract)
+        metrics = _profile_stream(read_file(path, fmt, contract, limits, dictionaries=True), contract)
         # what was read may be a prefix of what the upstream is still writing
         if _stamp(path) != written:
             raise ContractViolation(f"{path.name}: the file changed while it was being read "

@@ -359,13 +359,30 @@ class _Values:
             return
         self._tabulate(values)
 
+    def add_counts(self, keys: pa.Array, counts: np.ndarray) -> None:
+        """A chunk already counted (as a dictionary-encoded one is): ``keys`` distinct and
+        null-free, ``counts`` how often each occurred."""
+        if len(keys) == 0:
+            return
+        if not self.exact:
+            assert self._distinct is not None
+            self._distinct.add_hashes(_hashes(keys))
+            if self._frequent is not None:
+                self._frequent.add(keys, counts)
+            return
+        self._end_probe()
+        self._pend(keys, _arrow(counts) if self.counts else None)
+
     def _tabulate(self, values: pa.Array) -> None:
         if self.counts:
             keys, counts = _value_counts(values)
-            self._pending.append((keys, _arrow(counts)))
+            self._pend(keys, _arrow(counts))
         else:
-            self._pending.append((pc.unique(values), None))
-        self._pending_len += len(self._pending[-1][0])
+            self._pend(pc.unique(values), None)
+
+    def _pend(self, keys: pa.Array, counts: pa.Array | None) -> None:
+        self._pending.append((keys, counts))
+        self._pending_len += len(keys)
         held = len(self._keys) if self._keys is not None else 0
         if self._pending_len >= max(held, MIN_MERGE) or self._pending_len > self.limit:
             self._merge()
@@ -579,6 +596,10 @@ class _Quantiles:
 class _Column:
     """Counts every column has; subclasses add what their type allows."""
 
+    def takes(self, arrow_type: pa.DataType) -> bool:
+        """Whether update() takes chunks of this type as they are (else they are cast)."""
+        return arrow_type == self.arrow_type
+
     def __init__(self, name: str, arrow_type: pa.DataType) -> None:
         self.name = name
         self.arrow_type = arrow_type
@@ -708,7 +729,19 @@ class _Strings(_Column):
         self.length_high = -math.inf
         self.length_sum = 0
 
+    def takes(self, arrow_type: pa.DataType) -> bool:
+        # a dictionary-encoded chunk (low-cardinality text as Parquet stores it) is counted
+        # by its codes: one bincount over small integers, each string touched once
+        return arrow_type == self.arrow_type or (
+            pa.types.is_dictionary(arrow_type)
+            and (pa.types.is_string(arrow_type.value_type) or pa.types.is_large_string(arrow_type.value_type)))
+
     def update(self, array: pa.Array) -> None:
+        if pa.types.is_dictionary(array.type):
+            if array.dictionary.null_count == 0:
+                self._update_encoded(array)
+                return
+            array = pc.cast(array, self.arrow_type)  # a null among the values: rare, decoded
         super().update(array)
         present = pc.drop_null(array)
         if len(present) == 0:
@@ -719,6 +752,24 @@ class _Strings(_Column):
         self.length_high = max(self.length_high, extremes["max"].as_py())
         self.length_sum += pc.sum(lengths).as_py()
         self.values.add(present)
+
+    def _update_encoded(self, array: pa.DictionaryArray) -> None:
+        super().update(array)
+        present = pc.drop_null(array)
+        if len(present) == 0:
+            return
+        counts = np.bincount(_numpy(present.indices), minlength=len(present.dictionary))
+        used = counts > 0
+        # Arrow does not promise a dictionary without repeats: they are summed
+        keys = present.dictionary.filter(_arrow(used))
+        if keys.type != self.arrow_type:  # string beside large_string: one type per column's table
+            keys = pc.cast(keys, self.arrow_type)
+        keys, counts = _sum_by_key([(keys, counts[used])])
+        lengths = _numpy(pc.utf8_length(keys))
+        self.length_low = min(self.length_low, int(lengths.min()))
+        self.length_high = max(self.length_high, int(lengths.max()))
+        self.length_sum += int(np.dot(lengths.astype(np.int64), counts))
+        self.values.add_counts(keys, counts)
 
     def _typed(self) -> list[tuple[str, float]]:
         found: list[tuple[str, float]] = [("distinct", self.values.distinct())]
@@ -854,7 +905,7 @@ class BatchProfiler:
             data = chunk.column(column.name)
             parts = data.chunks if isinstance(data, pa.ChunkedArray) else [data]
             for part in parts:
-                if part.type != column.arrow_type:
+                if not column.takes(part.type):
                     part = pc.cast(part, column.arrow_type)
                 column.update(part)
 

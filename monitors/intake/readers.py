@@ -241,12 +241,23 @@ def _require_utf8(path: Path, where: str) -> None:
 
 
 def conform(table: pa.Table | pa.RecordBatch, contract: Contract, where: str,
-            first_row: int) -> pa.RecordBatch | pa.Table:
+            first_row: int, *, dictionaries: bool = False) -> pa.RecordBatch | pa.Table:
     """Cast a chunk to the contract's types and enforce not-null; rows are 1-based in
-    reasons, counted over the whole batch (`first_row` is the chunk's offset)."""
+    reasons, counted over the whole batch (`first_row` is the chunk's offset).
+    `dictionaries`: a dictionary-encoded text column is kept encoded (its schema field then
+    says so) rather than decoded into one string per row."""
     columns = []
+    fields = []
     for spec, target in zip(contract.columns, contract.arrow_schema()):
         column = table.column(spec.name)
+        if (dictionaries and spec.type == LogicalType.string and pa.types.is_dictionary(column.type)
+                and _text(column.type.value_type) and not _has_nul(_dictionary_of(column))):
+            if not spec.nullable and column.null_count:
+                column = pc.cast(column, target.type)  # the not-null check below names the row
+            else:
+                columns.append(column)
+                fields.append(target.with_type(column.type))
+                continue
         if pa.types.is_null(column.type):
             # a JSON key that is null on every line of a block: nothing to convert, only to type
             nulls = pa.nulls(len(column), target.type)
@@ -274,8 +285,21 @@ def conform(table: pa.Table | pa.RecordBatch, contract: Contract, where: str,
                 raise ContractViolation(f"{where}: column {spec.name!r} holds a NUL byte at data "
                                         f"row {row} (binary data, or a file caught mid-write?)")
         columns.append(column)
+        fields.append(target)
     cls = pa.RecordBatch if isinstance(table, pa.RecordBatch) else pa.Table
-    return cls.from_arrays(columns, schema=contract.arrow_schema())
+    return cls.from_arrays(columns, schema=pa.schema(fields))
+
+
+def _text(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+
+
+def _dictionary_of(column: pa.DictionaryArray | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """The values a dictionary-encoded column draws from (a NUL among them: decoded, so
+    that the usual check finds the row)."""
+    if isinstance(column, pa.ChunkedArray):
+        return pa.chunked_array([c.dictionary for c in column.chunks], column.type.value_type)
+    return column.dictionary
 
 
 def _has_nul(column: pa.Array | pa.ChunkedArray) -> bool:
@@ -380,12 +404,17 @@ def read_csv(path: Path, contract: Contract, limits: Limits = DEFAULT_LIMITS) ->
         rows += chunk.num_rows
 
 
-def read_parquet(path: Path, contract: Contract,
-                 limits: Limits = DEFAULT_LIMITS) -> Iterator[pa.RecordBatch]:
+def read_parquet(path: Path, contract: Contract, limits: Limits = DEFAULT_LIMITS, *,
+                 dictionaries: bool = False) -> Iterator[pa.RecordBatch]:
+    """`dictionaries`: text columns come dictionary-encoded, as Parquet stores them (by
+    default, for columns whose dictionary stays small): a profile then counts codes instead
+    of hashing a string per row, and decoding skips building those strings (a 1M-row batch's
+    three category columns: 0.24 s of CPU down to 0.04 s)."""
     where = path.name
+    text = [s.name for s in contract.columns if s.type == LogicalType.string] if dictionaries else None
     try:
         # without pre-buffering, row groups already read are released: memory stays flat
-        parquet = pq.ParquetFile(str(path), pre_buffer=False)
+        parquet = pq.ParquetFile(str(path), pre_buffer=False, read_dictionary=text)
     except (pa.ArrowInvalid, OSError) as exc:
         raise ContractViolation(f"{where}: not a readable Parquet file ({exc})") from None
     check_column_count(parquet.schema_arrow.names, where, limits)
@@ -393,7 +422,7 @@ def read_parquet(path: Path, contract: Contract,
     rows = 0
     try:
         for chunk in parquet.iter_batches(batch_size=256_000, columns=contract.names):
-            yield conform(chunk, contract, where, rows)
+            yield conform(chunk, contract, where, rows, dictionaries=dictionaries)
             rows += chunk.num_rows
     except (pa.ArrowInvalid, OSError) as exc:
         raise ContractViolation(f"{where}: unreadable after data row {rows} ({exc})") from None
@@ -546,9 +575,13 @@ def read_schema(path: Path, fmt: str, limits: Limits = DEFAULT_LIMITS) -> pa.Sch
         raise ContractViolation(f"{where}: can't infer a contract from it ({exc})") from None
 
 
-def read_file(path: Path, fmt: str, contract: Contract,
-              limits: Limits = DEFAULT_LIMITS) -> Iterator[pa.RecordBatch | pa.Table]:
+def read_file(path: Path, fmt: str, contract: Contract, limits: Limits = DEFAULT_LIMITS, *,
+              dictionaries: bool = False) -> Iterator[pa.RecordBatch | pa.Table]:
+    """`dictionaries`: text columns may come dictionary-encoded where the format stores them
+    so (Parquet), for a reader that counts values (the profile); others get plain strings."""
     readers = {"csv": read_csv, "parquet": read_parquet, "jsonl": read_jsonl}
     if fmt not in readers:
         raise ValueError(f"format {fmt!r} is not a file format ({', '.join(readers)})")
+    if fmt == "parquet":
+        return read_parquet(path, contract, limits, dictionaries=dictionaries)
     return readers[fmt](path, contract, limits)

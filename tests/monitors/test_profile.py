@@ -374,3 +374,82 @@ def test_strings_of_any_length_and_alphabet_are_counted_within_the_sketch_error(
     values = pa.array(short + long + ["", ""] + short[:5_000], pa.string())
     found = _profile(pa.table({"s": values}), 4, exact_distinct_limit=1_000)
     assert found[("s", "distinct", "")] == pytest.approx(300_001, rel=0.01)
+
+
+def _encoded_chunks(values: pa.Array, size: int) -> list[pa.RecordBatch]:
+    """``values`` as chunks of dictionary-encoded text, each with its own dictionary: one
+    with a repeated and an unused dictionary entry, as Arrow allows, and one left plain."""
+    chunks = []
+    for n, start in enumerate(range(0, len(values), size)):
+        part = values.slice(start, size)
+        if n == 0:  # first: nothing is merged into its table before it stands alone
+            encoded = part.dictionary_encode()
+            # the same value twice in the dictionary, the codes split between both, and one
+            # entry no row uses
+            dictionary = pa.concat_arrays([encoded.dictionary, encoded.dictionary.slice(0, 1),
+                                           pa.array(["never used"])])
+            indices = np.array(encoded.indices.fill_null(0))
+            indices[1::2] = np.where(indices[1::2] == 0, len(encoded.dictionary), indices[1::2])
+            codes = pa.array(indices, pa.int32(), mask=np.asarray(part.is_null()))
+            part = pa.DictionaryArray.from_arrays(codes, dictionary)
+        elif n != 1:
+            part = part.dictionary_encode()
+        chunks.append(pa.record_batch({"s": part}))
+    return chunks
+
+
+@pytest.mark.parametrize("limit", [100_000, 300])
+def test_dictionary_encoded_text_gives_the_profile_of_plain_text(limit):
+    # the exact table (default limit) and, past 300 values, the sketch and frequent items
+    rng = np.random.default_rng(41)
+    words = np.array([f"w{n}-{'é' * (n % 3)}" for n in range(2_000)], dtype=object)
+    values = pa.array(words[rng.zipf(1.3, 12_000) % len(words)].tolist(),
+                      mask=rng.random(12_000) < 0.05)
+    plain = BatchProfiler(pa.schema([("s", pa.string())]), exact_distinct_limit=limit, top_k=5)
+    encoded = BatchProfiler(pa.schema([("s", pa.string())]), exact_distinct_limit=limit, top_k=5)
+    for chunk in pa.table({"s": values}).to_batches(max_chunksize=3_000):
+        plain.update(chunk)
+    for chunk in _encoded_chunks(values, 3_000):
+        encoded.update(chunk)
+    assert _index(encoded.metrics()) == _index(plain.metrics())
+
+
+def test_a_dictionary_repeating_a_value_counts_it_as_one():
+    part = pa.DictionaryArray.from_arrays(pa.array([0, 1, 2, 2], pa.int32()), pa.array(["a", "b", "a"]))
+    found = _index(profile_table(pa.table({"s": part})))
+    assert found[("s", "distinct", "")] == 2
+    assert found[("s", "freq", "a")] == 3
+
+
+def test_a_dictionary_holding_a_null_is_profiled_by_its_values():
+    codes = pa.array([0, 1, 1, None, 2], pa.int32())
+    part = pa.DictionaryArray.from_arrays(codes, pa.array(["a", None, "bb"]))
+    found = _index(profile_table(pa.table({"s": part})))
+    assert found[("s", "nulls", "")] == 3
+    assert found[("s", "freq", "a")] == 1 and found[("s", "freq", "bb")] == 1
+    assert found[("s", "length_mean", "")] == 1.5
+
+
+def test_strings_sharing_words_or_bytes_are_told_apart_whatever_the_chunking():
+    # below the sketch's k the distinct count is that of distinct hashes: a collision between
+    # any of these would show as one less
+    base = ["", "a", "a\x00", "a\x00\x00", "abcdefgh12345678", "12345678abcdefgh", "abcdefgh",
+            "abcdefgi", "ключ", "ключ\x00", "x" * 1_000, "x" * 999 + "y", "x" * 1_001]
+    values = base + [f"{n:08d}{n:08d}" for n in range(3_000)] + [str(n) + "y" * 700 for n in range(500)]
+    expected = len(set(values))
+    # repeats in another order: a hash that read past a string's end would tell them apart
+    table = pa.table({"s": pa.array(values + values[::-7], pa.string())})
+    for chunks in (1, 3):
+        found = _profile(table, chunks, exact_distinct_limit=10)
+        assert found[("s", "distinct", "")] == expected, chunks
+
+
+def test_columns_profiled_on_threads_give_the_profile_profiled_in_turn(monkeypatch):
+    import monitors.intake.profile as profile_module
+    rng = np.random.default_rng(43)
+    rows = 2 * profile_module.PARALLEL_ROWS
+    table = pa.table({"x": rng.normal(0, 1, rows), "n": rng.integers(0, 50, rows),
+                      "s": pa.array(np.array(CATEGORIES)[rng.integers(0, 6, rows)].tolist())})
+    threaded = _profile(table, 2)
+    monkeypatch.setattr(profile_module, "PROFILE_THREADS", 1)
+    assert _profile(table, 2) == threaded
