@@ -147,6 +147,49 @@ def test_a_parquet_column_of_the_wrong_type_is_quarantined(sessions, dataset, tm
     assert "column 'id': expected integer, found string" in outcome.reason
 
 
+def test_parquet_text_read_dictionary_encoded_profiles_as_plain_text(tmp_path):
+    from monitors.intake.profile import BatchProfiler
+    from monitors.intake.readers import read_file
+
+    countries = ["ES", "FR", None, "", "DE", "ES"] * 500
+    table = pa.table({"id": list(range(len(countries))), "amount": [1.5] * len(countries),
+                      "country": countries, "paid": [True] * len(countries)})
+    path = tmp_path / "b.parquet"
+    pq.write_table(table, path, row_group_size=1_000)
+
+    def profile(dictionaries: bool) -> tuple[set, list]:
+        profiler = BatchProfiler(CONTRACT.arrow_schema())
+        types = set()
+        for chunk in read_file(path, "parquet", CONTRACT, dictionaries=dictionaries):
+            types.add(chunk.schema.field("country").type)
+            profiler.update(chunk)
+        return types, profiler.metrics()
+
+    encoded_types, encoded = profile(True)
+    plain_types, plain = profile(False)
+    assert all(pa.types.is_dictionary(t) for t in encoded_types) and plain_types == {pa.string()}
+    assert encoded == plain
+
+
+@pytest.mark.parametrize("column, values, reason", [
+    ("country", ["ES", "E\x00S", "FR"], "column 'country' holds a NUL byte at data row 2"),
+    ("id", ["1", None, "3"], "column 'id' is declared not null but has 1 null value(s), the first at data row 2"),
+])
+def test_dictionary_encoded_parquet_text_is_checked_as_plain_text(sessions, tmp_path, column, values, reason):
+    contract = Contract(columns=[ColumnSpec(name="id", type="string", nullable=False),
+                                 ColumnSpec(name="country", type="string")])
+    frame = {"id": ["1", "2", "3"], "country": ["ES", "FR", "ES"]}
+    frame[column] = values
+    path = tmp_path / "b.parquet"
+    pq.write_table(pa.table(frame), path)
+    with sessions.begin() as session:
+        found = Dataset(name="codes", format="parquet", source=str(tmp_path), contract=contract.to_json())
+        session.add(found)
+    outcome = land(sessions, found, path)
+    assert outcome.status == "quarantined"
+    assert reason in outcome.reason
+
+
 def test_a_malformed_redelivery_leaves_the_good_batch_in_force(sessions, dataset, tmp_path):
     good = land(sessions, dataset, write(tmp_path, "good.csv", GOOD_CSV))
     bad = land(sessions, dataset, write(tmp_path, "bad.csv", "id,amount\n1,2\n"))
