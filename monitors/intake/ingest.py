@@ -23,7 +23,6 @@ from monitors.errors import Invalid
 from monitors.faults import kill_point
 from monitors.intake.freshness import arrival_delay_hours, check_partition_window
 from monitors.intake.profile import BatchProfiler, MetricValue
-from monitors.intake.pushdown import profile_sql_partition, source_engine
 from monitors.intake.readers import (
     DEFAULT_LIMITS,
     ContractViolation,
@@ -210,6 +209,9 @@ def ingest_sql(session: Session, dataset: Dataset, partition: dt.date,
     violation: ContractViolation | None = None
     # an unreachable source raises Unreachable from here: an outage lands and quarantines
     # nothing, and the run says so and leaves the partition for the next one
+    # imported here: a file's ingest (the CLI's common case) has no use for SQL pushdown
+    from monitors.intake.pushdown import profile_sql_partition, source_engine
+
     engine = source_engine(dataset.source)  # ${NAME}: the secret, read only now
     try:
         metrics = profile_sql_partition(engine, table, dataset.partition_key, partition, contract)
