@@ -356,7 +356,11 @@ def _serve(args, settings: Settings, sessions) -> int:
     command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
                f"--server.port={args.port}", "--browser.gatherUsageStats=false",
                # no Deploy button: this dashboard is deployed where it runs
-               "--client.toolbarMode=minimal"]
+               "--client.toolbarMode=minimal",
+               # a served dashboard is not being edited: no watching of every imported
+               # module for changes (each new session registered them again), and no
+               # attempt to open a browser on the server
+               "--server.fileWatcherType=none", "--server.headless=true"]
     # the one-command dashboard also executes what people queue from it (reruns, backfills)
     os.environ.setdefault("MONITORS_DASHBOARD_WORKER", "1")
     os.execv(sys.executable, command)
