@@ -71,6 +71,16 @@ def test_a_rise_and_a_later_fall_on_a_range_index_are_both_found(seed):
     assert near(found, 120, 3) and near(found, 220, 3)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_a_shift_into_a_noisier_regime_is_one_breakout_at_its_start(seed):
+    """Each regime has its own noise: a calm metric that jumps and turns erratic (a
+    service failing over to a flaky backup) has one change, where it jumped, not more
+    inside the erratic part nor a point late."""
+    rng = np.random.default_rng(seed)
+    series = daily(np.r_[100 + rng.normal(0, 1, 120), 120 + rng.normal(0, 15, 80)])
+    assert found_at(detect_breakouts(series, period=0)) == [series.index[120]]
+
+
 def test_a_drop_is_reported_with_its_sign_and_levels():
     rng = np.random.default_rng(7)
     values = np.r_[np.full(100, 200.0), np.full(100, 120.0)] + rng.normal(0, 5, 200)
