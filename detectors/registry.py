@@ -73,8 +73,8 @@ class AnomaliesOptions(SeriesOptions):
 
 class BreakoutsOptions(SeriesOptions):
     period: int | None = None
-    min_size: int | None = 10
-    penalty: float = 4.0
+    min_size: int | None = None
+    penalty: float = 2.0
     min_change: float = 0.1
 
 
