@@ -8,9 +8,8 @@ its own file when run alone: bench/detection_nab.py, bench/detection_tcpd.py).
 
 `--cv` measures the defaults honestly: choosing defaults is part of the method, so it is
 scored on series the choice never saw. Over the search space of bench/sweep.py, NAB is
-scored leave-one-category-out (each category with the setting of best NAB standard score
-on the other categories) and TCPD leave-one-series-out (each series with the setting of
-best mean F1, Cover breaking ties, on the other series). Prints the out-of-fold figures per
+scored leave-one-category-out and TCPD leave-one-series-out, each held-out part with the
+setting that bench/sweep.py's committed rule (choose_nab, choose_tcpd) picks on the rest. Prints the out-of-fold figures per
 fold beside the in-sample figures of the current defaults, and writes
 bench/results/detection_cv.json.
 """
@@ -71,8 +70,9 @@ def cv_nab(restrict: bool = False) -> dict:
                       "out_of_fold": sweep.nab_summary([scores[chosen][f] for f in held])})
     best = sweep.choose_nab(scores, files, default)
     return {
-        "protocol": "leave one category out; choice by NAB standard score pooled over the "
-                    "training categories' files; ties to the current default",
+        "protocol": "leave one category out; among settings with training standard score "
+                    f">= {sweep.NAB_STANDARD_FLOOR}, the highest training window F1 (else "
+                    "the best standard score)",
         "space": sweep.SPACE["anomalies"], "defaults": sweep.defaults("anomalies"),
         "folds": folds,
         "total": {"in_sample_defaults": sweep.nab_summary([scores[default][f] for f in files]),
@@ -118,8 +118,8 @@ def cv_tcpd() -> dict:
                       "out_of_fold": scores[chosen][name]})
     best = sweep.choose_tcpd(scores, names, default)
     return {
-        "protocol": "leave one series out; choice by mean F1 over the other series, Cover "
-                    "breaking ties, then the current default",
+        "protocol": "leave one series out; the lowest mean rank of F1 and Cover over "
+                    "the other series",
         "space": sweep.SPACE["breakouts"], "defaults": sweep.defaults("breakouts"),
         "folds": folds,
         "total": {"in_sample_defaults": sweep.tcpd_summary([f["in_sample_defaults"]

@@ -69,6 +69,19 @@ EPISODE_LENGTH_FRACTION = 0.003
 # searched 0/3/5 and 0.9/1.0), in every left-out category but one. 0: off.
 RECURRENCE = 3
 RECURRENCE_RATIO = 1.0
+# persistence: an episode made of lone points (no window of the sustained test in it) is a
+# spike, and is reported only when its peak z is at least SPIKE_MARGIN times the test's
+# critical z; a level change that lasts is reported at the critical z. 1: off. A lone
+# point just over the line is the commonest false alarm of a heavy-tailed metric.
+SPIKE_MARGIN = 1.0
+# persistence by count: an episode is reported only once it holds at least PERSISTENCE
+# anomalous points (spikes or windows of the sustained test); a lone point outlier waits
+# for a second. 1: off (every episode).
+PERSISTENCE = 1
+# an alert budget: after an alert, none for the next ALERT_BUDGET_FRACTION of the series'
+# points (one alert per window: a series flapping for a day is one incident to read, not
+# ten). 0: off.
+ALERT_BUDGET_FRACTION = 0.0
 # the MAD of a normal sample is 0.6745 of its standard deviation
 MAD_TO_SIGMA = 1.4826
 # mean absolute deviation to sigma for a normal sample (sqrt(pi/2)); the fallback scale
@@ -130,33 +143,14 @@ def detect_anomalies(series: pd.Series, *, period: int | None = None,
     reason = _unjudgeable(values, present, tested)
     if reason:
         return Detection(NAME, skipped=reason)
-    if period is None:
-        periods = find_periods(values)
-    elif len(values) < MIN_CYCLES * period:
-        return Detection(NAME, skipped=f"history {len(values)} < {MIN_CYCLES * period} "
-                                       f"points (two periods of {period})")
-    else:
-        periods = (period,)
-
-    x = values.interpolate(limit_direction="both").to_numpy()
-    positive = bool((x > 0).all())
-    if relative is None:
-        # a season that scales with the level (a weekday factor on a growing count) comes
-        # with noise that scales too: in logs both are additive
-        relative = bool(periods) and positive and _scales_with_level(x, min(periods))
-    elif relative and not positive:
-        return Detection(NAME, skipped="relative: the series has values <= 0, no logs")
-    y = np.log(x) if relative else x
-    season = _season(y, periods, seasonal)
-    fitted = season + _trend(y - season, periods, trend, trend_window)
-    resid = np.where(present, y - fitted, np.nan)
-
-    floor = _scale_floor(y)
+    fit = _fit(values, present, tested, period, max_anoms, alpha, direction, trend,
+               trend_window, seasonal, relative, sustained)
+    if isinstance(fit, str):
+        return Detection(NAME, skipped=fit)
+    x, periods, relative, fitted, resid = fit.x, fit.periods, fit.relative, fit.fitted, fit.resid
+    spikes, centre, scale, critical, lasting = (fit.spikes, fit.centre, fit.scale,
+                                                fit.critical, fit.lasting)
     candidates = tested & present
-    spikes, centre, scale, critical = _esd(resid, candidates, max_anoms, alpha, direction,
-                                           floor)
-    lasting = (_sustained(resid, candidates, scale, max_anoms, alpha, direction, floor)
-               if sustained else _Lasting())
 
     back = np.exp if relative else (lambda v: v)
     expected = back(fitted + centre)
@@ -172,10 +166,20 @@ def detect_anomalies(series: pd.Series, *, period: int | None = None,
     gap = max(EPISODE_GAP, round(EPISODE_LENGTH_FRACTION * int(candidates.sum())))
     # every point's z at either scale, context included: what the series' history has done
     history = z if lasting.z is None else np.fmax(z, lasting.z)
+    budget_gap = round(ALERT_BUDGET_FRACTION * len(x))
+    lasting_found = set(lasting.found)
+    last_alert = None
     for run in _runs(sorted(strength), gap if episodes else 0):
         i = run[0]
         peak = max(strength[j] for j in run)
         if episodes and RECURRENCE and _recurrences(history, run, peak, gap) >= RECURRENCE:
+            continue
+        if (episodes and SPIKE_MARGIN > 1 and lasting_found.isdisjoint(run)
+                and peak < SPIKE_MARGIN * critical):
+            continue
+        if episodes and len(run) < PERSISTENCE:
+            continue
+        if episodes and budget_gap and last_alert is not None and i - last_alert <= budget_gap:
             continue
         value = float(x[i])
         if min_change and _departure(i, i in spikes, value, expected[i], lasting, relative) < min_change:
@@ -197,10 +201,61 @@ def detect_anomalies(series: pd.Series, *, period: int | None = None,
             at=series.index[i], value=value, expected=float(expected[i]),
             lower=float(lower[i]), upper=float(upper[i]), score=float(peak),
             detail=detail))
+        last_alert = i
     return Detection(NAME, findings=tuple(findings), band=band)
 
 
-def _departure(i: int, spike: bool, value: float, expected: float, lasting: "_Lasting",
+@dataclass(frozen=True)
+class _Fit:
+    """The series split into expected and remainder, and what the tests found in it:
+    everything a detection needs before its findings are grouped and filtered."""
+    x: np.ndarray
+    periods: tuple[int, ...]
+    relative: bool
+    fitted: np.ndarray
+    resid: np.ndarray
+    spikes: list[int]
+    centre: float
+    scale: float
+    critical: float
+    lasting: _Lasting
+
+
+def _fit(values, present, tested, period, max_anoms, alpha, direction, trend, trend_window,
+         seasonal, relative, sustained) -> _Fit | str:
+    """The decomposition and the tests (the costly part); a str is why the series is
+    skipped."""
+    if period is None:
+        periods = find_periods(values)
+    elif len(values) < MIN_CYCLES * period:
+        return f"history {len(values)} < {MIN_CYCLES * period} points (two periods of {period})"
+    else:
+        periods = (period,)
+
+    x = values.interpolate(limit_direction="both").to_numpy()
+    positive = bool((x > 0).all())
+    if relative is None:
+        # a season that scales with the level (a weekday factor on a growing count) comes
+        # with noise that scales too: in logs both are additive
+        relative = bool(periods) and positive and _scales_with_level(x, min(periods))
+    elif relative and not positive:
+        return "relative: the series has values <= 0, no logs"
+    y = np.log(x) if relative else x
+    season = _season(y, periods, seasonal)
+    fitted = season + _trend(y - season, periods, trend, trend_window)
+    resid = np.where(present, y - fitted, np.nan)
+
+    floor = _scale_floor(y)
+    candidates = tested & present
+    spikes, centre, scale, critical = _esd(resid, candidates, max_anoms, alpha, direction,
+                                           floor)
+    lasting = (_sustained(resid, candidates, scale, max_anoms, alpha, direction, floor)
+               if sustained else _Lasting())
+
+    return _Fit(x, periods, relative, fitted, resid, spikes, centre, scale, critical, lasting)
+
+
+def _departure(i: int, spike: bool, value: float, expected: float, lasting: _Lasting,
                relative: bool) -> float:
     """How far a finding is from expected, as a fraction of expected."""
     if spike:
