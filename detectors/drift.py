@@ -256,7 +256,7 @@ def detect_drift(profiles: pd.DataFrame | Mapping[Any, Mapping[str, float]], *,
             if res.skipped:
                 continue
             value, pvalue = res.psi, res.psi_pvalue
-            band_rows[labels[i]] = [value, res.ks, _nan(pvalue), np.nan, 0.0, limit]
+            band_rows[i] = [value, res.ks, _nan(pvalue), np.nan, 0.0, limit]
             if res.drifted:
                 by_ks = not (res.psi >= max_psi and (pvalue is None or pvalue < alpha))
                 dist, lim = (res.ks, max_ks) if by_ks else (res.psi, max_psi)
@@ -272,7 +272,7 @@ def detect_drift(profiles: pd.DataFrame | Mapping[Any, Mapping[str, float]], *,
                                        alpha=alpha, min_count=min_count)
             if res.skipped:
                 continue
-            band_rows[labels[i]] = [res.js, res.chi2, res.chi2_pvalue, np.nan, 0.0, limit]
+            band_rows[i] = [res.js, res.chi2, res.chi2_pvalue, np.nan, 0.0, limit]
             if res.drifted:
                 findings.append(Finding(
                     at=labels[i], value=res.js, expected=None, lower=None, upper=max_js,
@@ -285,8 +285,10 @@ def detect_drift(profiles: pd.DataFrame | Mapping[Any, Mapping[str, float]], *,
     # one array, not a frame from a dict of dicts: this is built once per monitor and partition
     columns = ["value", "ks" if kind == "numeric" else "chi2", "pvalue", "expected", "lower",
                "upper"]
+    # the labels taken from the index as an array: an index built from a list of timestamps
+    # infers their type one by one
     band = pd.DataFrame(np.array(list(band_rows.values()), dtype="float64"),
-                        index=pd.Index(list(band_rows)), columns=columns)
+                        index=pd.Index(index.take(list(band_rows)).to_numpy()), columns=columns)
     return Detection(det, tuple(findings), band=band)
 
 
