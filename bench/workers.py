@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -160,6 +161,8 @@ def check(url: str, ids: list[int], workers: int) -> dict:
 
 
 def main() -> None:
+    # a terminated benchmark still stops its PostgreSQL server (the context manager's exit)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", default="1,2", help="worker process counts to compare")
     parser.add_argument("--datasets", type=int, default=8)
