@@ -573,11 +573,23 @@ def _backfill_child(code: str, days: int, columns: int, rows: int) -> None:
         with sessions() as session:
             run = session.get(Run, run_id)
             status, error, stages = run.status, run.error, run.stages
+            alerts = _alerts_digest(session)
         engine.dispose()
     finally:
         shutil.rmtree(home, ignore_errors=True)
     print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "status": str(status),
-                      "error": error, "stages": stages}))
+                      "error": error, "stages": stages} | alerts))
+
+
+def _alerts_digest(session) -> dict:
+    """What a backfill raised, as a count and a digest of every alert's facts (monitor,
+    partition, numbers to the bit, message, repeats): two codes that judge alike agree on it."""
+    from store.models import Alert
+
+    rows = sorted(repr((a.monitor, a.column or "", str(a.partition), a.value, a.expected, a.lower,
+                        a.upper, a.message, a.occurrences, str(a.status)))
+                  for a in session.query(Alert))
+    return {"alerts": len(rows), "alerts_sha256": hashlib.sha256("\n".join(rows).encode()).hexdigest()}
 
 
 def baseline_checkout(commit: str) -> Path:
@@ -630,11 +642,19 @@ def run_backfill(args) -> dict:
               "speedup_cpu": round(median["this"]["partitions_per_cpu_second"]
                                    / median["baseline"]["partitions_per_cpu_second"], 2),
               "target_partitions_per_second": 40,
+              "cpu_ms_per_partition": {name: round(1000 * m["cpu_seconds"] / args.backfill_days, 1)
+                                       for name, m in median.items()},
+              # the same alerts, to the bit, from both codes (a faster backfill that judged
+              # differently would not be the same product)
+              "same_alerts_as_baseline": len({m["alerts_sha256"] for runs in found.values()
+                                              for m in runs}) == 1,
+              "alerts": {name: runs[0]["alerts"] for name, runs in found.items()},
               "all": {name: [{k: round(v, 2) for k, v in m.items() if isinstance(v, float)}
                              for m in runs] for name, runs in found.items()}}
     print(f"backfill: this {median['this']['partitions_per_second']} partitions/s, baseline "
           f"{median['baseline']['partitions_per_second']}: x{result['speedup_wall']} "
-          f"(CPU x{result['speedup_cpu']})", flush=True)
+          f"(CPU x{result['speedup_cpu']}); CPU per partition {result['cpu_ms_per_partition']} ms; "
+          f"same alerts: {result['same_alerts_as_baseline']} ({result['alerts']})", flush=True)
     return result
 
 

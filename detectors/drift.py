@@ -50,7 +50,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -217,9 +217,11 @@ def detect_drift(profiles: pd.DataFrame | Mapping[Any, Mapping[str, float]], *,
     _categorical_options(max_js, alpha, min_count)
 
     labels, row_at, present = _rows(profiles)
-    # a since that does not fit is refused before any skip
-    tested = np.flatnonzero(under_test(pd.Index(labels), since)).tolist()
-    if not labels:
+    # a since that does not fit is refused before any skip (a frame's own index as it is:
+    # an index rebuilt from a list of timestamps cost a tenth of a backfill's drift time)
+    index = labels if isinstance(labels, pd.Index) else pd.Index(labels)
+    tested = np.flatnonzero(under_test(index, since)).tolist()
+    if not len(labels):
         return Detection(det, skipped="no profiles")
     if kind == "auto":
         kind = "numeric" if all(k in present for k in QUANTILES) else "categorical"
@@ -254,7 +256,7 @@ def detect_drift(profiles: pd.DataFrame | Mapping[Any, Mapping[str, float]], *,
             if res.skipped:
                 continue
             value, pvalue = res.psi, res.psi_pvalue
-            band_rows[labels[i]] = [value, res.ks, _nan(pvalue), np.nan, 0.0, limit]
+            band_rows[i] = [value, res.ks, _nan(pvalue), np.nan, 0.0, limit]
             if res.drifted:
                 by_ks = not (res.psi >= max_psi and (pvalue is None or pvalue < alpha))
                 dist, lim = (res.ks, max_ks) if by_ks else (res.psi, max_psi)
@@ -270,7 +272,7 @@ def detect_drift(profiles: pd.DataFrame | Mapping[Any, Mapping[str, float]], *,
                                        alpha=alpha, min_count=min_count)
             if res.skipped:
                 continue
-            band_rows[labels[i]] = [res.js, res.chi2, res.chi2_pvalue, np.nan, 0.0, limit]
+            band_rows[i] = [res.js, res.chi2, res.chi2_pvalue, np.nan, 0.0, limit]
             if res.drifted:
                 findings.append(Finding(
                     at=labels[i], value=res.js, expected=None, lower=None, upper=max_js,
@@ -283,8 +285,10 @@ def detect_drift(profiles: pd.DataFrame | Mapping[Any, Mapping[str, float]], *,
     # one array, not a frame from a dict of dicts: this is built once per monitor and partition
     columns = ["value", "ks" if kind == "numeric" else "chi2", "pvalue", "expected", "lower",
                "upper"]
+    # the labels taken from the index as an array: an index built from a list of timestamps
+    # infers their type one by one
     band = pd.DataFrame(np.array(list(band_rows.values()), dtype="float64"),
-                        index=pd.Index(list(band_rows)), columns=columns)
+                        index=pd.Index(index.take(list(band_rows)).to_numpy()), columns=columns)
     return Detection(det, tuple(findings), band=band)
 
 
@@ -301,6 +305,10 @@ class _Sketch:
     count: float | None
     # values at which two knots coincide: a point mass (zeros in an amount column)
     atoms: np.ndarray
+    # a merged reference's CDF at its own distinct knots, (knots, F(x-), F(x)), computed
+    # once when it is merged: the KS distance reads it for every partition compared with it
+    # (a pinned reference: every partition after its window)
+    at_knots: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def _sketch(profile: Mapping[str, float], which: str, interpolation: str) -> _Sketch:
@@ -330,11 +338,25 @@ def _sketch(profile: Mapping[str, float], which: str, interpolation: str) -> _Sk
     return _Sketch(dense, _DENSE.copy(), count, atoms)
 
 
-def _cdf(s: _Sketch, x: np.ndarray, *, left: bool = False) -> np.ndarray:
-    """F(x) (right-continuous), or the left limit F(x-) when `left`."""
-    xs, ps = s.xs, s.ps
+def _cdf(s: _Sketch, x: np.ndarray, *, left: bool = False, x_sorted: bool = False) -> np.ndarray:
+    """F(x) (right-continuous), or the left limit F(x-) when `left`. `x_sorted`: x is
+    non-decreasing, so the segment of every x is found from where the sketch's knots fall
+    among the x (a search per knot, not per x: a merge's grid has thousands of points)."""
+    xs = s.xs
     x = np.asarray(x, dtype="float64")
-    j = np.searchsorted(xs, x, side="left" if left else "right") - 1
+    if x_sorted and len(x) > len(xs):
+        # the knots at or below x[k] (strictly below when `left`) are those whose insertion
+        # point among the x is at most k: the same integers as searching each x
+        at = np.searchsorted(x, xs, side="right" if left else "left")
+        j = np.cumsum(np.bincount(at, minlength=len(x) + 1))[:len(x)] - 1
+    else:
+        j = np.searchsorted(xs, x, side="left" if left else "right") - 1
+    return _interpolate(s, x, j)
+
+
+def _interpolate(s: _Sketch, x: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """The CDF at x, each x in the segment of the sketch's knot j (-1: before the first)."""
+    xs, ps = s.xs, s.ps
     # every point interpolated in a clipped segment, then the ends set: the same numbers as
     # interpolating the inner points alone, without the masked copies (a backfill merges
     # thousands of references)
@@ -371,15 +393,28 @@ def _mix(sketches: list[_Sketch]) -> _Sketch:
     weights = np.array(counts if known else [1.0] * len(sketches), dtype="float64")
     weights = weights / weights.sum()
     grid = np.unique(np.concatenate([s.xs for s in sketches]))
-    f_left = sum(w * _cdf(s, grid, left=True) for w, s in zip(weights, sketches))
-    f_right = sum(w * _cdf(s, grid) for w, s in zip(weights, sketches))
+    f_left = sum(w * _cdf(s, grid, left=True, x_sorted=True) for w, s in zip(weights, sketches))
+    f_right = sum(w * _cdf(s, grid, x_sorted=True) for w, s in zip(weights, sketches))
     xs = np.repeat(grid, 2)
     ps = np.empty_like(xs)
     ps[0::2], ps[1::2] = f_left, f_right
     ps = np.maximum.accumulate(np.clip(ps, 0.0, 1.0))
     ps[0], ps[-1] = 0.0, 1.0
-    return _Sketch(xs, ps, float(sum(counts)) if known else None,
-                   np.unique(np.concatenate([s.atoms for s in sketches])))
+    merged = _Sketch(xs, ps, float(sum(counts)) if known else None,
+                     np.unique(np.concatenate([s.atoms for s in sketches])))
+    # its distinct knots are the grid, each twice in xs: the k-th's segment is 2k - 1 from
+    # the left, 2k + 1 from the right (what a search would find, without searching)
+    odd = np.arange(-1, len(xs), 2)
+    return replace(merged, at_knots=(grid, _interpolate(merged, grid, odd[:-1]),
+                                     _interpolate(merged, grid, odd[1:])))
+
+
+def _knots_cdf(s: _Sketch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the distinct knots, F(x-) and F(x) there): remembered by a merged reference."""
+    if s.at_knots is not None:
+        return s.at_knots
+    knots = np.unique(s.xs)
+    return knots, _cdf(s, knots, left=True, x_sorted=True), _cdf(s, knots, x_sorted=True)
 
 
 def _compare_numeric(ref: _Sketch, cur: _Sketch, *, max_psi: float, max_ks: float | None,
@@ -411,9 +446,15 @@ def _compare_numeric(ref: _Sketch, cur: _Sketch, *, max_psi: float, max_ks: floa
     e = np.maximum(mass_ref[used], _EMPTY_BIN)
     psi = float(np.sum((a - e) * np.log(a / e)))
 
-    grid = np.unique(np.concatenate([ref.xs, cur.xs]))
-    gap = np.concatenate([np.abs(_cdf(ref, grid) - _cdf(cur, grid)),
-                          np.abs(_cdf(ref, grid, left=True) - _cdf(cur, grid, left=True))])
+    # the largest gap between the CDFs, from either side, at the knots of either: the knots
+    # of each taken apart (the CDFs are evaluated point by point, so the same numbers as on
+    # their union), the reference's own from what its merge remembered
+    gaps = []
+    for sketch, other in ((ref, cur), (cur, ref)):
+        knots, f_left, f_right = _knots_cdf(sketch)
+        gaps += [np.abs(f_right - _cdf(other, knots, x_sorted=True)),
+                 np.abs(f_left - _cdf(other, knots, left=True, x_sorted=True))]
+    gap = np.concatenate(gaps)
     ks = float(gap.max()) if gap.size else 0.0
 
     psi_p = ks_p = None
@@ -531,7 +572,7 @@ class _Row:
         return dict(zip(self.names, np.frombuffer(self.values, dtype="float64").tolist()))
 
 
-def _rows(profiles: Any) -> tuple[list[Any], Any, set[str]]:
+def _rows(profiles: Any) -> tuple[pd.Index | list[Any], Any, set[str]]:
     """The partitions (sorted), a function from a position to that partition's profile (a
     `_Row`, or a dict when the values are not all floats) and the keys present in any
     profile. A backfill passes its whole history window once per partition and monitor but
@@ -550,10 +591,10 @@ def _rows(profiles: Any) -> tuple[list[Any], Any, set[str]]:
                 keep = known[j]
                 return _Row(tuple(n for n, k in zip(names, keep) if k), values[j][keep].tobytes())
 
-            return list(frame.index), row_at, present
+            return frame.index, row_at, present
         rows = [{str(k): v for k, v in rec.items() if not _missing(v)}
                 for rec in frame.to_dict(orient="records")]
-        return list(frame.index), rows.__getitem__, set().union(*rows)
+        return frame.index, rows.__getitem__, set().union(*rows)
     if isinstance(profiles, Mapping):
         try:
             labels = sorted(profiles)
@@ -637,7 +678,8 @@ def _reference(rows: list[Any], parsed: list[Any], kind: str, interpolation: str
 
 def _nbytes(merged: Any) -> int:
     if isinstance(merged, _Sketch):
-        return merged.xs.nbytes + merged.ps.nbytes + merged.atoms.nbytes
+        remembered = sum(a.nbytes for a in merged.at_knots) if merged.at_knots else 0
+        return merged.xs.nbytes + merged.ps.nbytes + merged.atoms.nbytes + remembered
     return 100 * (len(merged.listed) + 1)
 
 

@@ -90,7 +90,8 @@ def backtest_specs(session: Session, dataset: Dataset, specs: list[MonitorSpec],
                                                            references.earliest() or dt.date.max),
                                                  metrics=sorted(metrics_read_by(specs))),
                             window_days=HISTORY_DAYS,
-                            baselines=load_baselines(session, dataset.id), references=references)
+                            baselines=load_baselines(session, dataset.id), references=references,
+                            span=(start, end))
     if contract is None:
         contract = Contract.model_validate(dataset.contract)  # once, for every partition
     alerts: list[BacktestAlert] = []

@@ -89,8 +89,13 @@ class MetricHistory:
     backtests and charts)."""
 
     def __init__(self, frame: pd.DataFrame, window_days: int | None = None,
-                 baselines: Baselines | None = None, references: References | None = None):
+                 baselines: Baselines | None = None, references: References | None = None,
+                 span: tuple[dt.date, dt.date] | None = None):
         self.window = None if window_days is None else pd.Timedelta(days=window_days)
+        # the first and last partitions a run or a backtest judges: a drift monitor is then
+        # run once over all of them (`_ranged_drift`), its detections kept here by monitor
+        self.span = span
+        self._ranged: dict[tuple, tuple[Detection, pd.Series, dict[pd.Timestamp, list[Finding]]]] = {}
         self.baselines = baselines or Baselines()
         # pinned drift references (monitors.judge.references), read with `raw`: outside the window
         self.references = references or References()
@@ -290,7 +295,7 @@ def evaluate_metric(spec: MonitorSpec, history: MetricHistory, partition: dt.dat
             return Verdict(spec, partition, None,
                            skipped=f"history {points} < {needed} points: too new to judge")
     try:
-        detection = _detect(spec, history, partition, since=at)
+        detection = _detect(spec, history, partition, since=at, ranged=True)
         pinned = _pinned(spec, history, partition)
     except Exception as exc:  # one monitor's failure must not stop the run; it becomes a finding
         return monitor_failed(spec, partition, exc)
@@ -351,7 +356,7 @@ def detect_history(spec: MonitorSpec, history: MetricHistory, until: dt.date, *,
 
 
 def _detect(spec: MonitorSpec, history: MetricHistory, partition: dt.date, *,
-            since: pd.Timestamp | None) -> Detection:
+            since: pd.Timestamp | None, ranged: bool = False) -> Detection:
     entry = registry.detector(spec.detector)
     options = dict(spec.options)
     options.pop("key", None)  # chose the series (detector_input), not a detector option
@@ -360,6 +365,10 @@ def _detect(spec: MonitorSpec, history: MetricHistory, partition: dt.date, *,
                                    spec.column, until=partition)
         if reason:
             return Detection(spec.detector, skipped=reason)
+    if ranged and spec.detector == "drift" and entry.input == registry.PROFILES:
+        found = _ranged_drift(spec, history, partition, options)
+        if found is not None:
+            return found
     if spec.detector == "breakouts" and since is not None:
         # breakouts are judged over a look-back: a new regime is told apart only once it lasted
         since = since - pd.Timedelta(days=BREAKOUT_LOOKBACK_DAYS)
@@ -370,6 +379,46 @@ def _detect(spec: MonitorSpec, history: MetricHistory, partition: dt.date, *,
     if entry.input == registry.TABLE_PROFILE:
         options.pop("columns", None)  # chose the table profile (detector_input), not an option
     return detect(data, since=since, **options)
+
+
+def _ranged_drift(spec: MonitorSpec, history: MetricHistory, partition: dt.date,
+                  options: dict) -> Detection | None:
+    """A drift monitor's detection of `partition` out of one call over every partition of
+    the span a run judges: a call per partition re-read, re-validated and re-framed the same
+    26 weeks to compare one profile with the few before it (a third of a backfill's time).
+    Each partition is compared with the very profiles its own call would read (its
+    `window` predecessors), so the findings are the same; None (judge it alone) when its
+    own cut holds fewer of them (a history window or an accepted new normal begins inside
+    its reference), when it was not judged (the skip says why, per partition), or when the
+    quantiles of its column are cut at different new normals."""
+    span = history.span
+    if span is None or not span[0] <= partition <= span[1] or not spec.column:
+        return None
+    window = options.get("window") or (1 if options.get("reference") == "previous" else 7)
+    key = (spec.name, spec.column, spec.metric, repr(sorted(options.items())))
+    if key not in history._ranged:
+        # every stored profile up to the span's end, neither window nor new normal cut
+        profiles = (history.categories(spec.column, span[1], raw=True) if spec.metric == "freq"
+                    else history.quantiles(spec.column, span[1], raw=True))
+        detection = registry.detector("drift").function()(
+            profiles, since=pd.Timestamp(span[0]), name=spec.column, **options)
+        at: dict[pd.Timestamp, list[Finding]] = {}
+        for finding in detection.findings:
+            at.setdefault(pd.Timestamp(finding.at), []).append(finding)
+        history._ranged[key] = (detection, pd.Series(0.0, index=profiles.index), at)
+    detection, stored, findings = history._ranged[key]
+    stamp = pd.Timestamp(partition)
+    if detection.band is None or stamp not in detection.band.index:
+        return None
+    judged = (spec.column, "freq") if spec.metric == "freq" else (spec.column, QUANTILE_KEYS[0])
+    if spec.metric != "freq" and history.baselines and len(
+            {history.baselines.start(spec.column, m, partition) for m in QUANTILE_KEYS}) > 1:
+        return None
+    # where the partition's own cut starts (the rule of `series`), by position in the profiles
+    first, position = history._bounds(stored, partition, judged)
+    if first > max(0, position - window):
+        return None
+    return Detection(detection.detector, tuple(findings.get(stamp, ())))
 
 
 def detector_input(spec: MonitorSpec, history: MetricHistory,

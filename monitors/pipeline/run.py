@@ -208,7 +208,7 @@ def _execute(sessions, settings, config: MonitorsConfig, config_version: str, ru
             queries.read_metrics(session, dataset_id, until=asked[-1], since=since,
                                  metrics=sorted(metrics_read_by(specs))),
             window_days=HISTORY_DAYS, baselines=load_baselines(session, dataset_id),
-            references=references)
+            references=references, span=(partitions[0], partitions[-1]) if partitions else None)
     for done, partition in enumerate(partitions, start=1):
         if should_stop():
             log.write(f"stopped before {partition}: handed back to the worker")

@@ -242,3 +242,32 @@ def test_drift_verdicts_are_the_same_however_the_profiles_are_read():
                 pd.testing.assert_frame_equal(fast.band, plain.band, check_exact=True)
                 fired += len(fast.findings)
     assert fired > 0  # the window holds drifts, so the comparison covers findings too
+
+
+def test_the_ks_distance_and_merged_references_are_the_numbers_of_a_search_at_every_knot():
+    """The backfill's shortcuts (knots located from the grid's side, the KS gap read at each
+    sketch's knots apart, a merged reference's CDF at its own knots remembered) give the very
+    numbers of searching every point of the union of knots, atoms and linear sketches too."""
+    from detectors.drift import _cdf, _compare_numeric, _mix, _sketch
+
+    rng = np.random.default_rng(5)
+    for trial in range(40):
+        profiles = []
+        for _ in range(9):
+            x = rng.normal(rng.uniform(-2, 2), rng.uniform(0.5, 2), int(rng.integers(50, 3000)))
+            if trial % 3 == 0:
+                x[: x.size // 3] = 0.0  # point masses: repeated knots
+            profiles.append(numeric_profile(np.round(x, 1) if trial % 4 == 1 else x))
+        interpolation = "linear" if trial % 5 == 0 else "pchip"
+        sketches = [_sketch(p, "profile", interpolation) for p in profiles]
+        reference, current = _mix(sketches[: 1 + trial % 8]), sketches[8]
+        union = np.unique(np.concatenate([reference.xs, current.xs]))
+        for side in (False, True):
+            for sketch in (reference, current):
+                assert np.array_equal(_cdf(sketch, union, left=side, x_sorted=True),
+                                      _cdf(sketch, union, left=side))
+        searched = max(np.abs(_cdf(reference, union, left=side) - _cdf(current, union, left=side)).max()
+                       for side in (False, True))
+        found = _compare_numeric(reference, current, max_psi=0.2, max_ks=None, alpha=0.01,
+                                 bins=10, min_count=30)
+        assert found.ks == searched
