@@ -20,7 +20,8 @@ from monitors.errors import MonitorsError, NotFound
 from monitors.intake import delivery
 from monitors.judge import admin, baselines, explain, performance, provenance
 from monitors.judge.backtest import backtest
-from monitors.lifecycle import alerts as lifecycle, mutes
+from monitors.lifecycle import alerts as lifecycle
+from monitors.lifecycle import mutes, muting
 from monitors.pipeline import queue, stages
 from monitors.pipeline.run_config import config_for_runs
 from monitors.pipeline.worker import Worker
@@ -713,10 +714,11 @@ def mute_preview(matchers: dict[str, str | None]) -> pd.DataFrame:
 
 def add_mute(matchers: dict[str, str | None], *, reason: str | None, by: str,
              ends_at: dt.datetime | None) -> int:
-    """Store a mute; ValueError (and nothing stored) without a reason, an end time, ..."""
+    """Store a mute, and re-evaluate the gates it releases (monitors.lifecycle.muting);
+    ValueError (and nothing stored) without a reason, an end time, ..."""
     with session_factory().begin() as session:
-        mute = mutes.add_mute(session, matchers=matchers, reason=reason, by=by, ends_at=ends_at,
-                              now=utcnow())
+        mute = muting.add(session, matchers=matchers, reason=reason, by=by, ends_at=ends_at,
+                          now=utcnow())
         return mute.id
 
 
