@@ -96,9 +96,9 @@ def stage_filters() -> dict:
     if "pipeline.stage_states" not in state:
         state["pipeline.stage_states"] = []
     left, right = st.columns(2)
-    left.multiselect("State", services.STAGE_STATES, key="pipeline.stage_states",
+    left.multiselect("States", services.STAGE_STATES, key="pipeline.stage_states",
                      placeholder="any")
-    right.multiselect("Dataset", schedules["dataset"].tolist(), key="pipeline.stage_datasets",
+    right.multiselect("Datasets", schedules["dataset"].tolist(), key="pipeline.stage_datasets",
                       placeholder="any")
     return {"datasets": tuple(state["pipeline.stage_datasets"]),
             "states": tuple(state["pipeline.stage_states"])}
@@ -130,6 +130,12 @@ def stages_section() -> None:
     paging.page_picker("pipeline.stages", total)
     labels = {f"{r.dataset} · {r.partition} · {r.stage} · {r.state}": i
               for i, r in frame.iterrows()}
+    acted_on = state.pop("pipeline.stage_acted_on", None)
+    if acted_on is not None:  # its label changed with its state: keep it picked
+        state["pipeline.stage"] = next(
+            (label for label, i in labels.items()
+             if tuple(frame.loc[i, ["dataset", "partition", "stage"]]) == acted_on),
+            state.get("pipeline.stage"))
     picked = st.selectbox("Stage", list(labels), key="pipeline.stage")
     stage_actions(frame.loc[labels[picked]])
 
@@ -146,8 +152,9 @@ def stage_actions(row: pd.Series) -> None:
     if row["log_tail"]:
         st.code(row["log_tail"], language=None)
     if row["state"] == "running":
-        st.caption("Running: it can be skipped or run again once it is done.")
+        st.caption("Running: it can be run again once it is done.")
         return
+    this = (row["dataset"], row["partition"], row["stage"])
     where = f"{md(row['dataset'])} {row['partition']}"
     dataset_of, partition = row["dataset"], dt.date.fromisoformat(row["partition"])
     reason = st.text_input("Reason (kept in the audit trail; needed to override or skip)",
@@ -159,22 +166,22 @@ def stage_actions(row: pd.Series) -> None:
             help=who.why_not or "Let this partition's waiting stages past the alerts holding it now"):
         stage_action(lambda: services.override_gate(dataset_of, partition, by=who.name, reason=reason),
                      f"{where}: gate overridden by {md(who.name)} ({md(reason.strip())}); its "
-                     "waiting stages run on the worker's next poll.")
+                     "waiting stages run on the worker's next poll.", this)
     if row["state"] in ("queued", "held", "overridden", "failed") and buttons[1].button(
             "Skip", key="pipeline.stage_skip", disabled=not who.can_act,
             help=who.why_not or "Pass over this stage: the next one may run"):
         stage_action(lambda: services.skip_stage(dataset_of, partition, row["stage"], by=who.name,
                                                  reason=reason),
-                     f"{where}: {md(row['stage'])} skipped by {md(who.name)} ({md(reason.strip())}).")
+                     f"{where}: {md(row['stage'])} skipped by {md(who.name)} ({md(reason.strip())}).", this)
     if buttons[2].button("Rerun from this stage", key="pipeline.stage_rerun",
                          disabled=not who.can_act, help=who.why_not or
                          "Queue it again and every stage after it, in order; the gate still applies"):
         stage_action(lambda: services.rerun_stages(dataset_of, partition, row["stage"], by=who.name),
                      f"{where}: {md(row['stage'])} and the stages after it queued again by "
-                     f"{md(who.name)}; the worker runs them once the partition's gate is safe.")
+                     f"{md(who.name)}; the worker runs them once the partition's gate is safe.", this)
 
 
-def stage_action(call, done: str) -> None:
+def stage_action(call, done: str, stage: tuple[str, str, str]) -> None:
     """Do it; a refusal (no reason, the stage moved on since) is shown and changes nothing."""
     try:
         call()
@@ -182,6 +189,7 @@ def stage_action(call, done: str) -> None:
         st.error(f"Not changed: {md(exc)}")
     else:
         state.pop("pipeline.stage_reason", None)
+        state["pipeline.stage_acted_on"] = stage
         confirm(done)
         st.rerun()
 

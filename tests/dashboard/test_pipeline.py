@@ -307,6 +307,7 @@ def test_an_override_with_a_reason_lets_the_held_stages_past_and_is_audited(app,
     table = stages_table(app).set_index(["partition", "stage"])
     assert table.loc[(drop, "score"), "state"] == "overridden"
     assert app.text_input(key="pipeline.stage_reason").value == ""  # ready for the next one
+    assert app.selectbox(key="pipeline.stage").value == f"model_scores · {drop} · score · overridden"
 
 
 def test_skip_needs_a_reason_then_passes_over_the_stage(app, demo, sessions):
@@ -354,9 +355,8 @@ def test_rerun_from_a_stage_queues_it_and_the_stages_after_it_only(app, demo, se
 def test_stages_are_filtered_by_state_and_dataset_and_paged_failed_and_held_first(
         app, demo, sessions, monkeypatch):
     from dashboard import services
-    from store.models import StageRun
-
     from monitors.pipeline.stages import list_stages
+    from store.models import StageRun
 
     with sessions.begin() as session:  # one old stage failed: it comes before the held ones
         oldest = session.scalars(select(StageRun).order_by(StageRun.partition)).first()
