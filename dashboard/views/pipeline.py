@@ -157,25 +157,35 @@ def stage_actions(row: pd.Series) -> None:
     this = (row["dataset"], row["partition"], row["stage"])
     where = f"{md(row['dataset'])} {row['partition']}"
     dataset_of, partition = row["dataset"], dt.date.fromisoformat(row["partition"])
+    if state.pop("pipeline.stage_done", False):
+        # set before the box is drawn: the browser keeps what it showed otherwise, and a
+        # stale reason would be offered for the next stage
+        state["pipeline.stage_reason"] = ""
     reason = st.text_input("Reason (kept in the audit trail; needed to override or skip)",
                            key="pipeline.stage_reason")
-    buttons = st.columns(3)
-    if row["state"] == "held" and buttons[0].button(
-            "Override the gate", key="pipeline.stage_override", type="primary",
-            disabled=not who.can_act,
-            help=who.why_not or "Let this partition's waiting stages past the alerts holding it now"):
+    offered = [name for name, offer in (
+        ("override", row["state"] == "held"),
+        ("skip", row["state"] in ("queued", "held", "overridden", "failed")),
+        ("rerun", True)) if offer]
+    buttons = dict(zip(offered, st.columns([1] * len(offered) + [4 - len(offered)]), strict=False))
+    help_ = {"override": "Let this partition's waiting stages past the alerts holding it now",
+             "skip": "Pass over this stage: the next one may run",
+             "rerun": "Queue it again and every stage after it, in order; the gate still applies"}
+
+    def button(name: str, label: str, **kwargs) -> bool:
+        return name in buttons and buttons[name].button(
+            label, key=f"pipeline.stage_{name}", disabled=not who.can_act,
+            help=who.why_not or help_[name], **kwargs)
+
+    if button("override", "Override the gate", type="primary"):
         stage_action(lambda: services.override_gate(dataset_of, partition, by=who.name, reason=reason),
                      f"{where}: gate overridden by {md(who.name)} ({md(reason.strip())}); its "
                      "waiting stages run on the worker's next poll.", this)
-    if row["state"] in ("queued", "held", "overridden", "failed") and buttons[1].button(
-            "Skip", key="pipeline.stage_skip", disabled=not who.can_act,
-            help=who.why_not or "Pass over this stage: the next one may run"):
+    if button("skip", "Skip"):
         stage_action(lambda: services.skip_stage(dataset_of, partition, row["stage"], by=who.name,
                                                  reason=reason),
                      f"{where}: {md(row['stage'])} skipped by {md(who.name)} ({md(reason.strip())}).", this)
-    if buttons[2].button("Rerun from this stage", key="pipeline.stage_rerun",
-                         disabled=not who.can_act, help=who.why_not or
-                         "Queue it again and every stage after it, in order; the gate still applies"):
+    if button("rerun", "Rerun from this stage"):
         stage_action(lambda: services.rerun_stages(dataset_of, partition, row["stage"], by=who.name),
                      f"{where}: {md(row['stage'])} and the stages after it queued again by "
                      f"{md(who.name)}; the worker runs them once the partition's gate is safe.", this)
@@ -188,7 +198,7 @@ def stage_action(call, done: str, stage: tuple[str, str, str]) -> None:
     except ValueError as exc:
         st.error(f"Not changed: {md(exc)}")
     else:
-        state.pop("pipeline.stage_reason", None)
+        state["pipeline.stage_done"] = True  # the reason box starts empty again
         state["pipeline.stage_acted_on"] = stage
         confirm(done)
         st.rerun()
