@@ -20,14 +20,15 @@ from monitors.errors import MonitorsError, NotFound
 from monitors.intake import delivery
 from monitors.judge import admin, baselines, explain, performance, provenance
 from monitors.judge.backtest import backtest
-from monitors.lifecycle import alerts as lifecycle, mutes
+from monitors.lifecycle import alerts as lifecycle
+from monitors.lifecycle import mutes, muting
 from monitors.pipeline import queue, stages
 from monitors.pipeline.run_config import config_for_runs
 from monitors.pipeline.worker import Worker
 from monitors.settings import load_settings
 from store import queries
 from store.engine import StoreFault, describe_fault, open_store
-from store.models import UNRESOLVED, AlertStatus, Severity, utcnow
+from store.models import UNRESOLVED, AlertStatus, Severity, StageState, utcnow
 
 # DETECTORS and MonitorConfig are passed on to the monitors page: its edit form is built from them
 
@@ -341,6 +342,9 @@ def noise_frame(dataset: str | None = None) -> pd.DataFrame:
         return admin.monitor_noise(session, dataset)
 
 
+PAGE_SIZE = 50  # rows per page of a long table (alerts, stages): dashboard.paging
+
+
 # -- pipeline
 
 
@@ -440,29 +444,50 @@ def cancel_run(run_id: int, *, by: str) -> None:
         queue.cancel(session, run_id, by)
 
 
-STAGE_COLUMNS = ["partition", "stage", "state", "held_by", "attempts", "exit_code", "note",
-                 "started_at", "finished_at", "log_tail"]
+STAGE_COLUMNS = ["dataset", "partition", "stage", "state", "held_by", "attempts", "exit_code",
+                 "note", "started_at", "finished_at", "log_tail"]
+STAGE_STATES = tuple(s.value for s in StageState)
 
 
-def stages_frame(dataset: str) -> pd.DataFrame:
-    """The dataset's stages (monitors.pipeline.stages), the newest partition first and each
-    partition's stages in their order; not cached: a person watches them move."""
+def stages_page(datasets: tuple[str, ...] = (), states: tuple[str, ...] = (),
+                page: int = 0) -> tuple[pd.DataFrame, int, dict[str, int]]:
+    """One page of stage runs (monitors.pipeline.stages.stage_page): failed, held, running,
+    queued, overridden first, then the newest partition, each partition's stages in order;
+    with how many match in all and how many of those are in each state. Not cached: a
+    person watches them move."""
     with session_factory()() as session:
-        rows = stages.list_stages(session, dataset)
-    frame = pd.DataFrame(rows, columns=[*STAGE_COLUMNS, "position"])
+        found = stages.stage_page(session, datasets=datasets, states=states, limit=PAGE_SIZE,
+                                  offset=page * PAGE_SIZE)
+    frame = pd.DataFrame(found.stages, columns=STAGE_COLUMNS)
     for column in ("started_at", "finished_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
     frame["held_by"] = frame["held_by"].astype("Int64")
     frame["exit_code"] = frame["exit_code"].astype("Int64")
-    frame = frame.sort_values(["partition", "position"], ascending=[False, True], kind="stable")
-    return frame[STAGE_COLUMNS].reset_index(drop=True)
+    return frame, found.total, found.counts
 
 
-def retry_stage(dataset: str, partition: dt.date, stage: str, *, by: str) -> None:
-    """Queue a stage again, and every stage after it (the worker runs them once the
-    partition's gate is safe); Refused while one of them runs."""
+# A person's actions on stages, each kept in the stages' audit trail with who and why; the
+# rules (a reason is needed, what state allows what) are the domain's: a refusal is a
+# MonitorsError (a ValueError) with the sentence to show, and nothing is changed.
+
+def override_gate(dataset: str, partition: dt.date, *, by: str, reason: str) -> dict:
+    """Let the partition's waiting stages past its closed gate, for the alerts holding it
+    now (monitors.pipeline.stages.override)."""
+    with session_factory().begin() as session:
+        return stages.override(session, dataset, partition, by=by, reason=reason)
+
+
+def skip_stage(dataset: str, partition: dt.date, stage: str, *, by: str, reason: str) -> dict:
+    """Pass over a waiting or failed stage: the next one may run (stages.skip)."""
+    with session_factory().begin() as session:
+        return stages.skip(session, dataset, partition, stage, by=by, reason=reason)
+
+
+def rerun_stages(dataset: str, partition: dt.date, stage: str, *, by: str) -> None:
+    """Queue a stage again, and every stage after it, in order (the worker runs them once
+    the partition's gate is safe); Refused while one of them runs (stages.rerun)."""
     if not by:
-        raise ValueError("a retry needs a name: say who you are first")
+        raise ValueError("a rerun needs a name: say who you are first")
     with session_factory().begin() as session:
         stages.rerun(session, _config(), dataset, partition, by=by, from_stage=stage)
 
@@ -496,7 +521,6 @@ def hosted_worker_state() -> str:
 # current truth. The alerts page keeps the marker it loaded with until the person acts or asks
 # for new alerts, so the rows someone is selecting from do not shift under them (PLATFORM.md).
 
-ALERTS_PAGE_SIZE = 50
 RESOLUTIONS = lifecycle.RESOLUTIONS
 STATUSES = tuple(s.value for s in AlertStatus)
 SEVERITIES = tuple(s.value for s in Severity)
@@ -622,7 +646,7 @@ def alerts_table(statuses: tuple[str, ...] = (), severities: tuple[str, ...] = (
             session, status=statuses, severity=severities, dataset=datasets, monitor=monitors,
             since=seen_from, until=seen_to,
             muted=(True if only_muted else None) if show_muted else False,
-            limit=ALERTS_PAGE_SIZE, offset=page * ALERTS_PAGE_SIZE)
+            limit=PAGE_SIZE, offset=page * PAGE_SIZE)
     frame = pd.DataFrame(found.alerts, columns=[*queries.ALERT_PAGE_COLUMNS, "muted"])
     frame = frame.astype({"muted": bool})
     for column in ("first_seen_at", "last_seen_at"):
@@ -713,10 +737,11 @@ def mute_preview(matchers: dict[str, str | None]) -> pd.DataFrame:
 
 def add_mute(matchers: dict[str, str | None], *, reason: str | None, by: str,
              ends_at: dt.datetime | None) -> int:
-    """Store a mute; ValueError (and nothing stored) without a reason, an end time, ..."""
+    """Store a mute, and re-evaluate the gates it releases (monitors.lifecycle.muting);
+    ValueError (and nothing stored) without a reason, an end time, ..."""
     with session_factory().begin() as session:
-        mute = mutes.add_mute(session, matchers=matchers, reason=reason, by=by, ends_at=ends_at,
-                              now=utcnow())
+        mute = muting.add(session, matchers=matchers, reason=reason, by=by, ends_at=ends_at,
+                          now=utcnow())
         return mute.id
 
 

@@ -4,7 +4,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import services
+from dashboard import paging, services
 from dashboard.faults import shows_store_faults
 from dashboard.identity import NAME_PARAM, actor, carry_name
 from dashboard.mute_form import mute_form
@@ -89,14 +89,10 @@ query = dict(statuses=tuple(state["alerts.status"]), severities=tuple(state["ale
              seen_from=state["alerts.seen_from"], seen_to=state["alerts.seen_to"],
              show_muted=state["alerts.show_muted"],
              only_muted=state["alerts.show_muted"] and state.get("alerts.only_muted", False))
-if state.get("alerts.query") != query:
-    # new filters: back to the first page, and the old selection means nothing any more
-    state["alerts.query"] = query
-    state["alerts.page"] = 1
+page, changed = paging.current_page("alerts", query)
+if changed:  # new filters: the old selection means nothing any more
     state.pop("alerts.selected", None)
-page = max(int(state.get("alerts.page", 1)), 1)
 frame, total = services.alerts_table(**query, page=page - 1, marker=_marker())
-pages = max(1, -(-total // services.ALERTS_PAGE_SIZE))
 if "alerts.baseline" not in state:
     state["alerts.baseline"] = services.latest_alert_id()
 
@@ -130,9 +126,7 @@ shown = frame.assign(muted=frame["muted"].map({True: "muted", False: ""}),
                      caused_by=frame["caused_by"].map(
                          lambda c: f"caused by #{int(c)}" if pd.notna(c) else ""))
 ids = frame["id"].astype(int).tolist()
-first = (page - 1) * services.ALERTS_PAGE_SIZE
-st.caption(f"{total} alert(s) match" + (f"; showing {first + 1}–{first + len(frame)}, "
-                                         f"last seen first" if total else ""))
+st.caption(paging.showing(total, page, len(frame), "alert(s)", "last seen first"))
 generation = state.get("alerts.generation", 0)
 event = st.dataframe(
     shown, key="alerts.table" if not generation else f"alerts.table.{generation}",
@@ -164,9 +158,7 @@ seen = state.get("alerts.seen", {})
 state["alerts.seen"] = dict(zip(ids, frame["status"]))
 selected = state.get("alerts.selected", [])
 
-if pages > 1:
-    st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1,
-                    key="alerts.page")
+paging.page_picker("alerts", total)
 
 st.subheader(f"Selected: {len(selected)}")
 if not selected:

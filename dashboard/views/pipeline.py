@@ -6,7 +6,7 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from dashboard import identity, services
+from dashboard import identity, paging, services
 from dashboard.faults import shows_store_faults
 from dashboard.identity import carry_name
 from dashboard.text import md
@@ -87,21 +87,39 @@ with backfill_col, st.form("pipeline.backfill_form", border=True):
     if st.form_submit_button("Backfill", key="pipeline.backfill", disabled=not who.can_act, help=who.why_not):
         queue_range(start, end, "Backfill")
 
-STATE_ORDER = {"failed": 0, "held": 1, "running": 2, "queued": 3, "overridden": 4}
+def stage_filters() -> dict:
+    """State and dataset filters over every dataset's stages. The dataset filter follows
+    the dataset picked above until the person changes it (clearing it shows them all)."""
+    if state.get("pipeline.stage_for") != dataset:
+        state["pipeline.stage_for"] = dataset
+        state["pipeline.stage_datasets"] = [dataset]
+    if "pipeline.stage_states" not in state:
+        state["pipeline.stage_states"] = []
+    left, right = st.columns(2)
+    left.multiselect("States", services.STAGE_STATES, key="pipeline.stage_states",
+                     placeholder="any")
+    right.multiselect("Datasets", schedules["dataset"].tolist(), key="pipeline.stage_datasets",
+                      placeholder="any")
+    return {"datasets": tuple(state["pipeline.stage_datasets"]),
+            "states": tuple(state["pipeline.stage_states"])}
 
 
 def stages_section() -> None:
-    """The dataset's stages per partition: a held one links to the alert holding it; a
-    failed one shows its log's tail and can be retried."""
+    """Stages per partition, failed and held first, filtered and paged: a held one links
+    to the alert holding it; the one picked can have its gate overridden, be skipped (each
+    with a reason) or be run again from there, each action signed and audited."""
     st.subheader("Stages")
-    frame = services.stages_frame(dataset)
-    if frame.empty:
-        st.caption(f"{md(dataset)} declares no stages, or none has been filed yet (a run "
-                   "files them once it has verified a partition).")
+    query = stage_filters()
+    page, _ = paging.current_page("pipeline.stages", query)
+    frame, total, counts = services.stages_page(**query, page=page - 1)
+    if not total:
+        st.caption("No stage matches. A dataset's stages are filed once a run has verified a "
+                   "partition; only a dataset that declares stages has any.")
         return
-    counts = frame["state"].value_counts()
-    st.caption(" · ".join(f"{counts[s]} {s}" for s in [*STATE_ORDER, "succeeded", "skipped"]
-                          if s in counts) + " (one row per partition and stage)")
+    st.caption(" · ".join(f"{counts[s]} {s}" for s in services.STAGE_STATES if s in counts)
+               + " (one row per partition and stage)")
+    st.caption(paging.showing(total, page, len(frame), "stage run(s)",
+                              "failed, held, running and queued first, then the newest"))
     shown = frame.assign(held_by=frame["held_by"].map(
         lambda i: f"alert?alert={int(i)}{carry_name(who)}" if pd.notna(i) else None))
     st.dataframe(shown.drop(columns=["log_tail"]), hide_index=True, key="pipeline.stages",
@@ -109,13 +127,21 @@ def stages_section() -> None:
                                     "held by alert", display_text=r"alert\?alert=(\d+)"),
                                 "started_at": when_column("started_at", seconds=True),
                                 "finished_at": when_column("finished_at", seconds=True)})
-    # the ones a person looks at first: failed, held, running, queued; then the newest done
-    ordered = frame.assign(rank=frame["state"].map(STATE_ORDER).fillna(9)).sort_values(
-        "rank", kind="stable")
-    labels = {f"{r.partition} · {r.stage} · {r.state}": i for i, r in ordered.iterrows()}
+    paging.page_picker("pipeline.stages", total)
+    labels = {f"{r.dataset} · {r.partition} · {r.stage} · {r.state}": i
+              for i, r in frame.iterrows()}
+    acted_on = state.pop("pipeline.stage_acted_on", None)
+    if acted_on is not None:  # its label changed with its state: keep it picked
+        state["pipeline.stage"] = next(
+            (label for label, i in labels.items()
+             if tuple(frame.loc[i, ["dataset", "partition", "stage"]]) == acted_on),
+            state.get("pipeline.stage"))
     picked = st.selectbox("Stage", list(labels), key="pipeline.stage")
-    row = frame.loc[labels[picked]]
-    facts = [f"**{md(row['stage'])}** on {row['partition']}: {row['state']}",
+    stage_actions(frame.loc[labels[picked]])
+
+
+def stage_actions(row: pd.Series) -> None:
+    facts = [f"**{md(row['stage'])}** of {md(row['dataset'])} on {row['partition']}: {row['state']}",
              f"attempt(s) {row['attempts']}"]
     if pd.notna(row["exit_code"]):
         facts.append(f"exit code {int(row['exit_code'])}")
@@ -125,18 +151,57 @@ def stages_section() -> None:
                      query_params={"alert": str(int(row["held_by"]))})
     if row["log_tail"]:
         st.code(row["log_tail"], language=None)
-    if row["state"] == "failed" and st.button(
-            f"Retry {row['stage']} on {row['partition']}", key="pipeline.stage_retry",
-            disabled=not who.can_act, help=who.why_not):
-        try:
-            services.retry_stage(dataset, dt.date.fromisoformat(row["partition"]), row["stage"],
-                                 by=who.name)
-        except ValueError as exc:
-            st.error(md(exc))
-        else:
-            confirm(f"{md(dataset)} {row['partition']}: {md(row['stage'])} queued again by "
-                    f"{md(who.name)}; the worker runs it once the partition's gate is safe.")
-            st.rerun()
+    if row["state"] == "running":
+        st.caption("Running: it can be run again once it is done.")
+        return
+    this = (row["dataset"], row["partition"], row["stage"])
+    where = f"{md(row['dataset'])} {row['partition']}"
+    dataset_of, partition = row["dataset"], dt.date.fromisoformat(row["partition"])
+    if state.pop("pipeline.stage_done", False):
+        # set before the box is drawn: the browser keeps what it showed otherwise, and a
+        # stale reason would be offered for the next stage
+        state["pipeline.stage_reason"] = ""
+    reason = st.text_input("Reason (kept in the audit trail; needed to override or skip)",
+                           key="pipeline.stage_reason")
+    offered = [name for name, offer in (
+        ("override", row["state"] == "held"),
+        ("skip", row["state"] in ("queued", "held", "overridden", "failed")),
+        ("rerun", True)) if offer]
+    buttons = dict(zip(offered, st.columns([1] * len(offered) + [4 - len(offered)]), strict=False))
+    help_ = {"override": "Let this partition's waiting stages past the alerts holding it now",
+             "skip": "Pass over this stage: the next one may run",
+             "rerun": "Queue it again and every stage after it, in order; the gate still applies"}
+
+    def button(name: str, label: str, **kwargs) -> bool:
+        return name in buttons and buttons[name].button(
+            label, key=f"pipeline.stage_{name}", disabled=not who.can_act,
+            help=who.why_not or help_[name], **kwargs)
+
+    if button("override", "Override the gate", type="primary"):
+        stage_action(lambda: services.override_gate(dataset_of, partition, by=who.name, reason=reason),
+                     f"{where}: gate overridden by {md(who.name)} ({md(reason.strip())}); its "
+                     "waiting stages run on the worker's next poll.", this)
+    if button("skip", "Skip"):
+        stage_action(lambda: services.skip_stage(dataset_of, partition, row["stage"], by=who.name,
+                                                 reason=reason),
+                     f"{where}: {md(row['stage'])} skipped by {md(who.name)} ({md(reason.strip())}).", this)
+    if button("rerun", "Rerun from this stage"):
+        stage_action(lambda: services.rerun_stages(dataset_of, partition, row["stage"], by=who.name),
+                     f"{where}: {md(row['stage'])} and the stages after it queued again by "
+                     f"{md(who.name)}; the worker runs them once the partition's gate is safe.", this)
+
+
+def stage_action(call, done: str, stage: tuple[str, str, str]) -> None:
+    """Do it; a refusal (no reason, the stage moved on since) is shown and changes nothing."""
+    try:
+        call()
+    except ValueError as exc:
+        st.error(f"Not changed: {md(exc)}")
+    else:
+        state["pipeline.stage_done"] = True  # the reason box starts empty again
+        state["pipeline.stage_acted_on"] = stage
+        confirm(done)
+        st.rerun()
 
 
 stages_section()

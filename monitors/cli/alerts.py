@@ -29,8 +29,6 @@ from monitors.lifecycle.mutes import (
     MATCHER_KEYS,
     MAX_MUTE,
     MuteState,
-    add_mute,
-    expire,
     list_mutes,
     mute_summary,
     preview,
@@ -292,8 +290,11 @@ def _mutes_add(args, settings, sessions) -> int:
                                   f"{a['dataset']} {a['column'] or '-'} {a['monitor']} "
                                   f"{a['partition']}: {a['message']}" for a in covered])
             return 0
-        mute = add_mute(session, matchers=matchers, reason=args.reason, by=args.by,
-                        ends_at=ends, starts_at=args.starts, now=now)
+        # through muting: the gates the mute moves are re-evaluated now
+        from monitors.lifecycle import muting
+
+        mute = muting.add(session, matchers=matchers, reason=args.reason, by=args.by,
+                          ends_at=ends, starts_at=args.starts, now=now)
         covered = preview(session, mute.matchers, now)
         document = {**mute_summary(mute, now), "covers": [a["id"] for a in covered]}
     emit(args, document, [f"mute {document['id']} {document['state']} until {document['ends_at']}; "
@@ -314,8 +315,10 @@ def _mutes_list(args, settings, sessions) -> int:
 
 @_refusals_exit_2
 def _mutes_expire(args, settings, sessions) -> int:
+    from monitors.lifecycle import muting  # the gates the mute moves are re-evaluated
+
     with sessions.begin() as session:
-        expire(session, args.id, by=args.by, now=_now())
+        muting.end(session, args.id, by=args.by, now=_now())
     print(f"mute {args.id} expired by {args.by}")
     return 0
 

@@ -19,9 +19,11 @@ The verdict is derived from alerts and mutes, never stored. What is stored is it
 trail (`GateChange`): a row each time a partition's verdict differs from the last one
 recorded (a partition never held has none), with when and why. Verdicts are re-evaluated,
 and a change recorded, whenever the gate is asked, after a run records a partition's alerts
-(for the dataset and its downstreams), and when a person resolves or splits an alert. A
-mute starts and ends by the clock, not by an action: a change it causes is recorded at the
-next evaluation.
+(for the dataset and its downstreams), when a person resolves or splits an alert, and when
+a person adds or ends a mute (`monitors.lifecycle.muting`: the gates of the alerts it
+covers, `alerts_under_mute`). A mute that starts or ends later by the clock (one added to
+start in the future, one running out) changes the verdict at that moment, and that change
+is recorded at the next evaluation.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from monitors.datasets import find_dataset
 from monitors.errors import Invalid, NotFound
-from monitors.lifecycle.mutes import active_mutes, alert_fields, covering_mute
+from monitors.lifecycle.mutes import active_mutes, alert_fields, covering_mute, matches
 from monitors.pipeline.lineage import Lineage, read_lineage
 from monitors.settings import Settings
 from store.locks import lock_dataset
@@ -45,6 +47,7 @@ from store.models import (
     AlertOccurrence,
     AlertStatus,
     Batch,
+    Dataset,
     GateChange,
     GateVerdict,
     MuteRule,
@@ -139,28 +142,49 @@ def evaluate(session: Session, dataset_id: int, partition: dt.date, *, now: dt.d
 
 
 def refresh_gates(session: Session, dataset_id: int, partition: dt.date, *,
-                  now: dt.datetime) -> None:
+                  now: dt.datetime) -> list[tuple[int, dt.date]]:
     """Re-evaluate the gates an alert change on `dataset_id`'s `partition` can move: that
-    partition of the dataset and of everything built from it; record the changes."""
+    partition of the dataset and of everything built from it; record the changes. The
+    gates evaluated, as (dataset id, partition)."""
     lineage = read_lineage(session)
     mutes = active_mutes(session, now)
+    evaluated = []
     for affected in sorted({dataset_id, *lineage.descendants(dataset_id)}):
         if _known_partition(session, affected, partition):
             gate = evaluate(session, affected, partition, now=now, lineage=lineage, mutes=mutes)
             _record_change(session, affected, gate, now)
+            evaluated.append((affected, partition))
+    return evaluated
 
 
-def refresh_gates_of(session: Session, alerts: Iterable[Alert], *, now: dt.datetime) -> None:
-    """`refresh_gates` for every partition these alerts fired on (a person acted on them)."""
+def refresh_gates_of(session: Session, alerts: Iterable[Alert], *,
+                     now: dt.datetime) -> list[tuple[int, dt.date]]:
+    """`refresh_gates` for every partition these alerts fired on (a person acted on them);
+    the gates evaluated, each once."""
     ids = {a.id: a.dataset_id for a in alerts}
     if not ids:
-        return
+        return []
     session.flush()
     pairs = session.execute(select(Alert.dataset_id, AlertOccurrence.partition).distinct()
                             .join(AlertOccurrence, AlertOccurrence.alert_id == Alert.id)
                             .where(Alert.id.in_(ids))).all()
+    evaluated: dict[tuple[int, dt.date], None] = {}
     for dataset_id, partition in sorted(pairs):
-        refresh_gates(session, dataset_id, partition, now=now)
+        if (dataset_id, partition) in evaluated:
+            continue  # already evaluated as a downstream of an earlier one
+        evaluated.update(dict.fromkeys(refresh_gates(session, dataset_id, partition, now=now)))
+    return list(evaluated)
+
+
+def alerts_under_mute(session: Session, matchers: dict[str, str]) -> list[Alert]:
+    """The unresolved alerts whose gates a mute with these matchers moves when it starts or
+    ends: those it covers and those caused by one it covers (muting an incident's root
+    mutes the incident, `_mute_of`)."""
+    names = dict(session.execute(select(Dataset.id, Dataset.name)).all())
+    unresolved = session.scalars(select(Alert).where(Alert.status.in_(UNRESOLVED))).all()
+    covered = {a.id for a in unresolved
+               if matches(matchers, alert_fields(a, names[a.dataset_id]))}
+    return [a for a in unresolved if a.id in covered or a.caused_by in covered]
 
 
 def list_gate_changes(session: Session, dataset: str,

@@ -54,7 +54,7 @@ def test_the_table_lists_unresolved_alerts_last_seen_first(app, sessions):
         # by default the table hides muted alerts and shows its first page
         expected = [a["id"] for a in lifecycle.list_alerts(session, status=["open", "acknowledged"],
                                                            include_muted=False)]
-    assert shown["id"].tolist() == expected[:services.ALERTS_PAGE_SIZE]
+    assert shown["id"].tolist() == expected[:services.PAGE_SIZE]
     assert set(shown["status"]) <= {"open", "acknowledged"}
     assert any(f"{len(expected)} alert(s) match" in c.value for c in app.caption)
 
@@ -150,7 +150,7 @@ def test_a_deep_link_fills_the_filters(app):
 def test_pages_are_cut_in_sql_and_never_overlap(app, monkeypatch):
     from dashboard import services
 
-    monkeypatch.setattr(services, "ALERTS_PAGE_SIZE", 5)
+    monkeypatch.setattr(services, "PAGE_SIZE", 5)
     open_page(app, ALERTS, status="open,acknowledged,resolved")
     first = table(app)["id"].tolist()
     assert len(first) == 5

@@ -206,10 +206,10 @@ def test_stages_show_the_held_day_with_the_alert_holding_it(app, demo, sessions)
     # a link to the alert's page (carrying who is looking)
     assert table.loc[(drop, "score"), "held_by"].split("&")[0] == f"alert?alert={root}"
     delivered = table.xs("deliver", level="stage")
-    assert (delivered["state"] == "succeeded").sum() >= 30
+    assert (delivered["state"] == "succeeded").sum() >= 20
     # what a person looks at first is a held or failed stage, with a link to its alert
     assert app.selectbox(key="pipeline.stage").value.endswith("held")
-    app.selectbox(key="pipeline.stage").select(f"{drop} · score · held").run()
+    app.selectbox(key="pipeline.stage").select(f"model_scores · {drop} · score · held").run()
     assert any(f"Held by alert #{root}" in link.proto.label for link in app.get("page_link"))
 
 
@@ -227,15 +227,172 @@ def test_a_failed_stage_shows_its_exit_code_and_log_and_is_retried(app, demo, se
     table = stages_table(app).set_index(["partition", "stage"])
     assert (table.loc[(drop, "score"), "state"], table.loc[(drop, "score"), "exit_code"],
             table.loc[(drop, "score"), "attempts"]) == ("failed", 1, 2)
-    assert app.selectbox(key="pipeline.stage").value == f"{drop} · score · failed"
+    assert app.selectbox(key="pipeline.stage").value == f"model_scores · {drop} · score · failed"
     assert "no model scores" in app.code[0].value  # the log's tail
     assert any("exit code 1" in plain(m.value) for m in app.markdown)
 
-    app.button(key="pipeline.stage_retry").click().run()
+    app.button(key="pipeline.stage_rerun").click().run()
     assert not app.exception
     with sessions() as session:
         after = {s["stage"]: s for s in list_stages(session, "model_scores",
                                                      dt.date.fromisoformat(drop))}
     assert (after["score"]["state"], after["score"]["attempts"]) == ("queued", 0)
     assert after["deliver"]["state"] == "queued"
-    assert any("score queued again by alice" in plain(s.value) for s in app.success)
+    assert any("score and the stages after it queued again by alice" in plain(s.value)
+               for s in app.success)
+
+
+# -- acting on the picked stage: override the gate, skip, rerun from it (each audited)
+
+
+def stage_states(sessions, partition: str) -> dict[str, tuple]:
+    from monitors.pipeline.stages import list_stages
+
+    with sessions() as session:
+        return {s["stage"]: (s["state"], s["held_by"], s["note"])
+                for s in list_stages(session, "model_scores", dt.date.fromisoformat(partition))}
+
+
+def audit(sessions) -> tuple[list[tuple], list[tuple]]:
+    """The stages' audit trail and the gates' (every dataset, every partition)."""
+    from store.models import GateChange, StageAction
+
+    with sessions() as session:
+        actions = [(a.dataset_id, a.partition, a.stage, a.action, a.by, a.reason, a.alert_ids)
+                   for a in session.scalars(select(StageAction).order_by(StageAction.id))]
+        gates = [(g.dataset_id, g.partition, g.verdict, g.why)
+                 for g in session.scalars(select(GateChange).order_by(GateChange.id))]
+    return actions, gates
+
+
+def pick(app: AppTest, partition: str, stage: str, state: str) -> None:
+    app.selectbox(key="pipeline.stage").select(f"model_scores · {partition} · {stage} · {state}").run()
+    assert not app.exception
+
+
+def test_an_override_without_a_reason_is_refused_and_changes_nothing(app, demo, sessions):
+    drop = volume_drop(demo)
+    open_page(app, "model_scores")
+    pick(app, drop, "score", "held")
+    before_states, before_audit = stage_states(sessions, drop), audit(sessions)
+
+    for blank in ("", "   "):
+        app.text_input(key="pipeline.stage_reason").input(blank).run()
+        app.button(key="pipeline.stage_override").click().run()
+        assert not app.exception
+        assert any("Not changed: an override needs a reason" in plain(e.value) for e in app.error)
+        assert stage_states(sessions, drop) == before_states
+        assert audit(sessions) == before_audit
+    assert stages_table(app).set_index(["partition", "stage"]).loc[(drop, "score"), "state"] == "held"
+
+
+def test_an_override_with_a_reason_lets_the_held_stages_past_and_is_audited(app, demo, sessions):
+    drop = volume_drop(demo)
+    root = root_alert(sessions, drop)
+    open_page(app, "model_scores")
+    pick(app, drop, "score", "held")
+    actions_before, _ = audit(sessions)
+
+    app.text_input(key="pipeline.stage_reason").input("vendor confirmed the drop").run()
+    app.button(key="pipeline.stage_override").click().run()
+    assert not app.exception and not app.error
+    after = stage_states(sessions, drop)
+    assert {s[0] for s in after.values()} == {"overridden"}
+    assert "overridden by alice: vendor confirmed the drop" in after["score"][2]
+    actions, _ = audit(sessions)
+    (new,) = actions[len(actions_before):]
+    assert new[3:6] == ("override", "alice", "vendor confirmed the drop")
+    assert new[6][0] == root  # the alerts it let past, the most upstream first
+    assert any("gate overridden by alice" in plain(s.value) for s in app.success)
+    table = stages_table(app).set_index(["partition", "stage"])
+    assert table.loc[(drop, "score"), "state"] == "overridden"
+    assert app.text_input(key="pipeline.stage_reason").value == ""  # ready for the next one
+    assert app.selectbox(key="pipeline.stage").value == f"model_scores · {drop} · score · overridden"
+
+
+def test_skip_needs_a_reason_then_passes_over_the_stage(app, demo, sessions):
+    drop = volume_drop(demo)
+    open_page(app, "model_scores")
+    pick(app, drop, "score", "held")
+    before_states, before_audit = stage_states(sessions, drop), audit(sessions)
+    app.button(key="pipeline.stage_skip").click().run()
+    assert any("Not changed: skipping a stage needs a reason" in plain(e.value) for e in app.error)
+    assert (stage_states(sessions, drop), audit(sessions)) == (before_states, before_audit)
+
+    app.text_input(key="pipeline.stage_reason").input("scores were made by hand").run()
+    app.button(key="pipeline.stage_skip").click().run()
+    assert not app.exception and not app.error
+    after = stage_states(sessions, drop)
+    assert after["score"][0] == "skipped" and after["deliver"][0] == "held"
+    actions, _ = audit(sessions)
+    assert actions[-1][2:6] == ("score", "skip", "alice", "scores were made by hand")
+
+
+def test_rerun_from_a_stage_queues_it_and_the_stages_after_it_only(app, demo, sessions):
+    from monitors.pipeline.stages import list_stages
+
+    with sessions() as session:
+        done = [s for s in list_stages(session, "model_scores")
+                if s["stage"] == "deliver" and s["state"] == "succeeded"]
+    day = done[-1]["partition"]  # the newest delivered day: on the first page
+    open_page(app, "model_scores")
+
+    pick(app, day, "deliver", "succeeded")
+    app.button(key="pipeline.stage_rerun").click().run()
+    assert not app.exception and not app.error
+    after = stage_states(sessions, day)
+    assert (after["score"][0], after["deliver"][0]) == ("succeeded", "queued")
+
+    pick(app, day, "score", "succeeded")
+    app.button(key="pipeline.stage_rerun").click().run()
+    after = stage_states(sessions, day)
+    assert (after["score"][0], after["deliver"][0]) == ("queued", "queued")
+    assert "rerun from score by alice" in after["deliver"][2]
+    actions, _ = audit(sessions)
+    assert [a[2:5] for a in actions[-2:]] == [("deliver", "run", "alice"), ("score", "run", "alice")]
+
+
+def test_stages_are_filtered_by_state_and_dataset_and_paged_failed_and_held_first(
+        app, demo, sessions, monkeypatch):
+    from dashboard import services
+    from monitors.pipeline.stages import list_stages
+    from store.models import StageRun
+
+    with sessions.begin() as session:  # one old stage failed: it comes before the held ones
+        oldest = session.scalars(select(StageRun).order_by(StageRun.partition)).first()
+        oldest.state, failed = "failed", (oldest.partition.isoformat(), oldest.stage)
+    with sessions() as session:
+        every = list_stages(session, "model_scores")
+    held = sorted(((s["partition"], s["position"], s["stage"]) for s in every
+                   if s["state"] == "held"), key=lambda h: (-dt.date.fromisoformat(h[0]).toordinal(), h[1]))
+    assert (volume_drop(demo), 0, "score") in held
+    open_page(app, "model_scores")
+    first = stages_table(app)
+    assert len(every) > services.PAGE_SIZE == len(first)  # the demo's stages are paged
+    assert any(f"{len(every)} stage run(s) match; showing 1–{services.PAGE_SIZE}" in c.value
+               for c in app.caption)
+    top = [tuple(r) for r in first[["partition", "stage", "state"]].head(1 + len(held)).values]
+    assert top == [(*failed, "failed"), *((p, s, "held") for p, _, s in held)]
+    # after those, the newest partition first
+    rest = first["partition"].iloc[1 + len(held):].tolist()
+    assert rest == sorted(rest, reverse=True)
+
+    monkeypatch.setattr(services, "PAGE_SIZE", 7)
+    app.run()
+    pages = [stages_table(app)]
+    app.number_input(key="pipeline.stages.page").set_value(2).run()
+    pages.append(stages_table(app))
+    keys = [set(zip(p["partition"], p["stage"], strict=True)) for p in pages]
+    assert len(pages[1]) == 7 and not keys[0] & keys[1]
+
+    # a state filter: back to the first page, only those rows
+    app.multiselect(key="pipeline.stage_states").set_value(["held"]).run()
+    only_held = stages_table(app)
+    assert set(only_held["state"]) == {"held"} and len(only_held) == min(len(held), 7)
+    assert app.session_state["pipeline.stages.page"] == 1
+    # a dataset without stages: nothing; every dataset: model_scores' again
+    app.multiselect(key="pipeline.stage_datasets").set_value(["customer_snapshot"]).run()
+    assert not [d for d in app.dataframe if "stage" in d.value.columns]
+    assert any("No stage matches" in c.value for c in app.caption)
+    app.multiselect(key="pipeline.stage_datasets").set_value([]).run()
+    assert set(stages_table(app)["dataset"]) == {"model_scores"}

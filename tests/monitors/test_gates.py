@@ -201,3 +201,83 @@ def test_gate_command_exit_codes_text_and_json(settings, sessions, capsys):
         captured = capsys.readouterr()
         assert captured.out == ""
         assert captured.err.startswith("error: ") and captured.err.count("\n") == 1
+
+
+# ---- a person's mute moves the gates at once (monitors.lifecycle.muting) -----------------
+
+def test_adding_and_ending_a_mute_records_the_gate_change_at_that_moment(settings, sessions, capsys):
+    """Through the command line: the audit trail says when the person acted, not when the
+    gate was next asked; a mute over other alerts records nothing."""
+    from monitors.lifecycle import muting
+
+    ids = add_lineage(sessions)
+    record(sessions, [fires(ids["customers"], day(1), severity="critical")])
+    (alert,) = alerts(sessions)
+    for dataset in ("customers", "sales", "report"):  # the alert's partition, downstream too
+        assert not gate(sessions, dataset, day(1)).safe
+    with sessions.begin() as session:  # covers nothing that holds a gate
+        muting.add(session, matchers={"dataset": "weather"}, reason="other", by="bo",
+                   ends_at=NOW + 5 * HOUR, now=NOW + HOUR)
+    assert [c["verdict"] for c in changes(sessions, "sales", day(1))] == ["held"]
+
+    # the command line's clock is the real one
+    before = dt.datetime.now(dt.UTC)
+    assert main(["mutes", "add", "--dataset", "customers", "--reason", "known replay",
+                 "--by", "bo", "--for", "2h", "--json"]) == 0
+    mute_id = json.loads(capsys.readouterr().out)["id"]
+    added = dt.datetime.now(dt.UTC)
+    for dataset in ("customers", "sales", "report"):
+        trail = changes(sessions, dataset, day(1))
+        assert [c["verdict"] for c in trail] == ["held", "safe"], dataset
+        assert before <= dt.datetime.fromisoformat(trail[1]["at"]) <= added
+        assert f"#{alert['id']} muted by mute {mute_id} (known replay)" in trail[1]["why"]
+
+    assert main(["mutes", "expire", str(mute_id), "--by", "bo"]) == 0
+    capsys.readouterr()
+    trail = changes(sessions, "sales", day(1))
+    assert [c["verdict"] for c in trail] == ["held", "safe", "held"]
+    assert added <= dt.datetime.fromisoformat(trail[2]["at"]) <= dt.datetime.now(dt.UTC)
+    assert trail[2]["alert_ids"] == [alert["id"]]
+
+
+def test_a_mute_on_an_incidents_root_moves_the_gates_its_caused_alerts_hold(sessions):
+    from monitors.lifecycle import muting
+
+    ids = add_lineage(sessions)
+    record(sessions, [fires(ids["customers"], day(1), severity="warning"),
+                      fires(ids["sales"], day(1), severity="critical")], now=NOW)
+    with sessions.begin() as session:
+        group_incidents(session, [a["id"] for a in alerts(sessions)], now=NOW)
+    assert not gate(sessions, "sales", day(1)).safe
+    with sessions.begin() as session:
+        muting.add(session, matchers={"dataset": "customers"}, reason="upstream replay",
+                   by="bo", ends_at=NOW + 5 * HOUR, now=NOW + HOUR)
+    trail = changes(sessions, "sales", day(1))
+    assert [(c["verdict"], c["at"]) for c in trail][-1] == ("safe", (NOW + HOUR).isoformat())
+
+
+def test_a_mute_releases_held_stages_at_once_and_its_end_holds_them_again(settings, sessions):
+    """The page shows them queued (due on the worker's next poll) as soon as the mute is
+    stored, not after the worker's periodic look at held stages."""
+    from monitors.lifecycle import muting
+    from monitors.pipeline.stages import list_stages
+    from tests.monitors.test_stages import TWO_STAGES, configure, plan
+
+    ids = add_lineage(sessions)
+    configure(settings, TWO_STAGES)
+    record(sessions, [fires(ids["customers"], day(1), severity="critical")])
+    (alert,) = alerts(sessions)
+    plan(sessions, settings, ids["sales"], day(1))
+
+    def stage_states():
+        with sessions() as session:
+            return [(s["state"], s["held_by"]) for s in list_stages(session, "sales", day(1))]
+
+    assert stage_states() == [("held", alert["id"])] * 2
+    with sessions.begin() as session:
+        mute_id = muting.add(session, matchers={"column": "*"}, reason="known replay",
+                             by="bo", ends_at=NOW + 5 * HOUR, now=NOW + HOUR).id
+    assert stage_states() == [("queued", None)] * 2
+    with sessions.begin() as session:
+        muting.end(session, mute_id, by="bo", now=NOW + 2 * HOUR)
+    assert stage_states() == [("held", alert["id"])] * 2
