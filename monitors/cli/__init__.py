@@ -353,18 +353,23 @@ def _serve(args, settings: Settings, sessions) -> int:
     if empty:
         print("the store is empty: landing the demo first", file=sys.stderr)
         _demo(argparse.Namespace(days=120, seed=7, end=None), settings, sessions)
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
-               f"--server.port={args.port}", "--browser.gatherUsageStats=false",
-               # no Deploy button: this dashboard is deployed where it runs
-               "--client.toolbarMode=minimal",
-               # a served dashboard is not being edited: no watching of every imported
-               # module for changes (each new session registered them again), and no
-               # attempt to open a browser on the server
-               "--server.fileWatcherType=none", "--server.headless=true"]
     # the one-command dashboard also executes what people queue from it (reruns, backfills)
     os.environ.setdefault("MONITORS_DASHBOARD_WORKER", "1")
-    os.execv(sys.executable, command)
+    os.execv(sys.executable, serve_command(args.port))
     return 0  # not reached
+
+
+def serve_command(port: int, address: str | None = None) -> list[str]:
+    """The Streamlit command line `serve` runs (the browser tests start the same one)."""
+    return [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+            f"--server.port={port}", "--browser.gatherUsageStats=false",
+            # no Deploy button: this dashboard is deployed where it runs
+            "--client.toolbarMode=minimal",
+            # a served dashboard is not being edited: no watching of every imported
+            # module for changes (each new session registered them again), and no
+            # attempt to open a browser on the server
+            "--server.fileWatcherType=none", "--server.headless=true",
+            *([f"--server.address={address}"] if address else [])]
 
 
 def batch_summary(batch: Batch, dataset_name: str) -> dict[str, Any]:

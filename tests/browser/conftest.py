@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from monitors.cli import serve_command
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -50,9 +52,7 @@ def serve(settings):
     def start() -> str:
         port = _free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
-             "--server.headless=true", f"--server.port={port}", "--server.address=127.0.0.1",
-             "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"],
+            serve_command(port, address="127.0.0.1"),
             cwd=ROOT, env={**os.environ, "MONITORS_HOME": str(settings.home)},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         servers.append(process)

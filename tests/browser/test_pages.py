@@ -37,6 +37,8 @@ def test_datasets_page(url, page):
     page.get_by_role("heading", name="Datasets").wait_for(timeout=30_000)
     settle(page, GRID)
     assert page.get_by_text("Quarantined (1)").is_visible()
+    # served as `monitors serve` serves it: no Deploy button for a dashboard already deployed
+    assert page.get_by_role("button", name="Deploy").count() == 0
     shot(page, "datasets-batches")
     page.get_by_role("tab", name="Metrics over time").click()
     settle(page, CHART)
