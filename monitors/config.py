@@ -152,7 +152,7 @@ class GateConfig(BaseModel):
     @field_validator("holds_on", mode="before")
     @classmethod
     def _severity(cls, value: Any) -> Any:
-        if value not in {s.value for s in Severity}:
+        if not isinstance(value, str) or value not in {s.value for s in Severity}:
             raise ValueError(f"{value!r} is not a severity: the gate holds on one of "
                              f"{', '.join(s.value for s in Severity)} (and anything worse)")
         return value

@@ -6,6 +6,14 @@ holds it: one at the dataset's gate severity or worse, open or acknowledged, fir
 partition (and not cleared there by a later pass), and not muted, neither itself nor through
 the root of its incident. Otherwise it is **held** by those alerts.
 
+A critical alert holds every partition it fires on. An alert below critical (a gate set to
+hold on warnings) holds only the first partition it fired on and still stands on: where the
+change appeared. The later partitions of a lasting condition (a drift against the reference,
+a new level, a new model version) carry a change a person has already been told of; holding
+each of them until someone accepts it would stop delivery for good on what is often the new
+normal (on the demo: every day after the model's rollout). Make a monitor critical to hold
+every day it fires (`severity: critical`).
+
 The gate severity is the dataset's own choice, in the config (`gate: {holds_on: warning}`;
 default `critical`, stored on the dataset row as `gate_holds_on`), and applies to every alert
 in its scope, its upstreams' included: the dataset whose stages feed consumers decides how
@@ -36,8 +44,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from monitors.datasets import find_dataset
 from monitors.errors import Invalid, NotFound
@@ -143,12 +151,17 @@ def evaluate(session: Session, dataset_id: int, partition: dt.date, *, now: dt.d
     mutes = active_mutes(session, now) if mutes is None else mutes
     scope = {dataset_id, *lineage.ancestors(dataset_id)}
     holds_on = holds_on_of(session, dataset_id)
+    # below critical, only the first partition an alert still stands on is held (above)
+    earlier = aliased(AlertOccurrence)
+    onset = ~exists().where(earlier.alert_id == Alert.id, earlier.partition < partition,
+                            earlier.cleared_at.is_(None))
     # one occurrence per alert and partition: the join repeats no alert
     rows = session.execute(
         select(Alert)
         .join(AlertOccurrence, AlertOccurrence.alert_id == Alert.id)
         .where(Alert.dataset_id.in_(scope), Alert.status.in_(UNRESOLVED),
                Alert.severity.in_(holding_severities(holds_on)),
+               or_(Alert.severity == Severity.critical, onset),
                AlertOccurrence.partition == partition,
                AlertOccurrence.cleared_at.is_(None))).scalars().all()
     holding = [a for a in rows if _mute_of(session, a, lineage, mutes, now) is None]
