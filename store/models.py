@@ -84,6 +84,8 @@ class AlertStatus(StrEnum):
 
 # the statuses of an alert someone still has to deal with
 UNRESOLVED = (AlertStatus.open, AlertStatus.acknowledged)
+# the resolution of an alert its monitor resolved by passing (monitors.lifecycle.alerts)
+AUTO_RESOLUTION = "auto"
 
 
 class Severity(StrEnum):

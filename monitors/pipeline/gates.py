@@ -6,6 +6,12 @@ holds it: one at the dataset's gate severity or worse, open or acknowledged, fir
 partition (and not cleared there by a later pass), and not muted, neither itself nor through
 the root of its incident. Otherwise it is **held** by those alerts.
 
+An alert its monitor resolved by passing on a *later* partition still holds this one: the
+condition ended, this partition's data was not fixed (a sign-flipped snapshot followed by
+a good one). It holds until the partition itself passes (a corrected rerun clears its
+occurrence), a person resolves it, or, for a knock-on resolved with its incident, the root
+passes on this partition.
+
 A critical alert holds every partition it fires on. An alert below critical (a gate set to
 hold on warnings) holds only the first partition it fired on and still stands on: where the
 change appeared. The later partitions of a lasting condition (a drift against the reference,
@@ -44,7 +50,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from monitors.datasets import find_dataset
@@ -54,6 +60,7 @@ from monitors.pipeline.lineage import Lineage, read_lineage
 from monitors.settings import Settings
 from store.locks import lock_dataset
 from store.models import (
+    AUTO_RESOLUTION,
     UNRESOLVED,
     Alert,
     AlertOccurrence,
@@ -159,12 +166,15 @@ def evaluate(session: Session, dataset_id: int, partition: dt.date, *, now: dt.d
     rows = session.execute(
         select(Alert)
         .join(AlertOccurrence, AlertOccurrence.alert_id == Alert.id)
-        .where(Alert.dataset_id.in_(scope), Alert.status.in_(UNRESOLVED),
+        .where(Alert.dataset_id.in_(scope),
+               or_(Alert.status.in_(UNRESOLVED), and_(Alert.status == AlertStatus.resolved,
+                                                      Alert.resolution == AUTO_RESOLUTION)),
                Alert.severity.in_(holding_severities(holds_on)),
                or_(Alert.severity == Severity.critical, onset),
                AlertOccurrence.partition == partition,
                AlertOccurrence.cleared_at.is_(None))).scalars().all()
-    holding = [a for a in rows if _mute_of(session, a, lineage, mutes, now) is None]
+    holding = [a for a in rows if _mute_of(session, a, lineage, mutes, now) is None
+               and not _root_passed(session, a, partition)]
     # the most upstream first: that is where a person starts
     holding.sort(key=lambda a: (lineage.depth(a.dataset_id), a.id))
     return Gate(dataset=lineage.names[dataset_id], partition=partition,
@@ -247,19 +257,31 @@ def _release_reason(session: Session, alert_id: int, gate: Gate, now: dt.datetim
     alert = session.get(Alert, alert_id)
     if alert is None:
         return f"#{alert_id} deleted"
-    if alert.status == AlertStatus.resolved:
-        return f"#{alert_id} resolved ({alert.resolution})"
-    if alert.severity not in holding_severities(gate.holds_on):
-        return f"#{alert_id} is {alert.severity} now (the gate holds on {gate.holds_on})"
     cleared = session.scalar(select(AlertOccurrence.cleared_at).where(
         AlertOccurrence.alert_id == alert_id, AlertOccurrence.partition == partition))
     if cleared is not None:
         return f"#{alert_id} passed on {partition} when evaluated again"
+    if alert.status == AlertStatus.resolved and _root_passed(session, alert, partition):
+        return f"#{alert_id} resolved with its root #{alert.caused_by}, which passed on {partition}"
+    if alert.status == AlertStatus.resolved:
+        return f"#{alert_id} resolved ({alert.resolution})"
+    if alert.severity not in holding_severities(gate.holds_on):
+        return f"#{alert_id} is {alert.severity} now (the gate holds on {gate.holds_on})"
     lineage = read_lineage(session)
     mute = _mute_of(session, alert, lineage, active_mutes(session, now), now)
     if mute is not None:
         return f"#{alert_id} muted by mute {mute.id} ({mute.reason})"
     return f"#{alert_id} no longer holds it"
+
+
+def _root_passed(session: Session, alert: Alert, partition: dt.date) -> bool:
+    """A knock-on the system resolved with its incident, whose root passed on `partition`
+    (a corrected rerun upstream): it no longer holds the partition."""
+    if alert.status != AlertStatus.resolved or alert.caused_by is None:
+        return False
+    return session.scalar(select(AlertOccurrence.cleared_at).where(
+        AlertOccurrence.alert_id == alert.caused_by,
+        AlertOccurrence.partition == partition)) is not None
 
 
 def _mute_of(session: Session, alert: Alert, lineage: Lineage, mutes: list[MuteRule],

@@ -291,3 +291,22 @@ def test_a_lasting_warning_holds_the_day_it_began_and_a_critical_one_every_day(s
     assert held_by(1) == [drift["id"]]
     assert held_by(2) == held_by(3) == [contract["id"]]
     assert held_by(0) == []
+
+
+def test_a_pass_on_a_later_partition_resolves_the_alert_but_the_bad_partition_stays_held(sessions):
+    ids = add_lineage(sessions, days=4)
+    record(sessions, [fires(ids["customers"], day(1), monitor="profile:income", column="income",
+                            point=False, severity="critical")])
+    # the next day's snapshot is fine: the monitor passes there and resolves the alert
+    record(sessions, [passes(ids["customers"], day(2), monitor="profile:income", column="income",
+                             point=False, severity="critical")], now=NOW + HOUR)
+    (alert,) = alerts(sessions)
+    assert alert["status"] == "resolved"
+    held = gate(sessions, "sales", day(1), now=NOW + HOUR)
+    assert [a.id for a in held.holding] == [alert["id"]]  # day 1's data was never fixed
+    assert gate(sessions, "sales", day(2), now=NOW + HOUR).safe
+    # the corrected day 1, rerun: it passes there, which releases it
+    record(sessions, [passes(ids["customers"], day(1), monitor="profile:income", column="income",
+                             point=False, severity="critical")], now=NOW + 2 * HOUR)
+    assert gate(sessions, "sales", day(1), now=NOW + 2 * HOUR).safe
+    assert "passed on" in changes(sessions, "sales", day(1))[-1]["why"]
