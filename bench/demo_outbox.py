@@ -134,8 +134,10 @@ def measure(home: Path, days: int | None, seed: int | None) -> dict:
             "stages": {s["stage"]: s["state"] for s in stages.get(key, [])},
             "held_by": None if holder is None else
             f"#{holder.id} {names[holder.dataset_id]} {holder.monitor} ({holder.severity})"})
-    count = lambda cls, **kw: sum(1 for r in table if r["class"] == cls  # noqa: E731
-                                  and all(r[k] == v for k, v in kw.items()))
+    def count(cls: str, **having) -> int:
+        return sum(1 for r in table if r["class"] == cls
+                   and all(r[k] == v for k, v in having.items()))
+
     summary = {
         "bad_days": count("bad"), "bad_reached_outbox": count("bad", bad_reached_outbox=True),
         "bad_delivered_corrected": count("bad", delivered_corrected=True),

@@ -173,14 +173,17 @@ def test_after_a_run_finishes_the_page_shows_it_finished_everywhere(app, demo, s
     assert app.selectbox(key="pipeline.log_run").value == run_id, "the newest run's log"
 
 
-# -- stages: the demo's scores are scored and delivered, held on its volume-drop day
+# -- stages: the demo's scores are scored and delivered, held on the bundling campaign's
+# first day (its level shift is a warning, and the scores' gate holds on warnings) until a
+# person accepts it; the volume drop's day is released by its corrected redelivery
 
 
 def volume_drop(settings) -> str:
+    """The held day: the level shift's (the volume drop's is delivered once corrected)."""
     import json
 
     incidents = json.loads((settings.home / "demo" / "incidents.json").read_text())
-    return next(i["partition"] for i in incidents if i["kind"] == "volume_drop")
+    return next(i["partition"] for i in incidents if i["kind"] == "level_shift")
 
 
 def stages_table(app: AppTest) -> pd.DataFrame:
@@ -188,12 +191,15 @@ def stages_table(app: AppTest) -> pd.DataFrame:
 
 
 def root_alert(sessions, partition: str) -> int:
-    from store.models import Alert
+    """The root of the incident holding the scores' gate on `partition`."""
+    from monitors.pipeline.gates import evaluate
+    from store.models import Alert, utcnow
 
     with sessions() as session:
-        return session.scalar(select(Alert.id).join(Dataset).where(
-            Dataset.name == "customer_snapshot", Alert.monitor == "volume:anomalies",
-            Alert.partition == dt.date.fromisoformat(partition)))
+        scores = session.scalar(select(Dataset.id).where(Dataset.name == "model_scores"))
+        holding = evaluate(session, scores, dt.date.fromisoformat(partition), now=utcnow()).holding
+        first = session.get(Alert, holding[0].id)
+        return first.caused_by or first.id
 
 
 def test_stages_show_the_held_day_with_the_alert_holding_it(app, demo, sessions):

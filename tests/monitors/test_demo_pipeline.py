@@ -106,7 +106,7 @@ def test_the_volume_drop_is_held_then_released_by_its_corrected_rerun_and_delive
     assert [ran[s]["state"] for s in ("score", "deliver")] == ["succeeded", "succeeded"]
     # what reached the outbox is the corrected scores, not the 40% the model first scored
     batches = scores_batches(sessions, day)
-    assert outbox(demo)[day] == batches["ingested"] == [scored_days(sessions)[day]]
+    assert [outbox(demo)[day]] == batches["ingested"] == [scored_days(sessions)[day]]
     assert all(bad < 0.6 * outbox(demo)[day] for bad in batches["superseded"])
 
 
@@ -127,19 +127,20 @@ def _resolve(session, alert_id):
 def _mute(session, alert_id):
     alert = session.get(Alert, alert_id)
     add_mute(session, matchers={"dataset": "customer_snapshot", "monitor": alert.monitor},
-             reason="upstream export bug, vendor reloading", by="alice",
+             reason="bundling campaign, products held jump by one", by="alice",
              ends_at=utcnow() + dt.timedelta(days=1), now=utcnow())
 
 
 def _accept(session, alert_id):
-    accept(session, alert_id, by="alice", note="fewer incomes are known from now on")
+    accept(session, alert_id, by="alice", note="the bundling campaign is the new normal")
 
 
 @pytest.mark.parametrize("act", [_resolve, _mute, _accept], ids=["resolve", "mute", "accept"])
 def test_a_held_day_is_delivered_once_its_root_alert_is_dealt_with(demo, sessions, act):
-    day = truth(demo)[("customer_snapshot", "null_spike")]["partition"]
+    # the bundling campaign: products held per customer jump by one, and the scores with it
+    day = truth(demo)[("customer_snapshot", "level_shift")]["partition"]
     root = held_root(sessions, day)
-    assert root.monitor.startswith("nulls") and root.severity == "warning"
+    assert root.column == "products_held" and root.severity == "warning"
     # the worker looks at the held day: still held, nothing delivered
     run_due_stages(sessions, demo, worker_id="test")
     assert day not in outbox(demo)
