@@ -392,7 +392,11 @@ class DemoFactory:
 
 
 def _write(path: Path, table: pa.Table, fmt: str, arrived_at: dt.datetime) -> None:
-    """Write atomically (a reader never sees half a file), stamped with its arrival time."""
+    """Write atomically (a reader never sees half a file), stamped with its arrival time;
+    never over a later delivery of the same file (the demo landed again on its own home
+    keeps the corrected redelivery, as the upstream would not send the broken file again)."""
+    if path.exists() and path.stat().st_mtime > arrived_at.timestamp():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     if fmt == "csv":
