@@ -212,7 +212,7 @@ def test_stages_show_the_held_day_with_the_alert_holding_it(app, demo, sessions)
     # a link to the alert's page (carrying who is looking)
     assert table.loc[(drop, "score"), "held_by"].split("&")[0] == f"alert?alert={root}"
     delivered = table.xs("deliver", level="stage")
-    assert (delivered["state"] == "succeeded").sum() >= 30
+    assert (delivered["state"] == "succeeded").sum() > len(delivered) / 2
     # what a person looks at first is a held or failed stage, with a link to its alert
     assert app.selectbox(key="pipeline.stage").value.endswith("held")
     app.selectbox(key="pipeline.stage").select(f"{drop} · score · held").run()
