@@ -85,6 +85,7 @@ def _apply(dataset: Dataset, declared: DatasetConfig, home: Path) -> None:
     if declared.contract is not None:
         dataset.contract = declared.contract.to_json()
     dataset.labels = declared.labels.model_dump(mode="json") if declared.labels else None
+    dataset.gate_holds_on = declared.gate.holds_on
 
 
 def infer_missing_contract(settings: Settings, dataset: Dataset,

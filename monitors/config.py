@@ -139,6 +139,25 @@ class ReferenceConfig(BaseModel):
         return self
 
 
+class GateConfig(BaseModel):
+    """How strict the gate of this dataset's partitions is (monitors.pipeline.gates): an open
+    alert of `holds_on` or worse, on the partition or the same partition of an upstream,
+    holds the stages that build on it. `critical` (the default) lets warnings through;
+    `warning` is for a dataset whose stages feed consumers (scoring, delivery)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    holds_on: SeverityName = "critical"
+
+    @field_validator("holds_on", mode="before")
+    @classmethod
+    def _severity(cls, value: Any) -> Any:
+        if not isinstance(value, str) or value not in {s.value for s in Severity}:
+            raise ValueError(f"{value!r} is not a severity: the gate holds on one of "
+                             f"{', '.join(s.value for s in Severity)} (and anything worse)")
+        return value
+
+
 class DatasetConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -168,6 +187,8 @@ class DatasetConfig(BaseModel):
     default_reference_weeks: int = Field(default=4, ge=0, le=520)
     # the commands that build on each verified partition, in order (monitors.pipeline.stages)
     stages: list[StageConfig] = []
+    # which alerts hold those stages: `gate: {holds_on: warning}` (default critical)
+    gate: GateConfig = GateConfig()
 
     @field_validator("stages", mode="before")
     @classmethod

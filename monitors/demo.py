@@ -12,7 +12,7 @@ import os
 import shlex
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from monitors.catalog import sync_datasets
 from monitors.config import (
     AutomaticMonitors,
     DatasetConfig,
+    GateConfig,
     MonitorsConfig,
     load_config,
     save_config,
@@ -58,6 +59,9 @@ DEADLINE_HOURS = 6.0
 # the demo's runs happen this long after a partition's day ends: after every delivery,
 # the late one included, so each day is judged on what had arrived
 RUN_AFTER_HOURS = 18.0
+# the upstream fixes its filter bug and redelivers the volume drop's snapshot (and the model
+# rescores it) this many days later; the demo reruns the partition, which releases its gate
+CORRECTION_AFTER_DAYS = 3
 # the pipeline's stages on the scores (monitors/demo_stages.py): score the verified
 # partition, then deliver it to MONITORS_HOME/outbox; both held while its gate is closed
 STAGES_SCRIPT = Path(__file__).with_name("demo_stages.py")
@@ -85,6 +89,8 @@ class Incident:
     # (dataset, column) whose alerts it causes, e.g. the class a score crosses into, or
     # the outcomes of scores that never arrived. Not incidents of their own to catch.
     effects: tuple[tuple[str, str | None], ...] = ()
+    # the partition when its data is redelivered corrected ("YYYY-MM-DD"), if it is
+    corrected_on: str | None = None
 
 
 def demo_config() -> MonitorsConfig:
@@ -122,6 +128,9 @@ def demo_config() -> MonitorsConfig:
                       schedule="0 8 * * *", deadline_hours=DEADLINE_HOURS, contract=scores,
                       # the model scores the snapshot: a broken snapshot holds its scores
                       upstream=[CUSTOMERS], stages=demo_stages(),
+                      # its stages feed the campaign system: a warning on the snapshot or
+                      # the scores (a sign flip, a shift, a drift) holds them too
+                      gate=GateConfig(holds_on="warning"),
                       labels=LabelsConfig(dataset=OUTCOMES, key="customer_id", label="bought",
                                           delay_days=LABEL_DELAY_DAYS, reference_days=14)),
         DatasetConfig(name=OUTCOMES, kind="labels", format="csv", source=f"landing/{OUTCOMES}",
@@ -174,6 +183,13 @@ def plan_incidents(start: dt.date, days: int) -> dict[str, tuple[int, Incident]]
     for label, (dataset, column, fraction, kind, description, *more) in plan.items():
         index, partition = at(fraction)
         incidents[label] = (index, Incident(dataset, column, partition, kind, description, *more))
+    # the volume drop is the one corrected by a redelivery, when the span reaches that day
+    fixed = incidents["volume_drop"][0] + CORRECTION_AFTER_DAYS
+    if fixed < days:
+        for label in ("volume_drop", "scores_volume_drop"):
+            index, incident = incidents[label]
+            incidents[label] = (index, replace(incident, corrected_on=(
+                start + dt.timedelta(days=fixed)).isoformat()))
     return incidents
 
 
@@ -189,6 +205,10 @@ class DemoFactory:
         self.rng = np.random.default_rng(seed)
         self.incidents = plan_incidents(self.start, days)
         self.label_rng = np.random.default_rng([seed, 1])
+        # the corrected redelivery draws from its own generator, so the other days' data
+        # (drawn in order from the two above) are those of a demo without it
+        self.correction_rng = np.random.default_rng([seed, 2])
+        self.corrected: set[int] = set()  # days redelivered corrected
         self.truth: dict[int, np.ndarray] = {}   # scored day -> each customer's true logit
         self.scored_ids: dict[int, np.ndarray] = {}
         # the bank's customers: attributes that don't change day to day
@@ -207,11 +227,13 @@ class DemoFactory:
         first = self.incidents[kind][0]
         return index >= first if persistent else index == first
 
-    def customers(self, index: int) -> pd.DataFrame:
-        rng, day = self.rng, self.day(index)
+    def customers(self, index: int, *, rng: np.random.Generator | None = None,
+                  corrected: bool = False) -> pd.DataFrame:
+        """The day's snapshot; `corrected`: as redelivered once the volume drop was fixed."""
+        rng, day = rng or self.rng, self.day(index)
         expected = BASE_ROWS * (1 + GROWTH_PER_DAY) ** index * WEEKLY[day.weekday()]
         rows = int(expected * rng.normal(1, 0.02))
-        if self._incident_on("volume_drop", index):
+        if self._incident_on("volume_drop", index) and not corrected:
             rows = int(rows * 0.4)
         ids = rng.choice(POPULATION, rows, replace=False)
         income = self.base_income[ids] * rng.normal(1, 0.02, rows)
@@ -253,14 +275,15 @@ class DemoFactory:
             return customers.assign(customer_id=ids)
         return customers
 
-    def scores(self, index: int, customers: pd.DataFrame) -> pd.DataFrame:
-        rng = self.rng
+    def scores(self, index: int, customers: pd.DataFrame, *,
+               rngs: tuple[np.random.Generator, np.random.Generator] | None = None) -> pd.DataFrame:
+        rng, hidden_rng = rngs or (self.rng, self.label_rng)
         income = customers["income"].fillna(customers["income"].median())
         logit = (-1.2 + 0.35 * (customers["products_held"] - 2) + 0.4 * customers["active"]
                  + 0.25 * np.log(income / 30_000) + rng.normal(0, 0.8, len(customers)))
         # what decides a purchase besides the model's view: v2 sees some of it. Drawn from a
         # generator of their own, so the data and scores of earlier demos stay as they were
-        hidden = self.label_rng.normal(0, 0.6, len(customers))
+        hidden = hidden_rng.normal(0, 0.6, len(customers))
         self.truth[index] = (logit + hidden).to_numpy()
         ids = customers["customer_id"].to_numpy()
         v2 = (ids % 2 == 0) & self._incident_on("model_rollout", index, persistent=True)
@@ -286,9 +309,12 @@ class DemoFactory:
         """Who bought, among the customers scored on day `index`. Under the concept change
         purchases follow another customer's propensity: the rate holds, the ranking goes."""
         truth = self.truth.pop(index)
+        # a corrected day's population is another size: its own generator keeps the
+        # other days' outcomes as they were
+        rng = self.correction_rng if index in self.corrected else self.label_rng
         if self._incident_window("concept_change", index):
-            truth = self.label_rng.permutation(truth)
-        bought = self.label_rng.random(len(truth)) < 1 / (1 + np.exp(-truth))
+            truth = rng.permutation(truth)
+        bought = rng.random(len(truth)) < 1 / (1 + np.exp(-truth))
         return pd.DataFrame({
             "customer_id": ids,
             "score_date": pd.Series([self.day(index)] * len(ids), dtype="object"),
@@ -302,8 +328,9 @@ class DemoFactory:
         due = [d for d in (index - LABEL_DELAY_DAYS,) if d >= 0 and d != late]
         return due + ([late] if index == late + LABEL_DELAY_DAYS + 2 else [])
 
-    def arrival(self, index: int, late: bool) -> dt.datetime:
-        hours = 16.0 if late else USUAL_ARRIVAL_HOURS + self.rng.uniform(-0.5, 0.5)
+    def arrival(self, index: int, late: bool, *,
+                rng: np.random.Generator | None = None) -> dt.datetime:
+        hours = 16.0 if late else USUAL_ARRIVAL_HOURS + (rng or self.rng).uniform(-0.5, 0.5)
         return partition_day_end(self.day(index)) + dt.timedelta(hours=hours)
 
     def deliver(self, index: int) -> list[tuple[str, Path]]:
@@ -333,14 +360,43 @@ class DemoFactory:
             _write(path, pa.Table.from_pandas(outcomes, preserve_index=False), "csv",
                    partition_day_end(self.day(index)) + dt.timedelta(hours=4))
             delivered.append((OUTCOMES, path))
+        for fixed in self.corrections_due(index):
+            delivered += self._redeliver(fixed, index)
         return delivered
+
+    def corrections_due(self, index: int) -> list[int]:
+        """The days whose corrected files the upstream redelivers on day `index`."""
+        first, incident = self.incidents["volume_drop"]
+        due = incident.corrected_on == self.day(index).isoformat()
+        return [first] if due else []
+
+    def _redeliver(self, fixed: int, index: int) -> list[tuple[str, Path]]:
+        """Day `fixed`'s snapshot as it should have been, and the model's scores of it,
+        over the files delivered then, arriving on day `index`'s usual hour."""
+        rngs = (self.correction_rng, self.correction_rng)
+        customers = self.customers(fixed, rng=self.correction_rng, corrected=True)
+        scores = self.scores(fixed, customers, rngs=rngs)
+        self.corrected.add(fixed)
+        self.scored_ids[fixed] = scores["customer_id"].to_numpy()  # its outcomes follow these
+        day = self.day(fixed).isoformat()
+        arrival = self.arrival(index, late=False, rng=self.correction_rng)
+        snapshot = self.landing / CUSTOMERS / f"{CUSTOMERS}_{day}.csv"
+        _write(snapshot, pa.Table.from_pandas(customers, preserve_index=False), "csv", arrival)
+        scored = self.landing / SCORES / f"{SCORES}_{day}.parquet"
+        _write(scored, pa.Table.from_pandas(scores, preserve_index=False), "parquet",
+               arrival + dt.timedelta(hours=1))
+        return [(CUSTOMERS, snapshot), (SCORES, scored)]
 
     def ground_truth(self) -> list[dict]:
         return [asdict(incident) for _, incident in self.incidents.values()]
 
 
 def _write(path: Path, table: pa.Table, fmt: str, arrived_at: dt.datetime) -> None:
-    """Write atomically (a reader never sees half a file), stamped with its arrival time."""
+    """Write atomically (a reader never sees half a file), stamped with its arrival time;
+    never over a later delivery of the same file (the demo landed again on its own home
+    keeps the corrected redelivery, as the upstream would not send the broken file again)."""
+    if path.exists() and path.stat().st_mtime > arrived_at.timestamp():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     if fmt == "csv":
@@ -381,6 +437,20 @@ def _play_stage(argv: list[str], env: dict[str, str], home: Path, out) -> int:
 ProgressFn = Callable[[int, int, str], None]
 
 
+def _run_partition(sessions: sessionmaker[Session], settings: Settings, dataset_id: int,
+                   partition: dt.date, clock: dt.datetime) -> int:
+    """Run one partition of a dataset as the scheduler (or `run --date`, for a rerun) would,
+    with the clock at `clock`; the number of runs made (1)."""
+    with sessions.begin() as session:
+        run = Run(dataset_id=dataset_id, trigger="demo", partition_from=partition,
+                  partition_to=partition, requested_by="demo")
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    execute_run(sessions, settings, run_id, now=clock, notify=False)
+    return 1
+
+
 def land_demo(sessions: sessionmaker[Session], settings: Settings, *, days: int = 120,
               seed: int = 7, end: dt.date | None = None,
               progress: ProgressFn | None = None) -> int:
@@ -400,6 +470,7 @@ def land_demo(sessions: sessionmaker[Session], settings: Settings, *, days: int 
         dataset_ids = [d.id for d in synced]
         labels_id = next(d.id for d in synced if d.name == OUTCOMES)
         scores_id = next(d.id for d in synced if d.name == SCORES)
+        customers_id = next(d.id for d in synced if d.name == CUSTOMERS)
     write_ground_truth(settings.home, factory.ground_truth())
     runs = 0
     for index in range(days):
@@ -416,14 +487,12 @@ def land_demo(sessions: sessionmaker[Session], settings: Settings, *, days: int 
             else:
                 resolved = [partition]
             for day in resolved:
-                with sessions.begin() as session:
-                    run = Run(dataset_id=dataset_id, trigger="demo", partition_from=day,
-                              partition_to=day, requested_by="demo")
-                    session.add(run)
-                    session.flush()
-                    run_id = run.id
-                execute_run(sessions, settings, run_id, now=clock, notify=False)
-                runs += 1
+                runs += _run_partition(sessions, settings, dataset_id, day, clock)
+        # a corrected redelivery is rerun through the normal path, the snapshot first: its
+        # passing volume resolves the incident, so the held scores' gate releases below
+        for fixed in factory.corrections_due(index):
+            for dataset_id in (customers_id, scores_id):
+                runs += _run_partition(sessions, settings, dataset_id, factory.day(fixed), clock)
         # the day's verified scores are scored and delivered unless their gate holds them
         run_due_stages(sessions, settings, worker_id="demo", dataset_id=scores_id,
                        held=False, inline=_play_stage)

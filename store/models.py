@@ -84,6 +84,8 @@ class AlertStatus(StrEnum):
 
 # the statuses of an alert someone still has to deal with
 UNRESOLVED = (AlertStatus.open, AlertStatus.acknowledged)
+# the resolution of an alert its monitor resolved by passing (monitors.lifecycle.alerts)
+AUTO_RESOLUTION = "auto"
 
 
 class Severity(StrEnum):
@@ -120,6 +122,10 @@ class Dataset(Base):
     # a model output's labels declaration (monitors.intake.labels.LabelsConfig), mirrored from the
     # config so that ingestion and the CLI resolve labels without reading the config file
     labels: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # the least severe alert that closes its partitions' gates (the config's `gate.holds_on`,
+    # monitors.pipeline.gates), mirrored so that a sensor holding only a session reads it
+    gate_holds_on: Mapped[str] = mapped_column(String(20), default="critical",
+                                               server_default="critical")
 
 
 class Batch(Base):

@@ -66,8 +66,10 @@ for i, row in enumerate(health.itertuples(index=False)):
 
 if any(len(u) for u in health["upstream"]):
     st.subheader("Lineage")
-    st.caption("Each arrow goes from a dataset to one built from it; a critical alert upstream "
-               "holds the partitions built from it (`python -m monitors gate`).")
+    st.caption("Each arrow goes from a dataset to one built from it; an alert upstream holds "
+               "the partitions built from it when it is as severe as their gate holds on "
+               "(critical unless the config's `gate: {holds_on: ...}` says otherwise; "
+               "`python -m monitors gate`).")
     st.graphviz_chart(charts.lineage_graph(health))
 
 partition = st.date_input("Batches of partition", value=services.expected_partition(),

@@ -73,6 +73,7 @@ from monitors.pipeline.gates import refresh_gates_of
 from store import queries
 from store.locks import lock_for_write
 from store.models import (
+    AUTO_RESOLUTION,
     UNRESOLVED,
     Alert,
     AlertEvent,
@@ -93,7 +94,6 @@ CHANGE_DETECTORS = ("anomalies", "breakouts")
 HEALTHY = "ok"
 HEALTH_LEVELS = (*(s.value for s in Severity), HEALTHY)  # worst first
 RESOLUTIONS = ("fixed", "expected", "false_positive", "no_action_needed")
-AUTO_RESOLUTION = "auto"
 SYSTEM = "system"
 # SQLite allows 999 bound parameters per statement in older builds
 _CHUNK = 500

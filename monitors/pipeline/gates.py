@@ -1,10 +1,30 @@
 """Gates: may the stages that build on a partition use it?
 
 A partition of a dataset is **safe** unless it, or the same partition of a dataset it is
-built from (its upstreams, transitively: `monitors.pipeline.lineage`), has a critical alert that
-is open or acknowledged, fired on that partition (and not cleared there by a later pass),
-and is not muted, neither itself nor through the root of its incident. Otherwise it is
-**held** by those alerts.
+built from (its upstreams, transitively: `monitors.pipeline.lineage`), has an alert that
+holds it: one at the dataset's gate severity or worse, open or acknowledged, fired on that
+partition (and not cleared there by a later pass), and not muted, neither itself nor through
+the root of its incident. Otherwise it is **held** by those alerts.
+
+An alert its monitor resolved by passing on a *later* partition still holds this one: the
+condition ended, this partition's data was not fixed (a sign-flipped snapshot followed by
+a good one). It holds until the partition itself passes (a corrected rerun clears its
+occurrence), a person resolves it, or, for a knock-on resolved with its incident, the root
+passes on this partition.
+
+A critical alert holds every partition it fires on. An alert below critical (a gate set to
+hold on warnings) holds only the first partition it fired on and still stands on: where the
+change appeared. The later partitions of a lasting condition (a drift against the reference,
+a new level, a new model version) carry a change a person has already been told of; holding
+each of them until someone accepts it would stop delivery for good on what is often the new
+normal (on the demo: every day after the model's rollout). Make a monitor critical to hold
+every day it fires (`severity: critical`).
+
+The gate severity is the dataset's own choice, in the config (`gate: {holds_on: warning}`;
+default `critical`, stored on the dataset row as `gate_holds_on`), and applies to every alert
+in its scope, its upstreams' included: the dataset whose stages feed consumers decides how
+strict its gate is, not the datasets it reads. `holding_severities` is the one place that
+turns the setting into the severities that hold.
 
 `gate_verdict` is what an external orchestrator's sensor calls (Airflow, Dagster, cron):
 
@@ -32,8 +52,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from monitors.datasets import find_dataset
 from monitors.errors import Invalid, NotFound
@@ -42,6 +62,7 @@ from monitors.pipeline.lineage import Lineage, read_lineage
 from monitors.settings import Settings
 from store.locks import lock_dataset
 from store.models import (
+    AUTO_RESOLUTION,
     UNRESOLVED,
     Alert,
     AlertOccurrence,
@@ -55,7 +76,20 @@ from store.models import (
     utcnow,
 )
 
-HOLDS = Severity.critical  # only critical alerts close a gate
+DEFAULT_HOLDS_ON = Severity.critical  # a dataset that says nothing: warnings pass
+
+
+def holding_severities(holds_on: str | Severity) -> tuple[Severity, ...]:
+    """The severities that hold a gate set to `holds_on`: it and every worse one (Severity
+    lists them worst first). ValueError for a name that is not a severity."""
+    order = list(Severity)
+    return tuple(order[:order.index(Severity(holds_on)) + 1])
+
+
+def holds_on_of(session: Session, dataset_id: int) -> Severity:
+    """The dataset's gate severity, as the config set it (catalog.sync_datasets)."""
+    stored = session.scalar(select(Dataset.gate_holds_on).where(Dataset.id == dataset_id))
+    return Severity(stored or DEFAULT_HOLDS_ON)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +111,7 @@ class Gate:
     partition: dt.date
     verdict: GateVerdict
     holding: tuple[HoldingAlert, ...] = ()
+    holds_on: Severity = DEFAULT_HOLDS_ON  # the least severe alert that holds it
 
     @property
     def safe(self) -> bool:
@@ -84,7 +119,7 @@ class Gate:
 
     def to_json(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "partition": self.partition.isoformat(),
-                "verdict": str(self.verdict), "safe": self.safe,
+                "verdict": str(self.verdict), "safe": self.safe, "holds_on": str(self.holds_on),
                 "holding": [{"id": a.id, "dataset": a.dataset, "monitor": a.monitor,
                              "column": a.column, "severity": a.severity, "status": a.status,
                              "message": a.message} for a in self.holding]}
@@ -124,18 +159,28 @@ def evaluate(session: Session, dataset_id: int, partition: dt.date, *, now: dt.d
     lineage = lineage or read_lineage(session)
     mutes = active_mutes(session, now) if mutes is None else mutes
     scope = {dataset_id, *lineage.ancestors(dataset_id)}
+    holds_on = holds_on_of(session, dataset_id)
+    # below critical, only the first partition an alert still stands on is held (above)
+    earlier = aliased(AlertOccurrence)
+    onset = ~exists().where(earlier.alert_id == Alert.id, earlier.partition < partition,
+                            earlier.cleared_at.is_(None))
     # one occurrence per alert and partition: the join repeats no alert
     rows = session.execute(
         select(Alert)
         .join(AlertOccurrence, AlertOccurrence.alert_id == Alert.id)
-        .where(Alert.dataset_id.in_(scope), Alert.status.in_(UNRESOLVED),
-               Alert.severity == HOLDS, AlertOccurrence.partition == partition,
+        .where(Alert.dataset_id.in_(scope),
+               or_(Alert.status.in_(UNRESOLVED), and_(Alert.status == AlertStatus.resolved,
+                                                      Alert.resolution == AUTO_RESOLUTION)),
+               Alert.severity.in_(holding_severities(holds_on)),
+               or_(Alert.severity == Severity.critical, onset),
+               AlertOccurrence.partition == partition,
                AlertOccurrence.cleared_at.is_(None))).scalars().all()
-    holding = [a for a in rows if _mute_of(session, a, lineage, mutes, now) is None]
+    holding = [a for a in rows if _mute_of(session, a, lineage, mutes, now) is None
+               and not _root_passed(session, a, partition)]
     # the most upstream first: that is where a person starts
     holding.sort(key=lambda a: (lineage.depth(a.dataset_id), a.id))
     return Gate(dataset=lineage.names[dataset_id], partition=partition,
-                verdict=GateVerdict.held if holding else GateVerdict.safe,
+                verdict=GateVerdict.held if holding else GateVerdict.safe, holds_on=holds_on,
                 holding=tuple(HoldingAlert(a.id, lineage.names[a.dataset_id], a.monitor,
                                            a.column, a.severity, a.status, a.message)
                               for a in holding))
@@ -208,7 +253,7 @@ def _record_change(session: Session, dataset_id: int, gate: Gate, now: dt.dateti
     if last == gate.verdict:
         return
     if gate.safe:
-        why = "released: " + "; ".join(_release_reason(session, i, gate.partition, now)
+        why = "released: " + "; ".join(_release_reason(session, i, gate, now)
                                        for i in held_by)
     else:
         why = "held by " + "; ".join(f"#{a.id} {a.dataset} {a.monitor}"
@@ -229,25 +274,37 @@ def _last_verdict(session: Session, dataset_id: int,
     return GateVerdict(last.verdict), list(last.alert_ids)
 
 
-def _release_reason(session: Session, alert_id: int, partition: dt.date,
-                    now: dt.datetime) -> str:
+def _release_reason(session: Session, alert_id: int, gate: Gate, now: dt.datetime) -> str:
     """What became of an alert that held the gate."""
+    partition = gate.partition
     alert = session.get(Alert, alert_id)
     if alert is None:
         return f"#{alert_id} deleted"
-    if alert.status == AlertStatus.resolved:
-        return f"#{alert_id} resolved ({alert.resolution})"
-    if alert.severity != HOLDS:
-        return f"#{alert_id} is {alert.severity} now"
     cleared = session.scalar(select(AlertOccurrence.cleared_at).where(
         AlertOccurrence.alert_id == alert_id, AlertOccurrence.partition == partition))
     if cleared is not None:
         return f"#{alert_id} passed on {partition} when evaluated again"
+    if alert.status == AlertStatus.resolved and _root_passed(session, alert, partition):
+        return f"#{alert_id} resolved with its root #{alert.caused_by}, which passed on {partition}"
+    if alert.status == AlertStatus.resolved:
+        return f"#{alert_id} resolved ({alert.resolution})"
+    if alert.severity not in holding_severities(gate.holds_on):
+        return f"#{alert_id} is {alert.severity} now (the gate holds on {gate.holds_on})"
     lineage = read_lineage(session)
     mute = _mute_of(session, alert, lineage, active_mutes(session, now), now)
     if mute is not None:
         return f"#{alert_id} muted by mute {mute.id} ({mute.reason})"
     return f"#{alert_id} no longer holds it"
+
+
+def _root_passed(session: Session, alert: Alert, partition: dt.date) -> bool:
+    """A knock-on the system resolved with its incident, whose root passed on `partition`
+    (a corrected rerun upstream): it no longer holds the partition."""
+    if alert.status != AlertStatus.resolved or alert.caused_by is None:
+        return False
+    return session.scalar(select(AlertOccurrence.cleared_at).where(
+        AlertOccurrence.alert_id == alert.caused_by,
+        AlertOccurrence.partition == partition)) is not None
 
 
 def _mute_of(session: Session, alert: Alert, lineage: Lineage, mutes: list[MuteRule],

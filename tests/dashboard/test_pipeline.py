@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 
 import pandas as pd
@@ -173,14 +174,17 @@ def test_after_a_run_finishes_the_page_shows_it_finished_everywhere(app, demo, s
     assert app.selectbox(key="pipeline.log_run").value == run_id, "the newest run's log"
 
 
-# -- stages: the demo's scores are scored and delivered, held on its volume-drop day
+# -- stages: the demo's scores are scored and delivered, held on the bundling campaign's
+# first day (its level shift is a warning, and the scores' gate holds on warnings) until a
+# person accepts it; the volume drop's day is released by its corrected redelivery
 
 
 def volume_drop(settings) -> str:
+    """The held day: the level shift's (the volume drop's is delivered once corrected)."""
     import json
 
     incidents = json.loads((settings.home / "demo" / "incidents.json").read_text())
-    return next(i["partition"] for i in incidents if i["kind"] == "volume_drop")
+    return next(i["partition"] for i in incidents if i["kind"] == "level_shift")
 
 
 def stages_table(app: AppTest) -> pd.DataFrame:
@@ -188,12 +192,15 @@ def stages_table(app: AppTest) -> pd.DataFrame:
 
 
 def root_alert(sessions, partition: str) -> int:
-    from store.models import Alert
+    """The root of the incident holding the scores' gate on `partition`."""
+    from monitors.pipeline.gates import evaluate
+    from store.models import Alert, utcnow
 
     with sessions() as session:
-        return session.scalar(select(Alert.id).join(Dataset).where(
-            Dataset.name == "customer_snapshot", Alert.monitor == "volume:anomalies",
-            Alert.partition == dt.date.fromisoformat(partition)))
+        scores = session.scalar(select(Dataset.id).where(Dataset.name == "model_scores"))
+        holding = evaluate(session, scores, dt.date.fromisoformat(partition), now=utcnow()).holding
+        first = session.get(Alert, holding[0].id)
+        return first.caused_by or first.id
 
 
 def test_stages_show_the_held_day_with_the_alert_holding_it(app, demo, sessions):
@@ -205,8 +212,10 @@ def test_stages_show_the_held_day_with_the_alert_holding_it(app, demo, sessions)
     assert table.loc[(drop, "deliver"), "state"] == "held"
     # a link to the alert's page (carrying who is looking)
     assert table.loc[(drop, "score"), "held_by"].split("&")[0] == f"alert?alert={root}"
-    delivered = table.xs("deliver", level="stage")
-    assert (delivered["state"] == "succeeded").sum() >= 20
+    # most days were delivered: the page's counts cover every row, not only this page's
+    caption = next(c.value for c in app.caption if " succeeded" in c.value)
+    counts = {state: int(n) for n, state in re.findall(r"(\d+) (\w+)", caption)}
+    assert counts["succeeded"] > 2 * counts["held"]
     # what a person looks at first is a held or failed stage, with a link to its alert
     assert app.selectbox(key="pipeline.stage").value.endswith("held")
     app.selectbox(key="pipeline.stage").select(f"model_scores · {drop} · score · held").run()

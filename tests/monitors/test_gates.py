@@ -1,6 +1,7 @@
 """Gates as an orchestrator's sensor and an operator see them: a partition is held by its
-own or an upstream's open critical alert, released when the alert is resolved, muted or
-passes again; the `gate` command's exit codes and JSON; every change in the audit trail."""
+own or an upstream's open critical alert (or warning, for a dataset whose config's gate
+holds on warnings), released when the alert is resolved, muted or passes again; the `gate`
+command's exit codes and JSON; every change in the audit trail."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,13 +9,15 @@ import json
 
 import pytest
 
+from monitors.catalog import sync_datasets
 from monitors.cli import main
+from monitors.config import ConfigError, parse_config
 from monitors.errors import Invalid, NotFound
 from monitors.lifecycle.alerts import acknowledge, resolve
 from monitors.lifecycle.incidents import group_incidents
 from monitors.lifecycle.mutes import add_mute, expire
 from monitors.pipeline.gates import gate_verdict, list_gate_changes
-from tests.monitors.lineage_store import add_lineage
+from tests.monitors.lineage_store import add_batch, add_lineage
 from tests.monitors.signals import NOW, alerts, day, fires, passes, record
 
 HOUR = dt.timedelta(hours=1)
@@ -43,7 +46,7 @@ def test_a_partition_is_held_by_its_own_critical_alert_and_only_that_partition(s
     assert gate(sessions, "customers", day(2)).safe
 
 
-def test_warnings_do_not_hold_a_partition(sessions):
+def test_warnings_do_not_hold_a_partition_of_a_dataset_keeping_the_default_gate(sessions):
     ids = add_lineage(sessions)
     record(sessions, [fires(ids["customers"], day(1), severity="warning"),
                       fires(ids["customers"], day(1), monitor="nulls", column="age", severity="info")])
@@ -193,7 +196,7 @@ def test_gate_command_exit_codes_text_and_json(settings, sessions, capsys):
     assert main(["gate", "--dataset", "sales", "--date", day(0).isoformat(), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {
         "dataset": "sales", "partition": day(0).isoformat(), "verdict": "safe", "safe": True,
-        "holding": []}
+        "holds_on": "critical", "holding": []}
 
     for argv in (["--dataset", "nope", "--date", day(0).isoformat()],
                  ["--dataset", "sales", "--date", day(9).isoformat(), "--json"]):
@@ -281,3 +284,109 @@ def test_a_mute_releases_held_stages_at_once_and_its_end_holds_them_again(settin
     with sessions.begin() as session:
         muting.end(session, mute_id, by="bo", now=NOW + 2 * HOUR)
     assert stage_states() == [("held", alert["id"])] * 2
+
+
+# sales feeds consumers and holds on warnings; customers and report keep the default
+GATE_ON_WARNINGS = """
+datasets:
+  - {name: customers, format: csv, source: landing/customers}
+  - {name: sales, format: csv, source: landing/sales, upstream: [customers],
+     gate: {holds_on: warning}}
+  - {name: report, format: csv, source: landing/report, upstream: [sales]}
+"""
+
+
+def test_a_warning_holds_the_gate_of_a_dataset_whose_config_holds_on_warnings(settings, sessions,
+                                                                              capsys):
+    with sessions.begin() as session:
+        ids = {d.name: d.id for d in sync_datasets(session, parse_config(GATE_ON_WARNINGS),
+                                                    settings.home)}
+        for dataset_id in ids.values():
+            add_batch(session, dataset_id, day(1))
+            add_batch(session, dataset_id, day(2))
+    record(sessions, [fires(ids["customers"], day(1), severity="warning"),
+                      fires(ids["customers"], day(2), monitor="nulls", column="age",
+                            severity="info")])
+    warning = next(a for a in alerts(sessions) if a["severity"] == "warning")
+
+    held = gate(sessions, "sales", day(1))
+    assert not held.safe and held.holds_on == "warning"
+    assert [(a.id, a.dataset, a.severity) for a in held.holding] == [
+        (warning["id"], "customers", "warning")]
+    # the datasets that say nothing hold on critical alerts only, an upstream's or not
+    assert gate(sessions, "customers", day(1)).safe
+    assert gate(sessions, "report", day(1)).safe
+    # an info alert is below the warning gate
+    assert gate(sessions, "sales", day(2)).safe
+
+    capsys.readouterr()
+    assert main(["gate", "--dataset", "sales", "--date", day(1).isoformat(), "--json"]) == 1
+    document = json.loads(capsys.readouterr().out)
+    assert document["holds_on"] == "warning"
+    assert [a["id"] for a in document["holding"]] == [warning["id"]]
+    assert main(["gate", "--dataset", "sales", "--date", day(1).isoformat()]) == 1
+    assert "critical and warning alerts hold it" in capsys.readouterr().out
+    assert main(["gate", "--dataset", "report", "--date", day(1).isoformat()]) == 0
+    assert "critical alerts hold it" in capsys.readouterr().out
+
+    # the team relaxes the gate: the next verdict releases it, and the audit says why
+    relaxed = GATE_ON_WARNINGS.replace("gate: {holds_on: warning}", "gate: {holds_on: critical}")
+    with sessions.begin() as session:
+        sync_datasets(session, parse_config(relaxed), settings.home)
+    assert gate(sessions, "sales", day(1), now=NOW + HOUR).safe
+    trail = changes(sessions, "sales", day(1))
+    assert [c["verdict"] for c in trail] == ["held", "safe"]
+    assert "is warning now (the gate holds on critical)" in trail[1]["why"]
+
+
+@pytest.mark.parametrize("value", ["major", "Warning", "[warning]"])
+def test_a_gate_severity_that_is_not_one_is_a_config_error_naming_the_key_and_line(value):
+    text = GATE_ON_WARNINGS.replace("holds_on: warning", f"holds_on: {value}")
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "monitors.yaml")
+    message = str(caught.value)
+    assert message.startswith("monitors.yaml:5: datasets.1.gate.holds_on: ")
+    assert "is not a severity" in message and "critical, warning, info" in message
+
+
+def test_a_lasting_warning_holds_the_day_it_began_and_a_critical_one_every_day(settings, sessions):
+    with sessions.begin() as session:
+        ids = {d.name: d.id for d in sync_datasets(session, parse_config(GATE_ON_WARNINGS),
+                                                    settings.home)}
+        for dataset_id in ids.values():
+            for n in range(4):
+                add_batch(session, dataset_id, day(n))
+    # a drift is one alert over the partitions it fires on (not a point finding)
+    record(sessions, [fires(ids["customers"], day(n), monitor="drift:channel", column="channel",
+                            point=False, severity="warning") for n in (1, 2, 3)])
+    record(sessions, [fires(ids["sales"], day(n), monitor="contract", point=False,
+                            severity="critical") for n in (2, 3)])
+    drift, contract = sorted(alerts(sessions), key=lambda a: a["severity"], reverse=True)
+    assert drift["occurrences"] == 3
+
+    def held_by(n):
+        return [a.id for a in gate(sessions, "sales", day(n)).holding]
+
+    # the day the channel mix changed waits for a person; the days carrying the change don't
+    assert held_by(1) == [drift["id"]]
+    assert held_by(2) == held_by(3) == [contract["id"]]
+    assert held_by(0) == []
+
+
+def test_a_pass_on_a_later_partition_resolves_the_alert_but_the_bad_partition_stays_held(sessions):
+    ids = add_lineage(sessions, days=4)
+    record(sessions, [fires(ids["customers"], day(1), monitor="profile:income", column="income",
+                            point=False, severity="critical")])
+    # the next day's snapshot is fine: the monitor passes there and resolves the alert
+    record(sessions, [passes(ids["customers"], day(2), monitor="profile:income", column="income",
+                             point=False, severity="critical")], now=NOW + HOUR)
+    (alert,) = alerts(sessions)
+    assert alert["status"] == "resolved"
+    held = gate(sessions, "sales", day(1), now=NOW + HOUR)
+    assert [a.id for a in held.holding] == [alert["id"]]  # day 1's data was never fixed
+    assert gate(sessions, "sales", day(2), now=NOW + HOUR).safe
+    # the corrected day 1, rerun: it passes there, which releases it
+    record(sessions, [passes(ids["customers"], day(1), monitor="profile:income", column="income",
+                             point=False, severity="critical")], now=NOW + 2 * HOUR)
+    assert gate(sessions, "sales", day(1), now=NOW + 2 * HOUR).safe
+    assert "passed on" in changes(sessions, "sales", day(1))[-1]["why"]
