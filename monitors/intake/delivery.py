@@ -53,7 +53,8 @@ def expected_partition(today: dt.date) -> dt.date:
 def delivery_state(partition: dt.date, deadline_hours: float, now: dt.datetime, *,
                    arrived_at: dt.datetime | None = None,
                    quarantined: bool = False) -> DeliveryState:
-    """The one rule: `arrived_at` is the arrival of the batch in force (None: none is)."""
+    """The one rule: `arrived_at` is the partition's first arrival, given when a batch is in
+    force (None: none is)."""
     if arrived_at is not None:
         late = arrival_delay_hours(partition, arrived_at) > deadline_hours
         return DeliveryState.late if late else DeliveryState.arrived
@@ -74,7 +75,7 @@ def list_partition_deliveries(session: Session, partition: dt.date,
         quarantined = group[group["status"] == BatchStatus.quarantined.value]
         if not ingested.empty:
             batch = ingested.iloc[-1]
-            arrived_at = _datetime(batch["arrived_at"])
+            arrived_at = _datetime(group["arrived_at"].min())  # the first arrival, as above
             deliveries.append(Delivery(
                 name, partition, delivery_state(partition, deadline_hours, now, arrived_at=arrived_at),
                 rows=int(batch["rows"]) if pd.notna(batch["rows"]) else None,
@@ -97,13 +98,20 @@ def list_partition_deliveries(session: Session, partition: dt.date,
 def list_dataset_deliveries(session: Session, dataset: Dataset, now: dt.datetime) -> list[Delivery]:
     """One dataset's deliveries, oldest first: each partition with a batch in force, and each
     day between its first and its last delivery without one (a quarantined delivery leaves
-    none in force). The days after the last delivery are not listed."""
+    none in force). The days after the last delivery are not listed. A partition is on time
+    or late by its first arrival, as the freshness monitor judges it (`freshness.first_arrival`): a
+    corrected redelivery days later does not make it late."""
+    batches = [b for b, _ in queries.list_batches(session, dataset.id)]
+    first: dict[dt.date, dt.datetime] = {}
+    for b in batches:
+        first[b.partition] = min(first.get(b.partition, b.arrived_at), b.arrived_at)
     deliveries = [
         Delivery(dataset.name, b.partition,
-                 delivery_state(b.partition, dataset.deadline_hours, now, arrived_at=b.arrived_at),
-                 rows=b.rows, arrived_at=b.arrived_at,
-                 hours_after_day_end=round(arrival_delay_hours(b.partition, b.arrived_at), 2))
-        for b, _ in queries.list_batches(session, dataset.id) if b.status == BatchStatus.ingested]
+                 delivery_state(b.partition, dataset.deadline_hours, now,
+                                arrived_at=first[b.partition]),
+                 rows=b.rows, arrived_at=first[b.partition],
+                 hours_after_day_end=round(arrival_delay_hours(b.partition, first[b.partition]), 2))
+        for b in batches if b.status == BatchStatus.ingested]
     if deliveries:
         last = max(d.partition for d in deliveries)
         deliveries += [Delivery(dataset.name, day, delivery_state(day, dataset.deadline_hours, now))

@@ -93,8 +93,9 @@ def test_bulk_resolve_records_the_resolution(app, sessions):
     assert not set(chosen) & set(table(app)["id"])
 
 
+# the level shift's alert stays open (the volume drop's resolves once redelivered corrected)
 def _open_mute_dialog(app) -> list[int]:
-    open_page(app, ALERTS, dataset="customer_snapshot", monitor="volume:anomalies")
+    open_page(app, ALERTS, dataset="customer_snapshot", monitor="level:products_held")
     chosen = table(app)["id"].tolist()
     assert chosen
     select_rows(app, list(range(len(chosen))))
@@ -102,7 +103,8 @@ def _open_mute_dialog(app) -> list[int]:
     assert not app.exception
     # scope from the selection: what every selected alert shares
     assert app.text_input(key="alerts.mute.dataset").value == "customer_snapshot"
-    assert app.text_input(key="alerts.mute.monitor").value == "volume:anomalies"
+    assert app.text_input(key="alerts.mute.monitor").value == "level:products_held"
+    assert app.text_input(key="alerts.mute.column").value == "products_held"
     return chosen
 
 
@@ -127,7 +129,8 @@ def test_a_mute_with_an_end_time_is_stored_and_hides_its_alerts(app, sessions):
     assert not app.exception
     with sessions() as session:
         stored = session.scalars(select(MuteRule)).one()
-        assert stored.matchers == {"dataset": "customer_snapshot", "monitor": "volume:anomalies"}
+        assert stored.matchers == {"dataset": "customer_snapshot", "column": "products_held",
+                                   "monitor": "level:products_held"}
         assert stored.created_by == "alice"
         listed = {a["id"]: a["muted"] for a in lifecycle.list_alerts(session)}
     assert all(listed[i] for i in chosen)
@@ -210,12 +213,15 @@ def test_the_deep_link_opens_that_alert_with_its_band_and_anomaly(app, sessions)
 
 def test_a_breakout_is_drawn_with_its_levels(app, sessions):
     alert_id = _alert_id(sessions, "level:products_held")
+    evidence = alert(sessions, alert_id).evidence
+    # the demo's level shift holds one more product from its day on
+    assert evidence["after"] - evidence["before"] == pytest.approx(1, abs=0.1)
     open_page(app, DETAIL, alert=str(alert_id))
     spec = json.loads(app.get("plotly_chart")[0].proto.spec)
     shapes = spec["layout"].get("shapes", [])
     assert any(s.get("type") == "line" and s.get("yref") == "y domain" for s in shapes)
-    assert any(a.get("text", "").startswith("breakout: 2.20") and "→ 3.19" in a["text"]
-               for a in spec["layout"]["annotations"])
+    levels = f"breakout: {evidence['before']:.4g} → {evidence['after']:.4g}"
+    assert levels in [a.get("text") for a in spec["layout"]["annotations"]]
     app.toggle(key="alert.decompose").set_value(True).run()
     assert not app.exception
     assert len(app.get("plotly_chart")) == 2
@@ -304,7 +310,7 @@ def test_the_muted_link_shows_only_muted_alerts(app, sessions):
     from store.models import utcnow
 
     with sessions.begin() as session:
-        mutes.add_mute(session, matchers={"monitor": "volume:*"}, reason="volume feed rebuilt",
+        mutes.add_mute(session, matchers={"monitor": "level:*"}, reason="products feed rebuilt",
                        by="bob", ends_at=utcnow() + dt.timedelta(days=1), now=utcnow())
         muted = {a["id"] for a in lifecycle.list_alerts(session, status=["open", "acknowledged"])
                  if a["muted"]}

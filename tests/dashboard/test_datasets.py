@@ -65,7 +65,14 @@ def test_schema_history_batches_and_freshness(app, demo):
     assert len(broken) == 1 and "unexpected column(s) region" in broken["reason"].iloc[0]
     assert schema["batches"].sum() == 40
     assert "region" in quarantined["reason"].iloc[0]
-    assert len(batches) == 40
+    # one batch a day, and one more for each day the upstream redelivered corrected
+    incidents = json.loads((demo.home / "demo" / "incidents.json").read_text())
+    corrected = {i["partition"] for i in incidents
+                 if i["dataset"] == "customer_snapshot" and i["corrected_on"]}
+    assert corrected
+    assert len(batches) == 40 + len(corrected)
+    per_day = batches["partition"].astype(str).value_counts()
+    assert {day for day, n in per_day.items() if n > 1} == corrected
     late = late_or_missing[late_or_missing["state"] == "late"]
     assert late["delay_hours"].iloc[0] == pytest.approx(16, abs=0.1)
     # on time, late, and missing: the quarantined day left no batch in force

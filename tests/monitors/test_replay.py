@@ -2,6 +2,7 @@
 difference with its cause; and an alert says what it was judged on."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pandas as pd
@@ -26,27 +27,55 @@ def counts(sessions) -> tuple:
 
 
 def test_every_run_of_the_demo_replays_identical_and_writes_nothing(demo, sessions):
+    truth = json.loads((demo.home / "demo" / "incidents.json").read_text())
+    late_labels = {(i["dataset"], i["partition"]) for i in truth if i["kind"] == "late_labels"}
+    # the partitions the upstream redelivered corrected, and the day it did
+    corrected = {(i["dataset"], i["partition"]): i["corrected_on"] for i in truth
+                 if i["corrected_on"]}
+    assert corrected, "the demo redelivers its volume drop corrected"
+    redelivered = "data re-delivered since the run: partition(s)"
     before = counts(sessions)
     with sessions() as session:
-        run_ids = session.scalars(select(Run.id).order_by(Run.id)).all()
-        findings, landed_since = 0, set()
-        for run_id in run_ids:
-            replay = replay_run(session, demo, run_id)
+        runs = session.scalars(select(Run).order_by(Run.id)).all()
+        in_force = {(r.dataset_id, r.partition_from): r.inputs for r in runs}  # the last run's
+        findings, seen, landed_since, named_corrected = 0, set(), set(), set()
+        for run in runs:
+            replay = replay_run(session, demo, run.id)
             findings += replay.findings
+            partition = run.partition_from.isoformat()
+            first = (run.dataset_id, run.partition_from) not in seen
+            seen.add((run.dataset_id, run.partition_from))
+            if (replay.dataset, partition) in corrected and first:
+                # the run that judged the broken file: replay judges the corrected one, and
+                # names the redelivery with both fingerprints
+                judged = run.inputs[partition]
+                now = in_force[run.dataset_id, run.partition_from][partition]
+                assert not replay.identical and judged != now, run.id
+                for difference in replay.differences:
+                    assert difference.causes == [
+                        f"{redelivered} {partition} (fingerprint {judged[:12]} -> {now[:12]})"], \
+                        (run.id, replay.differences)
+                named_corrected.add((replay.dataset, partition))
+                continue
             if replay.identical:
                 continue
+            # the next days until the redelivery judged the broken day in their history
+            window = [p for (dataset, p), on in corrected.items()
+                      if dataset == replay.dataset and p < partition < on]
             # the demo's late labels: the run judged the partition missing, and its file
             # landed afterwards. Replay judges the inputs stored now, so it names that cause
             # (it has no view of the store as it was before the file landed)
             for difference in replay.differences:
-                assert difference.causes == [
-                    f"data re-delivered since the run: partition(s) {difference.partition}"], \
-                    (run_id, replay.differences)
+                if window:
+                    assert difference.causes == [f"{redelivered} {window[0]}"], \
+                        (run.id, replay.differences)
+                    continue
+                assert difference.causes == [f"{redelivered} {difference.partition}"], \
+                    (run.id, replay.differences)
                 landed_since.add((replay.dataset, difference.partition))
-    truth = json.loads((demo.home / "demo" / "incidents.json").read_text())
-    late_labels = {(i["dataset"], i["partition"]) for i in truth if i["kind"] == "late_labels"}
+    assert named_corrected == set(corrected)
     assert landed_since <= late_labels
-    assert len(run_ids) >= 80 and findings > 20  # the demo's incidents were found, and again
+    assert len(runs) >= 80 and findings > 20  # the demo's incidents were found, and again
     assert counts(sessions) == before
 
 
@@ -62,11 +91,13 @@ def demo_run_with(sessions, monitor: str) -> Run:
 
 
 def test_a_config_change_is_named_as_the_cause(demo, sessions, capsys):
-    run = demo_run_with(sessions, "volume:anomalies")
+    # the level shift's monitor: a run whose data were not redelivered since (the volume
+    # drop's were: its replay names that cause as well)
+    run = demo_run_with(sessions, "level:products_held")
     with sessions.begin() as session:
         admin.save_monitor(session, demo, DATASET, MonitorConfig(
-            name="volume:anomalies", metric="row_count", detector="anomalies",
-            options={"min_change": 5.0}), by="dana")
+            name="level:products_held", metric="mean", column="products_held",
+            detector="breakouts", options={"min_change": 5.0}), by="dana")
     run_partition(sessions, demo)  # the saved version comes into force
 
     assert main(["runs", "replay", str(run.id), "--json"]) == 0  # its own config: as it was
@@ -76,9 +107,10 @@ def test_a_config_change_is_named_as_the_cause(demo, sessions, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["identical"] is False and report["replay_config_version"] == 2
     [difference] = report["differences"]
-    assert difference["monitor"] == "volume:anomalies" and difference["change"] == "vanished"
+    assert difference["monitor"] == "level:products_held" and difference["change"] == "vanished"
     [cause] = difference["causes"]
-    assert cause.startswith("config changed v1 -> v2: monitor volume:anomalies") and "5.0" in cause
+    assert cause.startswith("config changed v1 -> v2: monitor level:products_held") \
+        and "5.0" in cause
 
 
 def test_a_redelivery_is_named_as_the_cause(demo, sessions, capsys):
@@ -127,10 +159,18 @@ def test_an_alert_says_what_it_was_judged_on(demo, sessions, capsys):
     assert judged["detector"] == "anomalies" and judged["options"] == {"min_change": 0.1}
     assert judged["config_version"] == 1 and judged["end"] == volume["partition"]
     assert judged["points"] >= 14 and judged["start"] < judged["end"]
+    # the volume drop's day was redelivered corrected and rerun: the alert keeps the inputs
+    # of the run that raised it, not those in force now
+    truth = json.loads((demo.home / "demo" / "incidents.json").read_text())
+    [corrected] = [i for i in truth if i["dataset"] == DATASET and i["kind"] == "volume_drop"]
+    assert corrected["corrected_on"] and volume["partition"] == corrected["partition"]
     with sessions() as session:
-        inputs = {r.partition_from.isoformat(): r.inputs for r in session.scalars(select(Run).where(
-            Run.dataset_id == find_dataset(session, DATASET).id))}
-    assert judged["inputs"] == inputs[volume["partition"]]
+        runs = session.scalars(select(Run).where(
+            Run.dataset_id == find_dataset(session, DATASET).id,
+            Run.partition_from == dt.date.fromisoformat(volume["partition"])).order_by(Run.id)).all()
+        [raised] = [r for r in runs if any(f["monitor"] == "volume:anomalies" for f in r.findings)]
+        assert judged["inputs"] == raised.inputs != runs[-1].inputs
     line = describe(judged)
     assert line.startswith(f"judged on {judged['points']} points {judged['start']}..{judged['end']} "
                            "under config v1, detector anomalies {min_change: 0.1}")
+
