@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import os
 import shutil
 from pathlib import Path
@@ -66,6 +67,13 @@ def settings(request, tmp_path, monkeypatch) -> Settings:
 
 DEMO_END = dt.date(2026, 6, 30)
 DEMO_DAYS = 40
+
+
+def corrected_days(home, dataset: str = "customer_snapshot") -> set[str]:
+    """The partitions of `dataset` the demo's upstream re-delivered corrected (the ground
+    truth's `corrected_on`), as ISO dates: each has one more batch and one more run."""
+    incidents = json.loads((home / "demo" / "incidents.json").read_text())
+    return {i["partition"] for i in incidents if i["dataset"] == dataset and i.get("corrected_on")}
 _templates: dict[tuple[str, int], tuple[Path, str | None]] = {}
 
 

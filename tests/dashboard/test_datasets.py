@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import corrected_days
 from tests.dashboard.apptest import open_page
 
 
@@ -66,9 +67,7 @@ def test_schema_history_batches_and_freshness(app, demo):
     assert schema["batches"].sum() == 40
     assert "region" in quarantined["reason"].iloc[0]
     # one batch a day, and one more for each day the upstream redelivered corrected
-    incidents = json.loads((demo.home / "demo" / "incidents.json").read_text())
-    corrected = {i["partition"] for i in incidents
-                 if i["dataset"] == "customer_snapshot" and i["corrected_on"]}
+    corrected = corrected_days(demo.home)
     assert corrected
     assert len(batches) == 40 + len(corrected)
     per_day = batches["partition"].astype(str).value_counts()

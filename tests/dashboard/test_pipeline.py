@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from monitors.pipeline import queue
 from store.models import Dataset, Run
+from tests.conftest import corrected_days
 from tests.dashboard.apptest import plain, sign_in
 
 PAGE = "dashboard/views/pipeline.py"
@@ -54,9 +55,7 @@ def test_schedules_show_the_next_run_from_the_cron(app, demo):
     assert schedules.loc["customer_snapshot", "watermark"] == dt.date(2026, 6, 30)
     history = app.dataframe[1].value
     # a run a day, and a rerun of each day the upstream redelivered corrected
-    incidents = json.loads((demo.home / "demo" / "incidents.json").read_text())
-    corrected = {i["partition"] for i in incidents
-                 if i["dataset"] == "customer_snapshot" and i["corrected_on"]}
+    corrected = corrected_days(demo.home)
     assert corrected
     assert len(history) == 40 + len(corrected) and set(history["status"]) == {"succeeded"}
     per_day = history["partition_from"].astype(str).value_counts()

@@ -125,12 +125,18 @@ def test_muting_the_alert_releases_the_gate_and_its_end_holds_it_again(sessions)
     assert f"muted by mute {mute_id}" in trail[1]["why"]
 
 
-def test_muting_an_incidents_root_releases_the_partitions_its_caused_alerts_hold(sessions):
+def incident_of_two(sessions) -> None:
+    """One incident on day 1: a warning on customers, its root, and the critical alert it
+    caused on sales (which holds sales' gate)."""
     ids = add_lineage(sessions)
     record(sessions, [fires(ids["customers"], day(1), severity="warning"),
                       fires(ids["sales"], day(1), severity="critical")], now=NOW)
     with sessions.begin() as session:
         group_incidents(session, [a["id"] for a in alerts(sessions)], now=NOW)
+
+
+def test_muting_an_incidents_root_releases_the_partitions_its_caused_alerts_hold(sessions):
+    incident_of_two(sessions)
     assert not gate(sessions, "sales", day(1)).safe  # held by the caused, critical alert
     with sessions.begin() as session:
         add_mute(session, matchers={"dataset": "customers"}, reason="upstream replay", by="bo",
@@ -246,11 +252,7 @@ def test_adding_and_ending_a_mute_records_the_gate_change_at_that_moment(setting
 def test_a_mute_on_an_incidents_root_moves_the_gates_its_caused_alerts_hold(sessions):
     from monitors.lifecycle import muting
 
-    ids = add_lineage(sessions)
-    record(sessions, [fires(ids["customers"], day(1), severity="warning"),
-                      fires(ids["sales"], day(1), severity="critical")], now=NOW)
-    with sessions.begin() as session:
-        group_incidents(session, [a["id"] for a in alerts(sessions)], now=NOW)
+    incident_of_two(sessions)
     assert not gate(sessions, "sales", day(1)).safe
     with sessions.begin() as session:
         muting.add(session, matchers={"dataset": "customers"}, reason="upstream replay",

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 
 import numpy as np
@@ -17,6 +16,7 @@ from monitors.pipeline.run import execute_run
 from store.models import Alert, AlertEvent, Dataset, Run
 from tests.conftest import DEMO_DAYS as DAYS
 from tests.conftest import DEMO_END as END
+from tests.conftest import corrected_days
 
 START = dt.date(2026, 5, 1)
 # one worker lands the demo of seed 11 (the `demo` fixture below) for every test here
@@ -53,19 +53,13 @@ def demo(demo_of_seed, request):
     return request.getfixturevalue("sessions")
 
 
-def corrected_days(settings) -> set[str]:
-    """The partitions the demo's upstream re-delivered corrected (ground truth `corrected_on`)."""
-    incidents = json.loads((settings.home / "demo" / "incidents.json").read_text())
-    return {i["partition"] for i in incidents if i.get("corrected_on")}
-
-
 def test_a_rerun_with_the_same_inputs_changes_nothing(demo, settings):
     before = alert_state(demo)
     assert len(before) > 1, "the demo's incidents should have raised alerts"
     # the days before the first corrected one: later days were first judged against history
     # holding the bad delivery, so their inputs have changed since
     first = END - dt.timedelta(days=DAYS - 1)
-    last = dt.date.fromisoformat(min(corrected_days(settings))) - dt.timedelta(days=1)
+    last = dt.date.fromisoformat(min(corrected_days(settings.home))) - dt.timedelta(days=1)
     rerun = run(demo, settings, "customer_snapshot", first, last,
                 trigger="backfill", now=dt.datetime.combine(END, dt.time(), dt.UTC) + dt.timedelta(days=2))
     assert rerun.status == "succeeded", rerun.error
@@ -86,7 +80,7 @@ def test_a_run_records_its_inputs_versions_and_stages(demo, settings):
 def test_a_backtest_raises_what_the_live_runs_raised(demo, settings):
     config = load_config(settings.config_path)
     first = END - dt.timedelta(days=DAYS - 1)
-    corrected = corrected_days(settings)
+    corrected = corrected_days(settings.home)
     assert corrected, "the demo re-delivers the volume drop's day corrected"
     with demo() as session:
         live = [a for a in list_alerts(session) if a["dataset"] == "customer_snapshot"]
